@@ -1,0 +1,1 @@
+"""FHIR helpers every layer may use: constants, NHS number rules, resource models, search definitions."""
