@@ -1,0 +1,1 @@
+"""The ``bcconnect`` command line. Nothing imports this package; it imports whatever it drives."""

@@ -1,0 +1,22 @@
+"""What every command shares: reading the configuration named by the global ``--config``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bcconnect.config import DEFAULT_CONFIG_FILE, Settings, load_settings
+from bcconnect.logging import configure_logging
+
+SubParsers = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no public name for it
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Load the configuration the global ``--config`` names (defaults when the default file is absent)."""
+    path = Path(args.config) if args.config else Path(DEFAULT_CONFIG_FILE)
+    settings = load_settings(path, required=bool(args.config))
+    configure_logging(
+        level=args.log_level or settings.logging.level,
+        fmt=args.log_format or settings.logging.format,
+    )
+    return settings
