@@ -50,8 +50,8 @@ def redact_identifiers(
 ) -> MutableMapping[str, Any]:
     """Processor: drop sensitive keys and mask ten-digit numbers in string values.
 
-    >>> redact_identifiers(None, "info", {"event": "x", "nhs_number": "9990000018", "note": "for 999 000 0018"})
-    {'event': 'x', 'nhs_number': '[redacted]', 'note': 'for [redacted]'}
+    >>> redact_identifiers(None, "info", {"nhs_number": "9990000018", "note": "for 999 000 0018"})
+    {'nhs_number': '[redacted]', 'note': 'for [redacted]'}
     """
     for key, value in list(event_dict.items()):
         if key.lower() in SENSITIVE_KEYS:

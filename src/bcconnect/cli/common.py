@@ -8,7 +8,8 @@ from pathlib import Path
 from bcconnect.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 from bcconnect.logging import configure_logging
 
-SubParsers = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no public name for it
+# argparse exposes no public name for the sub-command collection
+SubParsers = argparse._SubParsersAction
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
