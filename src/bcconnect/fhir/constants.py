@@ -57,6 +57,15 @@ MAPPING_TAG_SYSTEM: Final = BCCONNECT_BASE + "/CodeSystem/mapping"
 PERSON_ID_SYSTEM: Final = BCCONNECT_BASE + "/Id/person"
 
 
+def source_system(ods_code: str) -> str:
+    """The base URI naming one trust's system: ids are minted from it and ``meta.source`` starts with it.
+
+    >>> source_system("RL4")
+    'https://fhir.rl4.nhs.uk'
+    """
+    return f"https://fhir.{ods_code.lower()}.nhs.uk"
+
+
 def mrn_system(ods_code: str) -> str:
     """The trust-scoped local MRN system (our convention, see DOMAIN.md).
 
