@@ -1,0 +1,372 @@
+"""The synthetic population: person ``i`` is a pure function of ``(seed, i, now)``.
+
+Nothing is kept between persons, so a population of any size streams in constant memory and any person (and
+so any page of any trust) can be recomputed on demand. Facts carry the trust where they happened; the
+per-trust source records with their identity noise are derived in :mod:`bcconnect.sandbox.sources`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Final
+
+from bcconnect.sandbox import reference as ref
+from bcconnect.sandbox.nhs_numbers import ALLOCATOR
+
+_DAY: Final = timedelta(days=1)
+_HISTORY_DAYS: Final = 5 * 365
+_AGE_CUM: Final = tuple(itertools.accumulate(w for _, w in ref.AGE_BANDS))
+_ETHNIC_CODES: Final = tuple(c for c, _ in ref.ETHNIC_WEIGHTS)
+_ETHNIC_CUM: Final = tuple(itertools.accumulate(w for _, w in ref.ETHNIC_WEIGHTS))
+_BOROUGH_CUM: Final = tuple(itertools.accumulate(b.weight for b in ref.BOROUGHS))
+_NETWORK_CUM: Final = tuple(itertools.accumulate(n.weight for n in ref.NETWORKS))
+_ALLERGY_CUM: Final = tuple(itertools.accumulate(w for _, w in ref.ALLERGIES))
+#: number of long-term conditions by age: cumulative probabilities of 0, 1, 2, 3, 4, 5
+_LTC_COUNT_CUM: Final = (
+    (12, (0.90, 0.985, 1.0, 1.0, 1.0, 1.0)),
+    (40, (0.70, 0.91, 0.975, 0.995, 1.0, 1.0)),
+    (60, (0.47, 0.76, 0.92, 0.975, 0.995, 1.0)),
+    (75, (0.26, 0.54, 0.77, 0.90, 0.96, 1.0)),
+    (200, (0.14, 0.36, 0.60, 0.79, 0.91, 1.0)),
+)
+_EXTRA_TRUSTS_CUM: Final = (0.65, 0.90, 0.97, 1.0)  # known to 1, 2, 3 or 4 trusts
+ALL_TRUST_CODES: Final = ("RL4", "RBK", "RNA", "RXK")
+
+
+@dataclass(frozen=True, slots=True)
+class Encounter:
+    """A hospital contact. ``kind``: ae, emergency, elective, outpatient or sexual_health."""
+
+    kind: str
+    trust: str
+    start: datetime
+    end: datetime
+    admission_method: str | None = None
+    discharge_method: str | None = None
+    tfc: str | None = None
+    procedure: ref.Concept | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A long-term condition recorded at a trust."""
+
+    concept: ref.Concept
+    trust: str
+    onset: date
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A measurement. ``kind``: hba1c, egfr, bmi, bp (values: systolic, diastolic) or fbc (Hb, WBC, PLT)."""
+
+    kind: str
+    trust: str
+    effective: datetime
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Medication:
+    """A prescription (dm+d) issued at a trust."""
+
+    concept: ref.Concept
+    trust: str
+    authored: date
+
+
+@dataclass(frozen=True, slots=True)
+class Allergy:
+    """An allergy recorded at a trust."""
+
+    concept: ref.Concept
+    trust: str
+    recorded: date
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """A referral to a clinical network, its RTT clock and first appointment.
+
+    ``clock_stop`` None means the person is still waiting; ``appointment_status`` is booked, fulfilled,
+    cancelled or noshow (None: no appointment yet).
+    """
+
+    network: ref.Network
+    trust: str
+    priority: str
+    authored: date
+    clock_stop: date | None
+    appointment_start: datetime | None
+    appointment_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One true person and everything that happened to them, before identity noise."""
+
+    index: int
+    person_id: str
+    nhs_number: str | None
+    given: str
+    family: str
+    sex: str
+    birth_date: date
+    ethnic_category: str
+    borough: str
+    address_line: str
+    town: str
+    postcode: str
+    phone: str
+    gp_practice: ref.Practice
+    restricted: bool
+    objects_to_sharing: bool
+    trusts: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    encounters: tuple[Encounter, ...]
+    observations: tuple[Observation, ...]
+    medications: tuple[Medication, ...]
+    allergies: tuple[Allergy, ...]
+    referrals: tuple[Referral, ...]
+
+    @property
+    def ltc_count(self) -> int:
+        """How many distinct long-term conditions the person has."""
+        return len({c.concept.code for c in self.conditions})
+
+    def emergency_admissions_since(self, start: datetime) -> int:
+        """Emergency admissions (any trust) starting at or after ``start``."""
+        return sum(1 for e in self.encounters if e.kind == "emergency" and e.start >= start)
+
+
+def person_id(index: int) -> str:
+    """The ground-truth id of person ``index``.
+
+    >>> person_id(42)
+    'PER0000042'
+    """
+    return f"PER{index:07d}"
+
+
+def random_postcode(rng: random.Random, borough: ref.Borough) -> str:
+    """A postcode-shaped string in one of the borough's districts."""
+    district = rng.choice(borough.districts)
+    letters = ref.POSTCODE_LETTERS
+    return f"{district} {rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
+
+
+def make_person(seed: int, index: int, now: datetime) -> Person:
+    """Person ``index`` of the population seeded ``seed``, as seen at ``now`` (a pure function)."""
+    rng = random.Random(f"{seed}:{index}")
+    band = ref.AGE_BANDS[_pick(rng, _AGE_CUM)][0]
+    age = rng.randint(band[0], band[1])
+    birth = now.date() - timedelta(days=age * 365 + rng.randint(0, 364))
+    sex = "female" if rng.random() < 0.51 else "male"
+    ethnic = _ETHNIC_CODES[_pick(rng, _ETHNIC_CUM)]
+    pool = ref.NAME_POOLS[ref.NAME_POOL_OF_ETHNICITY[ethnic]]
+    given = rng.choice(pool.female if sex == "female" else pool.male)
+    family = rng.choice(pool.family)
+    borough = ref.BOROUGHS[_pick(rng, _BOROUGH_CUM)]
+    practice = rng.choice(ref.PRACTICES_BY_BOROUGH[borough.name])
+    trusts = _known_trusts(rng, borough.trust)
+    history = _History(rng, now, trusts, age)
+    conditions = history.conditions()
+    history.admissions(len({c.concept.code for c in conditions}))
+    history.attendances()
+    referrals = history.referrals()
+    return Person(
+        index=index,
+        person_id=person_id(index),
+        nhs_number=ALLOCATOR.number(index),
+        given=given,
+        family=family,
+        sex=sex,
+        birth_date=birth,
+        ethnic_category=ethnic,
+        borough=borough.name,
+        address_line=f"{rng.randint(1, 240)} {rng.choice(ref.STREET_NAMES)}",
+        town=rng.choice(borough.towns),
+        postcode=random_postcode(rng, borough),
+        phone=f"07{rng.randint(100_000_000, 999_999_999)}",
+        gp_practice=practice,
+        restricted=rng.random() < 0.003,
+        objects_to_sharing=rng.random() < 0.01,
+        trusts=trusts,
+        conditions=conditions,
+        encounters=tuple(sorted(history.encounters, key=lambda e: e.start)),
+        observations=history.observations(conditions),
+        medications=history.medications(conditions),
+        allergies=history.allergies(),
+        referrals=referrals,
+    )
+
+
+def _pick(rng: random.Random, cumulative: tuple[float, ...]) -> int:
+    """Index drawn with the weights whose running totals are ``cumulative``."""
+    target = rng.random() * cumulative[-1]
+    for i, edge in enumerate(cumulative):
+        if target < edge:
+            return i
+    return len(cumulative) - 1
+
+
+def _known_trusts(rng: random.Random, home: str) -> tuple[str, ...]:
+    count = 1 + _pick(rng, _EXTRA_TRUSTS_CUM)
+    others = [t for t in ALL_TRUST_CODES if t != home]
+    rng.shuffle(others)
+    return (home, *others[: count - 1])
+
+
+class _History:
+    """Draws the clinical history of one person; the order of draws is part of determinism."""
+
+    def __init__(self, rng: random.Random, now: datetime, trusts: tuple[str, ...], age: int) -> None:
+        self.rng = rng
+        self.now = now
+        self.trusts = trusts
+        self.age = age
+        self.encounters: list[Encounter] = []
+
+    def trust(self) -> str:
+        """Mostly the home trust, sometimes another the person is known to."""
+        if len(self.trusts) == 1 or self.rng.random() < 0.6:
+            return self.trusts[0]
+        return self.rng.choice(self.trusts[1:])
+
+    def when(self, max_days: int = _HISTORY_DAYS, min_days: int = 0) -> datetime:
+        """A moment ``min_days``–``max_days`` ago, on the minute, within the person's lifetime."""
+        max_days = min(max_days, max(self.age * 365, 1))
+        days = self.rng.randint(min(min_days, max_days), max_days)
+        minutes = self.rng.randint(7 * 60, 21 * 60)
+        return self.now - timedelta(days=days) + timedelta(minutes=minutes) - timedelta(hours=22)
+
+    def conditions(self) -> tuple[Condition, ...]:
+        """Long-term conditions: how many depends on age; which ones on weights and onset ages."""
+        cum = next(c for limit, c in _LTC_COUNT_CUM if self.age < limit)
+        count = _pick(self.rng, cum)
+        eligible = [c for c in ref.LONG_TERM_CONDITIONS if c.min_age <= self.age]
+        chosen: list[ref.LongTermCondition] = []
+        while len(chosen) < count and eligible:
+            weights = tuple(itertools.accumulate(c.weight for c in eligible))
+            chosen.append(eligible.pop(_pick(self.rng, weights)))
+        out = []
+        for ltc in chosen:
+            onset = self.when(max_days=15 * 365).date()
+            out.append(Condition(ltc.concept, self.trusts[0], onset))
+            if len(self.trusts) > 1 and self.rng.random() < 0.3:
+                out.append(Condition(ltc.concept, self.rng.choice(self.trusts[1:]), onset))
+        return tuple(out)
+
+    def admissions(self, ltc_count: int) -> None:
+        """Emergency admissions: ~1% are frequent (3+ in a year); everyone else has at most two in total."""
+        frequent = self.rng.random() < (0.085 if ltc_count >= 3 else 0.001)
+        if frequent:
+            count, window = self.rng.randint(3, 5), 360
+        else:
+            chance = (0.04, 0.15, 0.25, 0.4)[min(ltc_count, 3)]
+            count, window = (self.rng.randint(1, 2) if self.rng.random() < chance else 0), _HISTORY_DAYS
+        for _ in range(count):
+            start = self.when(max_days=window)
+            trust = self.trust()
+            method = self.rng.choice(("21", "21", "21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"))
+            if method == "21":  # via A&E: the attendance precedes the admission
+                self.encounters.append(Encounter("ae", trust, start - timedelta(hours=5), start - _DAY / 24))
+            discharge = "4" if self.rng.random() < 0.01 else "1"
+            end = start + timedelta(days=self.rng.randint(1, 12))
+            self.encounters.append(Encounter("emergency", trust, start, min(end, self.now), method, discharge))
+
+    def attendances(self) -> None:
+        """A&E attendances without admission and sexual health clinic visits (sensitive)."""
+        for _ in range(self.rng.choice((0, 0, 0, 0, 1, 1, 2))):
+            start = self.when()
+            self.encounters.append(Encounter("ae", self.trust(), start, start + timedelta(hours=4)))
+        if 16 <= self.age <= 55 and self.rng.random() < 0.02:
+            start = self.when(max_days=3 * 365)
+            self.encounters.append(Encounter("sexual_health", self.trust(), start,
+                                             start + timedelta(minutes=30), tfc=ref.SEXUAL_HEALTH_TFC))
+
+    def referrals(self) -> tuple[Referral, ...]:
+        """Referrals in the last two years, their RTT clocks, appointments and outcomes."""
+        chance = 0.12 + min(self.age, 80) / 400
+        out = []
+        for _ in range(2):
+            if self.rng.random() >= chance:
+                break
+            network = ref.NETWORKS[_pick(self.rng, _NETWORK_CUM)]
+            roll = self.rng.random()
+            priority = "routine" if roll < 0.7 else "urgent" if roll < 0.88 or not network.cancer_pathway else "asap"
+            authored = self.when(max_days=2 * 365 if priority == "routine" else 200).date()
+            if self.rng.random() < 0.55:  # still waiting: some for a long time
+                stop = None
+            else:
+                stop = min(authored + timedelta(days=self.rng.randint(14, 300)), self.now.date() - _DAY)
+            appt_start, appt_status = self._appointment(authored, stop)
+            trust = self.trust()
+            out.append(Referral(network, trust, priority, authored, stop, appt_start, appt_status))
+            if appt_status == "fulfilled" and appt_start is not None:
+                self.encounters.append(Encounter("outpatient", trust, appt_start,
+                                                 appt_start + timedelta(minutes=20), tfc=network.tfc))
+            if stop is not None and network.tfc and self.rng.random() < 0.35:
+                start = datetime.combine(stop, self.now.timetz()) + timedelta(hours=8)
+                self.encounters.append(Encounter(
+                    "elective", trust, start, start + timedelta(days=self.rng.randint(0, 3)),
+                    self.rng.choice(("11", "11", "12", "13")), "1", network.tfc,
+                    self.rng.choice(ref.ELECTIVE_PROCEDURES)))
+        return tuple(out)
+
+    def _appointment(self, authored: date, stop: date | None) -> tuple[datetime | None, str | None]:
+        base = datetime.combine(authored, self.now.timetz()) + timedelta(hours=9, minutes=15 * self.rng.randint(0, 28))
+        if stop is not None:
+            return base + timedelta(days=self.rng.randint(7, max(8, (stop - authored).days))), self.rng.choice(
+                ("fulfilled", "fulfilled", "fulfilled", "noshow"))
+        roll = self.rng.random()
+        if roll < 0.4:
+            return None, None
+        if roll < 0.85:  # booked in the future
+            return self.now + timedelta(days=self.rng.randint(3, 120), hours=9), "booked"
+        return base + timedelta(days=self.rng.randint(7, 60)), "cancelled"
+
+    def observations(self, conditions: tuple[Condition, ...]) -> tuple[Observation, ...]:
+        """HbA1c for diabetes, blood pressure, eGFR, BMI and full blood counts."""
+        keys = {c.concept.code for c in conditions}
+        rng = self.rng
+        out: list[Observation] = []
+
+        def add(kind: str, count: int, values: tuple[tuple[float, float], ...], decimals: int = 0) -> None:
+            for _ in range(count):
+                drawn = tuple(round(rng.uniform(lo, hi), decimals) for lo, hi in values)
+                out.append(Observation(kind, self.trust(), self.when(max_days=3 * 365), drawn))
+
+        if "44054006" in keys:
+            add("hba1c", rng.randint(2, 4), (ref.OBS_HBA1C[1],))
+        if "38341003" in keys or (self.age >= 18 and rng.random() < 0.2):
+            add("bp", rng.randint(1, 3), ((105.0, 175.0), (60.0, 105.0)))
+        if keys & {"433144002", "44054006", "38341003"}:
+            add("egfr", rng.randint(1, 3), (ref.OBS_EGFR[1],))
+        if self.age >= 18 and rng.random() < 0.3:
+            add("bmi", 1, (ref.OBS_BMI[1],), 1)
+        admissions = sum(1 for e in self.encounters if e.kind == "emergency")
+        if admissions or rng.random() < 0.15:
+            add("fbc", max(1, admissions), (ref.OBS_HB[1], ref.OBS_WBC[1], ref.OBS_PLT[1]), 1)
+        return tuple(sorted(out, key=lambda o: o.effective))
+
+    def medications(self, conditions: tuple[Condition, ...]) -> tuple[Medication, ...]:
+        """One current prescription per treated long-term condition."""
+        seen: set[str] = set()
+        out = []
+        for cond in conditions:
+            ltc = next(c for c in ref.LONG_TERM_CONDITIONS if c.concept == cond.concept)
+            if ltc.medication is not None and ltc.medication.code not in seen:
+                seen.add(ltc.medication.code)
+                out.append(Medication(ltc.medication, cond.trust, self.when(max_days=365).date()))
+        return tuple(out)
+
+    def allergies(self) -> tuple[Allergy, ...]:
+        """About one person in eight has a recorded allergy."""
+        if self.rng.random() >= 0.12:
+            return ()
+        concept = ref.ALLERGIES[_pick(self.rng, _ALLERGY_CUM)][0]
+        return (Allergy(concept, self.trust(), self.when().date()),)
