@@ -1,0 +1,256 @@
+"""The ``fhir_api`` source: incremental ``_lastUpdated`` paging, deletes from ``_history``, id sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+import structlog
+
+from bcconnect.adapters._fhir_cursor import (
+    FhirCursor,
+    TypeState,
+    format_instant,
+    http_date_instant,
+    minus,
+    parse_instant,
+)
+from bcconnect.adapters._http import FetchStats, SourceHttp
+from bcconnect.adapters._types import Page, RawRecord, RawReject
+from bcconnect.config import AdapterConfig
+from bcconnect.errors import SourceProtocolError
+
+log = structlog.get_logger()
+
+#: the types the sandbox contract serves; reference targets first so a first load lands them early
+DEFAULT_RESOURCE_TYPES: tuple[str, ...] = (
+    "Organization",
+    "Practitioner",
+    "Patient",
+    "Encounter",
+    "EpisodeOfCare",
+    "Condition",
+    "Observation",
+    "DiagnosticReport",
+    "Procedure",
+    "MedicationRequest",
+    "AllergyIntolerance",
+    "ServiceRequest",
+    "Appointment",
+)
+
+# a guard against a server whose ``next`` links never end
+_MAX_PAGES = 100_000
+
+
+def _next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (servers omit what they like)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _tombstone(entry: dict[str, Any], resource_type: str) -> RawRecord | RawReject | None:
+    """A ``DELETE`` history entry as a deleted record; ``None`` for any other entry."""
+    request, response = _obj(entry.get("request")), _obj(entry.get("response"))
+    if request.get("method") != "DELETE":
+        return None  # updates arrive through the search; only tombstones matter here
+    parts = str(request.get("url") or "").split("?")[0].strip("/").split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        return RawReject(orjson.dumps(entry), resource_type, "DELETE entry without Type/id in request.url")
+    version = str(response.get("etag") or "").removeprefix("W/").strip('"') or None
+    when = response.get("lastModified")
+    return RawRecord(
+        parts[0],
+        f"{parts[0]}/{parts[1]}",
+        orjson.dumps(entry),
+        version,
+        when if isinstance(when, str) else None,
+        deleted=True,
+    )
+
+
+def _entries(bundle: object, what: str, source: str) -> tuple[dict[str, Any], list[Any]]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise SourceProtocolError(f"{what}: the answer is not a FHIR Bundle", source=source)
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise SourceProtocolError(f"{what}: Bundle.entry is not a list", source=source)
+    return bundle, entries
+
+
+class FhirApiSource:
+    """Pulls FHIR R4 resources changed since the last run, one resource type after another.
+
+    The watermark of each type is the newest ``meta.lastUpdated`` the server reported (never our clock).
+    Each run re-reads from ``watermark - overlap_seconds`` so late-committed changes are not missed; versions
+    already seen (same ``id`` and ``versionId``) are skipped within a run and on the watermark itself, and
+    anything else re-read is left to ingest's content-hash check.
+    """
+
+    def __init__(self, config: AdapterConfig, http: SourceHttp) -> None:
+        self.name = config.name
+        self._config = config
+        self._http = http
+        self._fhir = f"{(config.base_url or '').rstrip('/')}/fhir/R4"
+        self._types = config.fetch.resource_types or DEFAULT_RESOURCE_TYPES
+
+    @property
+    def stats(self) -> FetchStats:
+        """Request, retry and fault counters."""
+        return self._http.stats
+
+    async def pages(self, cursor: str | None) -> AsyncIterator[Page]:
+        """Pages of changed resources, then of deletes, type by type; each page carries the whole cursor."""
+        state = FhirCursor.loads(cursor, source=self.name)
+        for resource_type in self._types:
+            type_state = state.state(resource_type)
+            had_deletes_since = type_state.deletes_since is not None
+            async for page in self._search(resource_type, type_state, state):
+                yield page
+            if had_deletes_since:
+                async for page in self._deletes(resource_type, type_state, state):
+                    yield page
+
+    async def acknowledge(self, cursor: str) -> None:
+        """Nothing to do on the server: the cursor alone records progress."""
+
+    async def list_source_ids(self, resource_type: str) -> AsyncIterator[str]:
+        """Every id the source holds now for ``resource_type`` (``_elements=id``), for a reconciliation sweep.
+
+        Ingest compares these with the store; ids the store has and the source no longer lists were deleted
+        without a trace in ``_history``.
+        """
+        url: str | None = f"{self._fhir}/{resource_type}"
+        params: dict[str, str] | None = {"_elements": "id", "_count": str(self._config.fetch.page_size)}
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return
+            what = f"{resource_type} id sweep"
+            bundle, entries = _entries((await self._http.get_json(url, params=params))[0], what, self.name)
+            for entry in entries:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+                    yield resource["id"]
+            url, params = self._follow(bundle, url), None
+
+    def _follow(self, bundle: Mapping[str, Any], current: str) -> str | None:
+        link = _next_link(bundle)
+        if link is None:
+            return None
+        self._http.check_same_origin(link)
+        if link == current:
+            raise SourceProtocolError("a Bundle's next link points to itself", source=self.name)
+        return link
+
+    async def _search(
+        self, resource_type: str, type_state: TypeState, state: FhirCursor
+    ) -> AsyncIterator[Page]:
+        fetch = self._config.fetch
+        params: dict[str, str] | None = {"_sort": "_lastUpdated", "_count": str(fetch.page_size)}
+        assert params is not None
+        if type_state.watermark is not None:
+            params["_lastUpdated"] = "ge" + minus(type_state.watermark, fetch.overlap_seconds)
+        seen = set(type_state.boundary)
+        url: str | None = f"{self._fhir}/{resource_type}"
+        before = state.dumps()
+        total = 0
+        for number in range(_MAX_PAGES):
+            if url is None:
+                break
+            body, headers = await self._http.get_json(url, params=params)
+            bundle, entries = _entries(body, f"{resource_type} search page {number + 1}", self.name)
+            if type_state.deletes_since is None:
+                # first run: deletes older than this search cannot concern anything we hold; start there
+                meta = bundle.get("meta")
+                server_now = meta.get("lastUpdated") if isinstance(meta, dict) else None
+                server_at = parse_instant(server_now)
+                type_state.deletes_since = (
+                    format_instant(server_at) if server_at else http_date_instant(headers.get("Date"))
+                )
+            records, rejects = self._read_entries(resource_type, entries, seen, type_state)
+            total += len(records)
+            cursor = state.dumps()
+            if records or rejects or cursor != before:
+                yield Page(tuple(records), tuple(rejects), cursor)
+                before = cursor
+            url, params = self._follow(bundle, url), None
+        log.info("source_type_read", source=self.name, resource_type=resource_type, records=total)
+
+    def _read_entries(
+        self, resource_type: str, entries: list[Any], seen: set[str], type_state: TypeState
+    ) -> tuple[list[RawRecord], list[RawReject]]:
+        records: list[RawRecord] = []
+        rejects: list[RawReject] = []
+        for index, entry in enumerate(entries, start=1):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(entry, dict) and (entry.get("search") or {}).get("mode") == "outcome":
+                log.warning("source_search_outcome", source=self.name, resource_type=resource_type)
+                continue
+            reason = None
+            if not isinstance(resource, dict):
+                reason = f"entry {index} has no resource"
+            elif not isinstance(resource.get("resourceType"), str):
+                reason = f"entry {index} has no resource.resourceType"
+            elif not isinstance(resource.get("id"), str) or not resource["id"]:
+                reason = f"entry {index} has no resource.id"
+            if reason is not None or not isinstance(resource, dict):
+                rejects.append(RawReject(orjson.dumps(entry), resource_type, reason or "no resource"))
+                continue
+            meta = _obj(resource.get("meta"))
+            version = meta.get("versionId") if isinstance(meta.get("versionId"), str) else None
+            last_updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else None
+            rtype, rid = resource["resourceType"], resource["id"]
+            key = f"{rid}/{version}" if version is not None else None
+            if key is not None and key in seen:
+                continue  # the same version again: it moved to a later page while we paged
+            if key is not None:
+                seen.add(key)
+                if rtype == resource_type:
+                    type_state.observe(key, last_updated)
+            records.append(RawRecord(rtype, f"{rtype}/{rid}", orjson.dumps(resource), version, last_updated))
+        return records, rejects
+
+    async def _deletes(
+        self, resource_type: str, type_state: TypeState, state: FhirCursor
+    ) -> AsyncIterator[Page]:
+        assert type_state.deletes_since is not None
+        since = type_state.deletes_since
+        params: dict[str, str] | None = {
+            "_since": minus(since, self._config.fetch.overlap_seconds),
+            "_count": str(self._config.fetch.page_size),
+        }
+        url: str | None = f"{self._fhir}/{resource_type}/_history"
+        newest: str = since
+        for number in range(_MAX_PAGES):
+            if url is None:
+                break
+            body, _ = await self._http.get_json(url, params=params)
+            bundle, entries = _entries(body, f"{resource_type} history page {number + 1}", self.name)
+            records: list[RawRecord] = []
+            rejects: list[RawReject] = []
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    continue
+                when = _obj(entry.get("response")).get("lastModified")
+                when = when or _obj(_obj(entry.get("resource")).get("meta")).get("lastUpdated")
+                when_at, newest_at = parse_instant(when), parse_instant(newest)
+                if when_at is not None and (newest_at is None or when_at > newest_at):
+                    newest = format_instant(when_at)
+                item = _tombstone(entry, resource_type)
+                if isinstance(item, RawRecord):
+                    records.append(item)
+                elif isinstance(item, RawReject):
+                    rejects.append(item)
+            url, params = self._follow(bundle, url), None
+            if url is None:
+                # move the delete watermark only once the whole history window has been read
+                type_state.deletes_since = newest
+            if records or rejects or url is None:
+                yield Page(tuple(records), tuple(rejects), state.dumps())
