@@ -1,0 +1,36 @@
+"""FHIR R4 search: parameter definitions, index extraction and query parsing (§3.1.1 semantics).
+
+This package knows FHIR, not SQL: :func:`extract_index` turns a resource into typed index rows and
+:func:`parse_search` turns query parameters into a :class:`SearchQuery`; ``bcconnect.store`` runs both against
+its tables.
+"""
+
+from bcconnect.search._definitions import ParamType, Registry, SearchParam, registry
+from bcconnect.search._extract import IndexRows, extract_index, split_reference
+from bcconnect.search._fhirpath import UnsupportedExpression, compile_expression
+from bcconnect.search._values import (
+    MAX_TIME,
+    MIN_TIME,
+    date_range,
+    normalize_string,
+    number_range,
+    token_hash,
+)
+
+__all__ = [
+    "MAX_TIME",
+    "MIN_TIME",
+    "IndexRows",
+    "ParamType",
+    "Registry",
+    "SearchParam",
+    "UnsupportedExpression",
+    "compile_expression",
+    "date_range",
+    "extract_index",
+    "normalize_string",
+    "number_range",
+    "registry",
+    "split_reference",
+    "token_hash",
+]

@@ -1,0 +1,188 @@
+"""Index extraction: the rows one resource contributes to each search index table.
+
+Runs every supported parameter's expression over the parsed resource and turns what it reaches into typed
+rows (HAPI FHIR's "one table per parameter type" layout). The store writes the rows beside the version that
+produced them, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from bcconnect.search._definitions import ParamType, SearchParam, registry
+from bcconnect.search._fhirpath import Node
+from bcconnect.search._values import MAX_TIME, MIN_TIME, date_range, normalize_string, token_hash
+
+#: parameters answered from the resource row itself, not from index rows
+ROW_PARAMS = frozenset({"_id"})
+_NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+_ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+
+
+@dataclass(slots=True)
+class IndexRows:
+    """Rows for each index table; the store adds the version key and resource type."""
+
+    #: (param, system, code, hash_value, hash_sys_value, hash_sys, normalised display text)
+    tokens: list[tuple[str, str | None, str | None, int, int, int, str | None]] = field(default_factory=list)
+    #: (param, normalised value, exact value)
+    strings: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (param, low, high) epoch milliseconds, high exclusive
+    dates: list[tuple[str, int, int]] = field(default_factory=list)
+    #: (param, target type, target id, reference as written)
+    references: list[tuple[str, str | None, str | None, str]] = field(default_factory=list)
+    #: (param, system, code, value)
+    quantities: list[tuple[str, str | None, str | None, float]] = field(default_factory=list)
+    #: (param, uri)
+    uris: list[tuple[str, str]] = field(default_factory=list)
+    #: ids of the Patients whose compartment holds the resource
+    compartment: set[str] = field(default_factory=set)
+
+
+def split_reference(ref: str) -> tuple[str | None, str | None]:
+    """``Patient/1``, ``http://x/fhir/Patient/1`` or ``Patient/1/_history/2`` → ``("Patient", "1")``.
+
+    >>> split_reference("https://example.org/fhir/Patient/p1/_history/3")
+    ('Patient', 'p1')
+    >>> split_reference("#contained")
+    (None, None)
+    """
+    if ref.startswith("#") or "/" not in ref:
+        return None, None
+    parts = ref.split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    return parts[-2], parts[-1]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _add_token(
+    rows: IndexRows, rtype: str, code_name: str, system: object, code: object, text: object
+) -> None:
+    sys_s = system if isinstance(system, str) else None
+    code_s = code if isinstance(code, str) else None
+    if code_s is None and sys_s is None:
+        if isinstance(text, str):
+            rows.tokens.append((code_name, None, None, 0, 0, 0, normalize_string(text)))
+        return
+    rows.tokens.append(
+        (
+            code_name,
+            sys_s,
+            code_s,
+            token_hash(rtype, code_name, None, code_s),
+            token_hash(rtype, code_name, sys_s or "", code_s),
+            token_hash(rtype, code_name, sys_s or "", None),
+            normalize_string(text) if isinstance(text, str) else None,
+        )
+    )
+
+
+def _tokens(rows: IndexRows, rtype: str, p: SearchParam, node: Node) -> None:
+    v = node.value
+    if isinstance(v, bool):
+        _add_token(rows, rtype, p.code, None, "true" if v else "false", None)
+    elif isinstance(v, str):
+        _add_token(rows, rtype, p.code, None, v, None)
+    elif isinstance(v, dict):
+        if "coding" in v or ("text" in v and "value" not in v and "code" not in v):
+            codings = v.get("coding") or []
+            text = v.get("text")
+            for coding in codings if isinstance(codings, list) else []:
+                if isinstance(coding, dict):
+                    display = text if isinstance(text, str) else coding.get("display")
+                    _add_token(rows, rtype, p.code, coding.get("system"), coding.get("code"), display)
+            if not codings and isinstance(text, str):
+                _add_token(rows, rtype, p.code, None, None, text)
+        elif "code" in v:  # Coding, Quantity
+            _add_token(rows, rtype, p.code, v.get("system"), v.get("code"), v.get("display"))
+        elif "value" in v:  # Identifier, ContactPoint
+            type_text = v.get("type", {}).get("text") if isinstance(v.get("type"), dict) else None
+            _add_token(rows, rtype, p.code, v.get("system"), v.get("value"), type_text)
+
+
+def _strings(rows: IndexRows, p: SearchParam, node: Node) -> None:
+    v = node.value
+    values: list[str] = []
+    if isinstance(v, str):
+        values.append(v)
+    elif isinstance(v, dict):
+        for part in (*_NAME_PARTS, *_ADDRESS_PARTS):
+            found = v.get(part)
+            for item in found if isinstance(found, list) else [found]:
+                if isinstance(item, str):
+                    values.append(item)
+    for value in dict.fromkeys(values):
+        rows.strings.append((p.code, normalize_string(value)[:200], value[:200]))
+
+
+def _dates(rows: IndexRows, p: SearchParam, node: Node) -> None:
+    v = node.value
+    if isinstance(v, str):
+        found = date_range(v)
+        if found:
+            rows.dates.append((p.code, *found))
+    elif isinstance(v, dict) and ("start" in v or "end" in v):
+        start = date_range(v["start"]) if isinstance(v.get("start"), str) else None
+        end = date_range(v["end"]) if isinstance(v.get("end"), str) else None
+        rows.dates.append((p.code, start[0] if start else MIN_TIME, end[1] if end else MAX_TIME))
+
+
+def _references(rows: IndexRows, p: SearchParam, node: Node) -> None:
+    v = node.value
+    ref = v.get("reference") if isinstance(v, dict) else v if isinstance(v, str) else None
+    if isinstance(ref, str) and ref and not ref.startswith("#"):
+        target_type, target_id = split_reference(ref)
+        rows.references.append((p.code, target_type, target_id, ref))
+
+
+def _quantities(rows: IndexRows, p: SearchParam, node: Node) -> None:
+    v = node.value
+    if isinstance(v, dict) and isinstance(v.get("value"), int | float):
+        try:
+            value = float(Decimal(str(v["value"])))
+        except InvalidOperation:  # pragma: no cover - json numbers always convert
+            return
+        rows.quantities.append(
+            (p.code, _text(v.get("system")), _text(v.get("code")) or _text(v.get("unit")), value)
+        )
+
+
+def _uris(rows: IndexRows, p: SearchParam, node: Node) -> None:
+    if isinstance(node.value, str):
+        rows.uris.append((p.code, node.value))
+
+
+def extract_index(resource: dict[str, object]) -> IndexRows:
+    """Every index row of ``resource`` (parsed FHIR JSON) for the parameters of its type."""
+    rtype = str(resource.get("resourceType"))
+    reg = registry()
+    rows = IndexRows()
+    for param in reg.params(rtype).values():
+        if param.code in ROW_PARAMS:
+            continue
+        for node in param.expression.evaluate(resource):
+            kind = param.type
+            if kind is ParamType.TOKEN:
+                _tokens(rows, rtype, param, node)
+            elif kind is ParamType.STRING:
+                _strings(rows, param, node)
+            elif kind is ParamType.DATE:
+                _dates(rows, param, node)
+            elif kind is ParamType.REFERENCE:
+                _references(rows, param, node)
+            elif kind is ParamType.QUANTITY:
+                _quantities(rows, param, node)
+            elif kind is ParamType.URI:
+                _uris(rows, param, node)
+    compartment_params = set(reg.compartment.get(rtype, ()))
+    for code, target_type, target_id, _ in rows.references:
+        if code in compartment_params and target_type == "Patient" and target_id:
+            rows.compartment.add(target_id)
+    if rtype == "Patient" and isinstance(resource.get("id"), str):
+        rows.compartment.add(str(resource["id"]))
+    return rows

@@ -1,0 +1,68 @@
+"""The store: versioned FHIR resources, search indexes, raw landing, cursors and quarantine.
+
+::
+
+    async with open_store("sqlite:///data/bcconnect.db") as store:     # or postgresql://…; migrates
+        counts = await store.write(lambda tx: put_resources(tx, writes))
+        current = await store.read(lambda tx: read_current(tx, "Patient", "p1"))
+
+Repository functions take a :class:`Tx`, so a caller can combine several in one transaction (the ingest
+pipeline commits a page's resources and its cursor together). Each write transaction that changes anything
+takes the next logical time ``t``; versions record the ``t`` that created and superseded them, so searches can
+be repeated at an earlier ``t`` (stable paging while ingest writes).
+"""
+
+from bcconnect.store._landing import RawRecordLike, get_cursor, land_raw, set_cursor
+from bcconnect.store._migrate import MigrationStatus
+from bcconnect.store._quarantine import (
+    QuarantineEntry,
+    QuarantineRecord,
+    add_quarantine,
+    get_quarantine,
+    list_quarantine,
+    mark_replayed,
+    resolve_quarantine,
+)
+from bcconnect.store._resources import (
+    ResourceWrite,
+    StoredResource,
+    WriteCounts,
+    content_hash,
+    current_t,
+    delete_resource,
+    history,
+    put_resources,
+    read_current,
+    read_version,
+)
+from bcconnect.store._store import Store, open_store
+from bcconnect.store._tx import Dialect, Tx
+
+__all__ = [
+    "Dialect",
+    "MigrationStatus",
+    "QuarantineEntry",
+    "QuarantineRecord",
+    "RawRecordLike",
+    "ResourceWrite",
+    "Store",
+    "StoredResource",
+    "Tx",
+    "WriteCounts",
+    "add_quarantine",
+    "content_hash",
+    "current_t",
+    "delete_resource",
+    "get_cursor",
+    "get_quarantine",
+    "history",
+    "land_raw",
+    "list_quarantine",
+    "mark_replayed",
+    "open_store",
+    "put_resources",
+    "read_current",
+    "read_version",
+    "resolve_quarantine",
+    "set_cursor",
+]

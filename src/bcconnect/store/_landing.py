@@ -1,0 +1,93 @@
+"""Raw landing (every record as received, for skipping unchanged records and for remapping) and cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bcconnect.store._resources import now_instant
+from bcconnect.store._tx import Tx
+
+
+class RawRecordLike(Protocol):
+    """What :func:`land_raw` needs of a record (``bcconnect.adapters.RawRecord`` fits)."""
+
+    @property
+    def record_type(self) -> str: ...
+    @property
+    def source_key(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def last_updated(self) -> str | None: ...
+    @property
+    def deleted(self) -> bool: ...
+    @property
+    def content_hash(self) -> str: ...
+
+
+def land_raw(tx: Tx, source: str, records: Sequence[RawRecordLike]) -> list[bool]:
+    """Keep the latest raw record per (source, source_key); return, per record, True if it was unchanged.
+
+    Unchanged means the same content hash and deletion flag as the landed copy: the caller can skip mapping.
+    """
+    if not records:
+        return []
+    keys = [r.source_key for r in records]
+    landed: dict[str, tuple[str, bool]] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in tx.query(
+            "SELECT source_key, content_hash, deleted FROM raw_records"  # noqa: S608 - '?' marks only
+            f" WHERE source = ? AND source_key IN ({marks})",
+            (source, *chunk),
+        ):
+            landed[row[0]] = (row[1], bool(row[2]))
+    now = now_instant()
+    flags: list[bool] = []
+    changed: dict[str, tuple[object, ...]] = {}
+    for r in records:
+        same = landed.get(r.source_key) == (r.content_hash, r.deleted)
+        flags.append(same)
+        if not same:
+            landed[r.source_key] = (r.content_hash, r.deleted)
+            changed[r.source_key] = (
+                source,
+                r.source_key,
+                r.record_type,
+                r.version,
+                r.content_hash,
+                r.payload,
+                now,
+                r.last_updated,
+                int(r.deleted),
+            )
+    if changed:
+        tx.executemany(
+            "INSERT INTO raw_records (source, source_key, record_type, version, content_hash, payload,"
+            " received_at, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, source_key) DO UPDATE SET record_type = excluded.record_type,"
+            " version = excluded.version, content_hash = excluded.content_hash, payload = excluded.payload,"
+            " received_at = excluded.received_at, last_updated = excluded.last_updated,"
+            " deleted = excluded.deleted",
+            list(changed.values()),
+        )
+    return flags
+
+
+def get_cursor(tx: Tx, adapter: str) -> str | None:
+    """The cursor committed for ``adapter``, or None before its first page."""
+    row = tx.query_one("SELECT cursor FROM cursors WHERE adapter = ?", (adapter,))
+    return str(row[0]) if row else None
+
+
+def set_cursor(tx: Tx, adapter: str, cursor: str) -> None:
+    """Record ``cursor`` for ``adapter`` (commit it in the same transaction as the page's records)."""
+    tx.execute(
+        "INSERT INTO cursors (adapter, cursor, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (adapter) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        (adapter, cursor, now_instant()),
+    )

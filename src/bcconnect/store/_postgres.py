@@ -1,0 +1,93 @@
+"""The PostgreSQL backend: psycopg 3 (sync) over a psycopg_pool pool, run in worker threads.
+
+Writes run in READ COMMITTED (every writer first takes the ``store_clock`` row lock, so writers are
+serialised and logical time follows commit order); reads run in REPEATABLE READ, READ ONLY, so a request sees
+one snapshot. ``?`` placeholders are rewritten to psycopg's ``%s`` once per statement text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+from bcconnect.errors import StoreError
+from bcconnect.store._tx import translate_errors
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=4096)
+def _pg_sql(sql: str) -> str:
+    # our SQL never has '?' or '%' inside literals; '%' must be doubled for psycopg's parameter syntax
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresTx:
+    """A :class:`~bcconnect.store.Tx` over one psycopg connection inside a transaction."""
+
+    dialect: Literal["postgresql"] = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        """Run one statement."""
+        with translate_errors("postgresql"):
+            self._conn.execute(_pg_sql(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Run one statement per row (pipelined by psycopg)."""
+        with translate_errors("postgresql"), self._conn.cursor() as cur:
+            cur.executemany(_pg_sql(sql), list(rows))
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        with translate_errors("postgresql"):
+            rows: list[tuple[Any, ...]] = self._conn.execute(_pg_sql(sql), params).fetchall()
+            return rows
+
+    def query_one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        with translate_errors("postgresql"):
+            row: tuple[Any, ...] | None = self._conn.execute(_pg_sql(sql), params).fetchone()
+            return row
+
+    def executescript(self, script: str) -> None:
+        """Run a migration script (several statements, no parameters)."""
+        with translate_errors("postgresql migration"):
+            self._conn.execute(script.encode())
+
+
+class PostgresBackend:
+    """A connection pool to one PostgreSQL database."""
+
+    dialect: Literal["postgresql"] = "postgresql"
+
+    def __init__(self, url: str, *, size: int) -> None:
+        try:
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
+            raise StoreError("PostgreSQL needs the 'postgres' extra (psycopg, psycopg_pool)") from exc
+        self.reader_count = size
+        with translate_errors("connecting to PostgreSQL"):
+            self._pool = ConnectionPool(url, min_size=1, max_size=size, open=True, timeout=30)
+            self._pool.wait(timeout=30)
+
+    def run_write(self, fn: Callable[[PostgresTx], T]) -> T:
+        """Run ``fn`` in one READ COMMITTED transaction."""
+        return self._run(fn, None)
+
+    def run_read(self, fn: Callable[[PostgresTx], T]) -> T:
+        """Run ``fn`` in one REPEATABLE READ, READ ONLY transaction."""
+        return self._run(fn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def _run(self, fn: Callable[[PostgresTx], T], setup: str | None) -> T:
+        with translate_errors("postgresql"), self._pool.connection() as conn, conn.transaction():
+            if setup:
+                conn.execute(setup)
+            return fn(PostgresTx(conn))
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()

@@ -1,0 +1,113 @@
+"""``open_store(url)``: the async façade over a SQLite or PostgreSQL backend.
+
+``write(fn)`` and ``read(fn)`` run a synchronous ``fn(tx)`` in a worker thread, in one transaction, behind a
+:class:`anyio.CapacityLimiter` (one writer for SQLite; the pool size for reads and PostgreSQL writes), so the
+database is never called on the event loop and concurrency has an explicit bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import anyio.to_thread
+
+from bcconnect.errors import ConfigError
+from bcconnect.store._migrate import (
+    Migration,
+    MigrationStatus,
+    ScriptTx,
+    apply_one,
+    available_migrations,
+    migration_status,
+)
+from bcconnect.store._postgres import PostgresBackend
+from bcconnect.store._sqlite import SqliteBackend
+from bcconnect.store._tx import Dialect, Tx
+
+T = TypeVar("T")
+
+
+class _Backend(Protocol):
+    @property
+    def dialect(self) -> Dialect: ...
+    @property
+    def reader_count(self) -> int: ...
+
+    def run_write(self, fn: Callable[[Any], T]) -> T: ...
+    def run_read(self, fn: Callable[[Any], T]) -> T: ...
+    def close(self) -> None: ...
+
+
+class Store:
+    """An open store (from :func:`open_store`); pass ``fn(tx)`` callables to :meth:`write` / :meth:`read`."""
+
+    def __init__(self, backend: _Backend) -> None:
+        self._backend = backend
+        self.dialect: Dialect = backend.dialect
+        writers = 1 if backend.dialect == "sqlite" else max(1, backend.reader_count // 2)
+        self._write_limiter = anyio.CapacityLimiter(writers)
+        self._read_limiter = anyio.CapacityLimiter(backend.reader_count)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one write transaction in a worker thread; commit, or roll back if it raises."""
+        return await anyio.to_thread.run_sync(self._backend.run_write, fn, limiter=self._write_limiter)
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one consistent read snapshot in a worker thread."""
+        return await anyio.to_thread.run_sync(self._backend.run_read, fn, limiter=self._read_limiter)
+
+    async def upgrade(self) -> list[int]:
+        """Apply pending migrations; return the numbers applied."""
+        applied: list[int] = []
+        for migration in available_migrations(self.dialect):
+            ran = await self.write(partial(_apply, migration))
+            if ran:
+                applied.append(migration.number)
+        return applied
+
+    async def migration_status(self) -> list[MigrationStatus]:
+        """Every known migration and when it was applied."""
+        return await self.write(migration_status)
+
+    def close(self) -> None:
+        """Close the connections (``open_store`` does this on exit)."""
+        self._backend.close()
+
+
+def _apply(migration: Migration, tx: Tx) -> bool:
+    return apply_one(cast(ScriptTx, tx), migration)
+
+
+def _backend_for(url: str, *, pool_size: int) -> _Backend:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative/path, sqlite:////absolute/path, sqlite:///:memory:
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path) or ":memory:"
+        return SqliteBackend(path, readers=pool_size)
+    if parts.scheme in ("postgresql", "postgres"):
+        return PostgresBackend(url, size=pool_size)
+    raise ConfigError(
+        f"expected a sqlite:///… or postgresql://… URL, got scheme {parts.scheme!r}", key="store.url"
+    )
+
+
+@asynccontextmanager
+async def open_store(url: str, *, migrate: bool = True, pool_size: int = 4) -> AsyncIterator[Store]:
+    """Open the store at ``url`` (``sqlite:///path`` or ``postgresql://…``), apply migrations, close on exit.
+
+    ``migrate=False`` opens without touching the schema (for ``bcconnect db status``).
+    """
+    backend = await anyio.to_thread.run_sync(lambda: _backend_for(url, pool_size=pool_size))
+    store = Store(backend)
+    try:
+        if migrate:
+            await store.upgrade()
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(store.close)
