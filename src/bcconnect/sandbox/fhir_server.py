@@ -20,12 +20,11 @@ from bcconnect.sandbox.asgi import (
     Send,
     json_response,
     read_request,
-    send_response,
 )
 from bcconnect.sandbox.dialects.fhir import KIND_OF_TYPE, RESOURCE_TYPE, Json, instant, to_fhir
 from bcconnect.sandbox.faults import HttpFault
 from bcconnect.sandbox.settings import Credentials, SandboxSettings
-from bcconnect.sandbox.state import TICKS_PER_PERSON, TrustState, Version
+from bcconnect.sandbox.state import TrustState, Version
 
 FHIR_BASE: Final = "/fhir/R4"
 FHIR_JSON: Final = "application/fhir+json"
@@ -52,6 +51,27 @@ def parse_instant(value: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"instant without a time zone: {value!r}")
     return moment
+
+
+def take_page(versions: Iterator[Version], count: int, high: int | None) -> tuple[list[Version], int | None]:
+    """Up to ``count`` versions, and the tick the next page starts at (None: nothing more now).
+
+    Stops early (a short page with a next link) after scanning ``SCAN_BUDGET_PERSONS`` persons.
+    """
+    out: list[Version] = []
+    scanned = 0
+    for v in versions:
+        if high is not None and v.tick > high:
+            return out, None
+        if not v.kind:  # a person boundary
+            scanned += 1
+            if scanned >= SCAN_BUDGET_PERSONS:
+                return out, v.tick + 1
+            continue
+        if len(out) == count:
+            return out, out[-1].tick + 1
+        out.append(v)
+    return out, None
 
 
 class TokenIssuer:
@@ -174,7 +194,7 @@ class FhirApp:
         cursor = request.param("_cursor")
         start = max(low, int(cursor)) if cursor is not None else low
         ids_only = request.param("_elements") == "id"
-        versions, next_tick = self._page(self.state.current(kind, start), count, high)
+        versions, next_tick = take_page(self.state.current(kind, start), count, high)
         entries = [self._entry(kind, v, ids_only) for v in versions]
         if duplicate and entries:
             entries.append(entries[0])  # the same resource twice in one page
@@ -187,7 +207,7 @@ class FhirApp:
         cursor = request.param("_cursor")
         if cursor is not None:
             start = max(start, int(cursor))
-        versions, next_tick = self._page(self.state.history(kind, start), count, None)
+        versions, next_tick = take_page(self.state.history(kind, start), count, None)
         entries: list[Json] = []
         for v in versions:
             url = f"{RESOURCE_TYPE[kind]}/{v.id}"
@@ -226,23 +246,6 @@ class FhirApp:
                 raise ValueError("_lastUpdated supports the prefixes gt, ge, lt and le")
         return low, high
 
-    def _page(self, versions: Iterator[Version], count: int, high: int | None) -> tuple[list[Version], int | None]:
-        """Up to ``count`` versions, and the tick the next page starts at (None: no next page)."""
-        out: list[Version] = []
-        scanned = 0
-        for v in versions:
-            if high is not None and v.tick > high:
-                return out, None
-            if not v.kind:  # a person boundary
-                scanned += 1
-                if scanned >= SCAN_BUDGET_PERSONS:
-                    return out, v.tick + 1
-                continue
-            if len(out) == count:
-                return out, out[-1].tick + 1
-            out.append(v)
-        return out, None
-
     def _resource(self, version: Version) -> Json:
         assert version.record is not None
         resource = to_fhir(version.record, self.state.trust, version.version, self.state.instant(version.tick))
@@ -276,13 +279,3 @@ class FhirApp:
                     {"type": t, "interaction": [{"code": "read"}, {"code": "search-type"},
                                                 {"code": "history-type"}]}
                     for t in sorted(KIND_OF_TYPE)]}]}
-
-
-def persons_per_page_hint() -> int:
-    """How many ticks one person spans (exposed for tests that reason about cursors)."""
-    return TICKS_PER_PERSON
-
-
-async def serve_response(send: Send, response: Response) -> None:
-    """Send a response without faults (used by tests of the plumbing)."""
-    await send_response(send, response)

@@ -162,6 +162,13 @@ class TrustState:
                 return Version(rec.kind, rec.id, 1, STATIC_TICKS + index * TICKS_PER_PERSON + k, rec)
         return None
 
+    def base_record(self, record_id: str) -> Record | None:
+        """The record as first loaded (before any change), or None for records added later."""
+        index = self.codec.person_of(record_id)
+        if index is None or index >= self.settings.persons:
+            return None
+        return next((r for r in self.base_records(index) if r.id == record_id), None)
+
     # --- changes ------------------------------------------------------------------------------------
     def put(self, record: Record, at: datetime) -> Version:
         """Store a new version of ``record`` (new or changed) at simulated time ``at``."""
