@@ -21,6 +21,7 @@ from bcconnect.adapters._fhir import DEFAULT_RESOURCE_TYPES, FhirApiSource
 from bcconnect.adapters._hl7_files import Hl7FileSource
 from bcconnect.adapters._http import FetchStats, Runtime
 from bcconnect.adapters._json_api import JsonApiSource
+from bcconnect.adapters._mllp import MllpSink, mllp_frame, serve_mllp
 from bcconnect.adapters._open import open_source
 from bcconnect.adapters._retry import backoff_delay, parse_retry_after
 from bcconnect.adapters._types import MllpDelivery, Page, RawRecord, RawReject, Source
@@ -34,12 +35,15 @@ __all__ = [
     "Hl7FileSource",
     "JsonApiSource",
     "MllpDelivery",
+    "MllpSink",
     "Page",
     "RawRecord",
     "RawReject",
     "Runtime",
     "Source",
     "backoff_delay",
+    "mllp_frame",
     "open_source",
     "parse_retry_after",
+    "serve_mllp",
 ]
