@@ -1,0 +1,32 @@
+"""The ingest pipeline: adapters → raw landing → mapping → validation → identity → store.
+
+::
+
+    reports = await sync_adapters(configs, settings=settings, store=store)  # one pass of every adapter
+    assert all(r.balanced for r in reports)  # fetched = new + changed + unchanged + quarantined
+
+Each page is committed in one transaction together with its cursor (see ``_commit``).
+"""
+
+from bcconnect.ingest._daemon import mllp_sink, run_daemon
+from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
+from bcconnect.ingest._report import PageCounts, SyncReport
+from bcconnect.ingest._runs import RunSummary, summarise
+from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
+
+__all__ = [
+    "PageCounts",
+    "RemapReport",
+    "ReplayResult",
+    "RunSummary",
+    "SyncReport",
+    "mllp_sink",
+    "process_page",
+    "remap_adapter",
+    "replay_quarantined",
+    "resolve_adapter",
+    "run_daemon",
+    "summarise",
+    "sync_adapter",
+    "sync_adapters",
+]

@@ -1,0 +1,127 @@
+"""The transactional half of a page: everything below runs inside ONE store transaction.
+
+Raw landing, resources (with their index rows), deletions, quarantine entries, identity links and the cursor
+that resumes after the page are written together, so a crash at any point leaves either all of a page or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from bcconnect.fhir.compartment import patient_compartment
+from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
+from bcconnect.ingest._report import PageCounts
+from bcconnect.mapping import MappingSet
+from bcconnect.store import (
+    QuarantineEntry as StoredQuarantineEntry,
+)
+from bcconnect.store import (
+    ResourceWrite,
+    Tx,
+    add_quarantine,
+    delete_resource,
+    get_cursor,
+    land_raw,
+    put_resources,
+    set_cursor,
+)
+
+_CHUNK = 500
+
+
+def read_cursor(tx: Tx, *, adapter: str) -> str | None:
+    """The cursor committed for ``adapter`` (None before its first page)."""
+    return get_cursor(tx, adapter)
+
+
+def landed_state(tx: Tx, *, adapter: str, source_keys: Sequence[str]) -> dict[str, Landed]:
+    """What the raw landing holds for these source keys: content hash, version and deletion flag."""
+    found: dict[str, Landed] = {}
+    unique = sorted(set(source_keys))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = tx.query(
+            "SELECT source_key, content_hash, version, deleted FROM raw_records"  # noqa: S608 - '?' marks only
+            f" WHERE source = ? AND source_key IN ({marks})",
+            (adapter, *chunk),
+        )
+        for key, digest, version, deleted in rows:
+            found[key] = Landed(digest, version, bool(deleted))
+    return found
+
+
+def _stored_entry(entry: QuarantineEntry, *, adapter: str, mapping_set: MappingSet) -> StoredQuarantineEntry:
+    return StoredQuarantineEntry(
+        adapter=adapter,
+        source_key=entry.source_key or "",
+        record_type=entry.record_type,
+        stage=entry.stage,
+        reason=entry.reason,
+        message=entry.message,
+        payload=entry.payload,
+        details=entry.details,
+        mapping_id=mapping_set.id,
+        mapping_version=mapping_set.version,
+    )
+
+
+def commit_page(
+    tx: Tx,
+    *,
+    prepared: PreparedPage,
+    adapter: str,
+    ods_code: str,
+    mapping_set: MappingSet,
+    received_at: str,
+) -> PageCounts:
+    """Write one prepared page and its cursor; returns the page's reconciliation counts."""
+    del ods_code, received_at  # carried by the mapped resources' meta; kept in the signature for callers
+    to_land = [p.record for p in prepared.records if p.outcome is not Outcome.UNCHANGED]
+    land_raw(tx, adapter, to_land)
+    written = write_mapped(tx, prepared.records, adapter=adapter)
+    deleted = 0
+    for p in prepared.records:
+        for resource_type, resource_id in p.deletes:
+            deleted += delete_resource(tx, resource_type, resource_id) is not None
+    quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
+    for entry in [*quarantined, *prepared.rejects]:
+        add_quarantine(tx, _stored_entry(entry, adapter=adapter, mapping_set=mapping_set))
+    if prepared.cursor:
+        set_cursor(tx, adapter, prepared.cursor)
+    tally: Mapping[Outcome, int] = _tally(prepared)
+    return PageCounts(
+        fetched=prepared.fetched,
+        new=tally.get(Outcome.NEW, 0),
+        changed=tally.get(Outcome.CHANGED, 0),
+        unchanged=tally.get(Outcome.UNCHANGED, 0) + prepared.duplicates,
+        quarantined=tally.get(Outcome.QUARANTINED, 0) + len(prepared.rejects),
+        deleted=deleted,
+        resources_written=written,
+    )
+
+
+def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str) -> int:
+    """Store the mapped resources of these records (with index rows); returns how many were given."""
+    writes = [
+        ResourceWrite(
+            resource_type=resource["resourceType"],
+            id=resource["id"],
+            body=orjson.dumps(resource),
+            source=adapter,
+            compartment=patient_compartment(resource),
+        )
+        for p in prepared
+        for resource in p.resources
+    ]
+    put_resources(tx, writes)
+    return len(writes)
+
+
+def _tally(prepared: PreparedPage) -> dict[Outcome, int]:
+    counts: dict[Outcome, int] = {}
+    for p in prepared.records:
+        counts[p.outcome] = counts.get(p.outcome, 0) + 1
+    return counts

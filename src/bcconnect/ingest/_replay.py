@@ -1,0 +1,113 @@
+"""Re-applying mappings without asking the trust again: quarantine replay and ``remap`` of landed records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import anyio
+
+from bcconnect.adapters import RawRecord
+from bcconnect.config import AdapterConfig
+from bcconnect.errors import BcconnectError
+from bcconnect.ingest._commit import write_mapped
+from bcconnect.ingest._prepare import Outcome, map_record
+from bcconnect.ingest._runs import utc_now
+from bcconnect.ingest._sync import mapping_context_factory
+from bcconnect.mapping import MappingSet
+from bcconnect.store import (
+    QuarantineRecord,
+    Store,
+    Tx,
+    get_quarantine,
+    mark_replayed,
+    resolve_quarantine,
+)
+
+_REMAP_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """How one replay went: resolved, or still failing and why."""
+
+    quarantine_id: int
+    resolved: bool
+    message: str
+
+
+async def replay_quarantined(
+    quarantine_id: int,
+    *,
+    config: AdapterConfig,
+    store: Store,
+    mapping_set: MappingSet,
+    payload: bytes | None = None,
+) -> ReplayResult:
+    """Map a quarantined record again (optionally with a corrected ``payload``); resolve it on success."""
+    found: QuarantineRecord | None = await store.read(partial(get_quarantine, quarantine_id=quarantine_id))
+    if found is None:
+        raise BcconnectError(f"no quarantined record with id {quarantine_id}")
+    entry = found.entry
+    if entry.adapter != config.name:
+        raise BcconnectError(f"quarantined record {quarantine_id} belongs to adapter {entry.adapter!r}")
+    record = RawRecord(
+        record_type=entry.record_type,
+        source_key=entry.source_key or f"quarantine/{quarantine_id}",
+        payload=payload if payload is not None else entry.payload,
+        version=None,
+        last_updated=None,
+    )
+    context = mapping_context_factory(config, utc_now())(record)
+    prepared = await anyio.to_thread.run_sync(
+        partial(map_record, record, Outcome.CHANGED, mapping_set=mapping_set, context=context)
+    )
+
+    def commit(tx: Tx) -> ReplayResult:
+        mark_replayed(tx, quarantine_id)
+        if prepared.quarantine is not None:
+            return ReplayResult(quarantine_id, False, prepared.quarantine.message)
+        write_mapped(tx, [prepared], adapter=config.name)
+        resolve_quarantine(tx, quarantine_id)
+        return ReplayResult(quarantine_id, True, f"{len(prepared.resources)} resource(s) written")
+
+    return await store.write(commit)
+
+
+@dataclass(slots=True)
+class RemapReport:
+    """What a remap did: records read from the landing, resources written, records that failed."""
+
+    adapter: str
+    records: int = 0
+    resources_written: int = 0
+    failed: int = 0
+
+
+def _landed_chunk(tx: Tx, *, adapter: str, after: str) -> list[RawRecord]:
+    rows = tx.query(
+        "SELECT record_type, source_key, payload, version, last_updated FROM raw_records"
+        " WHERE source = ? AND source_key > ? AND deleted = 0 ORDER BY source_key LIMIT ?",
+        (adapter, after, _REMAP_CHUNK),
+    )
+    return [RawRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+
+
+async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: MappingSet) -> RemapReport:
+    """Re-apply the current mapping set to every landed record of ``config`` (no call to the trust).
+
+    Records that now fail keep their previous resources; they are counted, not quarantined again.
+    """
+    report = RemapReport(adapter=config.name)
+    after = ""
+    context_for = mapping_context_factory(config, utc_now())
+    while True:
+        records = await store.read(partial(_landed_chunk, adapter=config.name, after=after))
+        if not records:
+            return report
+        after = records[-1].source_key
+        prepared = [map_record(r, Outcome.CHANGED, mapping_set=mapping_set, context=context_for(r)) for r in records]
+        good = [p for p in prepared if p.quarantine is None]
+        report.records += len(records)
+        report.failed += len(prepared) - len(good)
+        report.resources_written += await store.write(partial(write_mapped, prepared=good, adapter=config.name))
