@@ -4,6 +4,7 @@ It imports nothing of the engine but :mod:`bcconnect.fhir.constants` and :mod:`b
 See ``README.md`` beside this file and ``docs/sandbox-wire-contract.md``.
 """
 
+from bcconnect.sandbox.generate import generate_to_directory
 from bcconnect.sandbox.settings import Credentials, FaultSettings, NoiseSettings, SandboxSettings
 from bcconnect.sandbox.world import World, running_sandboxes
 
@@ -13,5 +14,6 @@ __all__ = [
     "NoiseSettings",
     "SandboxSettings",
     "World",
+    "generate_to_directory",
     "running_sandboxes",
 ]

@@ -98,12 +98,14 @@ class Timeline:
         if fact.nhs_status not in (None, "01"):
             fact = replace(fact, nhs_status="01")  # the trace came back
         else:
-            fact = replace(fact, address_line=f"{rng.randint(1, 240)} Moved Lane", phone=f"07{rng.randint(10**8, 10**9 - 1)}")
+            phone = f"07{rng.randint(10**8, 10**9 - 1)}"
+            fact = replace(fact, address_line=f"{rng.randint(1, 240)} Moved Lane", phone=phone)
         state.put(replace(patient, fact=fact), at)
 
     def _merge(self, state: TrustState, survivor: Record, duplicate: Record, at: datetime) -> None:
         dup, keep = duplicate.fact, survivor.fact
-        assert isinstance(dup, SourcePatient) and isinstance(keep, SourcePatient)
+        assert isinstance(dup, SourcePatient)
+        assert isinstance(keep, SourcePatient)
         state.put(replace(duplicate, fact=replace(dup, active=False, replaced_by=survivor.id)), at)
         state.put(replace(survivor, fact=replace(keep, replaces=duplicate.id)), at)
 

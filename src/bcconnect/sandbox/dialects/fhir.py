@@ -200,7 +200,8 @@ def _encounter(record: Record, trust: str) -> Json:
 
 def _procedure(record: Record, trust: str) -> Json:
     enc = record.fact
-    assert isinstance(enc, Encounter) and enc.procedure is not None
+    assert isinstance(enc, Encounter)
+    assert enc.procedure is not None
     return {
         "status": "completed",
         "code": coding(c.SNOMED_SYSTEM, enc.procedure),
@@ -293,7 +294,8 @@ def _pathway(record: Record, trust: str) -> Json:
 
 def _appointment(record: Record, trust: str) -> Json:
     referral = record.fact
-    assert isinstance(referral, Referral) and referral.appointment_start is not None
+    assert isinstance(referral, Referral)
+    assert referral.appointment_start is not None
     body: Json = {
         "status": record.status or referral.appointment_status,
         "basedOn": [{"reference": f"ServiceRequest/{record.refs[0]}"}],

@@ -1,0 +1,120 @@
+"""``bcconnect sandbox serve`` (the simulated trusts on loopback) and ``bcconnect sandbox generate`` (files)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import anyio
+
+from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from bcconnect.sandbox.generate import generate_to_directory
+from bcconnect.sandbox.settings import ALL_TRUSTS
+
+MIN_PERSONS = 10
+MAX_PERSONS = 1_300_000
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``sandbox`` command group."""
+    sandbox = subparsers.add_parser("sandbox", help="simulated trust EPRs: serve them or write them to files")
+    sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
+
+    serve = sub.add_parser("serve", help="serve the simulated trusts on 127.0.0.1 until Ctrl-C")
+    _common(serve)
+    serve.add_argument("--trust", default="all", choices=[*ALL_TRUSTS, "all"], help="which trust (default all)")
+    serve.add_argument("--faults", default="", metavar="SPEC",
+                       help="faults as name=value,… e.g. error_rate=0.05,latency_ms=20,burst_429_rate=0.02")
+    serve.add_argument("--fault-seed", type=int, default=None, help="seed of the faults (default: --seed)")
+    serve.add_argument("--port-base", type=int, default=0,
+                       help="RL4 on this port, RXK +1, RNA +2 (default: free ports)")
+    serve.add_argument("--hl7-target", default=None, metavar="HOST:PORT", help="RBK sends MLLP here")
+    serve.add_argument("--hl7-drop-dir", type=Path, default=None, metavar="DIR", help="RBK writes files here")
+    serve.add_argument("--advance-every", type=float, default=0.0, metavar="SECONDS",
+                       help="move simulated time on by --advance-days every SECONDS (default: never)")
+    serve.add_argument("--advance-days", type=float, default=1.0, metavar="DAYS")
+    serve.set_defaults(handler=_serve, sandbox_parser=serve)
+
+    generate = sub.add_parser("generate", help="write per-trust source data and ground_truth.csv")
+    _common(generate)
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    generate.add_argument("--trust", default="all", choices=[*ALL_TRUSTS, "all"])
+    generate.set_defaults(handler=_generate, sandbox_parser=generate)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--persons", type=int, default=200, help=f"{MIN_PERSONS}–{MAX_PERSONS:,} (default 200)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) -> SandboxSettings:
+    parser: argparse.ArgumentParser = args.sandbox_parser
+    if not MIN_PERSONS <= args.persons <= MAX_PERSONS:
+        parser.error(f"--persons must be between {MIN_PERSONS} and {MAX_PERSONS:,}, not {args.persons}")
+    trusts = ALL_TRUSTS if args.trust == "all" else (args.trust,)
+    ports: tuple[tuple[str, int], ...] = ()
+    if getattr(args, "port_base", 0):
+        ports = tuple((t, args.port_base + n) for n, t in enumerate(("RL4", "RXK", "RNA")))
+    return SandboxSettings(persons=args.persons, seed=args.seed, trusts=trusts, faults=faults or FaultSettings(),
+                           ports=ports)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    manifest = generate_to_directory(settings, args.out)
+    print(f"wrote {settings.persons:,} persons to {args.out} in {manifest['seconds']} s: {manifest['records']}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.sandbox_parser
+    try:
+        faults = FaultSettings.parse(args.faults, seed=args.seed if args.fault_seed is None else args.fault_seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    target: tuple[str, int] | None = None
+    if args.hl7_target:
+        host, _, port = args.hl7_target.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error(f"--hl7-target must be HOST:PORT, not {args.hl7_target!r}")
+        target = (host, int(port))
+    settings = _settings(args, faults=faults)
+    try:
+        anyio.run(_run, settings, target, args.hl7_drop_dir, args.advance_every, args.advance_days)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    return 0
+
+
+async def _run(settings: SandboxSettings, target: tuple[str, int] | None, drop_dir: Path | None,
+               every: float, days: float) -> None:
+    async with running_sandboxes(settings, hl7_target=target, hl7_drop_dir=drop_dir) as world:
+        _announce(world)
+        hl7 = "RBK" in settings.trusts and (target is not None or drop_dir is not None)
+        while True:
+            if hl7:
+                counts = await world.deliver_hl7()
+                if counts:
+                    print(f"RBK delivered {counts}", flush=True)
+            await anyio.sleep(every if every > 0 else 5.0)
+            if every > 0:
+                gained = await world.advance(days=days)
+                print(f"simulated time is now {world.now.isoformat()}; changes {gained}", flush=True)
+
+
+def _announce(world: World) -> None:
+    s = world.settings
+    print(f"sandbox: {s.persons:,} persons, seed {s.seed}, simulated now {world.now.isoformat()}")
+    for trust in s.trusts:
+        cred = world.credentials(trust)
+        if trust == "RBK":
+            print("  RBK  HL7 v2 sender (MLLP target / file drop as given)")
+            continue
+        base = world.base_url(trust)
+        if cred.api_key:
+            print(f"  {trust}  {base}/api/v2/changes   X-API-Key: {cred.api_key}")
+        else:
+            print(f"  {trust}  {base}/fhir/R4   token {base}/oauth2/token  "
+                  f"client_id={cred.client_id} client_secret={cred.client_secret}")
+    print("Ctrl-C to stop", flush=True)
