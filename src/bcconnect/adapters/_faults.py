@@ -28,9 +28,7 @@ class Unauthorised(Exception):
     """HTTP 401 on a data call: the token may have expired; refreshing once may help."""
 
 
-def check_status(
-    response: httpx.Response, *, source: str, what: str, now: datetime, retry_after_cap: float
-) -> None:
+def check_status(response: httpx.Response, *, source: str, what: str, now: datetime, retry_after_cap: float) -> None:
     """Raise the fault a non-2xx response stands for; return quietly on success."""
     status = response.status_code
     if 200 <= status < 300:

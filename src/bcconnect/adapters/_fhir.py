@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -106,7 +106,7 @@ class FhirApiSource:
         """Request, retry and fault counters."""
         return self._http.stats
 
-    async def pages(self, cursor: str | None) -> AsyncIterator[Page]:
+    async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
         """Pages of changed resources, then of deletes, type by type; each page carries the whole cursor."""
         state = FhirCursor.loads(cursor, source=self.name)
         for resource_type in self._types:
@@ -149,9 +149,7 @@ class FhirApiSource:
             raise SourceProtocolError("a Bundle's next link points to itself", source=self.name)
         return link
 
-    async def _search(
-        self, resource_type: str, type_state: TypeState, state: FhirCursor
-    ) -> AsyncIterator[Page]:
+    async def _search(self, resource_type: str, type_state: TypeState, state: FhirCursor) -> AsyncIterator[Page]:
         fetch = self._config.fetch
         params: dict[str, str] | None = {"_sort": "_lastUpdated", "_count": str(fetch.page_size)}
         assert params is not None
@@ -217,9 +215,7 @@ class FhirApiSource:
             records.append(RawRecord(rtype, f"{rtype}/{rid}", orjson.dumps(resource), version, last_updated))
         return records, rejects
 
-    async def _deletes(
-        self, resource_type: str, type_state: TypeState, state: FhirCursor
-    ) -> AsyncIterator[Page]:
+    async def _deletes(self, resource_type: str, type_state: TypeState, state: FhirCursor) -> AsyncIterator[Page]:
         assert type_state.deletes_since is not None
         since = type_state.deletes_since
         params: dict[str, str] | None = {

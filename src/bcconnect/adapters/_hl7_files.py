@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import anyio
@@ -34,9 +34,7 @@ class Hl7FileSource:
     def __init__(self, config: AdapterConfig) -> None:
         if not config.hl7v2.drop_dir:
             where = str(config.source_file) if config.source_file else None
-            raise ConfigError(
-                "a file-drop HL7 v2 source needs hl7v2.drop_dir", file=where, key="hl7v2.drop_dir"
-            )
+            raise ConfigError("a file-drop HL7 v2 source needs hl7v2.drop_dir", file=where, key="hl7v2.drop_dir")
         self.name = config.name
         root = Path(config.hl7v2.drop_dir)
         if not root.is_absolute() and config.source_file is not None:
@@ -51,8 +49,10 @@ class Hl7FileSource:
         """The folder files are dropped into."""
         return self._dir
 
-    async def pages(self, cursor: str | None) -> AsyncIterator[Page]:
+    async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
         """Pages of the files now in the folder, in name order."""
+        # a new read supersedes pages never acknowledged: their files are still here and are read again
+        self._pending.clear()
         names = await anyio.to_thread.run_sync(self._list)
         for start in range(0, len(names), self._page_size):
             chunk = names[start : start + self._page_size]

@@ -103,9 +103,7 @@ class SourceHttp:
                 f"a paging link points to another origin ({parts.scheme}://{parts.netloc})", source=self._name
             )
 
-    async def get_json(
-        self, url: str, *, params: Mapping[str, str] | None = None
-    ) -> tuple[Any, httpx.Headers]:
+    async def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> tuple[Any, httpx.Headers]:
         """GET ``url`` and decode its JSON body, retrying transient faults; returns body and headers."""
         what = f"GET {urlsplit(url).path}"
         attempt = 0
@@ -141,9 +139,7 @@ class SourceHttp:
                         retry_after=exc.retry_after,
                     ) from exc
                 delay = self._delay(attempt, exc.retry_after)
-                log.info(
-                    "source_retry", source=self._name, reason=exc.reason, attempt=attempt + 1, delay=delay
-                )
+                log.info("source_retry", source=self._name, reason=exc.reason, attempt=attempt + 1, delay=delay)
                 self.stats.retries += 1
                 attempt += 1
                 await self._runtime.sleep(delay)
@@ -162,9 +158,7 @@ class SourceHttp:
             rng=self._runtime.rng,
         )
 
-    async def _attempt(
-        self, url: str, params: Mapping[str, str] | None, what: str
-    ) -> tuple[Any, httpx.Headers]:
+    async def _attempt(self, url: str, params: Mapping[str, str] | None, what: str) -> tuple[Any, httpx.Headers]:
         timeout = self._fetch.timeout_seconds
         self.stats.requests += 1
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -63,7 +63,7 @@ class JsonApiSource:
         """Request, retry and fault counters."""
         return self._http.stats
 
-    async def pages(self, cursor: str | None) -> AsyncIterator[Page]:
+    async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
         """One page per feed response; its cursor is the feed's ``next_cursor``."""
         current = cursor
         for number in range(_MAX_PAGES):
@@ -85,9 +85,7 @@ class JsonApiSource:
             if not has_more:
                 return
             if next_cursor == current and not changes:
-                raise SourceProtocolError(
-                    "the change feed says has_more but does not move on", source=self.name
-                )
+                raise SourceProtocolError("the change feed says has_more but does not move on", source=self.name)
             current = next_cursor
         log.warning("source_page_limit", source=self.name, pages=_MAX_PAGES)
 

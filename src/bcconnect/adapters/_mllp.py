@@ -80,18 +80,14 @@ class _Connection:
                 with anyio.fail_after(self._timeout):
                     await self._stream.send(mllp_frame(ack.encode()))
             if len(buffer) > MAX_FRAME_BYTES:
-                log.warning(
-                    "mllp_frame_too_large", source=self._source, connection=self._id, size=len(buffer)
-                )
+                log.warning("mllp_frame_too_large", source=self._source, connection=self._id, size=len(buffer))
                 return
 
     def _next_frame(self, buffer: bytearray) -> bytes | None:
         start = buffer.find(START_BLOCK)
         if start == -1:
             if buffer.strip():
-                log.warning(
-                    "mllp_bytes_outside_frame", source=self._source, connection=self._id, size=len(buffer)
-                )
+                log.warning("mllp_bytes_outside_frame", source=self._source, connection=self._id, size=len(buffer))
             buffer.clear()
             return None
         if start > 0:
@@ -146,9 +142,7 @@ async def serve_mllp(
     port). Each message is handed to ``sink`` as an :class:`MllpDelivery`; see the module docstring for the
     ACK rules and the ordering guarantee.
     """
-    listener = await anyio.create_tcp_listener(
-        local_host=config.hl7v2.listen_host, local_port=config.hl7v2.listen_port
-    )
+    listener = await anyio.create_tcp_listener(local_host=config.hl7v2.listen_host, local_port=config.hl7v2.listen_port)
     async with listener:
         # S610 mistakes anyio's typed attribute lookup for Django's QuerySet.extra
         port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610

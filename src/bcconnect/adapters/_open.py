@@ -34,15 +34,11 @@ async def open_source(
     where = str(config.source_file) if config.source_file else None
     if config.kind is SourceKind.HL7V2:
         if config.hl7v2.mode != "file":
-            raise ConfigError(
-                "an MLLP source is served with serve_mllp, not opened", file=where, key="hl7v2.mode"
-            )
+            raise ConfigError("an MLLP source is served with serve_mllp, not opened", file=where, key="hl7v2.mode")
         yield Hl7FileSource(config)
         return
     if not config.base_url:
-        raise ConfigError(
-            f"an adapter of kind {config.kind.value!r} needs base_url", file=where, key="base_url"
-        )
+        raise ConfigError(f"an adapter of kind {config.kind.value!r} needs base_url", file=where, key="base_url")
     run = runtime or Runtime()
     auth = make_authenticator(config, environ=environ, clock=run.monotonic, utcnow=run.utcnow)
     async with httpx.AsyncClient(

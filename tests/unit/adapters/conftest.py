@@ -39,9 +39,7 @@ class FakeTime:
         await anyio.lowlevel.checkpoint()
 
     def runtime(self, seed: int = 7) -> Runtime:
-        return Runtime(
-            rng=random.Random(seed), sleep=self.sleep, monotonic=self.monotonic, utcnow=lambda: NOW
-        )
+        return Runtime(rng=random.Random(seed), sleep=self.sleep, monotonic=self.monotonic, utcnow=lambda: NOW)
 
 
 @pytest.fixture

@@ -176,9 +176,7 @@ async def test_entries_without_id_or_type_are_rejects(make_config: Any, environ:
 @pytest.mark.anyio
 async def test_deletes_come_from_history(make_config: Any, environ: Any) -> None:
     """DELETE history entries become deleted records; updates in the history are left to the search."""
-    cursor = orjson.dumps(
-        {"v": 1, "types": {"Patient": {"deletes_since": "2026-11-22T09:00:00.000Z"}}}
-    ).decode()
+    cursor = orjson.dumps({"v": 1, "types": {"Patient": {"deletes_since": "2026-11-22T09:00:00.000Z"}}}).decode()
     history = {
         "resourceType": "Bundle",
         "type": "history",
@@ -248,8 +246,6 @@ async def test_not_a_bundle_is_a_protocol_error(make_config: Any, environ: Any) 
 @pytest.mark.anyio
 async def test_bad_cursor_is_named(make_config: Any, environ: Any) -> None:
     """A cursor this source did not write is a ConfigError naming the source."""
-    async with open_source(
-        make_config(), environ=environ, transport=httpx.MockTransport(FakeFhir({}))
-    ) as source:
+    async with open_source(make_config(), environ=environ, transport=httpx.MockTransport(FakeFhir({}))) as source:
         with pytest.raises(ConfigError, match="'RL4' is not a fhir_api cursor"):
             await collect(source, '{"types": {"Patient": {"watermark": "soon"}}}')

@@ -52,9 +52,7 @@ class FakeServer:
                 return httpx.Response(401, json={"error": "invalid_client"})
             token = f"t{len(self.tokens) + 1}"
             self.tokens.append(token)
-            return httpx.Response(
-                200, json={"access_token": token, "token_type": "Bearer", "expires_in": 300}
-            )
+            return httpx.Response(200, json={"access_token": token, "token_type": "Bearer", "expires_in": 300})
         self.data_requests.append(request)
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer t") and (auth[7:] not in self.tokens or auth[7:] in self.revoked):
@@ -72,9 +70,7 @@ def make_http(config: AdapterConfig, server: Any, fake_time: Any, environ: dict[
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("code", [429, 500, 502, 503, 504])
-async def test_retryable_statuses_are_retried(
-    code: int, make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_retryable_statuses_are_retried(code: int, make_config: Any, fake_time: Any, environ: Any) -> None:
     """429 and the transient 5xx statuses are retried; the call then succeeds."""
     server = FakeServer(status(code), status(code), ok)
     http = make_http(make_config(), server, fake_time, environ)
@@ -86,9 +82,7 @@ async def test_retryable_statuses_are_retried(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("code", [400, 404, 410, 422])
-async def test_client_errors_are_not_retried(
-    code: int, make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_client_errors_are_not_retried(code: int, make_config: Any, fake_time: Any, environ: Any) -> None:
     """A 4xx other than 401/403/429 is our mistake or a gone resource: no retry, a protocol error."""
     server = FakeServer(status(code), ok)
     http = make_http(make_config(), server, fake_time, environ)
@@ -114,9 +108,7 @@ async def test_transport_errors_are_retried(
 
 
 @pytest.mark.anyio
-async def test_gives_up_with_source_unavailable_chained(
-    make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_gives_up_with_source_unavailable_chained(make_config: Any, fake_time: Any, environ: Any) -> None:
     """After max_retries the error is SourceUnavailable, chained to what happened last."""
     server = FakeServer(raises(httpx.ConnectError))
     http = make_http(make_config(max_retries=3), server, fake_time, environ)
@@ -128,16 +120,12 @@ async def test_gives_up_with_source_unavailable_chained(
 
 
 @pytest.mark.anyio
-async def test_backoff_is_full_jitter_from_the_injected_rng(
-    make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_backoff_is_full_jitter_from_the_injected_rng(make_config: Any, fake_time: Any, environ: Any) -> None:
     """Delays are uniform in [0, min(cap, base·2^n)], drawn from the injected Random (deterministic)."""
     import random
 
     server = FakeServer(status(503), status(503), status(503), ok)
-    http = make_http(
-        make_config(backoff_base_seconds=1.0, backoff_max_seconds=3.0), server, fake_time, environ
-    )
+    http = make_http(make_config(backoff_base_seconds=1.0, backoff_max_seconds=3.0), server, fake_time, environ)
     await http.get_json(URL)
     rng = random.Random(7)
     expected = [backoff_delay(n, base=1.0, cap=3.0, rng=rng) for n in range(3)]
@@ -167,9 +155,7 @@ async def test_retry_after_both_forms_capped(
 
 
 @pytest.mark.anyio
-async def test_malformed_json_is_transient_and_counted(
-    make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_malformed_json_is_transient_and_counted(make_config: Any, fake_time: Any, environ: Any) -> None:
     """A truncated body is retried and counted."""
     truncated: Responder = lambda _: httpx.Response(200, content=b'{"resourceType": "Bun')  # noqa: E731
     server = FakeServer(truncated, ok)
@@ -180,9 +166,7 @@ async def test_malformed_json_is_transient_and_counted(
 
 
 @pytest.mark.anyio
-async def test_token_is_cached_and_refreshed_on_expiry(
-    make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_token_is_cached_and_refreshed_on_expiry(make_config: Any, fake_time: Any, environ: Any) -> None:
     """One token serves many calls; after its lifetime (minus a margin) a new one is fetched."""
     server = FakeServer(ok)
     http = make_http(make_config(), server, fake_time, environ)
@@ -254,9 +238,7 @@ async def test_static_credentials(
 
 
 @pytest.mark.anyio
-async def test_breaker_opens_and_refuses_without_calling(
-    make_config: Any, fake_time: Any, environ: Any
-) -> None:
+async def test_breaker_opens_and_refuses_without_calling(make_config: Any, fake_time: Any, environ: Any) -> None:
     """After N consecutive failures the breaker opens: the next call fails fast with CircuitOpen."""
     config = make_config(max_retries=10, breaker=BreakerSettings(failure_threshold=3, reset_seconds=60.0))
     server = FakeServer(status(503))
@@ -296,9 +278,7 @@ async def test_cancellation_during_backoff_is_reraised(make_config: Any, environ
     client = httpx.AsyncClient(transport=httpx.MockTransport(server))
     config = make_config()
     runtime = Runtime(rng=random.Random(1), sleep=sleep)
-    http = SourceHttp(
-        config, client=client, auth=make_authenticator(config, environ=environ), runtime=runtime
-    )
+    http = SourceHttp(config, client=client, auth=make_authenticator(config, environ=environ), runtime=runtime)
     outcome: list[str] = []
 
     async def call() -> None:
@@ -340,9 +320,7 @@ async def test_concurrency_is_limited_per_source(make_config: Any, fake_time: An
     config = make_config(concurrency=2)
     runtime = fake_time.runtime()
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    http = SourceHttp(
-        config, client=client, auth=make_authenticator(config, environ=environ), runtime=runtime
-    )
+    http = SourceHttp(config, client=client, auth=make_authenticator(config, environ=environ), runtime=runtime)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             for _ in range(6):
