@@ -73,6 +73,46 @@ class AuthSettings:
     issuers: tuple[JwtIssuer, ...] = ()
     #: private key (PEM) the local token issuer signs with (development and the demo only)
     local_signing_key_file: str | None = None
+    #: clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds
+    leeway_seconds: float = 30.0
+    #: how long a fetched JWKS (from ``jwks_url``) is trusted before it is fetched again
+    jwks_cache_seconds: float = 300.0
+    #: an unknown ``kid`` refetches the JWKS at most once per this many seconds (stops a refetch flood)
+    jwks_min_refetch_seconds: float = 10.0
+    #: timeout of one JWKS fetch
+    jwks_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """Information governance of the read path: labels, opt-outs, limits and rate limiting."""
+
+    #: ``system|code`` security labels withheld unless the token grants sensitive data (v3 ActCode)
+    sensitive_labels: tuple[str, ...] = (
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|GDIS",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|PSY",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|SDV",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|SEX",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|STD",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode|TBOO",
+        "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|V",
+    )
+    #: a file of NHS numbers (one a line) under the national data opt-out; population outputs only
+    national_opt_out_file: str | None = None
+    #: sustained requests per second per client, and the burst above it
+    rate_limit_per_second: float = 20.0
+    rate_limit_burst: int = 60
+    #: longest query string accepted, in characters
+    max_query_length: int = 4096
+    #: most ``_include``/``_revinclude`` parameters, and most ``:iterate`` levels among them
+    max_includes: int = 8
+    max_include_depth: int = 2
+    #: most links in a chained parameter (``subject.name`` is 1)
+    max_chain_depth: int = 2
+    #: wall-clock limit of one request
+    request_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +151,21 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)
     #: the file this was read from, if any
     source_file: Path | None = None
+
+    def store_url(self) -> str:
+        """The store URL with a relative SQLite path resolved against the config file's folder."""
+        url = self.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
 
     def resolve(self, relative: str) -> Path:
         """A path from the configuration, resolved against the config file's folder."""
@@ -277,9 +326,7 @@ def _build(cls: type[_T], data: Mapping[str, Any], *, file: str, prefix: str) ->
         elif str(declared) == "tuple[JwtIssuer, ...]":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError("expected an array of tables", file=file, key=dotted)
-            values[key] = tuple(
-                _build(JwtIssuer, v, file=file, prefix=f"{dotted}[{i}].") for i, v in enumerate(value)
-            )
+            values[key] = tuple(_build(JwtIssuer, v, file=file, prefix=f"{dotted}[{i}].") for i, v in enumerate(value))
         else:
             values[key] = _coerce(value, declared, file=file, key=dotted)
     missing = [
@@ -299,6 +346,7 @@ _NESTED: dict[str, type[Any]] = {
     "StoreSettings": StoreSettings,
     "ApiSettings": ApiSettings,
     "AuthSettings": AuthSettings,
+    "SecuritySettings": SecuritySettings,
     "LoggingSettings": LoggingSettings,
     "PathSettings": PathSettings,
     "SourceAuthSettings": SourceAuthSettings,
@@ -349,9 +397,7 @@ def load_settings(
 def _check_settings(settings: Settings, label: str) -> None:
     url = settings.store.url
     if not (url.startswith("sqlite://") or url.startswith(("postgresql://", "postgres://"))):
-        raise ConfigError(
-            f"expected a sqlite:///… or postgresql://… URL, got {url!r}", file=label, key="store.url"
-        )
+        raise ConfigError(f"expected a sqlite:///… or postgresql://… URL, got {url!r}", file=label, key="store.url")
     if not 0 < settings.api.port < 65536:
         raise ConfigError(f"expected a TCP port 1–65535, got {settings.api.port}", file=label, key="api.port")
     if not 0 < settings.api.default_count <= settings.api.max_count:
@@ -370,13 +416,9 @@ def load_adapter(path: Path) -> AdapterConfig:
     label = str(path)
     config = _build(AdapterConfig, data, file=label, prefix="")
     if config.kind in (SourceKind.FHIR_API, SourceKind.JSON_API) and not config.base_url:
-        raise ConfigError(
-            f"an adapter of kind {config.kind.value!r} needs base_url", file=label, key="base_url"
-        )
+        raise ConfigError(f"an adapter of kind {config.kind.value!r} needs base_url", file=label, key="base_url")
     if config.hl7v2.mode not in ("mllp", "file"):
-        raise ConfigError(
-            f"expected 'mllp' or 'file', got {config.hl7v2.mode!r}", file=label, key="hl7v2.mode"
-        )
+        raise ConfigError(f"expected 'mllp' or 'file', got {config.hl7v2.mode!r}", file=label, key="hl7v2.mode")
     if config.fetch.page_size < 1:
         raise ConfigError("expected a positive integer", file=label, key="fetch.page_size")
     return replace(config, source_file=path)

@@ -1,0 +1,165 @@
+"""Bearer JWT verification: signature, issuer, audience, expiry, not-before, algorithms, key rotation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import jwt
+import pytest
+
+from bcconnect.errors import NotAuthenticated, ServiceUnavailable
+from bcconnect.security import JwksCache, TokenVerifier, TrustedIssuer, bearer_token
+
+from .conftest import AUDIENCE, ISSUER, NOW, FakeKeySource, SigningKey, good_claims, make_key
+
+pytestmark = pytest.mark.anyio
+
+
+def verifier_for(source: FakeKeySource, clock: Callable[[], float], **cache_kw: float) -> TokenVerifier:
+    cache = JwksCache(source, clock=lambda: 0.0, **cache_kw)
+    return TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], leeway_seconds=30, clock=clock)
+
+
+@pytest.mark.parametrize("key_name", ["es_key", "rs_key"])
+async def test_a_good_token_verifies_with_es256_and_rs256(
+    key_name: str, request: pytest.FixtureRequest, clock: Callable[[], float]
+) -> None:
+    """Both accepted algorithms verify against the published key."""
+    key: SigningKey = request.getfixturevalue(key_name)
+    verifier = verifier_for(FakeKeySource(key.jwk()), clock)
+    trusted, claims = await verifier.verify(key.sign(good_claims()))
+    assert trusted.issuer == ISSUER
+    assert claims["requesting_organization"] == "RL4"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"exp": int(NOW) - 31}, "expired"),
+        ({"nbf": int(NOW) + 31}, "not valid yet"),
+        ({"iat": int(NOW) + 31}, "issued in the future"),
+        ({"exp": None}, "no exp"),
+        ({"exp": "tomorrow"}, "not a number"),
+        ({"aud": "someone-else"}, "audience"),
+        ({"aud": None}, "audience"),
+        ({"iss": "https://evil.test"}, "issuer"),
+        ({"iss": None}, "issuer"),
+    ],
+)
+async def test_bad_claims_are_refused(
+    es_key: SigningKey, clock: Callable[[], float], overrides: dict[str, object], message: str
+) -> None:
+    """Expiry, not-before, issued-at, audience and issuer are each checked."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match=message):
+        await verifier.verify(es_key.sign(good_claims(**overrides)))
+
+
+async def test_the_leeway_tolerates_small_clock_skew(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """A token expired 29 s ago or valid from 29 s ahead still passes (leeway 30 s)."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    await verifier.verify(es_key.sign(good_claims(exp=int(NOW) - 29, nbf=int(NOW) + 29)))
+
+
+async def test_a_forged_signature_is_refused(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """A token signed by another key under the trusted key's kid fails the signature check."""
+    forger = make_key(es_key.kid, "ES256")
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match="signature"):
+        await verifier.verify(forger.sign(good_claims()))
+
+
+async def test_a_tampered_payload_is_refused(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """Changing the payload of a signed token (wider scopes) breaks its signature."""
+    token = es_key.sign(good_claims())
+    header, _, signature = token.split(".")
+    payload = jwt.utils.base64url_encode(json.dumps(good_claims(scope="system/*.cruds")).encode()).decode()
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match="signature"):
+        await verifier.verify(f"{header}.{payload}.{signature}")
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+async def test_unsafe_algorithms_are_refused(es_key: SigningKey, clock: Callable[[], float], alg: str) -> None:
+    """alg=none and shared-secret HMAC (the key-confusion attack) never verify."""
+    key = "" if alg == "none" else "a-shared-secret-that-is-long-enough-for-hs256"
+    token = jwt.encode(good_claims(), key, algorithm=alg if alg != "none" else "none", headers={"kid": es_key.kid})
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match="RS256 or ES256"):
+        await verifier.verify(token)
+
+
+async def test_an_algorithm_that_does_not_match_the_key_is_refused(
+    es_key: SigningKey, rs_key: SigningKey, clock: Callable[[], float]
+) -> None:
+    """An RS256 token pointing at an ES256 key's kid is refused before any signature maths."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match="algorithm"):
+        await verifier.verify(rs_key.sign(good_claims(), kid=es_key.kid))
+
+
+async def test_an_unknown_kid_refetches_once_and_finds_a_rotated_key(clock: Callable[[], float]) -> None:
+    """Key rotation: the issuer publishes a new key; the first token with its kid triggers one refetch."""
+    old, new = make_key("old"), make_key("new")
+    source = FakeKeySource(old.jwk())
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
+    await verifier.verify(old.sign(good_claims()))
+    assert source.fetches == 1
+    source.keys.append(new.jwk())
+    moment[0] = 60.0
+    await verifier.verify(new.sign(good_claims()))
+    assert source.fetches == 2
+    await verifier.verify(new.sign(good_claims()))
+    assert source.fetches == 2  # cached now
+
+
+async def test_unknown_kids_cannot_force_a_refetch_storm(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """Within min_refetch_seconds, made-up kids are refused without fetching the JWKS again."""
+    source = FakeKeySource(es_key.jwk())
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
+    await verifier.verify(es_key.sign(good_claims()))
+    moment[0] = 5.0
+    for n in range(20):
+        with pytest.raises(NotAuthenticated, match="key this server does not know"):
+            await verifier.verify(es_key.sign(good_claims(), kid=f"made-up-{n}"))
+    assert source.fetches == 1
+
+
+async def test_the_key_set_is_fetched_again_after_its_ttl(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """A cached JWKS expires after ttl_seconds (a removed key stops verifying)."""
+    source = FakeKeySource(es_key.jwk())
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
+    await verifier.verify(es_key.sign(good_claims()))
+    source.keys.clear()
+    moment[0] = 301.0
+    with pytest.raises(ServiceUnavailable):
+        await verifier.verify(es_key.sign(good_claims()))
+
+
+async def test_a_token_without_kid_uses_the_only_key(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """No kid is fine when the set holds exactly one suitable key."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    await verifier.verify(es_key.sign(good_claims(), kid=None))
+
+
+@pytest.mark.parametrize(
+    "header", [None, "", "Basic dXNlcjpwYXNz", "Bearer", "Bearer not-a-jwt", "Bearer a.b", "Bearer " + "a." * 9000]
+)
+def test_bearer_token_refuses_missing_and_malformed_headers(header: str | None) -> None:
+    """Only 'Bearer <three dot-separated parts>' is taken as a token."""
+    with pytest.raises(NotAuthenticated):
+        bearer_token(header)
+
+
+async def test_garbage_that_looks_like_a_jwt_is_refused(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """Three dot-separated parts that are not base64 JSON give 401, not a crash."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
+    with pytest.raises(NotAuthenticated, match="well-formed"):
+        await verifier.verify("abc.def.ghi")
