@@ -1,0 +1,281 @@
+"""Compiled rules and how they run: each rule reads values, converts them and writes one target path.
+
+A rule is data compiled once at load (paths pre-parsed, functions looked up), so mapping a record is a walk
+over small objects — no parsing, no string building. Output is built as Python data, never as JSON text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bcconnect.errors import MappingError
+from bcconnect.fhir.ids import reference
+from bcconnect.mapping._paths import TargetPath
+from bcconnect.mapping._sources import Reader
+from bcconnect.mapping.terminology import ConceptMaps, TerminologyError
+
+UNSET: Final[Any] = object()
+
+Predicate = Callable[["RunEnv", Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One written value, for ``mappings explain``: which rule wrote it, from which source value."""
+
+    target: str
+    rule: str
+    source: str | None
+    source_value: Any
+    value: Any
+
+
+@dataclass(slots=True)
+class RunEnv:
+    """The state of mapping one record."""
+
+    root: Any
+    vars: dict[str, str]
+    terminology: ConceptMaps
+    trace: list[TraceEntry] | None = None
+    via: str = ""  # the rule that called the running template, shown in traces
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """A string with ``{path}`` placeholders; yields nothing when any placeholder has no value."""
+
+    text: str
+    parts: tuple[str | Reader, ...]
+
+    def render(self, env: RunEnv, scope: Any) -> str | None:
+        """The string with every placeholder filled by its first value."""
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            values = part.read(env, scope)
+            if not values or values[0] in ("", None):
+                return None
+            out.append(str(values[0]))
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FnCall:
+    """One registered function with its arguments from the rule."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(slots=True, eq=False)
+class Template:
+    """A reusable datatype builder: named parameters in, one object out."""
+
+    name: str
+    params: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    file: str
+    line: int
+    used: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Rule:
+    """One compiled field rule (see the mapping file reference in mappings/README.md)."""
+
+    rid: str
+    target: TargetPath
+    source: Reader | None = None
+    const: Any = UNSET
+    fmt: Format | None = None
+    fns: tuple[FnCall, ...] = ()
+    lookup: dict[str, Any] | None = None
+    otherwise: Any = UNSET
+    translate: str | None = None
+    system: str | None = None
+    display: Reader | None = None
+    reference: str | None = None
+    when: Predicate | None = None
+    required: bool = False
+    default: Any = UNSET
+    each: Reader | None = None
+    children: tuple[Rule, ...] = ()
+    template: Template | None = None
+    with_: dict[str, Reader | Format | Any] = field(default_factory=dict)
+    source_system: str | None = None
+
+    def fail(self, message: str, value: Any = UNSET, exc: type[MappingError] = MappingError) -> MappingError:
+        """A MappingError naming this rule, its source path and value, and its target path."""
+        src = self.source.text if self.source is not None else (self.fmt.text if self.fmt else None)
+        shown = "" if value is UNSET else f", value {_preview(value)}"
+        return exc(f"rule {self.rid}: {message} (source {src or '-'}{shown}; target {self.target.text})")
+
+    # --- running -----------------------------------------------------------------------------------------
+    def apply(self, env: RunEnv, scope: Any, out: dict[str, Any], prefix: str = "") -> None:
+        """Run this rule in ``scope`` and write its result into ``out``."""
+        if self.when is not None and not self.when(env, scope):
+            return
+        if self.each is not None:
+            for item in self.each.read(env, scope):
+                built = self._build(env, item, out, prefix)
+                if built:
+                    self._write(env, out, built, prefix, None)
+            return
+        if self.template is not None or self.children:
+            built = self._build(env, scope, out, prefix)
+            if built:
+                self._write(env, out, built, prefix, None)
+            elif self.required:
+                raise self.fail("produced nothing but is required")
+            return
+        values, raw = self._values(env, scope)
+        if not values:
+            if self.default is not UNSET:
+                values = [self.default]
+            elif self.required:
+                raise self.fail("no value but the rule is required", raw if raw else UNSET)
+            else:
+                return
+        self._write(env, out, values if self.target.many else values[0], prefix, raw)
+
+    def _child_prefix(self, out: dict[str, Any], prefix: str) -> str:
+        name = self.target.steps[-1][0]
+        existing = _at(out, self.target)
+        index = len(existing) if isinstance(existing, list) else 0
+        head = self.target.text.rsplit("[", 1)[0] if self.target.steps[-1][1] is not None else self.target.text
+        return f"{prefix}{head}[{index}]." if self.target.steps[-1][1] is not None else f"{prefix}{name}."
+
+    def _build(self, env: RunEnv, scope: Any, out: dict[str, Any], prefix: str) -> dict[str, Any]:
+        inner = self._child_prefix(out, prefix) if env.trace is not None else ""
+        built: dict[str, Any] = {}
+        if self.template is not None:
+            params: dict[str, Any] = {}
+            for name, spec in self.with_.items():
+                if isinstance(spec, Format):
+                    text = spec.render(env, scope)
+                    params[name] = [text] if text is not None else []
+                elif hasattr(spec, "read"):
+                    params[name] = spec.read(env, scope)
+                else:
+                    params[name] = spec
+            outer = env.via
+            if env.trace is not None:
+                env.via = f"{self.rid} → template {self.template.name}: "
+            try:
+                for rule in self.template.rules:
+                    rule.apply(env, params, built, inner)
+            finally:
+                env.via = outer
+        else:
+            for rule in self.children:
+                rule.apply(env, scope, built, inner)
+        return built
+
+    def _values(self, env: RunEnv, scope: Any) -> tuple[list[Any], list[Any]]:
+        if self.const is not UNSET:
+            raw: list[Any] = [self.const]
+        elif self.fmt is not None:
+            text = self.fmt.render(env, scope)
+            raw = [text] if text is not None else []
+        elif self.source is not None:
+            raw = self.source.read(env, scope)
+        else:
+            raw = []
+        values = raw
+        for call in self.fns:
+            converted: list[Any] = []
+            for value in values:
+                try:
+                    result = call.fn(value, *call.args)
+                except (ValueError, TypeError) as exc:
+                    raise self.fail(f"function {call.name} failed: {exc}", value) from exc
+                if isinstance(result, list):
+                    converted.extend(result)
+                elif result is not None:
+                    converted.append(result)
+            values = converted
+        if self.lookup is not None:
+            values = [self._look_up(v) for v in values]
+            values = [v for v in values if v is not None]
+        if self.translate is not None:
+            values = [self._translate(env, scope, v) for v in values]
+        if self.reference is not None:
+            values = [self._reference(env, v) for v in values]
+        return values, raw
+
+    def _look_up(self, value: Any) -> Any:
+        assert self.lookup is not None
+        key = str(value)
+        if key in self.lookup:
+            return self.lookup[key]
+        if self.otherwise is not UNSET:
+            return self.otherwise
+        raise self.fail(f"no entry for {_preview(key)} in the lookup table and no 'otherwise'", value)
+
+    def _translate(self, env: RunEnv, scope: Any, value: Any) -> dict[str, Any]:
+        assert self.translate is not None
+        if isinstance(value, dict) and "coding" in value:
+            concept = value
+        elif isinstance(value, dict):
+            concept = {"coding": [value]}
+        else:
+            coding = {"system": self.system, "code": str(value)}
+            if self.display is not None:
+                shown = self.display.read(env, scope)
+                if shown:
+                    coding["display"] = str(shown[0])
+            concept = {"coding": [coding]}
+        try:
+            return env.terminology.translate(self.translate, concept)
+        except TerminologyError as exc:
+            raise self.fail(str(exc), value, TerminologyError) from exc
+
+    def _reference(self, env: RunEnv, value: Any) -> Any:
+        system = self.source_system or env.vars["source_system"]
+        if isinstance(value, list):
+            return [self._reference(env, item) if isinstance(item, dict | list) else item for item in value]
+        if isinstance(value, dict) and "reference" not in value:
+            if self.reference != "any":
+                return value  # e.g. a reference by identifier only (an ODS code): nothing to re-key
+            # 'any' re-keys references nested anywhere in a copied element (participant.individual …)
+            return {k: self._reference(env, v) if isinstance(v, dict | list) else v for k, v in value.items()}
+        if isinstance(value, dict):
+            literal = value.get("reference")
+            if not isinstance(literal, str) or literal.count("/") != 1 or "://" in literal:
+                return value  # contained, absolute or logical references are kept as sent
+            rtype = literal.split("/", 1)[0]
+            if self.reference not in ("any", rtype):
+                raise self.fail(f"expected a reference to {self.reference}", literal)
+            out = dict(value)
+            out["reference"] = reference(system, rtype, literal)
+            return out
+        assert self.reference is not None
+        return {"reference": reference(system, self.reference, str(value))}
+
+    def _write(self, env: RunEnv, out: dict[str, Any], value: Any, prefix: str, raw: Any) -> None:
+        if env.trace is not None and raw is not None:
+            src = self.source.text if self.source is not None else (self.fmt.text if self.fmt else None)
+            shown = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+            env.trace.append(TraceEntry(prefix + self.target.text, env.via + self.rid, src, shown, value))
+        self.target.assign(out, value)
+
+
+def _at(out: dict[str, Any], target: TargetPath) -> Any:
+    cur: Any = out
+    for name, _ in target.steps:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(name)
+    return cur
+
+
+def _preview(value: Any) -> str:
+    # Errors go to quarantine, which holds the record anyway; keep messages short and single-line.
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
