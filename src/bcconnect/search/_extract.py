@@ -60,9 +60,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _add_token(
-    rows: IndexRows, rtype: str, code_name: str, system: object, code: object, text: object
-) -> None:
+def _add_token(rows: IndexRows, rtype: str, code_name: str, system: object, code: object, text: object) -> None:
     sys_s = system if isinstance(system, str) else None
     code_s = code if isinstance(code, str) else None
     if code_s is None and sys_s is None:
@@ -147,9 +145,7 @@ def _quantities(rows: IndexRows, p: SearchParam, node: Node) -> None:
             value = float(Decimal(str(v["value"])))
         except InvalidOperation:  # pragma: no cover - json numbers always convert
             return
-        rows.quantities.append(
-            (p.code, _text(v.get("system")), _text(v.get("code")) or _text(v.get("unit")), value)
-        )
+        rows.quantities.append((p.code, _text(v.get("system")), _text(v.get("code")) or _text(v.get("unit")), value))
 
 
 def _uris(rows: IndexRows, p: SearchParam, node: Node) -> None:

@@ -35,16 +35,19 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
+from bcconnect.store._search import EverythingQuery, SearchPage, everything, search
 from bcconnect.store._store import Store, open_store
 from bcconnect.store._tx import Dialect, Tx
 
 __all__ = [
     "Dialect",
+    "EverythingQuery",
     "MigrationStatus",
     "QuarantineEntry",
     "QuarantineRecord",
     "RawRecordLike",
     "ResourceWrite",
+    "SearchPage",
     "Store",
     "StoredResource",
     "Tx",
@@ -53,6 +56,7 @@ __all__ = [
     "content_hash",
     "current_t",
     "delete_resource",
+    "everything",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -64,5 +68,6 @@ __all__ = [
     "read_current",
     "read_version",
     "resolve_quarantine",
+    "search",
     "set_cursor",
 ]

@@ -96,6 +96,4 @@ def migration_status(tx: Tx) -> list[MigrationStatus]:
     """Every known migration with its applied time (pending ones have None)."""
     _ensure_table(tx)
     applied = _applied(tx)
-    return [
-        MigrationStatus(m.number, m.name, applied.get(m.number)) for m in available_migrations(tx.dialect)
-    ]
+    return [MigrationStatus(m.number, m.name, applied.get(m.number)) for m in available_migrations(tx.dialect)]

@@ -47,9 +47,7 @@ class WriteCounts:
     unchanged: int = 0
 
     def __add__(self, other: WriteCounts) -> WriteCounts:
-        return WriteCounts(
-            self.new + other.new, self.changed + other.changed, self.unchanged + other.unchanged
-        )
+        return WriteCounts(self.new + other.new, self.changed + other.changed, self.unchanged + other.unchanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +104,7 @@ def next_time(tx: Tx, versions: int) -> tuple[int, int]:
 
     The ``store_clock`` row lock is held until commit, so writers are serialised and t follows commit order.
     """
-    row = tx.query_one(
-        "UPDATE store_clock SET t = t + 1, vid = vid + ? WHERE id = 1 RETURNING t, vid", (versions,)
-    )
+    row = tx.query_one("UPDATE store_clock SET t = t + 1, vid = vid + ? WHERE id = 1 RETURNING t, vid", (versions,))
     if row is None:
         raise StoreError("store_clock is empty: the schema is not migrated")
     return int(row[0]), int(row[1]) - versions + 1
@@ -160,9 +156,7 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
         except orjson.JSONDecodeError as exc:
             raise StoreError(f"{w.resource_type}/{w.id}: body is not JSON: {exc}") from exc
         if resource.get("resourceType") != w.resource_type or resource.get("id") != w.id:
-            raise StoreError(
-                f"{w.resource_type}/{w.id}: body says {resource.get('resourceType')}/{resource.get('id')}"
-            )
+            raise StoreError(f"{w.resource_type}/{w.id}: body says {resource.get('resourceType')}/{resource.get('id')}")
         parsed[(w.resource_type, w.id)] = (w, resource, content_hash(resource))
     if not parsed:
         return WriteCounts()
@@ -188,9 +182,7 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
         served = _served(resource, version, instant)
         body = orjson.dumps(served)
         versions.append((this_vid, w.resource_type, w.id, version, t, instant, digest, 0, body))
-        heads.append(
-            (w.resource_type, w.id, this_vid, version, t, instant, digest, w.compartment, w.source, 0)
-        )
+        heads.append((w.resource_type, w.id, this_vid, version, t, instant, digest, w.compartment, w.source, 0))
         if previous:
             ended.append((t, previous[0]))
         index.add(this_vid, w.resource_type, extract_index(served))

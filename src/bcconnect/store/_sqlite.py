@@ -72,9 +72,7 @@ def _statements(script: str) -> list[str]:
 
 def _connect(path: str) -> sqlite3.Connection:
     with translate_errors(f"opening {path}"):
-        conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, uri=path.startswith("file:")
-        )
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, uri=path.startswith("file:"))
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")

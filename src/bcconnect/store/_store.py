@@ -91,9 +91,7 @@ def _backend_for(url: str, *, pool_size: int) -> _Backend:
         return SqliteBackend(path, readers=pool_size)
     if parts.scheme in ("postgresql", "postgres"):
         return PostgresBackend(url, size=pool_size)
-    raise ConfigError(
-        f"expected a sqlite:///… or postgresql://… URL, got scheme {parts.scheme!r}", key="store.url"
-    )
+    raise ConfigError(f"expected a sqlite:///… or postgresql://… URL, got scheme {parts.scheme!r}", key="store.url")
 
 
 @asynccontextmanager

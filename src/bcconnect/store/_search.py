@@ -1,0 +1,230 @@
+"""Run searches and ``$everything`` at a logical time ``t`` (snapshot-consistent paging, after Blaze).
+
+The first page runs at the current ``t``; later pages pass the same ``t`` back (inside the API's page token),
+so versions written since are invisible and the result list cannot shift: OFFSET over an immutable snapshot.
+"""
+
+# ruff: noqa: S608 - this module assembles SQL from fixed fragments; every value is a '?' parameter
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bcconnect.errors import InvalidRequest
+from bcconnect.search._model import Include, SearchQuery, Total
+from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
+from bcconnect.store._search_sql import check_supported, compile_clause, sort_expression, valid_at
+from bcconnect.store._tx import Tx
+
+#: at most this many resources are added by _include/_revinclude to one page
+MAX_INCLUDED = 1000
+#: rounds of :iterate
+MAX_ITERATIONS = 3
+#: resource types $everything adds when a compartment resource points at them
+EVERYTHING_REFERENCED = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of results at logical time ``t``; ``total`` is None when not asked for or not computed."""
+
+    t: int
+    offset: int
+    matches: list[StoredResource]
+    included: list[StoredResource]
+    total: int | None
+    has_more: bool
+
+
+def snapshot(tx: Tx, at: int | None) -> int:
+    """The logical time to read at: ``at`` (a later page) or the current one; refuse a future ``at``."""
+    now = current_t(tx)
+    if at is None:
+        return now
+    if at > now:
+        raise InvalidRequest("the page link refers to a state this store has not reached; search again")
+    return at
+
+
+def _where(query: SearchQuery, at: int) -> tuple[str, list[object]]:
+    conds = [f"v.res_type = ? AND {valid_at('v')}"]
+    params: list[object] = [query.resource_type, at, at]
+    for clause in query.clauses:
+        check_supported(clause)
+        cond, extra = compile_clause(query.resource_type, clause, "v", at)
+        conds.append(cond)
+        params += extra
+    return " AND ".join(conds), params
+
+
+def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
+    """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now)."""
+    t = snapshot(tx, at)
+    where, params = _where(query, t)
+    total: int | None = None
+    want_total = query.total in (Total.ACCURATE, Total.ESTIMATE) or query.count == 0
+    if query.count == 0:
+        row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
+        return SearchPage(t, offset, [], [], int(row[0]) if row else 0, False)
+    order: list[str] = ["v.vid"]
+    order_params: list[object] = []
+    for key in query.sort:
+        expr, extra = sort_expression(key, "v")
+        order.insert(len(order) - 1, expr)
+        order_params += extra
+    rows = tx.query(
+        f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
+        f" ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
+        [*params, *order_params, query.count + 1, offset],
+    )
+    has_more = len(rows) > query.count
+    rows = rows[: query.count]
+    matches = [stored_from_row(r[1:]) for r in rows]
+    if query.total is not Total.NONE:
+        if offset == 0 and not has_more:
+            total = len(matches)
+        elif want_total or query.total is None:
+            row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
+            total = int(row[0]) if row else None
+    included = _includes(tx, query, [int(r[0]) for r in rows], matches, t)
+    return SearchPage(t, offset, matches, included, total, has_more)
+
+
+def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int) -> list[tuple[int, StoredResource]]:
+    out = []
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        rows = tx.query(
+            f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
+            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {valid_at('v')}",
+            [rtype, *chunk, at, at],
+        )
+        out += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
+    return out
+
+
+def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int) -> list[tuple[int, StoredResource]]:
+    if not vids:
+        return []
+    sql = (
+        "SELECT DISTINCT target_type, target_id FROM idx_reference"
+        f" WHERE vid IN ({','.join('?' * len(vids))}) AND res_type = ? AND param = ?"
+    )
+    params: list[object] = [*vids, inc.source_type, inc.param.code]
+    if inc.target_type:
+        sql += " AND target_type = ?"
+        params.append(inc.target_type)
+    by_type: dict[str, list[str]] = {}
+    for target_type, target_id in tx.query(sql, params):
+        if target_type and target_id:
+            by_type.setdefault(target_type, []).append(target_id)
+    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, ids, at)]
+
+
+def _reverse(tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int) -> list[tuple[int, StoredResource]]:
+    found: list[tuple[int, StoredResource]] = []
+    by_type: dict[str, list[str]] = {}
+    for r in targets:
+        if inc.target_type is None or inc.target_type == r.resource_type:
+            by_type.setdefault(r.resource_type, []).append(r.id)
+    for rtype, ids in by_type.items():
+        rows = tx.query(
+            f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
+            f" WHERE v.res_type = ? AND {valid_at('v')} AND v.vid IN (SELECT vid FROM idx_reference"
+            f" WHERE res_type = ? AND param = ? AND target_type = ? AND target_id IN ({','.join('?' * len(ids))}))"
+            " LIMIT ?",
+            [inc.source_type, at, at, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
+        )
+        found += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
+    return found
+
+
+def _includes(
+    tx: Tx, query: SearchQuery, vids: list[int], matches: list[StoredResource], at: int
+) -> list[StoredResource]:
+    if not (query.includes or query.revincludes) or not matches:
+        return []
+    seen = {(m.resource_type, m.id) for m in matches}
+    included: list[StoredResource] = []
+    frontier = list(zip(vids, matches, strict=True))
+    for round_number in range(MAX_ITERATIONS + 1):
+        found: list[tuple[int, StoredResource]] = []
+        for inc in query.includes:
+            if round_number == 0 or inc.iterate:
+                sources = [v for v, r in frontier if r.resource_type == inc.source_type]
+                found += _forward(tx, inc, sources, at)
+        for inc in query.revincludes:
+            if round_number == 0 or inc.iterate:
+                found += _reverse(tx, inc, [r for _, r in frontier], at)
+        frontier = []
+        for vid, resource in found:
+            key = (resource.resource_type, resource.id)
+            if key not in seen and len(included) < MAX_INCLUDED:
+                seen.add(key)
+                included.append(resource)
+                frontier.append((vid, resource))
+        if not frontier or not any(i.iterate for i in (*query.includes, *query.revincludes)):
+            break
+    return included
+
+
+@dataclass(frozen=True, slots=True)
+class EverythingQuery:
+    """``Patient/{id}/$everything`` options."""
+
+    patient_id: str
+    types: tuple[str, ...] = ()
+    since: str | None = None
+    start: int | None = None
+    end: int | None = None
+    count: int = 50
+
+
+def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
+    """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references."""
+    t = snapshot(tx, at)
+    compartment = (
+        "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
+        f" WHERE pc.patient_id = ? AND {valid_at('cv')}"
+    )
+    referenced = (
+        "SELECT rv.vid FROM idx_reference r JOIN resource_versions rv"
+        " ON rv.res_type = r.target_type AND rv.res_id = r.target_id"
+        f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})"
+        f" AND {valid_at('rv')}"
+    )
+    params: list[object] = [query.patient_id, t, t, query.patient_id, t, t, *EVERYTHING_REFERENCED, t, t]
+    where = f"v.vid IN ({compartment} UNION {referenced})"
+    if query.types:
+        where += f" AND v.res_type IN ({','.join('?' * len(query.types))})"
+        params += list(query.types)
+    if query.since is not None:
+        where += " AND v.last_updated >= ?"
+        params.append(query.since)
+    if query.start is not None or query.end is not None:
+        # care dates: a resource with clinical dates must have one in range; undated resources stay
+        rng, rng_params = [], []
+        if query.start is not None:
+            rng.append("d.high > ?")
+            rng_params.append(query.start)
+        if query.end is not None:
+            rng.append("d.low < ?")
+            rng_params.append(query.end)
+        dated = "SELECT 1 FROM idx_date d WHERE d.vid = v.vid AND d.param <> '_lastUpdated'"
+        where += f" AND (NOT EXISTS ({dated}) OR EXISTS ({dated} AND {' AND '.join(rng)}))"
+        params += rng_params
+    if query.count == 0:
+        row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
+        return SearchPage(t, offset, [], [], int(row[0]) if row else 0, False)
+    rows = tx.query(
+        f"SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE {where} ORDER BY v.res_type, v.vid LIMIT ? OFFSET ?",
+        [*params, query.count + 1, offset],
+    )
+    has_more = len(rows) > query.count
+    matches = [stored_from_row(r) for r in rows[: query.count]]
+    total: int | None = len(matches) if offset == 0 and not has_more else None
+    if total is None:
+        row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
+        total = int(row[0]) if row else None
+    return SearchPage(t, offset, matches, [], total, has_more)

@@ -1,0 +1,254 @@
+"""Compile a parsed :class:`~bcconnect.search.SearchQuery` clause into SQL over the index tables.
+
+Every clause becomes one condition on the version row ``{alias}`` (``vid IN (…)``, ``NOT EXISTS (…)``), so
+clauses AND together and the values inside one clause OR together. Only ``?`` placeholders carry values.
+Date comparisons follow §3.1.1.4.4 with ranges: the resource covers ``[rl, rh)``, the value ``[pl, ph)``.
+"""
+
+# ruff: noqa: S608 - this module assembles SQL from fixed fragments; every value is a '?' parameter
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+
+from bcconnect.errors import Unsupported
+from bcconnect.search import ParamType
+from bcconnect.search._model import (
+    Clause,
+    DateValue,
+    Prefix,
+    QuantityValue,
+    ReferenceValue,
+    SortKey,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+from bcconnect.search._values import token_hash
+
+SQL = tuple[str, Sequence[object]]
+_TABLE = {
+    ParamType.TOKEN: "idx_token",
+    ParamType.STRING: "idx_string",
+    ParamType.DATE: "idx_date",
+    ParamType.REFERENCE: "idx_reference",
+    ParamType.QUANTITY: "idx_quantity",
+    ParamType.NUMBER: "idx_quantity",
+    ParamType.URI: "idx_uri",
+}
+#: above every valid UTF-8 sequence (byte order), so [prefix, prefix + _TOP) is a prefix range
+_TOP = "\U0010ffff"
+
+
+def valid_at(alias: str) -> str:
+    """The condition "version ``alias`` is the live one at logical time ?" (takes the time twice)."""
+    return f"{alias}.t <= ? AND ({alias}.t_end IS NULL OR {alias}.t_end > ?) AND {alias}.deleted = 0"
+
+
+def like_escape(text: str) -> str:
+    """Escape ``%``, ``_`` and the escape character for a LIKE pattern with ``ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _date_condition(v: DateValue) -> SQL:
+    pl, ph = v.low, v.high
+    eq = ("(low >= ? AND high <= ?)", [pl, ph])
+    match v.prefix:
+        case Prefix.EQ:
+            return eq
+        case Prefix.NE:
+            return ("NOT (low >= ? AND high <= ?)", [pl, ph])
+        case Prefix.GT:
+            return ("high > ?", [ph])
+        case Prefix.LT:
+            return ("low < ?", [pl])
+        case Prefix.GE:
+            return ("(high > ? OR (low >= ? AND high <= ?))", [ph, pl, ph])
+        case Prefix.LE:
+            return ("(low < ? OR (low >= ? AND high <= ?))", [pl, pl, ph])
+        case Prefix.SA:
+            return ("low >= ?", [ph])
+        case Prefix.EB:
+            return ("high <= ?", [pl])
+        case Prefix.AP:
+            # ±10% of the distance from now (the spec's recommendation), at least a day
+            now = int(time.time() * 1000)
+            slack = max(abs(now - pl) // 10, 86_400_000)
+            return ("(low < ? AND high > ?)", [ph + slack, pl - slack])
+
+
+def _quantity_condition(v: QuantityValue) -> SQL:
+    value, low, high = float(v.value), float(v.low), float(v.high)
+    params: list[object]
+    match v.prefix:
+        case Prefix.EQ:
+            cond, params = "(value >= ? AND value < ?)", [low, high]
+        case Prefix.NE:
+            cond, params = "NOT (value >= ? AND value < ?)", [low, high]
+        case Prefix.GT | Prefix.SA:
+            cond, params = "value > ?", [value]
+        case Prefix.LT | Prefix.EB:
+            cond, params = "value < ?", [value]
+        case Prefix.GE:
+            cond, params = "value >= ?", [value]
+        case Prefix.LE:
+            cond, params = "value <= ?", [value]
+        case Prefix.AP:
+            slack = abs(float(v.value * Decimal("0.1")))
+            cond, params = "(value >= ? AND value <= ?)", [value - slack, value + slack]
+    if v.system is not None:
+        cond += " AND system = ?"
+        params.append(v.system)
+    if v.code is not None:
+        cond += " AND code = ?"
+        params.append(v.code)
+    return f"({cond})", params
+
+
+def _token_subquery(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
+    by_column: dict[str, list[object]] = {"hash_value": [], "hash_sys_value": [], "hash_sys": []}
+    for v in values:
+        assert isinstance(v, TokenValue)
+        if v.code is None:
+            by_column["hash_sys"].append(token_hash(rtype, code, v.system or "", None))
+        elif v.system is None:
+            by_column["hash_value"].append(token_hash(rtype, code, None, v.code))
+        else:
+            by_column["hash_sys_value"].append(token_hash(rtype, code, v.system, v.code))
+    parts, params = [], []
+    for column, hashes in by_column.items():
+        if hashes:
+            parts.append(f"{column} IN ({','.join('?' * len(hashes))})")
+            params += hashes
+    return f"SELECT vid FROM idx_token WHERE {' OR '.join(parts)}", params
+
+
+def _values_subquery(rtype: str, clause: Clause) -> SQL:
+    """``SELECT vid FROM idx_… WHERE …`` for a clause without modifier (or :exact / :contains / :below)."""
+    param = clause.param
+    kind = param.type
+    if kind is ParamType.TOKEN:
+        if clause.modifier == "text":
+            likes = ["text LIKE ? ESCAPE '\\'"] * len(clause.values)
+            params: list[object] = [rtype, param.code]
+            params += [like_escape(v.normalized) + "%" for v in clause.values if isinstance(v, StringValue)]
+            return (
+                f"SELECT vid FROM idx_token WHERE res_type = ? AND param = ? AND ({' OR '.join(likes)})",
+                params,
+            )
+        return _token_subquery(rtype, param.code, clause.values)
+    ors: list[str] = []
+    params = [rtype, param.code]
+    for v in clause.values:
+        if isinstance(v, StringValue):
+            if clause.modifier == "exact":
+                ors.append("exact = ?")
+                params.append(v.exact)
+            elif clause.modifier == "contains":
+                ors.append("norm LIKE ? ESCAPE '\\'")
+                params.append("%" + like_escape(v.normalized) + "%")
+            else:
+                ors.append("(norm >= ? AND norm < ?)")
+                params += [v.normalized, v.normalized + _TOP]
+        elif isinstance(v, DateValue):
+            cond, extra = _date_condition(v)
+            ors.append(cond)
+            params += extra
+        elif isinstance(v, QuantityValue):
+            cond, extra = _quantity_condition(v)
+            ors.append(cond)
+            params += extra
+        elif isinstance(v, UriValue):
+            if clause.modifier == "below":
+                ors.append("(uri >= ? AND uri < ?)")
+                params += [v.uri, v.uri + _TOP]
+            else:
+                ors.append("uri = ?")
+                params.append(v.uri)
+        elif isinstance(v, ReferenceValue):
+            if v.url is not None:
+                ors.append("(url = ? OR (target_type = ? AND target_id = ?))")
+                params += [v.url, v.type, v.id]
+            elif v.type is not None:
+                ors.append("(target_type = ? AND target_id = ?)")
+                params += [v.type, v.id]
+            else:
+                ors.append("target_id = ?")
+                params.append(v.id)
+    table = _TABLE[kind]
+    return (
+        f"SELECT vid FROM {table} WHERE res_type = ? AND param = ? AND ({' OR '.join(ors)})",
+        params,
+    )
+
+
+def compile_clause(rtype: str, clause: Clause, alias: str, at: int) -> SQL:
+    """A condition on version row ``alias`` for ``clause`` at logical time ``at``."""
+    param = clause.param
+    if param.code == "_id":
+        if clause.modifier == "missing":
+            return ("1 = 0", []) if clause.missing_value else ("1 = 1", [])
+        ids = [v.code for v in clause.values if isinstance(v, TokenValue) and v.code is not None]
+        negate = "NOT " if clause.modifier == "not" else ""
+        return f"{alias}.res_id {negate}IN ({','.join('?' * len(ids))})", list(ids)
+    table = _TABLE[param.type]
+    if clause.modifier == "missing":
+        exists = "NOT EXISTS" if clause.missing_value else "EXISTS"
+        sub = f"SELECT 1 FROM {table} x WHERE x.vid = {alias}.vid AND x.param = ?"
+        return f"{exists} ({sub})", [param.code]
+    if clause.chain is not None:
+        return _chain(rtype, clause, alias, at)
+    sub, params = _values_subquery(rtype, clause)
+    negate = "NOT " if clause.modifier == "not" else ""
+    return f"{alias}.vid {negate}IN ({sub})", params
+
+
+def _chain(rtype: str, clause: Clause, alias: str, at: int) -> SQL:
+    assert clause.chain is not None
+    ors: list[str] = []
+    params: list[object] = []
+    for target_type, inner in clause.chain.clauses:
+        inner_alias = f"{alias}c"
+        cond, inner_params = compile_clause(target_type, inner, inner_alias, at)
+        ors.append(
+            "(target_type = ? AND target_id IN ("
+            f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
+            f" WHERE {inner_alias}.res_type = ? AND {valid_at(inner_alias)} AND {cond}))"
+        )
+        params += [target_type, target_type, at, at, *inner_params]
+    sub = f"SELECT vid FROM idx_reference WHERE res_type = ? AND param = ? AND ({' OR '.join(ors)})"
+    return f"{alias}.vid IN ({sub})", [rtype, clause.param.code, *params]
+
+
+def sort_expression(key: SortKey, alias: str) -> SQL:
+    """An ORDER BY expression for one key (missing values sort last in both directions)."""
+    param = key.param
+    params: list[object]
+    if param.code == "_id":
+        expr, params = f"{alias}.res_id", []
+    elif param.code == "_lastUpdated":
+        expr, params = f"{alias}.last_updated", []
+    else:
+        column = {
+            ParamType.TOKEN: "code",
+            ParamType.STRING: "norm",
+            ParamType.DATE: "high" if key.descending else "low",
+            ParamType.REFERENCE: "target_id",
+            ParamType.QUANTITY: "value",
+            ParamType.NUMBER: "value",
+            ParamType.URI: "uri",
+        }[param.type]
+        agg = "MAX" if key.descending else "MIN"
+        table = _TABLE[param.type]
+        expr = f"(SELECT {agg}({column}) FROM {table} s WHERE s.vid = {alias}.vid AND s.param = ?)"
+        params = [param.code]
+    direction = "DESC" if key.descending else "ASC"
+    return f"({expr}) IS NULL, {expr} {direction}", params * 2
+
+
+def check_supported(clause: Clause) -> None:
+    """Refuse combinations the SQL cannot express (defensive: the parser already refuses most)."""
+    if clause.modifier == "not" and clause.param.type is not ParamType.TOKEN:
+        raise Unsupported(f":not is not supported on {clause.param.type.value} parameter {clause.param.code}")
