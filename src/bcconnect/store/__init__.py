@@ -13,6 +13,7 @@ be repeated at an earlier ``t`` (stable paging while ingest writes).
 """
 
 from bcconnect.store._landing import RawRecordLike, get_cursor, land_raw, set_cursor
+from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
 from bcconnect.store._quarantine import (
     QuarantineEntry,
@@ -60,6 +61,7 @@ __all__ = [
     "get_cursor",
     "get_quarantine",
     "history",
+    "iter_current",
     "land_raw",
     "list_quarantine",
     "mark_replayed",
@@ -68,6 +70,7 @@ __all__ = [
     "read_current",
     "read_version",
     "resolve_quarantine",
+    "resource_types",
     "search",
     "set_cursor",
 ]
