@@ -320,8 +320,8 @@ class _History:
     def _appointment(self, authored: date, stop: date | None) -> tuple[datetime | None, str | None]:
         base = datetime.combine(authored, self.now.timetz()) + timedelta(hours=9, minutes=15 * self.rng.randint(0, 28))
         if stop is not None:
-            return base + timedelta(days=self.rng.randint(7, max(8, (stop - authored).days))), self.rng.choice(
-                ("fulfilled", "fulfilled", "fulfilled", "noshow"))
+            seen = base + timedelta(days=self.rng.randint(7, max(8, (stop - authored).days)))
+            return min(seen, self.now - _DAY), self.rng.choice(("fulfilled", "fulfilled", "fulfilled", "noshow"))
         roll = self.rng.random()
         if roll < 0.4:
             return None, None

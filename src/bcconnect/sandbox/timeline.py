@@ -1,7 +1,7 @@
 """Simulated time: each advance brings new activity, corrections, cancellations, deletions and merges.
 
 Round ``r`` of a trust draws its changes from a generator seeded with ``(seed, r, trust)``, so the same
-sequence of advances gives the same changes. About 0.5% of the population is touched per simulated day
+sequence of advances gives the same changes. About 2% of the population is touched per simulated day
 (bounded per advance), spread over the interval so ``lastUpdated`` keeps moving forward.
 """
 
@@ -18,7 +18,7 @@ from bcconnect.sandbox.settings import SandboxSettings
 from bcconnect.sandbox.sources import Record, SourcePatient, trust_records
 from bcconnect.sandbox.state import TrustState
 
-TOUCHED_PER_DAY: Final = 0.005
+TOUCHED_PER_DAY: Final = 0.02
 MAX_TOUCHED_PER_ADVANCE: Final = 5_000
 #: record number of a registration that happens after the start (see sources: 0, 1 and 2 are taken)
 LATE_REGISTRATION: Final = 3

@@ -17,7 +17,7 @@ from bcconnect.sandbox.asgi import FaultyWire, RateLimiter
 from bcconnect.sandbox.dialects.rxk import rxk_quirks
 from bcconnect.sandbox.faults import FaultPlan
 from bcconnect.sandbox.fhir_server import FhirApp
-from bcconnect.sandbox.ground_truth import write_ground_truth
+from bcconnect.sandbox.ground_truth import ground_truth_rows, write_ground_truth
 from bcconnect.sandbox.hl7_sender import Hl7Sender
 from bcconnect.sandbox.rna_server import RnaApp
 from bcconnect.sandbox.settings import Credentials, SandboxSettings
@@ -90,6 +90,10 @@ class World:
     def write_ground_truth(self, path: Path) -> int:
         """Write ``ground_truth.csv`` for the records served so far (merges included); returns rows written."""
         return write_ground_truth(path, self.states.values(), persons=self.settings.persons)
+
+    def ground_truth_rows(self) -> list[tuple[str, str, str]]:
+        """The ground-truth rows as a list (small worlds; use :meth:`write_ground_truth` for large ones)."""
+        return list(ground_truth_rows(self.states.values(), persons=self.settings.persons))
 
     async def deliver_hl7(self, *, limit: int | None = None) -> dict[str, int]:
         """RBK: send pending messages by MLLP and/or file drop; returns counts (sent, acked, files, …)."""
