@@ -1,0 +1,130 @@
+"""``bcconnect token issue``, ``bcconnect audit verify`` and ``bcconnect objection add|remove|list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from bcconnect.cli import common
+from bcconnect.config import Settings
+from bcconnect.security import (
+    DIRECT_CARE,
+    ChainReport,
+    Objection,
+    add_objection,
+    ensure_local_issuer,
+    list_objections,
+    remove_objection,
+    verify_audit_chain,
+)
+from bcconnect.store import Tx, open_store
+
+T = TypeVar("T")
+
+
+def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
+    """Add the ``token``, ``audit`` and ``objection`` command groups."""
+    token = subparsers.add_parser("token", help="local development access tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="SUBCOMMAND")
+    issue = token_sub.add_parser(
+        "issue",
+        help="sign an access token with the local development key (printed as the last line)",
+        description="Sign a token the local server trusts. Development and demos only.",
+    )
+    issue.add_argument("--scope", action="append", required=True, help="SMART scope; repeat or space-separate")
+    issue.add_argument("--user", required=True, help="requesting user (SDS user id)")
+    issue.add_argument("--org", required=True, help="requesting organisation (ODS code)")
+    issue.add_argument("--purpose", default=DIRECT_CARE, help="purpose of use (default: directcare)")
+    issue.add_argument("--role", default="R8000", help="SDS role profile (default: R8000)")
+    issue.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default: 3600)")
+    issue.add_argument("--patient", default=None, help="confine patient/ scopes to this Patient id")
+    issue.add_argument("--data-dir", default=None, help="where the local key lives (default: paths.data_dir)")
+    issue.set_defaults(handler=_token_issue)
+
+    audit = subparsers.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    verify = audit_sub.add_parser("verify", help="check the hash chain of every AuditEvent (exit 1 if broken)")
+    verify.set_defaults(handler=_audit_verify)
+
+    objection = subparsers.add_parser("objection", help="the register of patients who object to the record")
+    obj_sub = objection.add_subparsers(dest="objection_command", metavar="SUBCOMMAND")
+    add = obj_sub.add_parser("add", help="record an objection by NHS number")
+    add.add_argument("nhs_number")
+    add.add_argument("--note", default=None, help="where the objection came from (no clinical detail)")
+    add.set_defaults(handler=_objection_add)
+    remove = obj_sub.add_parser("remove", help="remove every objection recorded for an NHS number")
+    remove.add_argument("nhs_number")
+    remove.set_defaults(handler=_objection_remove)
+    listing = obj_sub.add_parser("list", help="list the register")
+    listing.set_defaults(handler=_objection_list)
+
+
+def _data_dir(settings: Settings, override: str | None) -> Path:
+    return Path(override) if override else settings.resolve(settings.paths.data_dir)
+
+
+def _token_issue(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+    issuer = ensure_local_issuer(_data_dir(settings, args.data_dir))
+    scopes = [part for text in args.scope for part in text.split()]
+    token = issuer.issue(
+        scopes=scopes,
+        user=args.user,
+        org=args.org,
+        purpose=args.purpose,
+        role=args.role,
+        ttl=args.ttl,
+        patient=args.patient,
+    )
+    print(
+        f"# local development token: issuer {issuer.issuer}, audience {issuer.audience},"
+        f" expires in {args.ttl} s; trust {issuer.jwks_path}",
+        file=sys.stderr,
+    )
+    print(token)
+    return 0
+
+
+def _in_store(settings: Settings, fn: Callable[[Tx], T], *, write: bool) -> T:
+    async def run() -> T:
+        async with open_store(settings.store.url) as store:
+            return await (store.write(fn) if write else store.read(fn))
+
+    return anyio.run(run)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    report: ChainReport = _in_store(common.settings_from(args), verify_audit_chain, write=False)
+    if report.ok:
+        print(f"audit chain intact: {report.events} event(s)")
+        return 0
+    where = f" at event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+    print(f"audit chain BROKEN{where}: {report.problem} ({report.events} event(s) verified before it)")
+    return 1
+
+
+def _objection_add(args: argparse.Namespace) -> int:
+    nhs_number, note = args.nhs_number, args.note
+    added = _in_store(common.settings_from(args), lambda tx: add_objection(tx, nhs_number, note=note), write=True)
+    print("objection recorded" if added else "an objection was already recorded by hand for this NHS number")
+    return 0
+
+
+def _objection_remove(args: argparse.Namespace) -> int:
+    nhs_number = args.nhs_number
+    removed = _in_store(common.settings_from(args), lambda tx: remove_objection(tx, nhs_number), write=True)
+    print(f"removed {removed} objection record(s)")
+    return 0
+
+
+def _objection_list(args: argparse.Namespace) -> int:
+    rows: list[Objection] = _in_store(common.settings_from(args), list_objections, write=False)
+    for row in rows:
+        print(f"{row.subject}\t{row.origin}\t{row.recorded_at}\t{row.note or ''}")
+    print(f"{len(rows)} objection record(s)", file=sys.stderr)
+    return 0
