@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from bcconnect.cli import security_cmd
 from bcconnect.config import AuthSettings
 from bcconnect.security import build_authenticator, ensure_local_issuer
-from bcconnect.store import open_store
+from bcconnect.store import Tx, open_store
 
 
 def run(config: Path, *argv: str) -> int:
@@ -100,7 +101,11 @@ def test_audit_verify_reports_intact_then_broken(
                     patients=("Patient/p1",),
                 )
                 event = build_audit_event(rec, event_id=f"e{n}")
-                await store.write(lambda tx, e=event: append_audit_event(tx, e, patients=("Patient/p1",)))
+
+                def append(tx: Tx, e: dict[str, Any] = event) -> None:
+                    append_audit_event(tx, e, patients=("Patient/p1",))
+
+                await store.write(append)
             await store.write(lambda tx: tx.execute("UPDATE audit_events SET body = body || ' ' WHERE seq = 2"))
 
     anyio.run(seed_and_tamper)
