@@ -319,3 +319,17 @@ def drop_extensions(value: Any, prefix: str) -> Any:
         else:
             out[key] = drop_extensions(item, prefix)
     return out
+
+
+@register("drop_vendor")
+def drop_vendor(value: Any, prefix: str) -> Any:
+    """None for an extension whose url starts with ``prefix``; otherwise the value without such extensions.
+
+    Use on copied ``extension`` lists so a vendor's own extensions never reach the shared record.
+
+    >>> drop_vendor({"url": "https://fhir.rxk.nhs.uk/StructureDefinition/x"}, "https://fhir.rxk.nhs.uk/") is None
+    True
+    """
+    if isinstance(value, dict) and str(value.get("url", "")).startswith(prefix):
+        return None
+    return drop_extensions(value, prefix)

@@ -72,6 +72,10 @@ def load_cases(set_dir: Path) -> list[GoldenCase]:
     out: list[GoldenCase] = []
     for i, node in enumerate(doc.get("cases") or ()):
         ctx = {**base, **(node.get("context") or {})}
+        unknown = set(node) - {"name", "note", "record_type", "source_key", "input", "expected", "error", "context"}
+        if unknown:
+            problems.append(DefinitionProblem(str(path), getattr(node, "line", None), f"cases[{i}]",
+                                              f"unknown keys {sorted(unknown)}"))  # fmt: skip
         missing = [k for k in ("name", "record_type", "source_key", "input") if k not in node]
         missing += [k for k in ("ods_code", "source_system", "received_at") if k not in ctx]
         if missing:
