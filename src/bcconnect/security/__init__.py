@@ -66,6 +66,7 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
+from bcconnect.security._service import Admission, SecurityGate
 
 __all__ = [
     "ANONYMOUS_DEVELOPER",
@@ -73,6 +74,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "DIRECT_CARE",
     "SENSITIVE_SCOPE",
+    "Admission",
     "AuditEntry",
     "AuditRecord",
     "Authenticator",
@@ -91,6 +93,7 @@ __all__ = [
     "RateLimiter",
     "Scope",
     "ScopeSet",
+    "SecurityGate",
     "SensitivityGrant",
     "SensitivityPolicy",
     "TokenVerifier",

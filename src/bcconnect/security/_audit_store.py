@@ -70,9 +70,7 @@ def append_audit_event(tx: Tx, event: dict[str, Any], *, patients: Iterable[str]
     )
     keys = sorted({patient_key(p) for p in patients})
     if keys:
-        tx.executemany(
-            "INSERT INTO audit_event_patients (seq, patient) VALUES (?, ?)", [(seq, k) for k in keys]
-        )
+        tx.executemany("INSERT INTO audit_event_patients (seq, patient) VALUES (?, ?)", [(seq, k) for k in keys])
     tx.execute("UPDATE audit_chain_head SET hash = ? WHERE id = 1", (digest,))
     return AuditEntry(seq=seq, hash=digest)
 

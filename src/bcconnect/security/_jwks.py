@@ -47,9 +47,7 @@ class FileKeySource:
 class UrlKeySource:
     """A JWKS published at an HTTPS URL, fetched with a timeout."""
 
-    def __init__(
-        self, url: str, *, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self._transport = transport
@@ -111,9 +109,7 @@ class JwksCache:
         if kid is not None:
             return self._keys.get(kid)
         # no kid: acceptable only when exactly one key could have signed it
-        candidates = [
-            k for k in (*self._keys.values(), *self._anonymous) if k.algorithm_name in (algorithm, None)
-        ]
+        candidates = [k for k in (*self._keys.values(), *self._anonymous) if k.algorithm_name in (algorithm, None)]
         return candidates[0] if len(candidates) == 1 else None
 
     async def key(self, kid: str | None, algorithm: str) -> jwt.PyJWK:

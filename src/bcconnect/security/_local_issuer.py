@@ -92,9 +92,7 @@ class LocalIssuer:
         return jwt.encode(claims, self._private_key, algorithm="ES256", headers={"kid": self.kid})
 
 
-def ensure_local_issuer(
-    data_dir: Path, *, issuer: str = LOCAL_ISSUER, audience: str = LOCAL_AUDIENCE
-) -> LocalIssuer:
+def ensure_local_issuer(data_dir: Path, *, issuer: str = LOCAL_ISSUER, audience: str = LOCAL_AUDIENCE) -> LocalIssuer:
     """Create (first time) or load the local signing key and its JWKS under ``data_dir/security``."""
     folder = Path(data_dir) / "security"
     key_path, jwks_path = folder / KEY_FILE, folder / JWKS_FILE

@@ -157,9 +157,7 @@ def _checked_nhs_number(nhs_number: str) -> str:
 def add_objection(tx: Tx, nhs_number: str, *, note: str | None = None) -> bool:
     """Record an operator-entered objection; False when one was already recorded by hand."""
     subject = _checked_nhs_number(nhs_number)
-    exists = tx.query_one(
-        "SELECT 1 FROM patient_objections WHERE subject = ? AND origin = ?", (subject, MANUAL_ORIGIN)
-    )
+    exists = tx.query_one("SELECT 1 FROM patient_objections WHERE subject = ? AND origin = ?", (subject, MANUAL_ORIGIN))
     if exists:
         return False
     tx.execute(
@@ -182,15 +180,11 @@ def remove_objection(tx: Tx, nhs_number: str) -> int:
 
 def list_objections(tx: Tx) -> list[Objection]:
     """Every row of the register, by subject then origin."""
-    rows = tx.query(
-        "SELECT subject, origin, recorded_at, note FROM patient_objections ORDER BY subject, origin"
-    )
+    rows = tx.query("SELECT subject, origin, recorded_at, note FROM patient_objections ORDER BY subject, origin")
     return [Objection(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
 
-def objecting_subjects(
-    tx: Tx, *, nhs_numbers: Iterable[str] = (), patient_refs: Iterable[str] = ()
-) -> set[str]:
+def objecting_subjects(tx: Tx, *, nhs_numbers: Iterable[str] = (), patient_refs: Iterable[str] = ()) -> set[str]:
     """Which of these NHS numbers and ``Patient/<id>`` references object (an empty set: none do)."""
     subjects = sorted({normalise(n) for n in nhs_numbers} | {r for r in patient_refs if r})
     found: set[str] = set()

@@ -88,9 +88,7 @@ def principal_from_claims(claims: Mapping[str, Any], *, issuer: str) -> Principa
     """
     practitioner = claims.get("requesting_practitioner")
     user = _first(_string(claims, "requesting_user"), _identifier_value(practitioner, SDS_USER_SYSTEM))
-    role = _first(
-        _string(claims, "requesting_role"), _identifier_value(practitioner, SDS_ROLE_PROFILE_SYSTEM)
-    )
+    role = _first(_string(claims, "requesting_role"), _identifier_value(practitioner, SDS_ROLE_PROFILE_SYSTEM))
     org_claim = claims.get("requesting_organization")
     organisation = _first(
         org_claim if isinstance(org_claim, str) and org_claim.strip() else None,

@@ -1,0 +1,160 @@
+"""The security gate the API calls twice per request: :meth:`SecurityGate.admit` before, :meth:`record` after.
+
+``admit`` authenticates (401), rate-limits (429), checks the query against the limits (400) and authorises the
+interaction (403), in that order, and returns an :class:`Admission`. ``record`` writes the AuditEvent for the
+request, whatever its outcome, in its own write transaction, and returns only once it is committed, so the API
+sends no response that is not already audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bcconnect.config import Settings
+from bcconnect.errors import NotAuthenticated, RequestError
+from bcconnect.security._audit import AuditRecord, build_audit_event
+from bcconnect.security._audit_store import append_audit_event
+from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
+from bcconnect.security._filters import SensitivityPolicy
+from bcconnect.security._limits import QueryLimits, check_query
+from bcconnect.security._optout import NationalOptOut
+from bcconnect.security._principal import Principal
+from bcconnect.security._ratelimit import RateLimiter
+from bcconnect.security._scopes import Interaction
+from bcconnect.store import Store, Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request that may go ahead: who asks, the patient it is confined to (if any), and the capped _count."""
+
+    principal: Principal
+    confined_to_patient: str | None
+    count: int | None
+
+
+class SecurityGate:
+    """Authentication, limits, authorisation and audit for the FHIR endpoint (one per app, built at start-up)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        limits: QueryLimits,
+        policy: SensitivityPolicy,
+        opt_out: NationalOptOut,
+        request_timeout_seconds: float = 30.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.limits = limits
+        self.policy = policy
+        self.opt_out = opt_out
+        self.request_timeout_seconds = request_timeout_seconds
+        self._now = now
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store, *, allow_no_auth: bool = False) -> SecurityGate:
+        """Build every part from the configuration (``allow_no_auth`` is the explicit no-auth start flag)."""
+        sec = settings.security
+        opt_out_file = sec.national_opt_out_file
+        return cls(
+            store=store,
+            authenticator=build_authenticator(settings.auth, root=settings.root, allow_no_auth=allow_no_auth),
+            limiter=RateLimiter(rate=sec.rate_limit_per_second, burst=sec.rate_limit_burst),
+            limits=QueryLimits.from_settings(sec, max_count=settings.api.max_count),
+            policy=SensitivityPolicy.from_settings(sec),
+            opt_out=NationalOptOut.load(settings.resolve(opt_out_file) if opt_out_file else None),
+            request_timeout_seconds=sec.request_timeout_seconds,
+        )
+
+    async def authenticate(self, authorization: str | None, *, remote_address: str | None = None) -> Principal:
+        """Who is asking (401 if nobody we trust), and one token from their rate-limit bucket (429)."""
+        try:
+            principal = await self.authenticator.authenticate(authorization)
+        except NotAuthenticated:
+            # unauthenticated floods are limited per address, so they cannot starve anyone else
+            self.limiter.check(f"addr:{remote_address or 'unknown'}")
+            raise
+        self.limiter.check(f"client:{principal.client_id or principal.user}")
+        return principal
+
+    def admit_request(
+        self, principal: Principal, *, resource_type: str, interaction: Interaction, query: str = ""
+    ) -> Admission:
+        """Check the query limits (400) and the grant (403) for an authenticated caller."""
+        count = check_query(query, self.limits)
+        confined = authorise(principal, resource_type=resource_type, interaction=interaction)
+        return Admission(principal=principal, confined_to_patient=confined, count=count)
+
+    async def admit(
+        self,
+        authorization: str | None,
+        *,
+        resource_type: str,
+        interaction: Interaction,
+        query: str = "",
+        remote_address: str | None = None,
+    ) -> Admission:
+        """:meth:`authenticate` then :meth:`admit_request`."""
+        principal = await self.authenticate(authorization, remote_address=remote_address)
+        return self.admit_request(principal, resource_type=resource_type, interaction=interaction, query=query)
+
+    async def record(
+        self,
+        *,
+        principal: Principal | None,
+        method: str,
+        path: str,
+        query: str,
+        interaction: str,
+        status: int,
+        resource_type: str | None = None,
+        patients: Iterable[str] = (),
+        error: BaseException | None = None,
+        remote_address: str | None = None,
+        detail: str | None = None,
+    ) -> str:
+        """Write this request's AuditEvent durably; returns its id. Call it for every request, refused or not.
+
+        ``detail`` notes what was withheld without clinical content (``"objection"``, ``"sensitive"``); by
+        default it is the error's category.
+        """
+        if detail is not None:
+            pass
+        elif isinstance(error, RequestError):
+            detail = error.category.value
+        elif error is not None:
+            detail = "fault"
+        record = AuditRecord(
+            recorded=self._now(),
+            interaction=interaction,
+            status=status,
+            method=method,
+            path=path,
+            query=query,
+            resource_type=resource_type,
+            user=principal.user if principal else None,
+            role=principal.role if principal else None,
+            organisation=principal.organisation if principal else None,
+            purpose=principal.purpose if principal else None,
+            client_id=principal.client_id if principal else None,
+            remote_address=remote_address,
+            patients=tuple(sorted(set(patients))),
+            detail=detail,
+        )
+        event_id = str(uuid.uuid4())
+        event = build_audit_event(record, event_id=event_id)
+
+        def write(tx: Tx) -> None:
+            append_audit_event(tx, event, patients=record.patients)
+
+        await self.store.write(write)
+        return event_id
