@@ -86,10 +86,9 @@ async def mllp_receiver(answer: Callable[[str, int], str | None] | None = None) 
                     if code is not None:
                         await stream.send(ack_for(message, code))
 
-    async with anyio.create_task_group() as tg:
+    async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
         try:
             yield receiver
         finally:
             tg.cancel_scope.cancel()
-            await listener.aclose()
