@@ -6,34 +6,76 @@ Pure parts (normalisation, phonetic keys, comparisons, Fellegi–Sunter with EM,
 
 from bcconnect.identity._blocking import BLOCKING_KEYS, EM_PASSES, block_keys
 from bcconnect.identity._compare import FIELDS, compare, jaro_winkler
+from bcconnect.identity._db import Link
 from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, decide_pair, explain_pair
+from bcconnect.identity._evaluate import Metrics, pairwise_metrics
 from bcconnect.identity._fs import Contribution, Estimate, FieldWeights, FsModel, estimate_model
+from bcconnect.identity._linker import LinkOutcome, link_patients, merge, unmerge
 from bcconnect.identity._normalise import Demographics, demographics
 from bcconnect.identity._phonetic import double_metaphone
 from bcconnect.identity._rules import DEFAULT_RULES, Rules, format_weights, load_rules
+from bcconnect.identity._steward import (
+    Comparison,
+    Explanation,
+    ReviewItem,
+    accept_review,
+    compare_with_person,
+    count_reviews,
+    evaluate,
+    explain,
+    find_persons,
+    get_review,
+    list_reviews,
+    person_identifiers,
+    person_of,
+    person_patients,
+    reject_review,
+)
 
 __all__ = [
     "BLOCKING_KEYS",
     "DEFAULT_RULES",
     "EM_PASSES",
     "FIELDS",
+    "Comparison",
     "Contribution",
     "Demographics",
     "Estimate",
+    "Explanation",
     "FieldWeights",
     "FsModel",
+    "Link",
+    "LinkOutcome",
     "LinkSource",
     "LinkState",
+    "Metrics",
     "PairDecision",
+    "ReviewItem",
     "Rules",
+    "accept_review",
     "block_keys",
     "compare",
+    "compare_with_person",
+    "count_reviews",
     "decide_pair",
     "demographics",
     "double_metaphone",
     "estimate_model",
+    "evaluate",
+    "explain",
     "explain_pair",
+    "find_persons",
     "format_weights",
+    "get_review",
     "jaro_winkler",
+    "link_patients",
+    "list_reviews",
     "load_rules",
+    "merge",
+    "pairwise_metrics",
+    "person_identifiers",
+    "person_of",
+    "person_patients",
+    "reject_review",
+    "unmerge",
 ]
