@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from bcconnect.adapters._auth import make_authenticator
+from bcconnect.adapters._breaker import CircuitBreaker
 from bcconnect.adapters._fhir import FhirApiSource
 from bcconnect.adapters._hl7_files import Hl7FileSource
 from bcconnect.adapters._http import Runtime, SourceHttp
@@ -24,12 +25,14 @@ async def open_source(
     environ: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     runtime: Runtime | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[Source]:
     """Open the source ``config`` describes; its HTTP client is closed when the block ends.
 
     ``environ`` supplies the secrets the configuration names (default: the process environment);
     ``transport`` replaces the network (``httpx.MockTransport`` in tests); ``runtime`` replaces randomness,
-    clocks and sleeping. HL7 v2 over MLLP is push, not pull: use :func:`serve_mllp` for it.
+    clocks and sleeping; ``breaker`` lets a scheduler keep one source's breaker across runs (by default each
+    opening starts with a closed breaker of its own). HL7 v2 over MLLP is push, not pull: use :func:`serve_mllp` for it.
     """
     where = str(config.source_file) if config.source_file else None
     if config.kind is SourceKind.HL7V2:
@@ -49,7 +52,7 @@ async def open_source(
         trust_env=False,  # no proxies or certificates picked up from the environment behind our back
         headers={"User-Agent": "bcconnect-adapter"},
     ) as client:
-        http = SourceHttp(config, client=client, auth=auth, runtime=run)
+        http = SourceHttp(config, client=client, auth=auth, runtime=run, breaker=breaker)
         if config.kind is SourceKind.FHIR_API:
             yield FhirApiSource(config, http)
         else:

@@ -71,7 +71,8 @@ class Segment:
         """The value at ``path`` (``"3[2].1"`` or ``"PID-3[2].1"``), or ``None`` when absent or empty.
 
         A leaf comes back decoded; an element that still has parts (a whole field with components) comes back
-        as ER7 text, delimiters and escapes intact, so no structure is silently lost.
+        as ER7 text, delimiters and escapes intact, so no structure is silently lost. HL7's explicit null
+        (``""``) is returned as the two characters ``""``: it means "delete this value", not "absent".
         """
         parsed = path if isinstance(path, FieldPath) else FieldPath.parse(path)
         values = self._values(parsed)
@@ -90,8 +91,7 @@ class Segment:
         start = 2 if self.id == "MSH" else 0
         texts = [
             enc.repetition.join(
-                enc.component.join(enc.subcomponent.join(escape(s, enc) for s in comp) for comp in rep)
-                for rep in field
+                enc.component.join(enc.subcomponent.join(escape(s, enc) for s in comp) for comp in rep) for rep in field
             )
             for field in self.fields[start:]
         ]

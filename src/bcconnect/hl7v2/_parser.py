@@ -39,7 +39,8 @@ def _split_field(text: str, enc: EncodingCharacters) -> Field:
 
 
 def _split_lines(text: str) -> list[str]:
-    text = text.strip(_FRAMING + "\r\n \t")
+    # trailing spaces may be data (the last field's value); only framing and line ends are noise there
+    text = text.lstrip(_FRAMING + "\r\n \t").rstrip(_FRAMING + "\r\n")
     # \r is the standard separator; \n and \r\n appear when files pass through other tools
     return [line for line in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if line.strip()]
 
@@ -62,9 +63,7 @@ def parse_message(text: str | bytes) -> Message:
         raise ParseError("empty message: no segments")
     first = lines[0]
     if not first.startswith("MSH") or len(first) < 8:
-        raise ParseError(
-            f"missing MSH: the message must start with an MSH segment, got {_preview(first, '|')!r}"
-        )
+        raise ParseError(f"missing MSH: the message must start with an MSH segment, got {_preview(first, '|')!r}")
     field_sep = first[3]
     msh2 = first[4:].split(field_sep, 1)[0]
     enc = EncodingCharacters.from_msh(field_sep, msh2)
@@ -74,8 +73,7 @@ def parse_message(text: str | bytes) -> Message:
         seg_id, sep, rest = line.partition(enc.field)
         if not _SEGMENT_ID.match(seg_id):
             raise ParseError(
-                f"segment {number} {_preview(line, enc.field)!r}: "
-                "segment id must be three upper-case letters/digits"
+                f"segment {number} {_preview(line, enc.field)!r}: segment id must be three upper-case letters/digits"
             )
         if seg_id == "MSH":
             if number != 1:

@@ -41,8 +41,7 @@ class FieldPath:
         match = _PATH.match(text.strip())
         if match is None:
             raise ValueError(
-                f"invalid HL7 v2 path {text!r}: "
-                "expected SEG-field[rep].component.subcomponent, e.g. 'PID-3[2].1'"
+                f"invalid HL7 v2 path {text!r}: expected SEG-field[rep].component.subcomponent, e.g. 'PID-3[2].1'"
             )
         groups = match.groupdict()
 

@@ -334,3 +334,30 @@ def test_next_link_to_another_origin_is_refused(make_config: Any, fake_time: Any
     http.check_same_origin("https://rl4.test/fhir/R4/Patient?page=2")
     with pytest.raises(SourceProtocolError, match="another origin"):
         http.check_same_origin("https://evil.test/fhir/R4/Patient?page=2")
+
+
+@pytest.mark.anyio
+async def test_a_server_that_never_answers_is_timed_out_and_retried(
+    make_config: Any, fake_time: Any, environ: Any
+) -> None:
+    """An answer that never comes is cut off by the call's deadline and counts as a transient fault."""
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        if request.url.path == "/oauth2/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        calls += 1
+        if calls == 1:
+            await anyio.sleep_forever()
+        return httpx.Response(200, json={"ok": True})
+
+    config = make_config(timeout_seconds=0.05)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    auth = make_authenticator(config, environ=environ)
+    http = SourceHttp(config, client=client, auth=auth, runtime=fake_time.runtime())
+    with anyio.fail_after(5):
+        body, _ = await http.get_json(URL)
+    assert body == {"ok": True}
+    assert calls == 2
+    assert http.stats.retries == 1

@@ -6,16 +6,17 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bcconnect.errors import ParseError
-from bcconnect.hl7v2 import AckCode, FieldPath, build_ack, parse_message
+from bcconnect.hl7v2 import AckCode, FieldPath, build_ack, escape, parse_message, unescape
 
 ADT = "\r".join(
     [
         r"MSH|^~\&|PAS|RBK|BCC|BCICS|20261122101500||ADT^A01^ADT_A01|MSG00042|P|2.4",
         "EVN|A01|20261122101500",
-        "PID|1||RBK123^^^RBK^MR~9434765919^^^NHS^NH||Smith^Anne^^^Mrs||19700101|F|||"
-        "1 High St^^Dudley^^DY1 1AA",
+        "PID|1||RBK123^^^RBK^MR~9434765919^^^NHS^NH||Smith^Anne^^^Mrs||19700101|F|||1 High St^^Dudley^^DY1 1AA",
         r"NTE|1||Ward \F\ bay 3 \T\ side room\.br\second line \S\ \R\ \E\ ",
         "OBX|1|NM|GLU^Glucose||5.4|mmol/L",
         "OBX|2|NM|HB^Haemoglobin||130|g/L",
@@ -175,3 +176,17 @@ def test_build_ack(code: AckCode) -> None:
     assert ack.get("MSA-2") == "MSG00042"
     assert ack.get("MSA-3") == "bad | value"
     assert ack.version == "2.4"
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="\r", blacklist_categories=["Cs"])))
+def test_escape_then_unescape_is_identity(text: str) -> None:
+    """Any value (without carriage returns) survives escape → unescape unchanged."""
+    assert unescape(escape(text)) == text
+
+
+@given(st.lists(st.text(alphabet="ab|^~&\\ \n", max_size=8), min_size=1, max_size=4))
+def test_values_survive_a_message_round_trip(values: list[str]) -> None:
+    """Escaped values placed in a segment parse back to the same decoded values."""
+    fields = "|".join(escape(v) for v in values)
+    msg = parse_message(f"MSH|^~\\&|A|B|||||ADT^A01|1|P|2.4\rNTE|{fields}")
+    assert [msg.get(f"NTE-{i}") or "" for i in range(1, len(values) + 1)] == values
