@@ -48,6 +48,7 @@ from bcconnect.security._jwks import FileKeySource, JwksCache, KeySource, UrlKey
 from bcconnect.security._jwt import TokenVerifier, TrustedIssuer, bearer_token
 from bcconnect.security._limits import QueryLimits, chain_depth, check_query, request_deadline
 from bcconnect.security._local_issuer import LocalIssuer, ensure_local_issuer
+from bcconnect.security._notes import AccessNotes, current_notes, note_access, start_notes
 from bcconnect.security._objection import (
     DEFAULT_OBJECTION_CODING,
     Objection,
@@ -66,6 +67,7 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
+from bcconnect.security._screen import Screened, screen_resources
 from bcconnect.security._service import Admission, SecurityGate
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "DIRECT_CARE",
     "SENSITIVE_SCOPE",
+    "AccessNotes",
     "Admission",
     "AuditEntry",
     "AuditRecord",
@@ -93,6 +96,7 @@ __all__ = [
     "RateLimiter",
     "Scope",
     "ScopeSet",
+    "Screened",
     "SecurityGate",
     "SensitivityGrant",
     "SensitivityPolicy",
@@ -109,6 +113,7 @@ __all__ = [
     "chain_depth",
     "check_query",
     "count_audit_events",
+    "current_notes",
     "ensure_local_issuer",
     "filter_resource",
     "forget_objection_origin",
@@ -116,6 +121,7 @@ __all__ = [
     "is_restricted_patient",
     "is_sensitive",
     "list_objections",
+    "note_access",
     "objecting_subjects",
     "outcome_code",
     "parse_scope",
@@ -127,7 +133,9 @@ __all__ = [
     "redact_restricted_patient",
     "remove_objection",
     "request_deadline",
+    "screen_resources",
     "search_audit_events",
+    "start_notes",
     "verify_audit_chain",
     "withheld_entry",
     "withheld_outcome",

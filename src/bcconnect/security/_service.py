@@ -20,6 +20,7 @@ from bcconnect.security._audit_store import append_audit_event
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
+from bcconnect.security._notes import current_notes, start_notes
 from bcconnect.security._optout import NationalOptOut
 from bcconnect.security._principal import Principal
 from bcconnect.security._ratelimit import RateLimiter
@@ -76,7 +77,11 @@ class SecurityGate:
         )
 
     async def authenticate(self, authorization: str | None, *, remote_address: str | None = None) -> Principal:
-        """Who is asking (401 if nobody we trust), and one token from their rate-limit bucket (429)."""
+        """Who is asking (401 if nobody we trust), and one token from their rate-limit bucket (429).
+
+        Also starts this request's access notes (patients touched, data withheld) that :meth:`record` reads.
+        """
+        start_notes()
         try:
             principal = await self.authenticator.authenticate(authorization)
         except NotAuthenticated:
@@ -127,7 +132,12 @@ class SecurityGate:
         ``detail`` notes what was withheld without clinical content (``"objection"``, ``"sensitive"``); by
         default it is the error's category.
         """
-        if detail is not None:
+        notes = current_notes()
+        if notes is not None:
+            patients = [*patients, *notes.patients]
+        if detail is None and notes is not None and notes.withheld:
+            detail = "withheld: " + ",".join(sorted(notes.withheld))
+        elif detail is not None:
             pass
         elif isinstance(error, RequestError):
             detail = error.category.value

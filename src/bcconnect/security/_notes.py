@@ -1,0 +1,43 @@
+"""What the read path learnt about one request, for its audit record (patients touched, what was withheld).
+
+The API authenticates, calls the view and records the audit event in one task, so a context variable set at
+authentication is seen by the view's screening and by the audit write without threading it through every
+signature. Outside a request (tests, the CLI) there are no notes and noting is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class AccessNotes:
+    """Mutable notes of one request (each request gets its own)."""
+
+    patients: set[str] = field(default_factory=set)
+    withheld: set[str] = field(default_factory=set)
+
+
+_NOTES: ContextVar[AccessNotes | None] = ContextVar("bcconnect_access_notes", default=None)
+
+
+def start_notes() -> AccessNotes:
+    """Begin the notes of a new request in the current context."""
+    notes = AccessNotes()
+    _NOTES.set(notes)
+    return notes
+
+
+def current_notes() -> AccessNotes | None:
+    """The notes of the request being served, if any."""
+    return _NOTES.get()
+
+
+def note_access(*, patients: Iterable[str] = (), withheld: Iterable[str] = ()) -> None:
+    """Record patients touched (``Patient/<id>``) and reasons data was withheld (``objection``, ``sensitive``)."""
+    notes = _NOTES.get()
+    if notes is not None:
+        notes.patients.update(patients)
+        notes.withheld.update(withheld)
