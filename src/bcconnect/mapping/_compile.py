@@ -15,6 +15,7 @@ from bcconnect.errors import DefinitionProblem
 from bcconnect.mapping._paths import PathSyntaxError, TargetPath, compile_target
 from bcconnect.mapping._rules import UNSET, FnCall, Format, Predicate, Rule, RunEnv, Template
 from bcconnect.mapping._sources import Reader, compile_reader
+from bcconnect.mapping._yaml import LocDict
 from bcconnect.mapping.functions import REGISTRY
 
 RULE_KEYS: Final = frozenset(
@@ -127,7 +128,7 @@ class Compiler:
         if not isinstance(exists, bool):
             self.problem(node, f"{field}.exists", "expected true or false", "exists")
             return None
-        return lambda env, scope: bool(read(env, scope)) is exists
+        return lambda env, scope: any(v not in ("", None) for v in read(env, scope)) is exists
 
     # --- rules ---------------------------------------------------------------------------------------------
     def rules(self, node: Any, field: str, fmt: str | None = None) -> tuple[Rule, ...]:
@@ -211,6 +212,14 @@ class Compiler:
                              key)  # fmt: skip
             elif isinstance(spec, dict) and "const" in spec:
                 rule.with_[key] = [spec["const"]]
+            elif isinstance(spec, dict):
+                # a full value rule ({from, fn, lookup, translate …}) computes the parameter
+                located = LocDict({**spec, "target": "value"})
+                located.line = getattr(spec, "line", getattr(with_, "line", 0))
+                located.key_lines = dict(getattr(spec, "key_lines", {}))
+                param_rule = self.rule(located, f"{field}.with.{key}", fmt)
+                if param_rule is not None:
+                    rule.with_[key] = param_rule
             elif isinstance(spec, str) and "{" in spec:
                 fmt_spec = self.format(with_, key, f"{field}.with", fmt)
                 if fmt_spec is not None:

@@ -137,7 +137,7 @@ class Rule:
         values, raw = self._values(env, scope)
         if not values:
             if self.default is not UNSET:
-                values = [self.default]
+                values = [fresh(self.default)]
             elif self.required:
                 raise self.fail("no value but the rule is required", raw if raw else UNSET)
             else:
@@ -160,6 +160,8 @@ class Rule:
                 if isinstance(spec, Format):
                     text = spec.render(env, scope)
                     params[name] = [text] if text is not None else []
+                elif isinstance(spec, Rule):
+                    params[name] = spec._values(env, scope)[0]
                 elif hasattr(spec, "read"):
                     params[name] = spec.read(env, scope)
                 else:
@@ -179,12 +181,13 @@ class Rule:
 
     def _values(self, env: RunEnv, scope: Any) -> tuple[list[Any], list[Any]]:
         if self.const is not UNSET:
-            raw: list[Any] = [self.const]
+            raw: list[Any] = [fresh(self.const)]
         elif self.fmt is not None:
             text = self.fmt.render(env, scope)
             raw = [text] if text is not None else []
         elif self.source is not None:
-            raw = self.source.read(env, scope)
+            # an empty string is never a FHIR value; vendor JSON and HL7 use it for "not known"
+            raw = [v for v in self.source.read(env, scope) if v != ""]
         else:
             raw = []
         values = raw
@@ -213,9 +216,9 @@ class Rule:
         assert self.lookup is not None
         key = str(value)
         if key in self.lookup:
-            return self.lookup[key]
+            return fresh(self.lookup[key])
         if self.otherwise is not UNSET:
-            return self.otherwise
+            return fresh(self.otherwise)
         raise self.fail(f"no entry for {_preview(key)} in the lookup table and no 'otherwise'", value)
 
     def _translate(self, env: RunEnv, scope: Any, value: Any) -> dict[str, Any]:
@@ -264,6 +267,15 @@ class Rule:
             shown = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
             env.trace.append(TraceEntry(prefix + self.target.text, env.via + self.rid, src, shown, value))
         self.target.assign(out, value)
+
+
+def fresh(value: Any) -> Any:
+    """A copy of a constant container, so later rules writing inside it never change the rule itself."""
+    if isinstance(value, dict):
+        return {k: fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fresh(v) for v in value]
+    return value
 
 
 def _at(out: dict[str, Any], target: TargetPath) -> Any:

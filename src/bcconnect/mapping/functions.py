@@ -56,6 +56,11 @@ def uk_date(value: Any) -> str | None:
     if not text:
         return None
     if _ISO_DATE.fullmatch(text):
+        parts = [int(p) for p in text.split("-")]
+        if len(parts) == 3:
+            dt.date(*parts)  # raises ValueError for 1966-29-10
+        elif len(parts) == 2 and not 1 <= parts[1] <= 12:
+            raise ValueError("month out of range")
         return text
     match = _UK_DATE.fullmatch(text)
     if match is None:
@@ -72,11 +77,13 @@ def uk_date(value: Any) -> str | None:
 
 
 @register("uk_datetime")
-def uk_datetime(value: Any) -> str | None:
-    """UK local ``dd/mm/yyyy HH:MM[:SS]`` as a FHIR dateTime with the Europe/London offset of that moment.
+def uk_datetime(value: Any, zone: str = "Europe/London") -> str | None:
+    """UK ``dd/mm/yyyy HH:MM[:SS]`` as a FHIR dateTime; the clock is ``zone`` (default Europe/London local).
 
     >>> uk_datetime("22/11/2026 10:05:00"), uk_datetime("01/07/2026 09:00"), uk_datetime("01/07/2026")
     ('2026-11-22T10:05:00+00:00', '2026-07-01T09:00:00+01:00', '2026-07-01')
+    >>> uk_datetime("01/07/2026 09:00", "UTC")
+    '2026-07-01T09:00:00+00:00'
     """
     text = str(value).strip()
     if not text:
@@ -91,7 +98,8 @@ def uk_datetime(value: Any) -> str | None:
         clock = dt.time.fromisoformat(time_part.strip())
     except ValueError as exc:
         raise ValueError("expected a time as HH:MM or HH:MM:SS") from exc
-    moment = dt.datetime.combine(dt.date.fromisoformat(day), clock, tzinfo=_LONDON)
+    tz = _LONDON if zone == "Europe/London" else ZoneInfo(zone)
+    moment = dt.datetime.combine(dt.date.fromisoformat(day), clock, tzinfo=tz)
     return moment.isoformat(timespec="seconds")
 
 
@@ -333,3 +341,15 @@ def drop_vendor(value: Any, prefix: str) -> Any:
     if isinstance(value, dict) and str(value.get("url", "")).startswith(prefix):
         return None
     return drop_extensions(value, prefix)
+
+
+@register("part")
+def part(value: Any, separator: str, index: int | str) -> str | None:
+    """The ``index``-th (0-based) piece of text split on ``separator`` (``120/80`` → ``120``), or no value.
+
+    >>> part("120/80", "/", 1), part("120", "/", 1)
+    ('80', None)
+    """
+    pieces = str(value).split(separator)
+    i = int(index)
+    return pieces[i].strip() or None if -len(pieces) <= i < len(pieces) else None
