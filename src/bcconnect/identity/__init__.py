@@ -6,7 +6,7 @@ Pure parts (normalisation, phonetic keys, comparisons, Fellegi–Sunter with EM,
 
 from bcconnect.identity._blocking import BLOCKING_KEYS, EM_PASSES, block_keys
 from bcconnect.identity._compare import FIELDS, compare, jaro_winkler
-from bcconnect.identity._db import Link
+from bcconnect.identity._db import Link, load_record
 from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, decide_pair, explain_pair
 from bcconnect.identity._evaluate import Metrics, pairwise_metrics
 from bcconnect.identity._fs import Contribution, Estimate, FieldWeights, FsModel, estimate_model
@@ -70,6 +70,7 @@ __all__ = [
     "jaro_winkler",
     "link_patients",
     "list_reviews",
+    "load_record",
     "load_rules",
     "merge",
     "pairwise_metrics",
