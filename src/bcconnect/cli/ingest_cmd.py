@@ -1,0 +1,384 @@
+"""``sync``, ``run``, ``status``, ``remap``, ``quarantine`` and ``export``: operating the ingest pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import orjson
+
+from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.config import AdapterConfig, Settings, load_adapters
+from bcconnect.errors import UsageError
+from bcconnect.ingest import (
+    SyncReport,
+    remap_adapter,
+    replay_quarantined,
+    resolve_adapter,
+    run_daemon,
+    summarise,
+    sync_adapters,
+)
+from bcconnect.ingest._runs import watermark_of
+from bcconnect.mapping import load_mapping_set
+from bcconnect.store import (
+    Store,
+    get_quarantine,
+    iter_current,
+    list_quarantine,
+    open_store,
+    resolve_quarantine,
+    resource_types,
+)
+
+
+def register(sub: SubParsers) -> None:
+    """Add the ingest commands."""
+    p = sub.add_parser("sync", help="one pass of every (or one) adapter, then exit")
+    p.add_argument("--adapter", metavar="NAME", help="only this adapter")
+    p.set_defaults(handler=_sync)
+
+    p = sub.add_parser("run", help="daemon: every adapter on its schedule, HL7 listeners, optionally the API")
+    p.add_argument("--with-api", action="store_true", help="serve the FHIR endpoint in the same process")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("status", help="per adapter: last success, watermark, lag, error rate, quarantine depth")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_status)
+
+    p = sub.add_parser("remap", help="re-apply the current mappings to landed records (no call to the trust)")
+    p.add_argument("--adapter", metavar="NAME", help="only this adapter")
+    p.set_defaults(handler=_remap)
+
+    q = sub.add_parser("quarantine", help="records that could not be taken in")
+    qsub = q.add_subparsers(dest="quarantine_command", metavar="ACTION")
+    p = qsub.add_parser("list", help="open quarantined records")
+    p.add_argument("--adapter", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="include resolved records")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(handler=_quarantine_list)
+    p = qsub.add_parser("show", help="one record: reason, details and payload")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=_quarantine_show)
+    p = qsub.add_parser("replay", help="map a record again with the current mappings (or a corrected payload)")
+    p.add_argument("id", type=int)
+    p.add_argument("--payload-file", metavar="FILE", help="replace the payload with this corrected file")
+    p.set_defaults(handler=_quarantine_replay)
+    p = qsub.add_parser("resolve", help="mark a record handled without loading it")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=_quarantine_resolve)
+
+    p = sub.add_parser("export", help="NDJSON per resource type of everything in the view")
+    p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument(
+        "--with-store-meta",
+        action="store_true",
+        help="keep meta.versionId and meta.lastUpdated (left out by default so two stores compare equal)",
+    )
+    p.set_defaults(handler=_export)
+
+
+def _adapters(settings: Settings, only: str | None = None) -> list[AdapterConfig]:
+    directory = settings.resolve(settings.paths.adapters_dir)
+    configs = [c for c in load_adapters(directory) if c.enabled] if directory.is_dir() else []
+    if only is not None:
+        configs = [c for c in configs if c.name == only]
+        if not configs:
+            raise UsageError(f"no enabled adapter named {only!r} in {directory}")
+    if not configs:
+        raise UsageError(f"no adapters configured in {directory}")
+    return configs
+
+
+def _print_report(report: SyncReport) -> None:
+    verdict = "ok" if report.ok else f"FAILED: {report.error}"
+    print(
+        f"{report.adapter}: fetched {report.fetched} = new {report.new} + changed {report.changed}"
+        f" + unchanged {report.unchanged} + quarantined {report.quarantined}"
+        f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted};"
+        f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict}"
+    )
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise (the logs carry the events)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.totals: dict[str, int] = {}
+
+    def __call__(self, adapter: str, report: SyncReport) -> None:
+        if not self.enabled:
+            return
+        self.totals[adapter] = report.fetched
+        line = "  ".join(f"{name}: {count}" for name, count in sorted(self.totals.items()))
+        print(f"\r\033[Ksyncing… {line}", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled and self.totals:
+            print(file=sys.stderr)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configs = _adapters(settings, args.adapter)
+
+    async def go() -> list[SyncReport]:
+        progress = _Progress()
+        async with open_store(settings.store_url()) as store:
+            try:
+                return await sync_adapters(configs, settings=settings, store=store, progress=progress)
+            finally:
+                progress.done()
+
+    reports = anyio.run(go)
+    for report in reports:
+        _print_report(report)
+    return 0 if all(r.ok and r.balanced for r in reports) else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configs = _adapters(settings)
+
+    async def go() -> None:
+        async with open_store(settings.store_url()) as store, anyio.create_task_group() as group:
+            group.start_soon(lambda: run_daemon(configs, settings=settings, store=store))
+            if args.with_api:
+                from bcconnect.cli.serve_cmd import serve_api
+
+                group.start_soon(lambda: serve_api(settings, store=store))
+
+    anyio.run(go)
+    return 0
+
+
+def _lag(instant: str | None, now: datetime) -> str:
+    if instant is None:
+        return "never"
+    seconds = (now - datetime.fromisoformat(instant)).total_seconds()
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configs = _adapters(settings)
+
+    async def go() -> list[dict[str, object]]:
+        async with open_store(settings.store_url()) as store:
+            rows: list[dict[str, object]] = []
+            now = datetime.now(UTC)
+            for config in configs:
+                summary = await store.read(lambda tx, name=config.name: summarise(tx, name))
+                stale = summary.last_success is None or (
+                    (now - datetime.fromisoformat(summary.last_success)).total_seconds()
+                    > config.staleness_limit_seconds
+                )
+                rows.append(
+                    {
+                        "adapter": config.name,
+                        "ods_code": config.ods_code,
+                        "kind": config.kind.value,
+                        "last_success": summary.last_success,
+                        "watermark": watermark_of(summary.cursor),
+                        "lag": _lag(summary.last_success, now),
+                        "stale": stale,
+                        "error_rate": round(summary.error_rate, 3),
+                        "last_error": summary.last_error,
+                        "quarantine_depth": summary.quarantine_depth,
+                    }
+                )
+            return rows
+
+    rows = anyio.run(go)
+    if args.json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    header = ("adapter", "ods", "last success", "watermark", "lag", "error rate", "quarantine")
+    table = [
+        (
+            str(r["adapter"]),
+            str(r["ods_code"]),
+            str(r["last_success"] or "never"),
+            str(r["watermark"] or "-"),
+            str(r["lag"]) + (" STALE" if r["stale"] else ""),
+            f"{float(str(r['error_rate'])):.0%}",
+            str(r["quarantine_depth"]),
+        )
+        for r in rows
+    ]
+    _print_table(header, table)
+    return 0
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _remap(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configs = _adapters(settings, args.adapter)
+    mappings_dir = settings.resolve(settings.paths.mappings_dir)
+
+    async def go() -> int:
+        failed = 0
+        async with open_store(settings.store_url()) as store:
+            for config in configs:
+                mapping_set = load_mapping_set(mappings_dir / config.mapping_set)
+                report = await remap_adapter(resolve_adapter(config, settings), store=store, mapping_set=mapping_set)
+                print(
+                    f"{report.adapter}: remapped {report.records} landed records into"
+                    f" {report.resources_written} resources; {report.failed} failed"
+                )
+                failed += report.failed
+        return 0 if failed == 0 else 1
+
+    return anyio.run(go)
+
+
+def _quarantine_list(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def go() -> None:
+        async with open_store(settings.store_url()) as store:
+            records = await store.read(
+                lambda tx: list_quarantine(tx, adapter=args.adapter, include_resolved=args.all, limit=args.limit)
+            )
+        rows = [
+            (
+                str(r.id),
+                r.entry.adapter,
+                r.entry.record_type,
+                r.entry.stage,
+                r.entry.reason.value,
+                r.created_at,
+                "resolved" if r.resolved_at else "open",
+                r.entry.message[:70],
+            )
+            for r in records
+        ]
+        _print_table(("id", "adapter", "type", "stage", "reason", "created", "state", "message"), rows)
+
+    anyio.run(go)
+    return 0
+
+
+def _quarantine_show(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def go() -> int:
+        async with open_store(settings.store_url()) as store:
+            record = await store.read(lambda tx: get_quarantine(tx, args.id))
+        if record is None:
+            raise UsageError(f"no quarantined record with id {args.id}")
+        e = record.entry
+        print(f"id:        {record.id}\nadapter:   {e.adapter}\nsource:    {e.source_key}")
+        print(f"type:      {e.record_type}\nstage:     {e.stage}\nreason:    {e.reason.value}")
+        print(f"mapping:   {e.mapping_id} {e.mapping_version}\ncreated:   {record.created_at}")
+        print(f"resolved:  {record.resolved_at or 'no'}\nreplays:   {record.replay_count}")
+        print(f"message:   {e.message}")
+        for detail in e.details:
+            print(f"  - {detail}")
+        print("payload:")
+        print(e.payload.decode("utf-8", errors="replace"))
+        return 0
+
+    return anyio.run(go)
+
+
+def _quarantine_replay(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    payload = Path(args.payload_file).read_bytes() if args.payload_file else None
+    mappings_dir = settings.resolve(settings.paths.mappings_dir)
+
+    async def go() -> int:
+        async with open_store(settings.store_url()) as store:
+            record = await store.read(lambda tx: get_quarantine(tx, args.id))
+            if record is None:
+                raise UsageError(f"no quarantined record with id {args.id}")
+            config = next((c for c in _adapters(settings) if c.name == record.entry.adapter), None)
+            if config is None:
+                raise UsageError(f"quarantined record {args.id} belongs to unknown adapter {record.entry.adapter!r}")
+            mapping_set = load_mapping_set(mappings_dir / config.mapping_set)
+            result = await replay_quarantined(
+                args.id, config=config, store=store, mapping_set=mapping_set, payload=payload
+            )
+        print(f"{result.quarantine_id}: {'resolved' if result.resolved else 'still failing'} — {result.message}")
+        return 0 if result.resolved else 1
+
+    return anyio.run(go)
+
+
+def _quarantine_resolve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def go() -> int:
+        async with open_store(settings.store_url()) as store:
+            done = await store.write(lambda tx: resolve_quarantine(tx, args.id))
+        if not done:
+            raise UsageError(f"no open quarantined record with id {args.id}")
+        print(f"{args.id}: resolved")
+        return 0
+
+    return anyio.run(go)
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    out = Path(args.out)
+
+    async def go() -> dict[str, int]:
+        async with open_store(settings.store_url()) as store:
+            return await export_ndjson(store, out, with_store_meta=args.with_store_meta)
+
+    counts = anyio.run(go)
+    for resource_type, count in sorted(counts.items()):
+        print(f"{resource_type}: {count}")
+    print(f"exported {sum(counts.values())} resources to {out}")
+    return 0
+
+
+def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
+    """One NDJSON line: sorted keys; without the store's own versionId/lastUpdated unless asked for.
+
+    >>> canonical_line(b'{"id":"1","resourceType":"Patient","meta":{"versionId":"2","lastUpdated":"x"}}',
+    ...                with_store_meta=False)
+    b'{"id":"1","resourceType":"Patient"}'
+    """
+    resource = orjson.loads(body)
+    meta = resource.get("meta")
+    if not with_store_meta and isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if meta:
+            resource["meta"] = meta
+        else:
+            del resource["meta"]
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+
+async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False) -> dict[str, int]:
+    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type."""
+    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for resource_type in await store.read(resource_types):
+        after = ""
+        async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
+            while True:
+                batch = await store.read(lambda tx, t=resource_type, a=after: iter_current(tx, t, after_id=a))
+                if not batch:
+                    break
+                lines = [
+                    canonical_line(stored.body, with_store_meta=with_store_meta)
+                    for stored in batch
+                    if stored.body is not None
+                ]
+                await handle.write(b"".join(line + b"\n" for line in lines))
+                counts[resource_type] = counts.get(resource_type, 0) + len(lines)
+                after = batch[-1].id
+    return counts
