@@ -24,15 +24,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve = sub.add_parser("serve", help="serve the simulated trusts on 127.0.0.1 until Ctrl-C")
     _common(serve)
     serve.add_argument("--trust", default="all", choices=[*ALL_TRUSTS, "all"], help="which trust (default all)")
-    serve.add_argument("--faults", default="", metavar="SPEC",
-                       help="faults as name=value,… e.g. error_rate=0.05,latency_ms=20,burst_429_rate=0.02")
+    serve.add_argument(
+        "--faults",
+        default="",
+        metavar="SPEC",
+        help="faults as name=value,… e.g. error_rate=0.05,latency_ms=20,burst_429_rate=0.02",
+    )
     serve.add_argument("--fault-seed", type=int, default=None, help="seed of the faults (default: --seed)")
-    serve.add_argument("--port-base", type=int, default=0,
-                       help="RL4 on this port, RXK +1, RNA +2 (default: free ports)")
+    serve.add_argument(
+        "--port-base", type=int, default=0, help="RL4 on this port, RXK +1, RNA +2 (default: free ports)"
+    )
     serve.add_argument("--hl7-target", default=None, metavar="HOST:PORT", help="RBK sends MLLP here")
     serve.add_argument("--hl7-drop-dir", type=Path, default=None, metavar="DIR", help="RBK writes files here")
-    serve.add_argument("--advance-every", type=float, default=0.0, metavar="SECONDS",
-                       help="move simulated time on by --advance-days every SECONDS (default: never)")
+    serve.add_argument(
+        "--advance-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="move simulated time on by --advance-days every SECONDS (default: never)",
+    )
     serve.add_argument("--advance-days", type=float, default=1.0, metavar="DAYS")
     serve.set_defaults(handler=_serve, sandbox_parser=serve)
 
@@ -56,8 +66,9 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
     ports: tuple[tuple[str, int], ...] = ()
     if getattr(args, "port_base", 0):
         ports = tuple((t, args.port_base + n) for n, t in enumerate(("RL4", "RXK", "RNA")))
-    return SandboxSettings(persons=args.persons, seed=args.seed, trusts=trusts, faults=faults or FaultSettings(),
-                           ports=ports)
+    return SandboxSettings(
+        persons=args.persons, seed=args.seed, trusts=trusts, faults=faults or FaultSettings(), ports=ports
+    )
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -87,8 +98,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(settings: SandboxSettings, target: tuple[str, int] | None, drop_dir: Path | None,
-               every: float, days: float) -> None:
+async def _run(
+    settings: SandboxSettings, target: tuple[str, int] | None, drop_dir: Path | None, every: float, days: float
+) -> None:
     async with running_sandboxes(settings, hl7_target=target, hl7_drop_dir=drop_dir) as world:
         _announce(world)
         hl7 = "RBK" in settings.trusts and (target is not None or drop_dir is not None)
@@ -115,6 +127,8 @@ def _announce(world: World) -> None:
         if cred.api_key:
             print(f"  {trust}  {base}/api/v2/changes   X-API-Key: {cred.api_key}")
         else:
-            print(f"  {trust}  {base}/fhir/R4   token {base}/oauth2/token  "
-                  f"client_id={cred.client_id} client_secret={cred.client_secret}")
+            print(
+                f"  {trust}  {base}/fhir/R4   token {base}/oauth2/token  "
+                f"client_id={cred.client_id} client_secret={cred.client_secret}"
+            )
     print("Ctrl-C to stop", flush=True)

@@ -77,8 +77,9 @@ class Response:
     content_type: str = "application/json"
 
 
-def json_response(status: int, payload: object, *, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    status: int, payload: object, *, content_type: str = "application/json", headers: dict[str, str] | None = None
+) -> Response:
     """A JSON answer serialised with orjson (deterministic key order: insertion order)."""
     return Response(status, orjson.dumps(payload), dict(headers or {}), content_type)
 
@@ -98,8 +99,7 @@ async def read_request(scope: Scope, receive: Receive) -> Request:
 
 async def send_response(send: Send, response: Response) -> None:
     """Send ``response`` as is."""
-    headers = [(b"content-type", response.content_type.encode()),
-               (b"content-length", str(len(response.body)).encode())]
+    headers = [(b"content-type", response.content_type.encode()), (b"content-length", str(len(response.body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
@@ -134,9 +134,16 @@ class FaultyWire:
         status = fault.status
         if status is None:
             return None
-        outcome = {"resourceType": "OperationOutcome", "issue": [{
-            "severity": "error", "code": "throttled" if status == 429 else "transient",
-            "diagnostics": f"injected fault {fault.value}"}]}
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "throttled" if status == 429 else "transient",
+                    "diagnostics": f"injected fault {fault.value}",
+                }
+            ],
+        }
         headers = {"retry-after": str(self.settings.retry_after_seconds)} if status == 429 else {}
         return json_response(status, outcome, content_type="application/fhir+json", headers=headers)
 
@@ -148,11 +155,14 @@ class FaultyWire:
         elif fault is HttpFault.MALFORMED:
             response.body = response.body[:-1] + b",}"  # a trailing comma: not JSON
         if fault is HttpFault.RESET:
-            headers = [(b"content-type", response.content_type.encode()),
-                       (b"content-length", str(len(response.body)).encode())]
+            headers = [
+                (b"content-type", response.content_type.encode()),
+                (b"content-length", str(len(response.body)).encode()),
+            ]
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
-            await send({"type": "http.response.body", "body": response.body[: len(response.body) // 2],
-                        "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": response.body[: len(response.body) // 2], "more_body": True}
+            )
             raise ConnectionResetFault(f"{self.plan.trust}: injected connection reset")
         await send_response(send, response)
 

@@ -71,9 +71,13 @@ class FaultPlan:
             self._burst_left -= 1
             return HttpFault.RATE_LIMITED
         for rate, fault in (
-            (s.error_rate, None), (s.burst_429_rate, HttpFault.RATE_LIMITED), (s.timeout_rate, HttpFault.TIMEOUT),
-            (s.reset_rate, HttpFault.RESET), (s.truncated_rate, HttpFault.TRUNCATED),
-            (s.malformed_rate, HttpFault.MALFORMED), (s.duplicate_rate, HttpFault.DUPLICATE),
+            (s.error_rate, None),
+            (s.burst_429_rate, HttpFault.RATE_LIMITED),
+            (s.timeout_rate, HttpFault.TIMEOUT),
+            (s.reset_rate, HttpFault.RESET),
+            (s.truncated_rate, HttpFault.TRUNCATED),
+            (s.malformed_rate, HttpFault.MALFORMED),
+            (s.duplicate_rate, HttpFault.DUPLICATE),
         ):
             if roll < rate:
                 if fault is None:
@@ -89,9 +93,11 @@ class FaultPlan:
         since an out-of-order swap needs a successor to swap with."""
         roll = self._messages.random()
         s = self.settings
-        for rate, fault in ((s.hl7_malformed_rate, MessageFault.MALFORMED),
-                            (s.duplicate_rate, MessageFault.DUPLICATE),
-                            (s.out_of_order_rate, MessageFault.OUT_OF_ORDER)):
+        for rate, fault in (
+            (s.hl7_malformed_rate, MessageFault.MALFORMED),
+            (s.duplicate_rate, MessageFault.DUPLICATE),
+            (s.out_of_order_rate, MessageFault.OUT_OF_ORDER),
+        ):
             if roll < rate:
                 return fault
             roll -= rate

@@ -37,8 +37,7 @@ Transform = Callable[[Json], Json]
 
 def outcome(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
     """An OperationOutcome answer."""
-    body = {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
     return json_response(status, body, content_type=FHIR_JSON, headers=headers)
 
 
@@ -116,8 +115,15 @@ class TokenIssuer:
 class FhirApp:
     """ASGI app of one FHIR trust. ``transform`` rewrites each resource (RXK's quirks)."""
 
-    def __init__(self, settings: SandboxSettings, state: TrustState, wire: FaultyWire,
-                 *, transform: Transform | None = None, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        state: TrustState,
+        wire: FaultyWire,
+        *,
+        transform: Transform | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.settings = settings
         self.state = state
         self.wire = wire
@@ -138,18 +144,17 @@ class FhirApp:
             await self.wire.send(send, request, outcome(404, "not-found", f"no endpoint {request.path}"), None)
             return
         if request.path == FHIR_BASE + "/metadata":
-            await self.wire.send(send, request, json_response(200, self._capabilities(), content_type=FHIR_JSON),
-                                 None)
+            await self.wire.send(send, request, json_response(200, self._capabilities(), content_type=FHIR_JSON), None)
             return
         if not self.tokens.check(request):
-            response = outcome(401, "login", "a valid bearer token is required",
-                               {"www-authenticate": 'Bearer realm="sandbox"'})
+            response = outcome(
+                401, "login", "a valid bearer token is required", {"www-authenticate": 'Bearer realm="sandbox"'}
+            )
             await self.wire.send(send, request, response, None)
             return
         if self.limiter is not None and (retry := self.limiter.retry_after()) is not None:
             self.wire.plan.count("rate_limit_429")
-            await self.wire.send(send, request, outcome(429, "throttled", "slow down", {"retry-after": retry}),
-                                 None)
+            await self.wire.send(send, request, outcome(429, "throttled", "slow down", {"retry-after": retry}), None)
             return
         fault = await self.wire.before(receive)
         replaced = self.wire.error_response(fault) if fault is not None else None
@@ -161,7 +166,7 @@ class FhirApp:
         """Answer a FHIR GET (search, history or read)."""
         if request.method != "GET":
             return outcome(405, "not-supported", "this sandbox is read-only")
-        parts = request.path[len(FHIR_BASE):].strip("/").split("/")
+        parts = request.path[len(FHIR_BASE) :].strip("/").split("/")
         kind = KIND_OF_TYPE.get(parts[0])
         if kind is None:
             return outcome(404, "not-supported", f"resource type {parts[0]!r} is not served")
@@ -182,8 +187,9 @@ class FhirApp:
             return outcome(404, "not-found", f"{RESOURCE_TYPE[kind]}/{record_id} is not known")
         if version.record is None:
             return outcome(410, "deleted", f"{RESOURCE_TYPE[kind]}/{record_id} was deleted")
-        return json_response(200, self._resource(version), content_type=FHIR_JSON,
-                             headers={"etag": f'W/"{version.version}"'})
+        return json_response(
+            200, self._resource(version), content_type=FHIR_JSON, headers={"etag": f'W/"{version.version}"'}
+        )
 
     def _search(self, request: Request, kind: str, *, duplicate: bool) -> Response:
         count = self._count(request)
@@ -212,12 +218,22 @@ class FhirApp:
         for v in versions:
             url = f"{RESOURCE_TYPE[kind]}/{v.id}"
             if v.record is None:
-                entries.append({"fullUrl": self._full_url(kind, v.id),
-                                "request": {"method": "DELETE", "url": url}, "response": {"status": "204"}})
+                entries.append(
+                    {
+                        "fullUrl": self._full_url(kind, v.id),
+                        "request": {"method": "DELETE", "url": url},
+                        "response": {"status": "204"},
+                    }
+                )
             else:
-                entries.append({"fullUrl": self._full_url(kind, v.id), "resource": self._resource(v),
-                                "request": {"method": "POST" if v.version == 1 else "PUT", "url": url},
-                                "response": {"status": "201" if v.version == 1 else "200"}})
+                entries.append(
+                    {
+                        "fullUrl": self._full_url(kind, v.id),
+                        "resource": self._resource(v),
+                        "request": {"method": "POST" if v.version == 1 else "PUT", "url": url},
+                        "response": {"status": "201" if v.version == 1 else "200"},
+                    }
+                )
         return self._bundle("history", request, entries, next_tick)
 
     # --- helpers ------------------------------------------------------------------------------------
@@ -253,8 +269,15 @@ class FhirApp:
 
     def _entry(self, kind: str, version: Version, ids_only: bool) -> Json:
         if ids_only:
-            resource: Json = {"resourceType": RESOURCE_TYPE[kind], "id": version.id, "meta": {"tag": [{
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}]}}
+            resource: Json = {
+                "resourceType": RESOURCE_TYPE[kind],
+                "id": version.id,
+                "meta": {
+                    "tag": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+                    ]
+                },
+            }
         else:
             resource = self._resource(version)
         return {"fullUrl": self._full_url(kind, version.id), "resource": resource, "search": {"mode": "match"}}
@@ -267,15 +290,33 @@ class FhirApp:
         if next_tick is not None:
             query = [(k, v) for k, v in request.query if k != "_cursor"] + [("_cursor", str(next_tick))]
             links.append({"relation": "next", "url": f"{self.base_url}{request.path}?{urlencode(query)}"})
-        bundle = {"resourceType": "Bundle", "type": kind,
-                  "meta": {"lastUpdated": instant(self.state.instant(self.state.end_tick))},
-                  "link": links, "entry": entries}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": kind,
+            "meta": {"lastUpdated": instant(self.state.instant(self.state.end_tick))},
+            "link": links,
+            "entry": entries,
+        }
         return json_response(200, bundle, content_type=FHIR_JSON)
 
     def _capabilities(self) -> Json:
-        return {"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
-                "fhirVersion": "4.0.1", "format": ["json"], "date": instant(self.settings.now),
-                "rest": [{"mode": "server", "resource": [
-                    {"type": t, "interaction": [{"code": "read"}, {"code": "search-type"},
-                                                {"code": "history-type"}]}
-                    for t in sorted(KIND_OF_TYPE)]}]}
+        return {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "kind": "instance",
+            "fhirVersion": "4.0.1",
+            "format": ["json"],
+            "date": instant(self.settings.now),
+            "rest": [
+                {
+                    "mode": "server",
+                    "resource": [
+                        {
+                            "type": t,
+                            "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "history-type"}],
+                        }
+                        for t in sorted(KIND_OF_TYPE)
+                    ],
+                }
+            ],
+        }

@@ -71,8 +71,9 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
         for index in range(settings.persons):
             person = make_person(settings.seed, index, settings.now)
             for trust in settings.trusts:
-                records = trust_records(person, trust, seed=settings.seed, noise=settings.noise,
-                                        codec=codecs[trust])[: TICKS_PER_PERSON - 1]
+                records = trust_records(person, trust, seed=settings.seed, noise=settings.noise, codec=codecs[trust])[
+                    : TICKS_PER_PERSON - 1
+                ]
                 patients = {r.id: r.fact for r in records if isinstance(r.fact, SourcePatient)}
                 for r in records:
                     if isinstance(r.fact, SourcePatient):
@@ -82,15 +83,19 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
                     owner = patients.get(record.patient_id)
                     _write(files, counts, trust, record, owner, tick0 + k, epoch)
     manifest: dict[str, object] = {
-        "persons": settings.persons, "seed": settings.seed, "now": settings.now.isoformat(),
-        "trusts": list(settings.trusts), "records": dict(sorted(counts.items())),
+        "persons": settings.persons,
+        "seed": settings.seed,
+        "now": settings.now.isoformat(),
+        "trusts": list(settings.trusts),
+        "records": dict(sorted(counts.items())),
     }
     (out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return {**manifest, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _write(files: _Files, counts: Counter[str], trust: str, record: Record, owner: object, tick: int,
-           epoch: datetime) -> None:
+def _write(
+    files: _Files, counts: Counter[str], trust: str, record: Record, owner: object, tick: int, epoch: datetime
+) -> None:
     """Render one record in its trust's dialect; ``tick`` gives its ``lastUpdated`` (as the server does)."""
     at = epoch + timedelta(milliseconds=tick)
     if trust in {"RL4", "RXK"}:
@@ -100,8 +105,14 @@ def _write(files: _Files, counts: Counter[str], trust: str, record: Record, owne
         files.get(trust, f"{RESOURCE_TYPE[record.kind]}.ndjson").write(orjson.dumps(resource) + b"\n")
         counts[trust] += 1
     elif trust == "RNA" and record.kind in ENTITY:
-        change = {"seq": tick, "entity": ENTITY[record.kind], "id": record.id, "op": "upsert",
-                  "modified": uk_datetime(at), "data": to_rna(record)}
+        change = {
+            "seq": tick,
+            "entity": ENTITY[record.kind],
+            "id": record.id,
+            "op": "upsert",
+            "modified": uk_datetime(at),
+            "data": to_rna(record),
+        }
         files.get(trust, "changes.ndjson").write(orjson.dumps(change) + b"\n")
         counts[trust] += 1
     elif trust == "RBK" and isinstance(owner, SourcePatient):

@@ -56,8 +56,15 @@ def corrupt(message: str) -> str:
 class Hl7Sender:
     """Turns RBK's versions into messages and delivers them."""
 
-    def __init__(self, settings: SandboxSettings, state: TrustState, plan: FaultPlan, *,
-                 target: tuple[str, int] | None, drop_dir: Path | None) -> None:
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        state: TrustState,
+        plan: FaultPlan,
+        *,
+        target: tuple[str, int] | None,
+        drop_dir: Path | None,
+    ) -> None:
         self.settings = settings
         self.state = state
         self.plan = plan
@@ -87,8 +94,12 @@ class Hl7Sender:
             record, event = self.state.base_record(version.id), "delete"
             if record is None:
                 return []
-        elif record.kind == "patient" and isinstance(record.fact, SourcePatient) and record.fact.replaced_by \
-                and version.version > 1:
+        elif (
+            record.kind == "patient"
+            and isinstance(record.fact, SourcePatient)
+            and record.fact.replaced_by
+            and version.version > 1
+        ):
             event = "merge"
         owner = self.state.read(record.patient_id)
         patient = owner.record.fact if owner and owner.record else record.fact
@@ -159,12 +170,17 @@ class Hl7Sender:
                 await stream.send(frame(message))
                 with anyio.fail_after(self.settings.hl7_ack_timeout):
                     ack = await self._read_frame(stream)
-            except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError,
-                    anyio.ClosedResourceError):
+            except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await self._close()
                 continue
-            return {"AA": "acked_aa", "CA": "acked_aa", "AE": "acked_ae", "CE": "acked_ae",
-                    "AR": "acked_ar", "CR": "acked_ar"}.get(ack_code(ack), "acked_other")
+            return {
+                "AA": "acked_aa",
+                "CA": "acked_aa",
+                "AE": "acked_ae",
+                "CE": "acked_ae",
+                "AR": "acked_ar",
+                "CR": "acked_ar",
+            }.get(ack_code(ack), "acked_other")
         return "undelivered"
 
     async def _connect(self) -> anyio.abc.SocketStream:

@@ -285,8 +285,11 @@ class _History:
             self.encounters.append(Encounter("ae", self.trust(), start, start + timedelta(hours=4)))
         if 16 <= self.age <= 55 and self.rng.random() < 0.02:
             start = self.when(max_days=3 * 365)
-            self.encounters.append(Encounter("sexual_health", self.trust(), start,
-                                             start + timedelta(minutes=30), tfc=ref.SEXUAL_HEALTH_TFC))
+            self.encounters.append(
+                Encounter(
+                    "sexual_health", self.trust(), start, start + timedelta(minutes=30), tfc=ref.SEXUAL_HEALTH_TFC
+                )
+            )
 
     def referrals(self) -> tuple[Referral, ...]:
         """Referrals in the last two years, their RTT clocks, appointments and outcomes."""
@@ -307,14 +310,23 @@ class _History:
             trust = self.trust()
             out.append(Referral(network, trust, priority, authored, stop, appt_start, appt_status))
             if appt_status == "fulfilled" and appt_start is not None:
-                self.encounters.append(Encounter("outpatient", trust, appt_start,
-                                                 appt_start + timedelta(minutes=20), tfc=network.tfc))
+                self.encounters.append(
+                    Encounter("outpatient", trust, appt_start, appt_start + timedelta(minutes=20), tfc=network.tfc)
+                )
             if stop is not None and network.tfc and self.rng.random() < 0.35:
                 start = datetime.combine(stop, self.now.timetz()) + timedelta(hours=8)
-                self.encounters.append(Encounter(
-                    "elective", trust, start, start + timedelta(days=self.rng.randint(0, 3)),
-                    self.rng.choice(("11", "11", "12", "13")), "1", network.tfc,
-                    self.rng.choice(ref.ELECTIVE_PROCEDURES)))
+                self.encounters.append(
+                    Encounter(
+                        "elective",
+                        trust,
+                        start,
+                        start + timedelta(days=self.rng.randint(0, 3)),
+                        self.rng.choice(("11", "11", "12", "13")),
+                        "1",
+                        network.tfc,
+                        self.rng.choice(ref.ELECTIVE_PROCEDURES),
+                    )
+                )
         return tuple(out)
 
     def _appointment(self, authored: date, stop: date | None) -> tuple[datetime | None, str | None]:

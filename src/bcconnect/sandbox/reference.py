@@ -14,23 +14,57 @@ from typing import Final
 
 #: Age bands (low, high inclusive) and their share of the population, roughly a UK urban pyramid.
 AGE_BANDS: Final = (
-    ((0, 4), 6.2), ((5, 17), 16.0), ((18, 29), 15.5), ((30, 44), 19.5), ((45, 64), 24.0),
-    ((65, 79), 13.5), ((80, 100), 5.3),
+    ((0, 4), 6.2),
+    ((5, 17), 16.0),
+    ((18, 29), 15.5),
+    ((30, 44), 19.5),
+    ((45, 64), 24.0),
+    ((65, 79), 13.5),
+    ((80, 100), 5.3),
 )
 
 #: NHS Data Dictionary ethnic category codes with an approximate Black Country share (percent).
 ETHNIC_WEIGHTS: Final = (
-    ("A", 67.5), ("B", 0.5), ("C", 4.0), ("D", 1.6), ("E", 0.3), ("F", 0.6), ("G", 0.5), ("H", 9.0),
-    ("J", 4.2), ("K", 1.0), ("L", 1.6), ("M", 2.6), ("N", 2.0), ("P", 0.6), ("R", 0.4), ("S", 1.5),
-    ("Z", 1.5), ("99", 0.6),
+    ("A", 67.5),
+    ("B", 0.5),
+    ("C", 4.0),
+    ("D", 1.6),
+    ("E", 0.3),
+    ("F", 0.6),
+    ("G", 0.5),
+    ("H", 9.0),
+    ("J", 4.2),
+    ("K", 1.0),
+    ("L", 1.6),
+    ("M", 2.6),
+    ("N", 2.0),
+    ("P", 0.6),
+    ("R", 0.4),
+    ("S", 1.5),
+    ("Z", 1.5),
+    ("99", 0.6),
 )
 
 #: Which name pool each ethnic category draws from.
 NAME_POOL_OF_ETHNICITY: Final = {
-    "A": "british", "B": "british", "C": "european", "D": "caribbean", "E": "african", "F": "south_asian",
-    "G": "british", "H": "south_asian", "J": "pakistani", "K": "bangladeshi", "L": "south_asian",
-    "M": "caribbean", "N": "african", "P": "african", "R": "chinese", "S": "middle_eastern",
-    "Z": "british", "99": "british",
+    "A": "british",
+    "B": "british",
+    "C": "european",
+    "D": "caribbean",
+    "E": "african",
+    "F": "south_asian",
+    "G": "british",
+    "H": "south_asian",
+    "J": "pakistani",
+    "K": "bangladeshi",
+    "L": "south_asian",
+    "M": "caribbean",
+    "N": "african",
+    "P": "african",
+    "R": "chinese",
+    "S": "middle_eastern",
+    "Z": "british",
+    "99": "british",
 }
 
 
@@ -45,22 +79,127 @@ class NamePool:
 
 NAME_POOLS: Final = {
     "british": NamePool(
-        ("James", "William", "Robert", "David", "Thomas", "Daniel", "Michael", "Jack", "Harry", "George",
-         "Richard", "Paul", "Mark", "Stephen", "Anthony", "Joseph", "Christopher", "Oliver", "Alfie", "Kevin"),
-        ("Margaret", "Elizabeth", "Susan", "Sarah", "Emma", "Jessica", "Olivia", "Amelia", "Patricia",
-         "Jennifer", "Katherine", "Rebecca", "Deborah", "Victoria", "Jacqueline", "Samantha", "Lily", "Joan",
-         "Christine", "Alexandra"),
-        ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Evans", "Roberts",
-         "Walker", "Wright", "Thompson", "Hughes", "Green", "Hall", "Edwards", "Cartwright", "Bissell",
-         "Homer", "Round", "Hickman", "Fellows", "Partridge", "Tonks", "Millward", "O'Neill", "Dudley-Smith"),
+        (
+            "James",
+            "William",
+            "Robert",
+            "David",
+            "Thomas",
+            "Daniel",
+            "Michael",
+            "Jack",
+            "Harry",
+            "George",
+            "Richard",
+            "Paul",
+            "Mark",
+            "Stephen",
+            "Anthony",
+            "Joseph",
+            "Christopher",
+            "Oliver",
+            "Alfie",
+            "Kevin",
+        ),
+        (
+            "Margaret",
+            "Elizabeth",
+            "Susan",
+            "Sarah",
+            "Emma",
+            "Jessica",
+            "Olivia",
+            "Amelia",
+            "Patricia",
+            "Jennifer",
+            "Katherine",
+            "Rebecca",
+            "Deborah",
+            "Victoria",
+            "Jacqueline",
+            "Samantha",
+            "Lily",
+            "Joan",
+            "Christine",
+            "Alexandra",
+        ),
+        (
+            "Smith",
+            "Jones",
+            "Taylor",
+            "Brown",
+            "Williams",
+            "Wilson",
+            "Johnson",
+            "Davies",
+            "Evans",
+            "Roberts",
+            "Walker",
+            "Wright",
+            "Thompson",
+            "Hughes",
+            "Green",
+            "Hall",
+            "Edwards",
+            "Cartwright",
+            "Bissell",
+            "Homer",
+            "Round",
+            "Hickman",
+            "Fellows",
+            "Partridge",
+            "Tonks",
+            "Millward",
+            "O'Neill",
+            "Dudley-Smith",
+        ),
     ),
     "south_asian": NamePool(
-        ("Harjit", "Gurpreet", "Rajinder", "Sukhdev", "Amandeep", "Manjit", "Ravi", "Sanjay", "Vikram",
-         "Jaswinder", "Arjun", "Kulwant"),
-        ("Harpreet", "Manpreet", "Kiran", "Simran", "Priya", "Sukhvinder", "Rupinder", "Anjali", "Balbir",
-         "Navdeep", "Parminder", "Jaspreet"),
-        ("Singh", "Kaur", "Sandhu", "Dhillon", "Gill", "Sidhu", "Bains", "Sahota", "Patel", "Sharma",
-         "Kumar", "Johal", "Mann", "Virdee", "Bassi"),
+        (
+            "Harjit",
+            "Gurpreet",
+            "Rajinder",
+            "Sukhdev",
+            "Amandeep",
+            "Manjit",
+            "Ravi",
+            "Sanjay",
+            "Vikram",
+            "Jaswinder",
+            "Arjun",
+            "Kulwant",
+        ),
+        (
+            "Harpreet",
+            "Manpreet",
+            "Kiran",
+            "Simran",
+            "Priya",
+            "Sukhvinder",
+            "Rupinder",
+            "Anjali",
+            "Balbir",
+            "Navdeep",
+            "Parminder",
+            "Jaspreet",
+        ),
+        (
+            "Singh",
+            "Kaur",
+            "Sandhu",
+            "Dhillon",
+            "Gill",
+            "Sidhu",
+            "Bains",
+            "Sahota",
+            "Patel",
+            "Sharma",
+            "Kumar",
+            "Johal",
+            "Mann",
+            "Virdee",
+            "Bassi",
+        ),
     ),
     "pakistani": NamePool(
         ("Mohammed", "Muhammad", "Imran", "Tariq", "Zubair", "Asif", "Bilal", "Kamran", "Adeel", "Hamza"),
@@ -101,13 +240,40 @@ NAME_POOLS: Final = {
 
 #: Nicknames and common variant spellings a clerk may type instead of the registered given name.
 NICKNAMES: Final = {
-    "James": "Jim", "William": "Bill", "Robert": "Bob", "David": "Dave", "Thomas": "Tom", "Daniel": "Dan",
-    "Michael": "Mick", "Richard": "Dick", "Stephen": "Steve", "Anthony": "Tony", "Joseph": "Joe",
-    "Christopher": "Chris", "Margaret": "Maggie", "Elizabeth": "Liz", "Susan": "Sue", "Patricia": "Pat",
-    "Jennifer": "Jenny", "Katherine": "Kate", "Rebecca": "Becky", "Deborah": "Debbie", "Victoria": "Vicky",
-    "Samantha": "Sam", "Alexandra": "Alex", "Mohammed": "Mohammad", "Muhammad": "Mohammed",
-    "Gurpreet": "Gurpeet", "Harjit": "Harry", "Rajinder": "Raj", "Kulwant": "Kully", "Oluwaseun": "Seun",
-    "Tafadzwa": "Tafa", "Krzysztof": "Chris", "Małgorzata": "Gosia", "Katarzyna": "Kasia",
+    "James": "Jim",
+    "William": "Bill",
+    "Robert": "Bob",
+    "David": "Dave",
+    "Thomas": "Tom",
+    "Daniel": "Dan",
+    "Michael": "Mick",
+    "Richard": "Dick",
+    "Stephen": "Steve",
+    "Anthony": "Tony",
+    "Joseph": "Joe",
+    "Christopher": "Chris",
+    "Margaret": "Maggie",
+    "Elizabeth": "Liz",
+    "Susan": "Sue",
+    "Patricia": "Pat",
+    "Jennifer": "Jenny",
+    "Katherine": "Kate",
+    "Rebecca": "Becky",
+    "Deborah": "Debbie",
+    "Victoria": "Vicky",
+    "Samantha": "Sam",
+    "Alexandra": "Alex",
+    "Mohammed": "Mohammad",
+    "Muhammad": "Mohammed",
+    "Gurpreet": "Gurpeet",
+    "Harjit": "Harry",
+    "Rajinder": "Raj",
+    "Kulwant": "Kully",
+    "Oluwaseun": "Seun",
+    "Tafadzwa": "Tafa",
+    "Krzysztof": "Chris",
+    "Małgorzata": "Gosia",
+    "Katarzyna": "Kasia",
 }
 
 # --- places -----------------------------------------------------------------------------------------------
@@ -125,24 +291,55 @@ class Borough:
 
 
 BOROUGHS: Final = (
-    Borough("Wolverhampton", "RL4", 0.205,
-            ("WV1", "WV2", "WV3", "WV4", "WV6", "WV10", "WV11", "WV13", "WV14"),
-            ("Wolverhampton", "Bilston", "Wednesfield", "Tettenhall", "Willenhall")),
-    Borough("Walsall", "RBK", 0.225,
-            ("WS1", "WS2", "WS3", "WS4", "WS5", "WS8", "WS9", "WS10"),
-            ("Walsall", "Bloxwich", "Aldridge", "Brownhills", "Darlaston", "Wednesbury")),
-    Borough("Dudley", "RNA", 0.250,
-            ("DY1", "DY2", "DY3", "DY5", "DY6", "DY8", "DY9"),
-            ("Dudley", "Netherton", "Sedgley", "Brierley Hill", "Kingswinford", "Stourbridge", "Halesowen")),
-    Borough("Sandwell", "RXK", 0.320,
-            ("B64", "B65", "B66", "B67", "B68", "B69", "B70", "B71", "DY4"),
-            ("West Bromwich", "Smethwick", "Oldbury", "Rowley Regis", "Cradley Heath", "Tipton")),
+    Borough(
+        "Wolverhampton",
+        "RL4",
+        0.205,
+        ("WV1", "WV2", "WV3", "WV4", "WV6", "WV10", "WV11", "WV13", "WV14"),
+        ("Wolverhampton", "Bilston", "Wednesfield", "Tettenhall", "Willenhall"),
+    ),
+    Borough(
+        "Walsall",
+        "RBK",
+        0.225,
+        ("WS1", "WS2", "WS3", "WS4", "WS5", "WS8", "WS9", "WS10"),
+        ("Walsall", "Bloxwich", "Aldridge", "Brownhills", "Darlaston", "Wednesbury"),
+    ),
+    Borough(
+        "Dudley",
+        "RNA",
+        0.250,
+        ("DY1", "DY2", "DY3", "DY5", "DY6", "DY8", "DY9"),
+        ("Dudley", "Netherton", "Sedgley", "Brierley Hill", "Kingswinford", "Stourbridge", "Halesowen"),
+    ),
+    Borough(
+        "Sandwell",
+        "RXK",
+        0.320,
+        ("B64", "B65", "B66", "B67", "B68", "B69", "B70", "B71", "DY4"),
+        ("West Bromwich", "Smethwick", "Oldbury", "Rowley Regis", "Cradley Heath", "Tipton"),
+    ),
 )
 
 STREET_NAMES: Final = (
-    "High Street", "Church Road", "Station Road", "Victoria Road", "Park Lane", "Birmingham Road",
-    "Wolverhampton Road", "Stafford Street", "Lichfield Road", "Dudley Road", "Holly Lane", "Mill Street",
-    "Canal Side", "Foundry Street", "Chainmakers Way", "Lime Kiln Close", "Tipton Road", "Hagley Road",
+    "High Street",
+    "Church Road",
+    "Station Road",
+    "Victoria Road",
+    "Park Lane",
+    "Birmingham Road",
+    "Wolverhampton Road",
+    "Stafford Street",
+    "Lichfield Road",
+    "Dudley Road",
+    "Holly Lane",
+    "Mill Street",
+    "Canal Side",
+    "Foundry Street",
+    "Chainmakers Way",
+    "Lime Kiln Close",
+    "Tipton Road",
+    "Hagley Road",
 )
 
 #: Inward-code letters that Royal Mail uses (no C, I, K, M, O, V).
@@ -165,15 +362,12 @@ def _practices() -> tuple[Practice, ...]:
     for borough, prefix in prefixes.items():
         for n in range(1, 13):
             integrated = borough == "Wolverhampton" and n <= 4
-            out.append(Practice(f"{prefix}{n:03d}", f"{borough} Synthetic Medical Practice {n}", borough,
-                                integrated))
+            out.append(Practice(f"{prefix}{n:03d}", f"{borough} Synthetic Medical Practice {n}", borough, integrated))
     return tuple(out)
 
 
 PRACTICES: Final = _practices()
-PRACTICES_BY_BOROUGH: Final = {
-    b.name: tuple(p for p in PRACTICES if p.borough == b.name) for b in BOROUGHS
-}
+PRACTICES_BY_BOROUGH: Final = {b.name: tuple(p for p in PRACTICES if p.borough == b.name) for b in BOROUGHS}
 
 # --- clinical ---------------------------------------------------------------------------------------------
 
@@ -198,23 +392,47 @@ class LongTermCondition:
 
 
 LONG_TERM_CONDITIONS: Final = (
-    LongTermCondition(Concept("38341003", "Hypertensive disorder"), 20, 30,
-                      Concept("319283006", "Amlodipine 5mg tablets"), "hypertension"),
-    LongTermCondition(Concept("44054006", "Type 2 diabetes mellitus"), 14, 25,
-                      Concept("325278007", "Metformin 500mg tablets"), "diabetes"),
-    LongTermCondition(Concept("195967001", "Asthma"), 12, 0,
-                      Concept("320176004", "Salbutamol 100micrograms/dose inhaler"), "asthma"),
-    LongTermCondition(Concept("35489007", "Depressive disorder"), 12, 14,
-                      Concept("321949006", "Sertraline 50mg tablets"), "depression"),
-    LongTermCondition(Concept("13645005", "Chronic obstructive lung disease"), 6, 40,
-                      Concept("320176004", "Salbutamol 100micrograms/dose inhaler"), "copd"),
+    LongTermCondition(
+        Concept("38341003", "Hypertensive disorder"),
+        20,
+        30,
+        Concept("319283006", "Amlodipine 5mg tablets"),
+        "hypertension",
+    ),
+    LongTermCondition(
+        Concept("44054006", "Type 2 diabetes mellitus"),
+        14,
+        25,
+        Concept("325278007", "Metformin 500mg tablets"),
+        "diabetes",
+    ),
+    LongTermCondition(
+        Concept("195967001", "Asthma"), 12, 0, Concept("320176004", "Salbutamol 100micrograms/dose inhaler"), "asthma"
+    ),
+    LongTermCondition(
+        Concept("35489007", "Depressive disorder"),
+        12,
+        14,
+        Concept("321949006", "Sertraline 50mg tablets"),
+        "depression",
+    ),
+    LongTermCondition(
+        Concept("13645005", "Chronic obstructive lung disease"),
+        6,
+        40,
+        Concept("320176004", "Salbutamol 100micrograms/dose inhaler"),
+        "copd",
+    ),
     LongTermCondition(Concept("433144002", "Chronic kidney disease stage 3"), 6, 45, None, "ckd"),
-    LongTermCondition(Concept("84114007", "Heart failure"), 4, 50,
-                      Concept("317972000", "Furosemide 40mg tablets"), "heart_failure"),
-    LongTermCondition(Concept("49436004", "Atrial fibrillation"), 4, 50,
-                      Concept("318590006", "Bisoprolol 2.5mg tablets"), "af"),
-    LongTermCondition(Concept("414545008", "Ischemic heart disease"), 5, 45,
-                      Concept("320000009", "Atorvastatin 20mg tablets"), "ihd"),
+    LongTermCondition(
+        Concept("84114007", "Heart failure"), 4, 50, Concept("317972000", "Furosemide 40mg tablets"), "heart_failure"
+    ),
+    LongTermCondition(
+        Concept("49436004", "Atrial fibrillation"), 4, 50, Concept("318590006", "Bisoprolol 2.5mg tablets"), "af"
+    ),
+    LongTermCondition(
+        Concept("414545008", "Ischemic heart disease"), 5, 45, Concept("320000009", "Atorvastatin 20mg tablets"), "ihd"
+    ),
     LongTermCondition(Concept("396275006", "Osteoarthritis"), 8, 45, None, "osteoarthritis"),
     LongTermCondition(Concept("40930008", "Hypothyroidism"), 4, 20, None, "hypothyroidism"),
     LongTermCondition(Concept("52448006", "Dementia"), 2, 70, None, "dementia"),
@@ -234,23 +452,27 @@ ALLERGIES: Final = (
 
 #: Lab and vital-sign observations (LOINC) with a typical value range and unit.
 OBS_HBA1C: Final = (Concept("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"), (38.0, 95.0), "mmol/mol")
-OBS_EGFR: Final = (Concept("33914-3", "Glomerular filtration rate/1.73 sq M.predicted"), (25.0, 95.0),
-                   "mL/min/{1.73_m2}")
+OBS_EGFR: Final = (
+    Concept("33914-3", "Glomerular filtration rate/1.73 sq M.predicted"),
+    (25.0, 95.0),
+    "mL/min/{1.73_m2}",
+)
 OBS_BMI: Final = (Concept("39156-5", "Body mass index (BMI) [Ratio]"), (18.0, 41.0), "kg/m2")
 OBS_HB: Final = (Concept("718-7", "Hemoglobin [Mass/volume] in Blood"), (95.0, 170.0), "g/L")
-OBS_WBC: Final = (Concept("6690-2", "Leukocytes [#/volume] in Blood by Automated count"), (3.5, 12.0),
-                  "10*9/L")
-OBS_PLT: Final = (Concept("777-3", "Platelets [#/volume] in Blood by Automated count"), (140.0, 420.0),
-                  "10*9/L")
+OBS_WBC: Final = (Concept("6690-2", "Leukocytes [#/volume] in Blood by Automated count"), (3.5, 12.0), "10*9/L")
+OBS_PLT: Final = (Concept("777-3", "Platelets [#/volume] in Blood by Automated count"), (140.0, 420.0), "10*9/L")
 OBS_BP: Final = Concept("85354-9", "Blood pressure panel with all children optional")
 OBS_SYSTOLIC: Final = Concept("8480-6", "Systolic blood pressure")
 OBS_DIASTOLIC: Final = Concept("8462-4", "Diastolic blood pressure")
 FBC_PANEL: Final = Concept("58410-2", "CBC panel - Blood by Automated count")
 
 ELECTIVE_PROCEDURES: Final = (
-    Concept("80146002", "Appendectomy"), Concept("52734007", "Total hip replacement"),
-    Concept("609588000", "Total knee replacement"), Concept("38102005", "Cholecystectomy"),
-    Concept("54885007", "Cataract extraction"), Concept("73761001", "Colonoscopy"),
+    Concept("80146002", "Appendectomy"),
+    Concept("52734007", "Total hip replacement"),
+    Concept("609588000", "Total knee replacement"),
+    Concept("38102005", "Cholecystectomy"),
+    Concept("54885007", "Cataract extraction"),
+    Concept("73761001", "Colonoscopy"),
 )
 
 
@@ -265,11 +487,16 @@ class Network:
 
 
 NETWORKS: Final = (
-    Network("Breast", "103", 8, True), Network("Colorectal", "104", 9, True),
-    Network("Critical Care", "192", 2, False), Network("ENT", "120", 11, True),
-    Network("General Surgery", "100", 12, False), Network("Gynaecology", "502", 10, True),
-    Network("Ophthalmology", "130", 12, False), Network("Orthopaedics", "110", 16, False),
-    Network("Pharmacy", None, 3, False), Network("Skin", "330", 9, True),
+    Network("Breast", "103", 8, True),
+    Network("Colorectal", "104", 9, True),
+    Network("Critical Care", "192", 2, False),
+    Network("ENT", "120", 11, True),
+    Network("General Surgery", "100", 12, False),
+    Network("Gynaecology", "502", 10, True),
+    Network("Ophthalmology", "130", 12, False),
+    Network("Orthopaedics", "110", 16, False),
+    Network("Pharmacy", None, 3, False),
+    Network("Skin", "330", 9, True),
     Network("Urology", "101", 8, True),
 )
 

@@ -83,13 +83,18 @@ class RnaApp:
         resume = next_tick if next_tick is not None else self.state.end_tick + 1
         if page and next_tick is None:
             resume = page[-1].tick + 1
-        return json_response(200, {"changes": changes, "next_cursor": encode_cursor(resume),
-                                   "has_more": next_tick is not None})
+        return json_response(
+            200, {"changes": changes, "next_cursor": encode_cursor(resume), "has_more": next_tick is not None}
+        )
 
     def _change(self, v: Version) -> Json:
-        change: Json = {"seq": v.tick, "entity": ENTITY[v.kind], "id": v.id,
-                        "op": "delete" if v.record is None else "upsert",
-                        "modified": uk_datetime(self.state.instant(v.tick))}
+        change: Json = {
+            "seq": v.tick,
+            "entity": ENTITY[v.kind],
+            "id": v.id,
+            "op": "delete" if v.record is None else "upsert",
+            "modified": uk_datetime(self.state.instant(v.tick)),
+        }
         if v.record is not None:
             change["data"] = to_rna(v.record)
         return change

@@ -78,8 +78,16 @@ class FaultSettings:
     def any_http(self) -> bool:
         """True when any HTTP-level fault is switched on."""
         return any(
-            (self.error_rate, self.burst_429_rate, self.latency_ms, self.timeout_rate, self.reset_rate,
-             self.truncated_rate, self.malformed_rate, self.duplicate_rate)
+            (
+                self.error_rate,
+                self.burst_429_rate,
+                self.latency_ms,
+                self.timeout_rate,
+                self.reset_rate,
+                self.truncated_rate,
+                self.malformed_rate,
+                self.duplicate_rate,
+            )
         )
 
 
@@ -156,8 +164,9 @@ class SandboxSettings:
         if trust == "RNA":
             return Credentials(api_key=f"rna-sandbox-key-{self.seed}")
         if trust in {"RL4", "RXK"}:
-            return Credentials(client_id=f"bcconnect-{trust.lower()}",
-                               client_secret=f"{trust.lower()}-sandbox-secret-{self.seed}")
+            return Credentials(
+                client_id=f"bcconnect-{trust.lower()}", client_secret=f"{trust.lower()}-sandbox-secret-{self.seed}"
+            )
         return Credentials()
 
     def with_faults(self, faults: FaultSettings) -> SandboxSettings:

@@ -32,8 +32,18 @@ _RECORDS_PER_PERSON: Final = 4  # 0 primary, 1 in-trust duplicate, 2 pseudonymou
 
 #: Record kinds in the order a person's records are listed, and the letter their ids carry.
 KIND_LETTER: Final = {
-    "patient": "", "consent": "X", "condition": "C", "allergy": "A", "medication": "M", "encounter": "E",
-    "procedure": "P", "observation": "O", "report": "D", "referral": "R", "pathway": "W", "appointment": "B",
+    "patient": "",
+    "consent": "X",
+    "condition": "C",
+    "allergy": "A",
+    "medication": "M",
+    "encounter": "E",
+    "procedure": "P",
+    "observation": "O",
+    "report": "D",
+    "referral": "R",
+    "pathway": "W",
+    "appointment": "B",
 }
 KINDS: Final = tuple(KIND_LETTER)
 
@@ -108,7 +118,7 @@ class IdCodec:
     def person_of(self, record_id: str) -> int | None:
         """The person index behind any record id of this trust, or None when it is not one of ours."""
         head = record_id.split("-", 1)[0]
-        digits = head[len(self.prefix):]
+        digits = head[len(self.prefix) :]
         if not head.startswith(self.prefix) or len(digits) != 9 or not digits.isdigit():
             return None
         slot = ((int(digits) - self._offset) * self._inverse) % _ID_SPACE
@@ -133,8 +143,9 @@ def trust_records(person: Person, trust: str, *, seed: int, noise: NoiseSettings
     pid = primary.id
     counters = dict.fromkeys(KINDS, 0)
 
-    def add(kind: str, patient_id: str, fact: Fact, part: int = 0, refs: tuple[str, ...] = (),
-            status: str | None = None) -> str:
+    def add(
+        kind: str, patient_id: str, fact: Fact, part: int = 0, refs: tuple[str, ...] = (), status: str | None = None
+    ) -> str:
         record_id = f"{pid}-{KIND_LETTER[kind]}{counters[kind]}"
         counters[kind] += 1
         records.append(Record(kind, record_id, patient_id, fact, part, refs, status))
@@ -186,8 +197,16 @@ def trust_records(person: Person, trust: str, *, seed: int, noise: NoiseSettings
     return records
 
 
-def _noisy_patient(person: Person, trust: str, rng: random.Random, noise: NoiseSettings, record_id: str,
-                   record_no: int, *, worse: bool = False) -> SourcePatient:
+def _noisy_patient(
+    person: Person,
+    trust: str,
+    rng: random.Random,
+    noise: NoiseSettings,
+    record_id: str,
+    record_no: int,
+    *,
+    worse: bool = False,
+) -> SourcePatient:
     nhs: str | None = person.nhs_number
     status: str | None = "01"
     roll = rng.random()
@@ -212,19 +231,44 @@ def _noisy_patient(person: Person, trust: str, rng: random.Random, noise: NoiseS
         address = f"{rng.randint(1, 240)} {rng.choice(ref.STREET_NAMES)}"
         town, postcode = rng.choice(borough.towns), random_postcode(rng, borough)
     return SourcePatient(
-        id=record_id, trust=trust, person_index=person.index, record_no=record_no, nhs_number=nhs,
-        nhs_status=status, given=given, family=family, sex=person.sex, birth_date=birth, address_line=address,
-        town=town, postcode=postcode, phone=person.phone, ethnic_category=person.ethnic_category,
-        gp_practice=person.gp_practice.code, restricted=person.restricted,
+        id=record_id,
+        trust=trust,
+        person_index=person.index,
+        record_no=record_no,
+        nhs_number=nhs,
+        nhs_status=status,
+        given=given,
+        family=family,
+        sex=person.sex,
+        birth_date=birth,
+        address_line=address,
+        town=town,
+        postcode=postcode,
+        phone=person.phone,
+        ethnic_category=person.ethnic_category,
+        gp_practice=person.gp_practice.code,
+        restricted=person.restricted,
         objects_to_sharing=person.objects_to_sharing,
     )
 
 
 def _pseudonymous_patient(primary: SourcePatient, record_id: str) -> SourcePatient:
     """A sexual-health clinic registration: no NHS number, no address, only what the patient chose to give."""
-    return replace(primary, id=record_id, record_no=2, nhs_number=None, nhs_status=None, address_line="",
-                   town="", postcode="", phone="", replaced_by=None, replaces=None, active=True,
-                   pseudonymous=True)
+    return replace(
+        primary,
+        id=record_id,
+        record_no=2,
+        nhs_number=None,
+        nhs_status=None,
+        address_line="",
+        town="",
+        postcode="",
+        phone="",
+        replaced_by=None,
+        replaces=None,
+        active=True,
+        pseudonymous=True,
+    )
 
 
 def _typo(rng: random.Random, text: str) -> str:
@@ -234,9 +278,9 @@ def _typo(rng: random.Random, text: str) -> str:
     at = rng.randrange(1, len(text) - 1)
     kind = rng.randrange(3)
     if kind == 0:
-        return text[:at] + text[at + 1] + text[at] + text[at + 2:]
+        return text[:at] + text[at + 1] + text[at] + text[at + 2 :]
     if kind == 1:
-        return text[:at] + text[at + 1:]
+        return text[:at] + text[at + 1 :]
     return text[:at] + text[at] + text[at:]
 
 

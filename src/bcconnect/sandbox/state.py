@@ -97,8 +97,9 @@ class TrustState:
             self._base_cache.move_to_end(index)
             return cached
         person = self.population.person(index)
-        records = trust_records(person, self.trust, seed=self.settings.seed, noise=self.settings.noise,
-                                codec=self.codec)[: TICKS_PER_PERSON - 1]
+        records = trust_records(
+            person, self.trust, seed=self.settings.seed, noise=self.settings.noise, codec=self.codec
+        )[: TICKS_PER_PERSON - 1]
         self._base_cache[index] = records
         if len(self._base_cache) > _CACHE_PERSONS:
             self._base_cache.popitem(last=False)

@@ -20,8 +20,10 @@ MAX_PAGES = 10_000
 async def bearer(client: httpx.AsyncClient, world: World, trust: str) -> dict[str, str]:
     """Headers with a fresh client-credentials token for ``trust`` (RL4 or RXK)."""
     cred = world.credentials(trust)
-    response = await client.post(f"{world.base_url(trust)}/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": cred.client_id, "client_secret": cred.client_secret})
+    response = await client.post(
+        f"{world.base_url(trust)}/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": cred.client_id, "client_secret": cred.client_secret},
+    )
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -68,7 +70,7 @@ async def mllp_receiver(answer: Callable[[str, int], str | None] | None = None) 
     if answer is not None:
         receiver.answer = answer
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    receiver.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    receiver.port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio, not Django
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         buffer = b""

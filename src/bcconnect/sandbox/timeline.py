@@ -51,16 +51,21 @@ class Timeline:
 
     def _change(self, state: TrustState, rng: random.Random, index: int, at: datetime, k: int) -> None:
         roll = rng.random()
-        current = [v.record for v in (state.read(r.id) for r in state.base_records(index))
-                   if v is not None and v.record is not None]
+        current = [
+            v.record
+            for v in (state.read(r.id) for r in state.base_records(index))
+            if v is not None and v.record is not None
+        ]
         patients = [r for r in current if r.kind == "patient" and isinstance(r.fact, SourcePatient)]
         if not patients:
             if roll < 0.3:
                 self._register(state, index, at)
             return
         primary = patients[0]
-        by_kind = {kind: [r for r in current if r.kind == kind] for kind in
-                   ("observation", "condition", "appointment", "encounter")}
+        by_kind = {
+            kind: [r for r in current if r.kind == kind]
+            for kind in ("observation", "condition", "appointment", "encounter")
+        }
         if roll < 0.45:
             self._new_activity(state, rng, primary, at, k)
         elif roll < 0.60:
@@ -81,15 +86,15 @@ class Timeline:
         else:
             self._new_activity(state, rng, primary, at, k)
 
-    def _new_activity(self, state: TrustState, rng: random.Random, patient: Record, at: datetime,
-                      k: int) -> None:
+    def _new_activity(self, state: TrustState, rng: random.Random, patient: Record, at: datetime, k: int) -> None:
         stem = f"{patient.id}-"
         tag = f"N{self.rounds}x{k}"
         kind = "ae" if rng.random() < 0.6 else "outpatient"
         enc = Encounter(kind, state.trust, at - timedelta(hours=3), at)
         state.put(Record("encounter", f"{stem}E{tag}", patient.id, enc), at)
-        obs = Observation("bp", state.trust, at - timedelta(hours=2),
-                          (float(rng.randint(105, 175)), float(rng.randint(60, 105))))
+        obs = Observation(
+            "bp", state.trust, at - timedelta(hours=2), (float(rng.randint(105, 175)), float(rng.randint(60, 105)))
+        )
         state.put(Record("observation", f"{stem}O{tag}", patient.id, obs), at)
 
     def _correct_patient(self, state: TrustState, rng: random.Random, patient: Record, at: datetime) -> None:
@@ -113,12 +118,16 @@ class Timeline:
         """A person first seen at this trust: a new patient record (with this trust's noise)."""
         person = state.population.person(index)
         home = replace(person, trusts=(state.trust,))
-        records = trust_records(home, state.trust, seed=self.settings.seed + 7919 * self.rounds,
-                                noise=self.settings.noise, codec=state.codec)
+        records = trust_records(
+            home,
+            state.trust,
+            seed=self.settings.seed + 7919 * self.rounds,
+            noise=self.settings.noise,
+            codec=state.codec,
+        )
         fact = records[0].fact
         assert isinstance(fact, SourcePatient)
         record_id = state.codec.mrn(index, LATE_REGISTRATION)
         if state.read(record_id) is None:
-            new = replace(fact, id=record_id, record_no=LATE_REGISTRATION, replaced_by=None, replaces=None,
-                          active=True)
+            new = replace(fact, id=record_id, record_no=LATE_REGISTRATION, replaced_by=None, replaces=None, active=True)
             state.put(Record("patient", record_id, record_id, new), at)

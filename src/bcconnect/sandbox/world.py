@@ -40,8 +40,9 @@ class _Http:
 class World:
     """Handle on the running sandboxes (see :func:`running_sandboxes`)."""
 
-    def __init__(self, settings: SandboxSettings, *, hl7_target: tuple[str, int] | None,
-                 hl7_drop_dir: Path | None) -> None:
+    def __init__(
+        self, settings: SandboxSettings, *, hl7_target: tuple[str, int] | None, hl7_drop_dir: Path | None
+    ) -> None:
         self.settings = settings
         self.population = Population(settings)
         self.states = {t: TrustState(settings, t, self.population) for t in settings.trusts}
@@ -51,8 +52,9 @@ class World:
         self._http: dict[str, _Http] = {}
         self.hl7: Hl7Sender | None = None
         if "RBK" in settings.trusts:
-            self.hl7 = Hl7Sender(settings, self.states["RBK"], self.plans["RBK"], target=hl7_target,
-                                 drop_dir=hl7_drop_dir)
+            self.hl7 = Hl7Sender(
+                settings, self.states["RBK"], self.plans["RBK"], target=hl7_target, drop_dir=hl7_drop_dir
+            )
 
     @property
     def now(self) -> datetime:
@@ -113,8 +115,13 @@ class World:
         if trust == "RL4":
             return FhirApp(self.settings, state, wire)
         if trust == "RXK":
-            return FhirApp(self.settings, state, wire, transform=rxk_quirks,
-                           limiter=RateLimiter(self.settings.rxk_requests_per_second))
+            return FhirApp(
+                self.settings,
+                state,
+                wire,
+                transform=rxk_quirks,
+                limiter=RateLimiter(self.settings.rxk_requests_per_second),
+            )
         return RnaApp(self.settings, state, wire, self.plans[trust])
 
     async def _serve(self, trust: str, task_group: anyio.abc.TaskGroup) -> None:
@@ -124,8 +131,7 @@ class World:
         sock.bind((self.settings.host, self.settings.port(trust)))
         port = sock.getsockname()[1]
         app.base_url = f"http://{self.settings.host}:{port}"
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)
         http = _Http(app, server, port, anyio.Event())
         self._http[trust] = http
@@ -144,20 +150,27 @@ class World:
 
 
 @asynccontextmanager
-async def running_sandboxes(settings: SandboxSettings, hl7_target: tuple[str, int] | None = None,
-                            hl7_drop_dir: Path | None = None) -> AsyncIterator[World]:
+async def running_sandboxes(
+    settings: SandboxSettings, hl7_target: tuple[str, int] | None = None, hl7_drop_dir: Path | None = None
+) -> AsyncIterator[World]:
     """Serve the trusts of ``settings`` on loopback inside the caller's task; stop them on exit."""
     world = World(settings, hl7_target=hl7_target, hl7_drop_dir=hl7_drop_dir)
-    async with anyio.create_task_group() as tg:
-        for trust in settings.trusts:
-            if trust in HTTP_TRUSTS:
-                await world._serve(trust, tg)
-        try:
-            yield world
-        finally:
-            for http in world._http.values():
-                http.server.should_exit = True
-            with anyio.move_on_after(_STOP_GRACE, shield=True):
+    try:
+        async with anyio.create_task_group() as tg:
+            for trust in settings.trusts:
+                if trust in HTTP_TRUSTS:
+                    await world._serve(trust, tg)
+            try:
+                yield world
+            finally:
                 for http in world._http.values():
-                    await http.done.wait()
-            tg.cancel_scope.cancel()
+                    http.server.should_exit = True
+                with anyio.move_on_after(_STOP_GRACE, shield=True):
+                    for http in world._http.values():
+                        await http.done.wait()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # the servers only ever stop by cancellation, so a lone error is the caller's own: give it back bare
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from bcconnect.sandbox.testing import bearer
 pytestmark = pytest.mark.anyio
 
 
-def _settings(**faults: float) -> SandboxSettings:
+def _settings(**faults: Any) -> SandboxSettings:
     return SandboxSettings(persons=40, seed=5, trusts=("RL4", "RNA"), faults=FaultSettings(seed=9, **faults))
 
 
@@ -42,8 +43,10 @@ async def test_server_errors_are_injected_counted_and_deterministic() -> None:
 
 async def test_429_bursts_carry_retry_after() -> None:
     """A burst answers burst_length requests in a row with 429 and Retry-After."""
-    async with running_sandboxes(_settings(burst_429_rate=0.2, burst_length=3, retry_after_seconds=2)) as world, \
-            httpx.AsyncClient() as client:
+    async with (
+        running_sandboxes(_settings(burst_429_rate=0.2, burst_length=3, retry_after_seconds=2)) as world,
+        httpx.AsyncClient() as client,
+    ):
         headers = await bearer(client, world, "RL4")
         seen = []
         for _ in range(40):
@@ -52,14 +55,16 @@ async def test_429_bursts_carry_retry_after() -> None:
             if response.status_code == 429:
                 assert response.headers["retry-after"] == "2"
         first = seen.index(429)
-        assert seen[first:first + 3] == [429, 429, 429]
+        assert seen[first : first + 3] == [429, 429, 429]
         assert world.fault_counts()["RL4"]["http_429"] == seen.count(429)
 
 
 async def test_timeout_hangs_past_the_client_timeout() -> None:
     """A hung request makes the client time out; the next request is answered."""
-    async with running_sandboxes(_settings(timeout_rate=1.0, hang_seconds=5)) as world, \
-            httpx.AsyncClient(timeout=0.3) as client:
+    async with (
+        running_sandboxes(_settings(timeout_rate=1.0, hang_seconds=5)) as world,
+        httpx.AsyncClient(timeout=0.3) as client,
+    ):
         headers = await bearer(client, world, "RL4")
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"{world.base_url('RL4')}/fhir/R4/Patient", headers=headers)

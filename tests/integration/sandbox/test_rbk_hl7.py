@@ -20,16 +20,24 @@ def _event(message: str) -> str:
 
 async def test_mllp_delivers_every_message_once_with_acks(tmp_path: Path) -> None:
     """Every pending message is sent and acknowledged; message types cover ADT, ORU and REF; files match."""
-    async with mllp_receiver() as receiver, running_sandboxes(
-            SETTINGS, hl7_target=("127.0.0.1", receiver.port), hl7_drop_dir=tmp_path) as world:
+    async with (
+        mllp_receiver() as receiver,
+        running_sandboxes(SETTINGS, hl7_target=("127.0.0.1", receiver.port), hl7_drop_dir=tmp_path) as world,
+    ):
         counts = await world.deliver_hl7()
         assert counts["messages"] == counts["acked_aa"] == counts["files"] == len(receiver.received)
         events = Counter(_event(m) for m in receiver.received)
-        assert {"ADT^A28^ADT_A05", "ORU^R01^ORU_R01", "REF^I12^REF_I12", "ADT^A01^ADT_A01",
-                "ADT^A03^ADT_A03", "ADT^A04^ADT_A01"} <= set(events)
+        assert {
+            "ADT^A28^ADT_A05",
+            "ORU^R01^ORU_R01",
+            "REF^I12^REF_I12",
+            "ADT^A01^ADT_A01",
+            "ADT^A03^ADT_A03",
+            "ADT^A04^ADT_A01",
+        } <= set(events)
         controls = [m.split("\r", 1)[0].split("|")[9] for m in receiver.received]
         assert len(set(controls)) == len(controls)
-        files = sorted(tmp_path.iterdir())
+        files = sorted(tmp_path.iterdir())  # noqa: ASYNC240 - a few small files in a test
         assert [f.read_bytes().decode() for f in files] == receiver.received
         assert all(f.name.endswith(f"_{ctl}.hl7") for f, ctl in zip(files, controls, strict=True))
         pid = next(s for s in receiver.received[0].split("\r") if s.startswith("PID|"))
@@ -47,18 +55,22 @@ async def test_merges_arrive_as_a40(tmp_path: Path) -> None:
     settings = SandboxSettings(persons=600, seed=6, trusts=("RBK",))
     async with running_sandboxes(settings, hl7_drop_dir=tmp_path) as world:
         await world.deliver_hl7()
-        merges = [f.read_bytes().decode() for f in tmp_path.iterdir() if "ADT^A40" in f.read_bytes().decode()]
+        texts = [f.read_bytes().decode() for f in tmp_path.iterdir()]  # noqa: ASYNC240 - small test files
+        merges = [t for t in texts if "ADT^A40" in t]
         assert merges
         assert all("\rMRG|" in m for m in merges)
 
 
 async def test_no_ack_means_resend_and_errors_move_on() -> None:
     """A silent receiver gets the message again; AE and AR are counted and the sender goes on."""
+
     def answer(message: str, n: int) -> str | None:
         return None if n == 1 else "AE" if n == 3 else "AR" if n == 4 else "AA"
 
-    async with mllp_receiver(answer) as receiver, running_sandboxes(
-            SETTINGS, hl7_target=("127.0.0.1", receiver.port)) as world:
+    async with (
+        mllp_receiver(answer) as receiver,
+        running_sandboxes(SETTINGS, hl7_target=("127.0.0.1", receiver.port)) as world,
+    ):
         counts = await world.deliver_hl7(limit=5)
         assert receiver.received[0] == receiver.received[1]  # resent after the ACK timeout
         assert counts["acked_ae"] == 1
@@ -73,7 +85,7 @@ async def test_malformed_duplicate_and_out_of_order_messages(tmp_path: Path) -> 
     async with running_sandboxes(settings, hl7_drop_dir=tmp_path) as world:
         counts = await world.deliver_hl7()
         faults_seen = world.fault_counts()["RBK"]
-        texts = [f.read_bytes().decode() for f in sorted(tmp_path.iterdir())]
+        texts = [f.read_bytes().decode() for f in sorted(tmp_path.iterdir())]  # noqa: ASYNC240 - small test files
         assert counts["files"] == len(texts)
         malformed = {t.split("\r", 1)[0].split("|")[9] for t in texts if t.split("\r")[1][3:4] != "|"}
         assert len(malformed) == faults_seen["hl7_malformed"] > 0

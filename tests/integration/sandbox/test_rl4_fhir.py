@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -21,14 +23,17 @@ async def test_token_is_required_and_checked() -> None:
         assert unauth.status_code == 401
         assert unauth.headers["www-authenticate"].startswith("Bearer")
         assert unauth.json()["resourceType"] == "OperationOutcome"
-        bad = await client.post(f"{base}/oauth2/token", data={
-            "grant_type": "client_credentials", "client_id": "bcconnect-rl4", "client_secret": "nope"})
+        bad = await client.post(
+            f"{base}/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "bcconnect-rl4", "client_secret": "nope"},
+        )
         assert bad.status_code == 401
         cred = world.credentials("RL4")
         assert cred.client_id is not None
         assert cred.client_secret is not None
-        basic = await client.post(f"{base}/oauth2/token", data={"grant_type": "client_credentials"},
-                                  auth=(cred.client_id, cred.client_secret))
+        basic = await client.post(
+            f"{base}/oauth2/token", data={"grant_type": "client_credentials"}, auth=(cred.client_id, cred.client_secret)
+        )
         assert basic.status_code == 200
         assert basic.json()["token_type"] == "Bearer"
         stale = await client.get(f"{base}/fhir/R4/Patient", headers={"Authorization": "Bearer made-up"})
@@ -77,15 +82,18 @@ async def test_lastupdated_filter_and_count() -> None:
 
 async def test_changes_deletes_and_reads_after_time_moves() -> None:
     """After advance: history shows new versions and DELETEs; read of a deleted resource → 410."""
-    async with running_sandboxes(SandboxSettings(persons=400, seed=3, trusts=("RL4",))) as world, \
-            httpx.AsyncClient() as client:
+    async with (
+        running_sandboxes(SandboxSettings(persons=400, seed=3, trusts=("RL4",))) as world,
+        httpx.AsyncClient() as client,
+    ):
         headers = await token(client, world, "RL4")
         fhir = f"{world.base_url('RL4')}/fhir/R4"
         start = world.now
         for _ in range(4):
             await world.advance(days=7)
         since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-        deletes, updates = [], []
+        deletes: list[tuple[str, dict[str, Any]]] = []
+        updates: list[tuple[str, dict[str, Any]]] = []
         for kind in ("Condition", "Observation", "Patient", "Encounter", "Appointment"):
             pages = await walk(client, f"{fhir}/{kind}/_history?_since={since}&_count=50", headers)
             for entry in (e for p in pages for e in p["entry"]):

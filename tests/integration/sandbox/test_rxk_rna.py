@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +23,8 @@ async def test_rxk_uses_local_codes_retired_statuses_and_vendor_extensions() -> 
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         headers = await bearer(client, world, "RXK")
         fhir = f"{world.base_url('RXK')}/fhir/R4"
-        patients = [e["resource"] for p in await walk(client, f"{fhir}/Patient?_count=100", headers) for e in p["entry"]]
+        pages = await walk(client, f"{fhir}/Patient?_count=100", headers)
+        patients = [e["resource"] for p in pages for e in p["entry"]]
         conditions = (await client.get(f"{fhir}/Condition?_count=100", headers=headers)).json()["entry"]
         assert conditions
         text = str(conditions) + str(patients)
@@ -47,8 +50,10 @@ async def test_rxk_throttles_with_429_and_retry_after() -> None:
         assert world.fault_counts()["RXK"]["rate_limit_429"] == len(throttled)
 
 
-async def _feed(client: httpx.AsyncClient, base: str, key: str, cursor: str | None = None) -> tuple[list[dict], str]:
-    changes: list[dict] = []
+async def _feed(
+    client: httpx.AsyncClient, base: str, key: str, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    changes: list[dict[str, Any]] = []
     for _ in range(1000):
         url = f"{base}/api/v2/changes?limit=70" + (f"&cursor={cursor}" if cursor else "")
         page = (await client.get(url, headers={"X-API-Key": key})).json()
@@ -92,6 +97,6 @@ async def test_rna_out_of_order_deliveries_are_counted() -> None:
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         base, key = world.base_url("RNA"), world.credentials("RNA").api_key or ""
         changes, _ = await _feed(client, base, key)
-        falls = sum(1 for a, b in zip(changes, changes[1:], strict=False) if b["seq"] < a["seq"])
+        falls = sum(1 for a, b in itertools.pairwise(changes) if b["seq"] < a["seq"])
         assert falls > 0
         assert world.fault_counts()["RNA"]["out_of_order"] == falls

@@ -87,7 +87,11 @@ def test_clinical_history_has_every_kind_of_fact(people: list[Person]) -> None:
 
 def test_waiting_times_reach_the_long_wait_buckets(people: list[Person]) -> None:
     """Open RTT pathways include waits beyond 18, 40, 52, 65 and 78 weeks."""
-    waits = [(DEFAULT_NOW.date() - r.authored).days / 7 for p in people for r in p.referrals
-             if r.clock_stop is None and r.network.tfc is not None]
+    waits = [
+        (DEFAULT_NOW.date() - r.authored).days / 7
+        for p in people
+        for r in p.referrals
+        if r.clock_stop is None and r.network.tfc is not None
+    ]
     for weeks in (18, 40, 52, 65, 78):
         assert any(w > weeks for w in waits), weeks

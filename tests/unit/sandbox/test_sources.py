@@ -31,8 +31,11 @@ def _patients(n: int) -> list[SourcePatient]:
         person = make_person(2, i, DEFAULT_NOW)
         for trust in person.trusts:
             codec = IdCodec(2, trust)
-            out += [r.fact for r in trust_records(person, trust, seed=2, noise=NOISE, codec=codec)
-                    if isinstance(r.fact, SourcePatient)]
+            out += [
+                r.fact
+                for r in trust_records(person, trust, seed=2, noise=NOISE, codec=codec)
+                if isinstance(r.fact, SourcePatient)
+            ]
     return out
 
 

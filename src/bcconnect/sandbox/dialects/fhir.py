@@ -21,24 +21,39 @@ Json = dict[str, object]
 
 TREATMENT_FUNCTION_SYSTEM: Final = "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-TreatmentFunction"
 RESOURCE_TYPE: Final = {
-    "patient": "Patient", "consent": "Consent", "condition": "Condition", "allergy": "AllergyIntolerance",
-    "medication": "MedicationRequest", "encounter": "Encounter", "procedure": "Procedure",
-    "observation": "Observation", "report": "DiagnosticReport", "referral": "ServiceRequest",
-    "pathway": "EpisodeOfCare", "appointment": "Appointment", "organization": "Organization",
+    "patient": "Patient",
+    "consent": "Consent",
+    "condition": "Condition",
+    "allergy": "AllergyIntolerance",
+    "medication": "MedicationRequest",
+    "encounter": "Encounter",
+    "procedure": "Procedure",
+    "observation": "Observation",
+    "report": "DiagnosticReport",
+    "referral": "ServiceRequest",
+    "pathway": "EpisodeOfCare",
+    "appointment": "Appointment",
+    "organization": "Organization",
     "practitioner": "Practitioner",
 }
 KIND_OF_TYPE: Final = {v: k for k, v in RESOURCE_TYPE.items()}
 _ENCOUNTER_CLASS: Final = {
-    "ae": ("EMER", "emergency"), "emergency": ("IMP", "inpatient encounter"),
-    "elective": ("IMP", "inpatient encounter"), "outpatient": ("AMB", "ambulatory"),
+    "ae": ("EMER", "emergency"),
+    "emergency": ("IMP", "inpatient encounter"),
+    "elective": ("IMP", "inpatient encounter"),
+    "outpatient": ("AMB", "ambulatory"),
     "sexual_health": ("AMB", "ambulatory"),
 }
 _VERIFICATION_DISPLAY: Final = {
-    "01": "Number present and verified", "02": "Number present but not traced",
-    "03": "Trace required", "05": "Trace needs to be resolved - (NHS number or patient detail conflict)",
+    "01": "Number present and verified",
+    "02": "Number present but not traced",
+    "03": "Trace required",
+    "05": "Trace needs to be resolved - (NHS number or patient detail conflict)",
 }
 _OBSERVATIONS: Final = {
-    "hba1c": (ref.OBS_HBA1C,), "egfr": (ref.OBS_EGFR,), "bmi": (ref.OBS_BMI,),
+    "hba1c": (ref.OBS_HBA1C,),
+    "egfr": (ref.OBS_EGFR,),
+    "bmi": (ref.OBS_BMI,),
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
 }
 
@@ -55,8 +70,7 @@ def date_time(moment: datetime) -> str:
 
 def coding(system: str, concept: ref.Concept) -> Json:
     """A CodeableConcept with one coding."""
-    return {"coding": [{"system": system, "code": concept.code, "display": concept.display}],
-            "text": concept.display}
+    return {"coding": [{"system": system, "code": concept.code, "display": concept.display}], "text": concept.display}
 
 
 def to_fhir(record: Record, trust: str, version: int, last_updated: datetime) -> Json:
@@ -86,14 +100,29 @@ def _patient(record: Record, trust: str) -> Json:
     if p.nhs_number is not None:
         nhs: Json = {"system": c.NHS_NUMBER_SYSTEM, "value": p.nhs_number}
         if p.nhs_status is not None:
-            nhs["extension"] = [{"url": c.NHS_NUMBER_VERIFICATION_EXTENSION, "valueCodeableConcept": {
-                "coding": [{"system": c.NHS_NUMBER_VERIFICATION_SYSTEM, "code": p.nhs_status,
-                            "display": _VERIFICATION_DISPLAY[p.nhs_status]}]}}]
+            nhs["extension"] = [
+                {
+                    "url": c.NHS_NUMBER_VERIFICATION_EXTENSION,
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": c.NHS_NUMBER_VERIFICATION_SYSTEM,
+                                "code": p.nhs_status,
+                                "display": _VERIFICATION_DISPLAY[p.nhs_status],
+                            }
+                        ]
+                    },
+                }
+            ]
         identifiers.append(nhs)
     identifiers.append({"system": c.mrn_system(trust), "value": p.id})
     body: Json = {
-        "extension": [{"url": c.ETHNIC_CATEGORY_EXTENSION, "valueCodeableConcept": {
-            "coding": [{"system": c.ETHNIC_CATEGORY_SYSTEM, "code": p.ethnic_category}]}}],
+        "extension": [
+            {
+                "url": c.ETHNIC_CATEGORY_EXTENSION,
+                "valueCodeableConcept": {"coding": [{"system": c.ETHNIC_CATEGORY_SYSTEM, "code": p.ethnic_category}]},
+            }
+        ],
         "identifier": identifiers,
         "active": p.active,
         "name": [{"use": "official", "family": p.family, "given": [p.given]}],
@@ -119,10 +148,15 @@ def _consent(record: Record, trust: str) -> Json:
     assert isinstance(p, SourcePatient)
     return {
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Consent Document"}],
-                      "text": "Shared care record objection"}],
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [
+            {
+                "coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Consent Document"}],
+                "text": "Shared care record objection",
+            }
+        ],
         "patient": _subject(record),
         "organization": [{**_org(p.gp_practice), "reference": f"Organization/{p.gp_practice}"}],
         "policyRule": {"text": "Objection to the shared care record, recorded by the GP practice"},
@@ -134,12 +168,24 @@ def _condition(record: Record, trust: str) -> Json:
     cond = record.fact
     assert isinstance(cond, Condition)
     return {
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": record.status or "active"}]},
-        "verificationStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                  "code": "problem-list-item"}]}],
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": record.status or "active",
+                }
+            ]
+        },
+        "verificationStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]
+        },
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}
+                ]
+            }
+        ],
         "code": coding(c.SNOMED_SYSTEM, cond.concept),
         "subject": _subject(record),
         "onsetDateTime": cond.onset.isoformat(),
@@ -151,11 +197,16 @@ def _allergy(record: Record, trust: str) -> Json:
     allergy = record.fact
     assert isinstance(allergy, Allergy)
     return {
-        "clinicalStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
-        "verificationStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-            "code": "confirmed"}]},
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": "confirmed"}
+            ]
+        },
         "code": coding(c.SNOMED_SYSTEM, allergy.concept),
         "patient": _subject(record),
         "recordedDate": allergy.recorded.isoformat(),
@@ -190,11 +241,25 @@ def _encounter(record: Record, trust: str) -> Json:
     if enc.tfc is not None:
         body["serviceType"] = {"coding": [{"system": TREATMENT_FUNCTION_SYSTEM, "code": enc.tfc}]}
     if enc.admission_method is not None:
-        body["hospitalization"] = {"extension": [{"url": c.ADMISSION_METHOD_EXTENSION, "valueCodeableConcept": {
-            "coding": [{"system": c.ADMISSION_METHOD_SYSTEM, "code": enc.admission_method}]}}]}
+        body["hospitalization"] = {
+            "extension": [
+                {
+                    "url": c.ADMISSION_METHOD_EXTENSION,
+                    "valueCodeableConcept": {
+                        "coding": [{"system": c.ADMISSION_METHOD_SYSTEM, "code": enc.admission_method}]
+                    },
+                }
+            ]
+        }
     if enc.discharge_method is not None:
-        body["extension"] = [{"url": c.DISCHARGE_METHOD_EXTENSION, "valueCodeableConcept": {
-            "coding": [{"system": c.DISCHARGE_METHOD_SYSTEM, "code": enc.discharge_method}]}}]
+        body["extension"] = [
+            {
+                "url": c.DISCHARGE_METHOD_EXTENSION,
+                "valueCodeableConcept": {
+                    "coding": [{"system": c.DISCHARGE_METHOD_SYSTEM, "code": enc.discharge_method}]
+                },
+            }
+        ]
     return body
 
 
@@ -310,22 +375,37 @@ def _appointment(record: Record, trust: str) -> Json:
 def _organization(record: Record, trust: str) -> Json:
     fact = record.fact
     assert isinstance(fact, StaticFact)
-    return {"identifier": [{"system": c.ODS_ORGANIZATION_SYSTEM, "value": fact.code}], "active": True,
-            "name": fact.name}
+    return {
+        "identifier": [{"system": c.ODS_ORGANIZATION_SYSTEM, "value": fact.code}],
+        "active": True,
+        "name": fact.name,
+    }
 
 
 def _practitioner(record: Record, trust: str) -> Json:
     fact = record.fact
     assert isinstance(fact, StaticFact)
-    return {"identifier": [{"system": c.SDS_USER_SYSTEM, "value": fact.code}],
-            "name": [{"family": fact.name, "prefix": ["Dr"]}]}
+    return {
+        "identifier": [{"system": c.SDS_USER_SYSTEM, "value": fact.code}],
+        "name": [{"family": fact.name, "prefix": ["Dr"]}],
+    }
 
 
 _RENDERERS: Final = {
-    "patient": _patient, "consent": _consent, "condition": _condition, "allergy": _allergy,
-    "medication": _medication, "encounter": _encounter, "procedure": _procedure,
-    "observation": _observation, "report": _report, "referral": _referral, "pathway": _pathway,
-    "appointment": _appointment, "organization": _organization, "practitioner": _practitioner,
+    "patient": _patient,
+    "consent": _consent,
+    "condition": _condition,
+    "allergy": _allergy,
+    "medication": _medication,
+    "encounter": _encounter,
+    "procedure": _procedure,
+    "observation": _observation,
+    "report": _report,
+    "referral": _referral,
+    "pathway": _pathway,
+    "appointment": _appointment,
+    "organization": _organization,
+    "practitioner": _practitioner,
 }
 
 

@@ -20,7 +20,9 @@ from bcconnect.sandbox.sources import Record, SourcePatient
 SENDING_APP: Final = "CAREFLOW"
 _CLASS: Final = {"ae": "E", "emergency": "I", "elective": "I", "outpatient": "O", "sexual_health": "O"}
 _RESULT: Final = {
-    "hba1c": (ref.OBS_HBA1C,), "egfr": (ref.OBS_EGFR,), "bmi": (ref.OBS_BMI,),
+    "hba1c": (ref.OBS_HBA1C,),
+    "egfr": (ref.OBS_EGFR,),
+    "bmi": (ref.OBS_BMI,),
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
 }
 
@@ -57,9 +59,26 @@ def segment(name: str, *fields: str) -> str:
 
 def _msh(event: str, structure: str, control_id: str, at: datetime) -> str:
     kind, trigger = event.split("^")
-    return "MSH|^~\\&|" + "|".join((SENDING_APP, "RBK", "BCCONNECT", "BCC", ts(at), "",
-                                     f"{kind}^{trigger}^{structure}", control_id, "P", "2.4", "", "", "AL", "NE",
-                                     "GBR", "UNICODE UTF-8"))
+    return "MSH|^~\\&|" + "|".join(
+        (
+            SENDING_APP,
+            "RBK",
+            "BCCONNECT",
+            "BCC",
+            ts(at),
+            "",
+            f"{kind}^{trigger}^{structure}",
+            control_id,
+            "P",
+            "2.4",
+            "",
+            "",
+            "AL",
+            "NE",
+            "GBR",
+            "UNICODE UTF-8",
+        )
+    )
 
 
 def _pid(p: SourcePatient) -> str:
@@ -90,7 +109,7 @@ def _pv1(record: Record, e: Encounter, *, discharged: bool) -> str:
     fields = [""] * 45
     fields[0] = "1"
     fields[1] = _CLASS[e.kind]
-    fields[2] = ("GUM^^^RBK" if e.kind == "sexual_health" else "AE^^^RBK" if e.kind == "ae" else "WARD7^^^RBK")
+    fields[2] = "GUM^^^RBK" if e.kind == "sexual_health" else "AE^^^RBK" if e.kind == "ae" else "WARD7^^^RBK"
     fields[3] = e.admission_method or ""
     fields[9] = e.tfc or ""
     fields[18] = record.id  # PV1-19 visit number
@@ -122,15 +141,18 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
     if record.kind == "patient":
         assert isinstance(fact, SourcePatient)
         if event == "merge" and fact.replaced_by:
-            emit("ADT^A40", "ADT_A39", pid.replace(fact.id, fact.replaced_by, 1),
-                 segment("MRG", f"{fact.id}^^^RBK^MR"))
+            emit("ADT^A40", "ADT_A39", pid.replace(fact.id, fact.replaced_by, 1), segment("MRG", f"{fact.id}^^^RBK^MR"))
         elif event == "new" and fact.record_no == 3:
             emit("ADT^A04", "ADT_A01", pid, pd1, segment("PV1", "1", "O"))
         else:
             emit("ADT^A28" if event == "new" else "ADT^A31", "ADT_A05", pid, pd1, segment("PV1", "1", "N"))
             if event == "new" and fact.replaced_by:
-                emit("ADT^A40", "ADT_A39", pid.replace(fact.id, fact.replaced_by, 1),
-                     segment("MRG", f"{fact.id}^^^RBK^MR"))
+                emit(
+                    "ADT^A40",
+                    "ADT_A39",
+                    pid.replace(fact.id, fact.replaced_by, 1),
+                    segment("MRG", f"{fact.id}^^^RBK^MR"),
+                )
     elif isinstance(fact, Encounter):
         if event != "new":
             emit("ADT^A08", "ADT_A01", pid, pd1, _pv1(record, fact, discharged=True))
@@ -142,21 +164,48 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
         else:
             emit("ADT^A04", "ADT_A01", pid, pd1, _pv1(record, fact, discharged=True))
     elif isinstance(fact, Condition):
-        dg1 = segment("DG1", "1", "", f"{fact.concept.code}^{escape(fact.concept.display)}^SCT", "",
-                      ts(datetime.combine(fact.onset, at.timetz())), "F", *([""] * 14),
-                      "D" if event == "delete" else "A")
+        dg1 = segment(
+            "DG1",
+            "1",
+            "",
+            f"{fact.concept.code}^{escape(fact.concept.display)}^SCT",
+            "",
+            ts(datetime.combine(fact.onset, at.timetz())),
+            "F",
+            *([""] * 14),
+            "D" if event == "delete" else "A",
+        )
         emit("ADT^A08", "ADT_A01", pid, pd1, segment("PV1", "1", "N"), dg1)
     elif isinstance(fact, Allergy):
-        emit("ADT^A31", "ADT_A05", pid, pd1, segment("PV1", "1", "N"),
-             segment("AL1", "1", "DA", f"{fact.concept.code}^{escape(fact.concept.display)}^SCT"))
+        emit(
+            "ADT^A31",
+            "ADT_A05",
+            pid,
+            pd1,
+            segment("PV1", "1", "N"),
+            segment("AL1", "1", "DA", f"{fact.concept.code}^{escape(fact.concept.display)}^SCT"),
+        )
     elif isinstance(fact, Observation):
         emit("ORU^R01", "ORU_R01", pid, *_results(record, fact, event))
     elif isinstance(fact, Referral) and record.kind == "referral":
-        rf1 = segment("RF1", "C" if fact.clock_stop else "A", {"routine": "R", "urgent": "U", "asap": "2WW"}[
-            fact.priority], f"{fact.network.tfc or ''}^{escape(fact.network.name)}", "", "", record.id,
-            dt(fact.authored))
-        emit("REF^I12", "REF_I12", rf1, segment("PRD", "RT", "", "", f"^^{escape(fact.network.name)}"), pid,
-             segment("NTE", "1", "", escape(f"Referral to {fact.network.name} & review | priority {fact.priority}")))
+        rf1 = segment(
+            "RF1",
+            "C" if fact.clock_stop else "A",
+            {"routine": "R", "urgent": "U", "asap": "2WW"}[fact.priority],
+            f"{fact.network.tfc or ''}^{escape(fact.network.name)}",
+            "",
+            "",
+            record.id,
+            dt(fact.authored),
+        )
+        emit(
+            "REF^I12",
+            "REF_I12",
+            rf1,
+            segment("PRD", "RT", "", "", f"^^{escape(fact.network.name)}"),
+            pid,
+            segment("NTE", "1", "", escape(f"Referral to {fact.network.name} & review | priority {fact.priority}")),
+        )
     return out
 
 
@@ -165,18 +214,53 @@ def _results(record: Record, obs: Observation, event: str) -> list[str]:
     when = ts(obs.effective)
     if obs.kind == "bp":
         code = ref.OBS_BP
-        obx = [segment("OBX", str(n + 1), "NM", f"{c.code}^{escape(c.display)}^LN", "", f"{v:g}", "mm[Hg]",
-                       "", "", "", "", status, "", "", when)
-               for n, (c, v) in enumerate(((ref.OBS_SYSTOLIC, obs.values[0]), (ref.OBS_DIASTOLIC, obs.values[1])))]
+        obx = [
+            segment(
+                "OBX",
+                str(n + 1),
+                "NM",
+                f"{c.code}^{escape(c.display)}^LN",
+                "",
+                f"{v:g}",
+                "mm[Hg]",
+                "",
+                "",
+                "",
+                "",
+                status,
+                "",
+                "",
+                when,
+            )
+            for n, (c, v) in enumerate(((ref.OBS_SYSTOLIC, obs.values[0]), (ref.OBS_DIASTOLIC, obs.values[1])))
+        ]
     else:
         parts = range(3) if record.kind == "report" else (record.part,)
         code = ref.FBC_PANEL if record.kind == "report" else _RESULT[obs.kind][record.part][0]
         obx = []
         for n, part in enumerate(parts):
             concept, _, unit = _RESULT[obs.kind][part]
-            obx.append(segment("OBX", str(n + 1), "NM", f"{concept.code}^{escape(concept.display)}^LN", "",
-                               f"{obs.values[part]:g}", unit, "", "", "", "", status, "", "", when))
-    obr = segment("OBR", "1", "", record.id, f"{code.code}^{escape(code.display)}^LN", "", "", when,
-                  *([""] * 17), status)
+            obx.append(
+                segment(
+                    "OBX",
+                    str(n + 1),
+                    "NM",
+                    f"{concept.code}^{escape(concept.display)}^LN",
+                    "",
+                    f"{obs.values[part]:g}",
+                    unit,
+                    "",
+                    "",
+                    "",
+                    "",
+                    status,
+                    "",
+                    "",
+                    when,
+                )
+            )
+    obr = segment(
+        "OBR", "1", "", record.id, f"{code.code}^{escape(code.display)}^LN", "", "", when, *([""] * 17), status
+    )
     note = segment("NTE", "1", "", escape("Reported by Manor lab & validated | ref ranges ^ adult ~ see \\notes"))
     return [obr, *obx, note]

@@ -11,7 +11,9 @@ RXK_BASE: Final = "https://fhir.rxk.nhs.uk"
 RETIRED_VERIFICATION_SYSTEM: Final = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus"
 #: the retired kebab-case codes RXK still sends, by current code
 RETIRED_VERIFICATION_CODES: Final = {
-    "01": "number-present-and-verified", "02": "number-present-but-not-traced", "03": "trace-required",
+    "01": "number-present-and-verified",
+    "02": "number-present-but-not-traced",
+    "03": "trace-required",
     "05": "trace-needs-to-be-resolved",
 }
 _LOCAL_SYSTEMS: Final = {c.SNOMED_SYSTEM: "clinical", c.LOINC_SYSTEM: "lab", c.DMD_SYSTEM: "drug"}
@@ -36,9 +38,10 @@ def rxk_quirks(resource: Json) -> Json:
     out = _rewrite(resource)
     assert isinstance(out, dict)
     extensions = out.get("extension")
-    vendor = [{"url": f"{RXK_BASE}/StructureDefinition/unity-record-source", "valueString": "UNITY"},
-              {"url": f"{RXK_BASE}/StructureDefinition/audit-trail",
-               "extension": [{"url": "site", "valueString": "RXK01"}]}]
+    vendor = [
+        {"url": f"{RXK_BASE}/StructureDefinition/unity-record-source", "valueString": "UNITY"},
+        {"url": f"{RXK_BASE}/StructureDefinition/audit-trail", "extension": [{"url": "site", "valueString": "RXK01"}]},
+    ]
     out["extension"] = [*extensions, *vendor] if isinstance(extensions, list) else vendor
     return out
 
@@ -50,8 +53,7 @@ def _rewrite(value: object) -> object:
         return value
     system = value.get("system")
     if isinstance(system, str) and system in _LOCAL_SYSTEMS and isinstance(value.get("code"), str):
-        return {**value, "system": local_system(_LOCAL_SYSTEMS[system]),
-                "code": local_code(system, str(value["code"]))}
+        return {**value, "system": local_system(_LOCAL_SYSTEMS[system]), "code": local_code(system, str(value["code"]))}
     if system == c.NHS_NUMBER_VERIFICATION_SYSTEM and isinstance(value.get("code"), str):
         code = str(value["code"])
         return {"system": RETIRED_VERIFICATION_SYSTEM, "code": RETIRED_VERIFICATION_CODES.get(code, code)}
