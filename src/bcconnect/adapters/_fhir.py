@@ -188,7 +188,7 @@ class FhirApiSource:
         rejects: list[RawReject] = []
         for index, entry in enumerate(entries, start=1):
             resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(entry, dict) and (entry.get("search") or {}).get("mode") == "outcome":
+            if isinstance(entry, dict) and _obj(entry.get("search")).get("mode") == "outcome":
                 log.warning("source_search_outcome", source=self.name, resource_type=resource_type)
                 continue
             reason = None

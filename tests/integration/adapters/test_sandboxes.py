@@ -81,7 +81,8 @@ async def test_rl4_full_pull_resume_and_deletes() -> None:
     settings = SandboxSettings(persons=PERSONS, trusts=("RL4",))
     with anyio.fail_after(30):
         async with running_sandboxes(settings) as world:
-            config, environ = fhir_config(world, "RL4", page_size=7)
+            types = ("Organization", "Patient", "Encounter", "Condition", "Observation")
+            config, environ = fhir_config(world, "RL4", page_size=7, resource_types=types)
             async with open_source(config, environ=environ) as source:
                 assert isinstance(source, FhirApiSource)
                 first = await pull(source, None)
