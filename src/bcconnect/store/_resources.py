@@ -61,6 +61,8 @@ class StoredResource:
     deleted: bool
     body: bytes | None
     t: int
+    #: the source Patient id the resource belongs to (None for shared resources)
+    compartment: str | None = None
 
     @property
     def version_id(self) -> str:
@@ -68,7 +70,7 @@ class StoredResource:
         return str(self.version)
 
 
-VERSION_COLUMNS = "v.res_type, v.res_id, v.version, v.last_updated, v.deleted, v.body, v.t"
+VERSION_COLUMNS = "v.res_type, v.res_id, v.version, v.last_updated, v.deleted, v.body, v.t, v.compartment"
 
 
 def stored_from_row(row: Sequence[Any]) -> StoredResource:
@@ -181,7 +183,7 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
         new += previous is None
         served = _served(resource, version, instant)
         body = orjson.dumps(served)
-        versions.append((this_vid, w.resource_type, w.id, version, t, instant, digest, 0, body))
+        versions.append((this_vid, w.resource_type, w.id, version, t, instant, digest, 0, body, w.compartment))
         heads.append((w.resource_type, w.id, this_vid, version, t, instant, digest, w.compartment, w.source, 0))
         if previous:
             ended.append((t, previous[0]))
@@ -199,7 +201,7 @@ def _write_versions(
 ) -> None:
     tx.executemany(
         "INSERT INTO resource_versions (vid, res_type, res_id, version, t, t_end, last_updated, content_hash,"
-        " deleted, body) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+        " deleted, body, compartment) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
         versions,
     )
     if ended:
@@ -267,7 +269,7 @@ def delete_resource(tx: Tx, resource_type: str, resource_id: str) -> int | None:
     version = int(row[1]) + 1
     _write_versions(
         tx,
-        [(vid, resource_type, resource_id, version, t, instant, "", 1, None)],
+        [(vid, resource_type, resource_id, version, t, instant, "", 1, None, row[3])],
         [(t, int(row[0]))],
         [(resource_type, resource_id, vid, version, t, instant, "", row[3], row[4], 1)],
     )

@@ -1,0 +1,183 @@
+"""The ASGI application: decode the request, route, authenticate, run the handler, encode the response.
+
+Resources (the store and the view over it) are opened in the ASGI lifespan unless a view is passed in.
+Errors become OperationOutcomes in :mod:`bcconnect.api._outcome` only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bcconnect.api._format import FHIR_JSON, check_format, maybe_gzip, pretty
+from bcconnect.api._handlers import HANDLERS, Env
+from bcconnect.api._http import Request, Response
+from bcconnect.api._outcome import error_to_outcome, operation_outcome
+from bcconnect.api._router import route
+from bcconnect.config import Settings
+from bcconnect.logging import get_logger
+from bcconnect.store import open_store
+from bcconnect.view import OPEN_ACCESS, AccessContext, View
+
+log = get_logger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+#: ``authenticate(request) -> AccessContext``; raise NotAuthenticated / Forbidden to refuse
+Authenticate = Callable[[Request], Awaitable[AccessContext]]
+#: ``on_request_complete(request, access, status, patients)``; access is None when authentication failed
+RequestCompleteHook = Callable[[Request, AccessContext | None, int, frozenset[str]], Awaitable[None]]
+
+
+async def open_access(request: Request) -> AccessContext:
+    """The default authenticator: everyone gets the anonymous open context."""
+    return OPEN_ACCESS
+
+
+async def ignore_completion(
+    request: Request, access: AccessContext | None, status: int, patients: frozenset[str]
+) -> None:
+    """The default completion hook: nothing."""
+
+
+class FhirApp:
+    """The ASGI callable returned by :func:`create_app`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        view: View | None,
+        *,
+        authenticate: Authenticate,
+        on_request_complete: RequestCompleteHook,
+        page_key: bytes,
+    ) -> None:
+        self.settings = settings
+        self.view = view
+        self.authenticate = authenticate
+        self.on_request_complete = on_request_complete
+        self.page_key = page_key
+        self.base_path = "/" + settings.api.base_path.strip("/") if settings.api.base_path.strip("/") else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        async with AsyncExitStack() as stack:
+            message = await receive()
+            assert message["type"] == "lifespan.startup"
+            try:
+                if self.view is None:
+                    store = await stack.enter_async_context(open_store(self.settings.store.url))
+                    api = self.settings.api
+                    self.view = View(store, default_count=api.default_count, max_count=api.max_count)
+            except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
+                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    def _request(self, scope: Scope) -> Request | None:
+        path: str = scope.get("path", "/")
+        if self.base_path and not (path == self.base_path or path.startswith(self.base_path + "/")):
+            return None
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        query_text = scope.get("query_string", b"").decode("latin-1")
+        query = tuple(parse_qsl(query_text, keep_blank_values=True, encoding="utf-8", errors="replace"))
+        base = self.settings.api.public_base_url
+        if not base:
+            host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
+            base = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{self.base_path}"
+        client = scope.get("client")
+        return Request(
+            method=scope["method"],
+            path=path[len(self.base_path) :],
+            query=query,
+            headers=headers,
+            base_url=base.rstrip("/"),
+            client=client[0] if client else None,
+        )
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = self._request(scope)
+        if request is None:
+            body = operation_outcome("error", "not-found", f"this server serves FHIR below {self.base_path}/")
+            await _send(send, Response(404, body), head=False, accept_encoding=None)
+            return
+        access: AccessContext | None = None
+        interaction = "unknown"
+        try:
+            found = route(request.method, request.path)
+            interaction = found.interaction
+            check_format(request.param("_format"), request.header("accept"))
+            access = await self.authenticate(request)
+            assert self.view is not None, "the lifespan did not run"
+            response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)
+        except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
+            status, body, headers = error_to_outcome(exc)
+            response = Response(status, body, headers)
+        try:
+            await self.on_request_complete(request, access, response.status, response.patients)
+        except Exception as exc:  # noqa: BLE001 - a failed audit write must fail the request
+            status, body, headers = error_to_outcome(exc)
+            response = Response(status, body, headers)
+        if response.fhir and response.body and request.param("_pretty") == "true":
+            response.body = pretty(response.body)
+        await _send(send, response, head=request.method == "HEAD", accept_encoding=request.header("accept-encoding"))
+        log.info(
+            "fhir_request",
+            interaction=interaction,
+            method=request.method,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+async def _send(send: Send, response: Response, *, head: bool, accept_encoding: str | None) -> None:
+    body, compressed = maybe_gzip(response.body, accept_encoding)
+    headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
+    if response.body:
+        headers.append((b"content-type", FHIR_JSON.encode()))
+    headers.append((b"vary", b"accept-encoding"))
+    if compressed:
+        headers.append((b"content-encoding", b"gzip"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def create_app(
+    settings: Settings,
+    view: View | None = None,
+    *,
+    authenticate: Authenticate = open_access,
+    on_request_complete: RequestCompleteHook = ignore_completion,
+    page_key: bytes | None = None,
+) -> FhirApp:
+    """The FHIR endpoint as an ASGI app.
+
+    ``view``: serve this view (tests, or a caller that manages the store); otherwise the lifespan opens the
+    store at ``settings.store.url``. ``page_key`` signs page tokens (random per process unless given; replicas
+    must share one).
+    """
+    return FhirApp(
+        settings,
+        view,
+        authenticate=authenticate,
+        on_request_complete=on_request_complete,
+        page_key=page_key or secrets.token_bytes(32),
+    )

@@ -1,0 +1,217 @@
+"""One async handler per interaction: (environment, request, access, route) in, :class:`Response` out.
+
+Handlers know FHIR and HTTP semantics, not SQL (they call the view) and not ASGI (the app does that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bcconnect.api._bundle import history_bundle, http_date, link_url, resource_url, searchset
+from bcconnect.api._capability import capability_statement
+from bcconnect.api._format import subset
+from bcconnect.api._http import Request, Response
+from bcconnect.api._outcome import operation_outcome
+from bcconnect.api._paging import PageState, decode_page, encode_page
+from bcconnect.api._router import Route
+from bcconnect.errors import InvalidRequest
+from bcconnect.search import TRANSPORT_PARAMS, Summary
+from bcconnect.store import StoredResource
+from bcconnect.view import AccessContext, View
+
+#: query parameters carried from a request into its page links
+_CARRIED = ("_format", "_pretty")
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What handlers share: the view and the page-token key."""
+
+    view: View
+    page_key: bytes
+
+
+def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:
+    found = set()
+    for r in resources:
+        if r.resource_type == "Patient":
+            found.add(r.id)
+        elif r.compartment:
+            found.add(r.compartment)
+    return frozenset(found)
+
+
+def _version_headers(resource: StoredResource) -> dict[str, str]:
+    return {"etag": f'W/"{resource.version}"', "last-modified": http_date(resource.last_updated)}
+
+
+def _not_modified(request: Request, resource: StoredResource) -> bool:
+    wanted = request.header("if-none-match")
+    if not wanted:
+        return False
+    tags = {t.strip() for t in wanted.split(",")}
+    return "*" in tags or f'W/"{resource.version}"' in tags or f'"{resource.version}"' in tags
+
+
+def _single(request: Request, resource: StoredResource) -> Response:
+    headers = _version_headers(resource)
+    patients = _patients([resource])
+    if _not_modified(request, resource):
+        return Response(304, b"", headers, patients, fhir=False)
+    assert resource.body is not None  # deletions raise ResourceGone in the view
+    summary = request.param("_summary")
+    elements = request.param("_elements")
+    body = resource.body
+    if summary or elements:
+        body = subset(
+            body,
+            summary=Summary(summary) if summary in {s.value for s in Summary} else None,
+            elements=[e.strip() for e in elements.split(",")] if elements else None,
+        )
+    return Response(200, body, headers, patients)
+
+
+async def read(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/Type/id``."""
+    assert route.resource_type
+    assert route.id
+    return _single(request, await env.view.read(access, route.resource_type, route.id))
+
+
+async def vread(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/Type/id/_history/vid``."""
+    assert route.resource_type
+    assert route.id
+    assert route.version
+    return _single(request, await env.view.vread(access, route.resource_type, route.id, route.version))
+
+
+def _offset(request: Request) -> int:
+    raw = request.param("_getpagesoffset") or "0"
+    if not raw.isdigit():
+        raise InvalidRequest("_getpagesoffset: expected a non-negative integer", expression=["_getpagesoffset"])
+    return int(raw)
+
+
+async def history_instance(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/Type/id/_history`` (``_count``, ``_since``; pages by offset)."""
+    assert route.resource_type
+    assert route.id
+    count_text = request.param("_count")
+    if count_text is not None and not count_text.isdigit():
+        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
+    offset = _offset(request)
+    page = await env.view.history(
+        access,
+        route.resource_type,
+        route.id,
+        count=int(count_text) if count_text else None,
+        offset=offset,
+        since=request.param("_since"),
+    )
+    path = f"{route.resource_type}/{route.id}/_history"
+    kept = [(k, v) for k, v in request.query if k != "_getpagesoffset"]
+    links = [("self", link_url(request.base_url, path, request.query))]
+    if page.has_more:
+        links.append(
+            ("next", link_url(request.base_url, path, [*kept, ("_getpagesoffset", str(offset + len(page.versions)))]))
+        )
+    body = history_bundle(base_url=request.base_url, links=links, versions=page.versions)
+    return Response(200, body, patients=_patients(page.versions))
+
+
+def _page_state(env: Env, request: Request, kind: str, target: str) -> PageState | None:
+    token = request.param("_page_token")
+    if token is None:
+        return None
+    state = decode_page(token, env.page_key)
+    if state.kind != kind or state.target != target:
+        raise InvalidRequest("_page_token belongs to another search")
+    return state
+
+
+def _entries(
+    request: Request,
+    resources: Sequence[StoredResource],
+    mode: str,
+    summary: Summary | None,
+    elements: Sequence[str] | None,
+) -> list[tuple[str, bytes, str]]:
+    out = []
+    for r in resources:
+        assert r.body is not None  # searches never return deletions
+        body = subset(r.body, summary=summary, elements=elements) if summary or elements else r.body
+        out.append((resource_url(request.base_url, r), body, mode))
+    return out
+
+
+async def search_type(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/Type?params`` with snapshot-consistent paging (``_page_token``)."""
+    assert route.resource_type
+    rtype = route.resource_type
+    state = _page_state(env, request, "search", rtype)
+    params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
+    lenient = "handling=lenient" in (request.header("prefer") or "").replace(" ", "")
+    result = await env.view.search(
+        access, rtype, params, lenient=lenient, at=state.t if state else None, offset=state.offset if state else 0
+    )
+    query, page = result.query, result.page
+    carried = [(k, v) for k, v in request.query if k in _CARRIED]
+    links = [("self", link_url(request.base_url, rtype, [*params, *carried]))]
+    if page.has_more:
+        token = encode_page(PageState("search", rtype, params, page.t, page.offset + len(page.matches)), env.page_key)
+        links.append(("next", link_url(request.base_url, rtype, [("_page_token", token), *carried])))
+    if page.offset > 0:
+        previous = max(0, page.offset - query.count)
+        token = encode_page(PageState("search", rtype, params, page.t, previous), env.page_key)
+        links.append(("previous", link_url(request.base_url, rtype, [("_page_token", token), *carried])))
+    summary, elements = query.summary, query.elements
+    entries = _entries(request, page.matches, "match", summary, elements)
+    entries += _entries(request, page.included, "include", summary, elements)
+    outcome = None
+    if query.ignored:
+        outcome = operation_outcome(
+            "warning", "not-supported", f"ignored unknown or unsupported parameters: {', '.join(query.ignored)}"
+        )
+    total = page.total
+    if summary is Summary.COUNT:
+        entries = []
+    body = searchset(links=links, entries=entries, total=total, outcome=outcome)
+    return Response(200, body, patients=_patients([*page.matches, *page.included]))
+
+
+async def everything(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/Patient/id/$everything`` (``_since``, ``_type``, ``start``, ``end``, ``_count``)."""
+    assert route.id
+    path = f"Patient/{route.id}/$everything"
+    state = _page_state(env, request, "everything", route.id)
+    params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
+    page = await env.view.everything(
+        access, route.id, params, at=state.t if state else None, offset=state.offset if state else 0
+    )
+    carried = [(k, v) for k, v in request.query if k in _CARRIED]
+    links = [("self", link_url(request.base_url, path, [*params, *carried]))]
+    if page.has_more:
+        token = encode_page(
+            PageState("everything", route.id, params, page.t, page.offset + len(page.matches)), env.page_key
+        )
+        links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
+    entries = _entries(request, page.matches, "match", None, None)
+    body = searchset(links=links, entries=entries, total=page.total)
+    return Response(200, body, patients=frozenset({route.id}) | _patients(page.matches))
+
+
+async def capabilities(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/metadata``."""
+    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access)))
+
+
+HANDLERS = {
+    "read": read,
+    "vread": vread,
+    "history-instance": history_instance,
+    "search-type": search_type,
+    "everything": everything,
+    "capabilities": capabilities,
+}

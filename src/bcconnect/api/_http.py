@@ -1,0 +1,41 @@
+"""The framework-free request and response the router works with (after medplum's fhir-router)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request, decoded: the path below the FHIR base, query pairs in order, lower-case headers."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+    #: the FHIR base URL links and fullUrls are built on (no trailing slash)
+    base_url: str
+    #: the client's address, for the audit trail
+    client: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """A header by (case-insensitive) name."""
+        return self.headers.get(name.lower())
+
+    def param(self, name: str) -> str | None:
+        """The first value of a query parameter."""
+        return next((v for k, v in self.query if k == name), None)
+
+
+@dataclass(slots=True)
+class Response:
+    """What a handler returns: status, FHIR JSON bytes and extra headers; ``patients`` feeds the audit hook."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Patient ids whose data the response carries
+    patients: frozenset[str] = frozenset()
+    #: True when ``body`` is a FHIR resource that _pretty may re-indent
+    fhir: bool = True

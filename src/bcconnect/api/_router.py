@@ -1,0 +1,70 @@
+"""Routing: which interaction a method and path below the FHIR base ask for. The only routing table.
+
+The endpoint is read-only: GET and HEAD are routed; every other method is a 405 whatever the path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bcconnect.errors import MethodNotAllowed, ResourceNotFound, Unsupported
+
+#: FHIR id syntax (R4 §2.1.28.0.1 id datatype)
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+#: instance and type interactions we route (the CapabilityStatement lists exactly these)
+TYPE_INTERACTIONS = ("read", "vread", "history-instance", "search-type")
+#: operations by resource type
+OPERATIONS = {"Patient": ("everything",)}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The interaction and its path arguments."""
+
+    interaction: str
+    resource_type: str | None = None
+    id: str | None = None
+    version: str | None = None
+
+
+def _check_id(resource_type: str, value: str) -> str:
+    if not _ID.match(value):
+        raise ResourceNotFound(f"{value!r} is not a valid id, so there is no {resource_type} with it")
+    return value
+
+
+def route(method: str, path: str) -> Route:
+    """The route for ``method path`` (path relative to the FHIR base, without the query)."""
+    if method not in ("GET", "HEAD"):
+        raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")
+    parts = [p for p in path.strip("/").split("/") if p]
+    if parts == ["metadata"]:
+        return Route("capabilities")
+    if not parts:
+        raise Unsupported("system-level search is not supported; search one resource type")
+    rtype = parts[0]
+    if not _TYPE.match(rtype):
+        if rtype.startswith("$") or rtype == "_history":
+            raise Unsupported(f"{rtype} is not supported at the system level")
+        raise ResourceNotFound(f"no resource type {rtype!r} here")
+    if len(parts) == 1:
+        return Route("search-type", rtype)
+    second = parts[1]
+    if second.startswith("$") or second in ("_history", "_search"):
+        raise Unsupported(f"{rtype}/{second} is not supported")
+    rid = _check_id(rtype, second)
+    if len(parts) == 2:
+        return Route("read", rtype, rid)
+    third = parts[2]
+    if third == "_history" and len(parts) == 3:
+        return Route("history-instance", rtype, rid)
+    if third == "_history" and len(parts) == 4:
+        return Route("vread", rtype, rid, parts[3])
+    if third.startswith("$") and len(parts) == 3:
+        operation = third[1:]
+        if operation in OPERATIONS.get(rtype, ()):
+            return Route(operation, rtype, rid)
+        raise Unsupported(f"operation ${operation} is not supported on {rtype}")
+    raise ResourceNotFound(f"nothing at {path!r}")

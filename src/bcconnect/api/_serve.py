@@ -1,0 +1,52 @@
+"""Run the endpoint under uvicorn (for the CLI and tests)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+
+import uvicorn
+
+from bcconnect.api._app import Authenticate, RequestCompleteHook, create_app, ignore_completion, open_access
+from bcconnect.config import Settings
+from bcconnect.view import View
+
+
+def make_server(
+    settings: Settings,
+    *,
+    view: View | None = None,
+    authenticate: Authenticate = open_access,
+    on_request_complete: RequestCompleteHook = ignore_completion,
+    page_key: bytes | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for the app on ``settings.api.host:port`` (not started)."""
+    app = create_app(
+        settings, view, authenticate=authenticate, on_request_complete=on_request_complete, page_key=page_key
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    view: View | None = None,
+    authenticate: Authenticate = open_access,
+    on_request_complete: RequestCompleteHook = ignore_completion,
+    page_key: bytes | None = None,
+    sockets: Sequence[socket.socket] | None = None,
+) -> None:
+    """Serve until cancelled or signalled (uvicorn handles SIGINT/SIGTERM on the main thread)."""
+    server = make_server(
+        settings, view=view, authenticate=authenticate, on_request_complete=on_request_complete, page_key=page_key
+    )
+    await server.serve(sockets=list(sockets) if sockets else None)
