@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bcconnect.security._principal import Principal
 
 
 @dataclass(slots=True)
@@ -18,6 +22,8 @@ class AccessNotes:
 
     patients: set[str] = field(default_factory=set)
     withheld: set[str] = field(default_factory=set)
+    #: who was authenticated, kept even when the request is then refused (403), for the audit record
+    principal: Principal | None = None
 
 
 _NOTES: ContextVar[AccessNotes | None] = ContextVar("bcconnect_access_notes", default=None)

@@ -35,6 +35,7 @@ from bcconnect.store import StoredResource, Tx, read_current
 OBJECTION = "objection"
 SENSITIVE = "sensitive"
 RESTRICTED = "restricted"
+OUT_OF_SCOPE = "out-of-scope"
 
 
 @dataclass(slots=True)
@@ -115,8 +116,12 @@ def screen_resources(
     access: SensitivityGrant,
     *,
     policy: SensitivityPolicy = DEFAULT_POLICY,
+    confine_to: str | None = None,
 ) -> Screened:
-    """Apply objection, sensitivity and restriction rules to resources about to be returned (order kept)."""
+    """Apply objection, sensitivity and restriction rules to resources about to be returned (order kept).
+
+    ``confine_to`` (a Patient id, from a ``patient/`` scope) also withholds every other patient's resources.
+    """
     owner_of = {id(r): _owner(r) for r in resources}
     owners = {pid for pid in owner_of.values() if pid is not None}
     facts = _patient_facts(tx, owners)
@@ -131,6 +136,9 @@ def screen_resources(
         fact = facts.get(pid) if pid is not None else None
         if fact is not None and fact.objecting:
             result.withheld.add(OBJECTION)
+            continue
+        if confine_to is not None and pid is not None and pid != confine_to:
+            result.withheld.add(OUT_OF_SCOPE)
             continue
         parsed: dict[str, Any] | None = None
         if b'"security"' in resource.body:

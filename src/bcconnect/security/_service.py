@@ -88,6 +88,9 @@ class SecurityGate:
             # unauthenticated floods are limited per address, so they cannot starve anyone else
             self.limiter.check(f"addr:{remote_address or 'unknown'}")
             raise
+        notes = current_notes()
+        if notes is not None:
+            notes.principal = principal
         self.limiter.check(f"client:{principal.client_id or principal.user}")
         return principal
 
@@ -135,6 +138,7 @@ class SecurityGate:
         notes = current_notes()
         if notes is not None:
             patients = [*patients, *notes.patients]
+            principal = principal or notes.principal
         if detail is None and notes is not None and notes.withheld:
             detail = "withheld: " + ",".join(sorted(notes.withheld))
         elif detail is not None:
