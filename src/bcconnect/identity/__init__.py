@@ -10,7 +10,9 @@ from bcconnect.identity._db import Link, load_record
 from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, decide_pair, explain_pair
 from bcconnect.identity._evaluate import Metrics, pairwise_metrics
 from bcconnect.identity._fs import Contribution, Estimate, FieldWeights, FsModel, estimate_model
+from bcconnect.identity._golden import CONFLICT_EXTENSION, GOLDEN_TAG, compose_golden, conflicts_of
 from bcconnect.identity._linker import LinkOutcome, link_patients, merge, unmerge
+from bcconnect.identity._match import MatchCandidate, match_patient
 from bcconnect.identity._normalise import Demographics, demographics
 from bcconnect.identity._phonetic import double_metaphone
 from bcconnect.identity._rules import DEFAULT_RULES, Rules, format_weights, load_rules
@@ -34,9 +36,11 @@ from bcconnect.identity._steward import (
 
 __all__ = [
     "BLOCKING_KEYS",
+    "CONFLICT_EXTENSION",
     "DEFAULT_RULES",
     "EM_PASSES",
     "FIELDS",
+    "GOLDEN_TAG",
     "Comparison",
     "Contribution",
     "Demographics",
@@ -48,6 +52,7 @@ __all__ = [
     "LinkOutcome",
     "LinkSource",
     "LinkState",
+    "MatchCandidate",
     "Metrics",
     "PairDecision",
     "ReviewItem",
@@ -56,6 +61,8 @@ __all__ = [
     "block_keys",
     "compare",
     "compare_with_person",
+    "compose_golden",
+    "conflicts_of",
     "count_reviews",
     "decide_pair",
     "demographics",
@@ -72,6 +79,7 @@ __all__ = [
     "list_reviews",
     "load_record",
     "load_rules",
+    "match_patient",
     "merge",
     "pairwise_metrics",
     "person_identifiers",

@@ -18,6 +18,7 @@ from bcconnect.identity import (
     explain,
     link_patients,
     list_reviews,
+    match_patient,
     merge,
     person_identifiers,
     person_of,
@@ -197,3 +198,32 @@ async def test_evaluate_against_ground_truth(store_url: str) -> None:
     assert metrics.records == len(records)
     assert metrics.precision >= 0.999
     assert metrics.recall >= 0.97
+
+
+async def test_match_operation_grades_candidates(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await _link(store, "RL4", patient("a"))
+        await _link(
+            store,
+            "RBK",
+            patient(
+                "z",
+                ods="RBK",
+                nhs="9990000026",
+                given="Kwame",
+                family="Mensah",
+                birth="1980-05-05",
+                gender="male",
+                postcode="B66 1AB",
+                phone=None,
+            ),
+        )
+        person = await _person(store, "a")
+        by_nhs = await store.read(lambda tx: match_patient(tx, patient("q")))
+        assert [(c.person_id, c.grade, c.score) for c in by_nhs] == [(person, "certain", 1.0)]
+        no_nhs = await store.read(lambda tx: match_patient(tx, patient("q", nhs=None)))
+        assert no_nhs[0].grade == "probable"
+        assert 0.5 < no_nhs[0].score < 1.0
+        moved = patient("q", nhs=None, postcode="DY1 4AB", phone="07700900999")
+        assert [c.grade for c in await store.read(lambda tx: match_patient(tx, moved))] == ["possible"]
+        assert await store.read(lambda tx: match_patient(tx, moved, only_certain=True)) == []
