@@ -169,8 +169,10 @@ class Compiler:
             rule.fmt = self.format(node, "format", field, fmt)
         if "each" in node:
             rule.each = self.reader(node, "each", field, fmt)
-            if not ("rules" in node or "template" in node):
-                self.problem(node, f"{field}.each", "'each' needs 'rules' or a 'template' to build each item", "each")
+            if not ("rules" in node or "template" in node or present):
+                self.problem(
+                    node, f"{field}.each", "'each' needs rules, a template or from/const/format per item", "each"
+                )
         nested = "rules" in node or "template" in node
         if nested and present:
             self.problem(node, field, "a rule builds from 'rules'/'template' or reads from/const/format, not both")

@@ -122,10 +122,16 @@ class Rule:
         if self.when is not None and not self.when(env, scope):
             return
         if self.each is not None:
+            nested = self.template is not None or bool(self.children)
             for item in self.each.read(env, scope):
-                built = self._build(env, item, out, prefix)
-                if built:
-                    self._write(env, out, built, prefix, None)
+                if nested:
+                    built = self._build(env, item, out, prefix)
+                    if built:
+                        self._write(env, out, built, prefix, None)
+                    continue
+                values, raw = self._values(env, item)  # one value per item (e.g. a reference per OBX)
+                if values:
+                    self._write(env, out, values[0], prefix, raw)
             return
         if self.template is not None or self.children:
             built = self._build(env, scope, out, prefix)

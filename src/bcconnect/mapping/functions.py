@@ -129,11 +129,13 @@ def hl7_date(value: Any) -> str | None:
 
 
 @register("hl7_datetime")
-def hl7_datetime(value: Any) -> str | None:
-    """An HL7 v2 TS ``YYYYMMDD[HHMM[SS]][+ZZZZ]`` as a FHIR dateTime; no zone means Europe/London.
+def hl7_datetime(value: Any, zone: str = "Europe/London") -> str | None:
+    """An HL7 v2 TS ``YYYYMMDD[HHMM[SS]][+ZZZZ]`` as a FHIR dateTime; without an offset the clock is ``zone``.
 
     >>> hl7_datetime("202611221015"), hl7_datetime("20260701091500+0100"), hl7_datetime("20260701")
     ('2026-11-22T10:15:00+00:00', '2026-07-01T09:15:00+01:00', '2026-07-01')
+    >>> hl7_datetime("20260701091500", "UTC")
+    '2026-07-01T09:15:00+00:00'
     """
     text = str(value).strip()
     if not text:
@@ -141,13 +143,13 @@ def hl7_datetime(value: Any) -> str | None:
     match = _HL7_TS.fullmatch(text)
     if match is None:
         raise ValueError("expected an HL7 timestamp YYYYMMDD[HHMM[SS]][+ZZZZ]")
-    year, month, day, hour, minute, second, zone = match.groups()
+    year, month, day, hour, minute, second, offset = match.groups()
     if hour is None or day is None or month is None:
         return hl7_date(text[:8])
-    tz: dt.tzinfo = _LONDON
-    if zone:
-        sign = 1 if zone[0] == "+" else -1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
+    tz: dt.tzinfo = _LONDON if zone == "Europe/London" else ZoneInfo(zone)
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
     moment = dt.datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), tzinfo=tz)
     return moment.isoformat(timespec="seconds")
 
