@@ -164,7 +164,7 @@ def write_demo_config(data_dir: Path, *, port: int, configs: Sequence[AdapterCon
     return config_path
 
 
-def register(sub: SubParsers) -> None:
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     """Add ``demo``."""
     p = sub.add_parser("demo", help="sandboxes → sync → merged view → FHIR endpoint, on loopback")
     p.add_argument("--persons", type=int, default=200, help="synthetic people to generate (default 200)")

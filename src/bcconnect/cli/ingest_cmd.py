@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -36,7 +37,7 @@ from bcconnect.store import (
 )
 
 
-def register(sub: SubParsers) -> None:
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     """Add the ingest commands."""
     p = sub.add_parser("sync", help="one pass of every (or one) adapter, then exit")
     p.add_argument("--adapter", metavar="NAME", help="only this adapter")
@@ -173,7 +174,7 @@ def _status(args: argparse.Namespace) -> int:
             rows: list[dict[str, object]] = []
             now = datetime.now(UTC)
             for config in configs:
-                summary = await store.read(lambda tx, name=config.name: summarise(tx, name))
+                summary = await store.read(partial(summarise, adapter=config.name))
                 stale = summary.last_success is None or (
                     (now - datetime.fromisoformat(summary.last_success)).total_seconds()
                     > config.staleness_limit_seconds
@@ -370,7 +371,7 @@ async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = Fals
         after = ""
         async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
             while True:
-                batch = await store.read(lambda tx, t=resource_type, a=after: iter_current(tx, t, after_id=a))
+                batch = await store.read(partial(iter_current, resource_type=resource_type, after_id=after))
                 if not batch:
                     break
                 lines = [

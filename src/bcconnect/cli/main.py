@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from bcconnect import __version__
 from bcconnect.cli import common
 from bcconnect.errors import BcconnectError, ConfigError, UsageError
 
-Registrar = Callable[[common.SubParsers], None]
+Registrar = Callable[[common.SubParsers[argparse.ArgumentParser]], None]
 
 
 def _registrars() -> list[Registrar]:
@@ -51,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
     parser.add_argument("--log-format", choices=["auto", "json", "console"], default=None)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = cast(
+        "common.SubParsers[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser),
+    )
     sub.required = True
     for register in _registrars():
         register(sub)

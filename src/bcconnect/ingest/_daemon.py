@@ -7,7 +7,7 @@ from functools import partial
 
 import anyio
 
-from bcconnect.adapters import MllpDelivery, Page, serve_mllp
+from bcconnect.adapters import CircuitBreaker, MllpDelivery, Page, serve_mllp
 from bcconnect.config import AdapterConfig, Settings, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.hl7v2 import AckCode
@@ -49,8 +49,13 @@ def mllp_sink(
 async def _poll_forever(
     config: AdapterConfig, *, store: Store, mapping_set: MappingSet, environ: Mapping[str, str] | None
 ) -> None:
+    breaker = CircuitBreaker(
+        source=config.name,
+        failure_threshold=config.breaker.failure_threshold,
+        reset_seconds=config.breaker.reset_seconds,
+    )
     while True:
-        await sync_adapter(config, store=store, mapping_set=mapping_set, environ=environ)
+        await sync_adapter(config, store=store, mapping_set=mapping_set, environ=environ, breaker=breaker)
         await anyio.sleep(config.schedule_seconds)
 
 

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from bcconnect.ingest._report import SyncReport
 from bcconnect.store import Tx
 
@@ -55,6 +57,9 @@ class RunSummary:
     last_error: str | None
     runs: int
     failed_runs: int
+    quarantine_depth: int = 0
+    cursor: str | None = None
+    cursor_updated_at: str | None = None
 
     @property
     def error_rate(self) -> float:
@@ -71,6 +76,8 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
         (adapter, ERROR_RATE_WINDOW),
     )
     failed = [row for row in recent if not row[1]]
+    depth = tx.query_one("SELECT COUNT(*) FROM quarantine WHERE adapter = ? AND resolved_at IS NULL", (adapter,))
+    cursor = tx.query_one("SELECT cursor, updated_at FROM cursors WHERE adapter = ?", (adapter,))
     return RunSummary(
         adapter=adapter,
         last_success=last_success[0] if last_success else None,
@@ -78,4 +85,35 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
         last_error=failed[0][2] if failed and recent and not recent[0][1] else None,
         runs=len(recent),
         failed_runs=len(failed),
+        quarantine_depth=int(depth[0]) if depth else 0,
+        cursor=cursor[0] if cursor else None,
+        cursor_updated_at=cursor[1] if cursor else None,
     )
+
+
+def watermark_of(cursor: str | None) -> str | None:
+    """The newest source timestamp a cursor records (JSON cursors of the FHIR kind), else the cursor itself.
+
+    >>> watermark_of('{"Patient": {"w": "2026-11-01T10:00:00Z"}, "Encounter": {"w": "2026-11-02T09:00:00Z"}}')
+    '2026-11-02T09:00:00Z'
+    >>> watermark_of("feed-42")
+    'feed-42'
+    """
+    if cursor is None:
+        return None
+    try:
+        data = orjson.loads(cursor)
+    except orjson.JSONDecodeError:
+        return cursor
+    instants = [v for v in _strings(data) if len(v) >= 20 and v[4:5] == "-" and "T" in v]
+    return max(instants) if instants else cursor[:60]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

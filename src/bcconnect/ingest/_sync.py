@@ -8,6 +8,7 @@ blocks the others: each adapter runs in its own task and its failure is recorded
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -17,7 +18,7 @@ import anyio
 import httpx
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from bcconnect.adapters import Page, RawRecord, Source, open_source
+from bcconnect.adapters import CircuitBreaker, Page, RawRecord, Source, open_source
 from bcconnect.config import AdapterConfig, Settings, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.fhir.constants import source_system
@@ -86,8 +87,8 @@ async def process_page(page: Page, *, config: AdapterConfig, store: Store, mappi
 
 
 async def _produce(source: Source, cursor: str | None, send: ObjectSendStream[Page]) -> None:
-    async with send:
-        async for page in source.pages(cursor):
+    async with send, contextlib.aclosing(source.pages(cursor)) as pages:  # type: ignore[type-var]
+        async for page in pages:
             await send.send(page)
 
 
@@ -118,18 +119,20 @@ async def sync_adapter(
     environ: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     progress: ProgressCallback | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> SyncReport:
     """One pass of one adapter: everything the source has after the committed cursor, then return.
 
     Source failures (after the adapter's own retries) end the run early but cleanly: what was committed stays,
-    the report carries the error, and the next run resumes from the last committed cursor.
+    the report carries the error, and the next run resumes from the last committed cursor. Pass the same
+    ``breaker`` to successive runs (the daemon does) so an open circuit survives between them.
     """
     report = SyncReport(adapter=config.name)
     started = time.perf_counter()
     run_id = await store.write(partial(_runs.start_run, adapter=config.name))
     try:
         cursor = await store.read(partial(_commit.read_cursor, adapter=config.name))
-        async with open_source(config, environ=environ, transport=transport) as source:
+        async with open_source(config, environ=environ, transport=transport, breaker=breaker) as source:
             send, receive = anyio.create_memory_object_stream[Page](max_buffer_size=1)
             async with anyio.create_task_group() as group:
                 group.start_soon(_produce, source, cursor, send)
