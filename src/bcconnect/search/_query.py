@@ -254,6 +254,9 @@ def parse_search(
                 options["sort"] = _sort(resource_type, raw)
             elif name == "_total":
                 options["total"] = _enum(Total, name, raw)
+            elif name == "_totalMethod":
+                # not R4: a vendor hint (Aidbox) that fhirpy's count() sends; honoured as _total
+                options.setdefault("total", Total.ESTIMATE if raw == "estimate" else Total.ACCURATE)
             elif name == "_summary":
                 options["summary"] = _enum(Summary, name, raw)
             elif name == "_elements":

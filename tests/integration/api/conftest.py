@@ -112,3 +112,9 @@ async def client(view: View) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver/fhir") as c:
         yield c
+
+
+@pytest.fixture
+def test_record() -> list[ResourceWrite]:
+    """The test record as writes (for tests that seed a store themselves)."""
+    return record()

@@ -1,0 +1,89 @@
+"""Real FHIR clients (fhirpy, fhirclient) against the endpoint served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from bcconnect.api import make_server
+from bcconnect.config import ApiSettings, Settings, StoreSettings
+from bcconnect.store import ResourceWrite, open_store, put_resources
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+@pytest.fixture
+def base_url(tmp_path: Path, test_record: list[ResourceWrite]) -> Iterator[str]:
+    """Seed a SQLite store, serve it with uvicorn in a thread on a free loopback port, stop it afterwards."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+
+    async def seed() -> None:
+        async with open_store(url) as store:
+            await store.write(lambda tx: put_resources(tx, test_record))
+
+    anyio.run(seed)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue here until uvicorn accepts them: no need to wait for start-up
+    port = sock.getsockname()[1]
+    settings = Settings(
+        store=StoreSettings(url=url), api=ApiSettings(host="127.0.0.1", port=port, default_count=5, max_count=50)
+    )
+    server = make_server(settings)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/fhir"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+    assert not thread.is_alive()
+
+
+@pytest.mark.anyio
+async def test_fhirpy_reads_searches_and_pages(base_url: str) -> None:
+    """fhirpy's async client: search by identifier, read, and fetch_all following next links."""
+    from fhirpy import AsyncFHIRClient
+
+    client = AsyncFHIRClient(base_url)
+    found = await client.resources("Patient").search(identifier=f"{NHS}|9000000009").fetch()
+    assert [p["id"] for p in found] == ["p1"]
+    patient = await client.reference("Patient", "p1").to_resource()
+    assert patient["name"][0]["family"] == "Smith"
+    observations = await client.resources("Observation").search(subject="Patient/p1").limit(5).fetch_all()
+    assert sorted(o["id"] for o in observations) == sorted(f"o{i}" for i in range(1, 13))
+    assert await client.resources("Observation").search(patient="p1").count() == 12
+
+
+@pytest.mark.anyio
+async def test_fhirclient_reads_searches_and_pages(base_url: str) -> None:
+    """fhirclient (sync, run in a thread) parses our CapabilityStatement, reads, searches and pages."""
+
+    def run() -> tuple[Any, list[str], list[str], Any]:
+        from fhirclient import client as fhir_client
+        from fhirclient.models.observation import Observation
+        from fhirclient.models.patient import Patient
+
+        smart = fhir_client.FHIRClient(settings={"app_id": "bcconnect-test", "api_base": base_url + "/"})
+        patient = Patient.read("p2", smart.server)
+        by_identifier = list(
+            Patient.where(struct={"identifier": f"{NHS}|9000000009"}).perform_resources_iter(smart.server)
+        )
+        paged = Observation.where(struct={"subject": "Patient/p1", "_count": "5"}).perform_resources_iter(smart.server)
+        statement = smart.server.capabilityStatement  # parsed by fhirclient's strict R4 model
+        return patient, [p.id for p in by_identifier], [o.id for o in paged], statement
+
+    patient, by_identifier, paged, statement = await anyio.to_thread.run_sync(run)
+    assert statement.fhirVersion == "4.0.1"
+    assert any(r.type == "Observation" for r in statement.rest[0].resource)
+    assert patient.name[0].family == "Brown"
+    assert by_identifier == ["p1"]
+    assert sorted(paged) == sorted(f"o{i}" for i in range(1, 13))
