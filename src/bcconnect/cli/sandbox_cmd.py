@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 
-from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from bcconnect.sandbox import FaultSettings, NoiseSettings, SandboxSettings, World, running_sandboxes
 from bcconnect.sandbox.generate import generate_to_directory
 from bcconnect.sandbox.settings import ALL_TRUSTS
 
@@ -56,18 +56,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persons", type=int, default=200, help=f"{MIN_PERSONS}–{MAX_PERSONS:,} (default 200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--noise", default="", metavar="SPEC", help="identity noise as name=value,… e.g. nhs_missing=0.1,duplicate=0.05"
+    )
 
 
 def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) -> SandboxSettings:
     parser: argparse.ArgumentParser = args.sandbox_parser
     if not MIN_PERSONS <= args.persons <= MAX_PERSONS:
         parser.error(f"--persons must be between {MIN_PERSONS} and {MAX_PERSONS:,}, not {args.persons}")
+    try:
+        noise = NoiseSettings.parse(args.noise)
+    except ValueError as exc:
+        parser.error(str(exc))
     trusts = ALL_TRUSTS if args.trust == "all" else (args.trust,)
     ports: tuple[tuple[str, int], ...] = ()
     if getattr(args, "port_base", 0):
         ports = tuple((t, args.port_base + n) for n, t in enumerate(("RL4", "RXK", "RNA")))
     return SandboxSettings(
-        persons=args.persons, seed=args.seed, trusts=trusts, faults=faults or FaultSettings(), ports=ports
+        persons=args.persons,
+        seed=args.seed,
+        trusts=trusts,
+        faults=faults or FaultSettings(),
+        noise=noise,
+        ports=ports,
     )
 
 

@@ -43,7 +43,8 @@ def outcome(status: int, code: str, text: str, headers: dict[str, str] | None = 
 
 def parse_instant(value: str) -> datetime:
     """A FHIR instant or dateTime (``Z`` or offset; a bare date means its start, UTC)."""
-    text = value.replace("Z", "+00:00")
+    # a "+" that was not percent-encoded arrives as a space
+    text = value.strip().replace(" ", "+").replace("Z", "+00:00")
     if len(text) == 10:
         text += "T00:00:00+00:00"
     moment = datetime.fromisoformat(text)

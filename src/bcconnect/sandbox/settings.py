@@ -111,6 +111,26 @@ class NoiseSettings:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"noise {f.name} must be between 0 and 1, got {value}")
 
+    @classmethod
+    def parse(cls, spec: str) -> NoiseSettings:
+        """Read ``name=value,…`` (the CLI's ``--noise``) over the defaults; unknown names raise ValueError.
+
+        >>> NoiseSettings.parse("nhs_missing=0.1").nhs_missing
+        0.1
+        """
+        known = {f.name for f in fields(cls)}
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, sep, raw = part.partition("=")
+            name = name.strip()
+            if not sep or name not in known:
+                raise ValueError(f"unknown noise {name!r}; known: {', '.join(sorted(known))}")
+            try:
+                values[name] = float(raw)
+            except ValueError as exc:
+                raise ValueError(f"noise {name} needs a number, got {raw!r}") from exc
+        return cls(**values)
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

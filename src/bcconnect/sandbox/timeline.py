@@ -81,10 +81,19 @@ class Timeline:
         elif roll < 0.88 and (by_kind["condition"] or by_kind["observation"]):
             doomed = rng.choice(by_kind["condition"] or by_kind["observation"])
             state.delete(doomed.kind, doomed.id, at)  # entered in error
-        elif len(patients) > 1 and patients[1].fact.active:  # type: ignore[union-attr]
-            self._merge(state, patients[0], patients[1], at)
+        elif (dup := self._open_duplicate(patients)) is not None:
+            self._merge(state, primary, dup, at)
         else:
             self._new_activity(state, rng, primary, at, k)
+
+    @staticmethod
+    def _open_duplicate(patients: list[Record]) -> Record | None:
+        """The in-trust duplicate not merged yet (sexual-health registrations are kept apart on purpose)."""
+        for record in patients:
+            fact = record.fact
+            if isinstance(fact, SourcePatient) and fact.record_no == 1 and fact.active:
+                return record
+        return None
 
     def _new_activity(self, state: TrustState, rng: random.Random, patient: Record, at: datetime, k: int) -> None:
         stem = f"{patient.id}-"
