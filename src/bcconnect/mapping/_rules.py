@@ -41,6 +41,7 @@ class RunEnv:
     terminology: ConceptMaps
     trace: list[TraceEntry] | None = None
     via: str = ""  # the rule that called the running template, shown in traces
+    origins: dict[str, str] = field(default_factory=dict)  # template parameter → the caller's source path
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +173,15 @@ class Rule:
                     params[name] = spec.read(env, scope)
                 else:
                     params[name] = spec
-            outer = env.via
+            outer, outer_origins = env.via, env.origins
             if env.trace is not None:
                 env.via = f"{self.rid} → template {self.template.name}: "
+                env.origins = {name: _origin(spec) for name, spec in self.with_.items()}
             try:
                 for rule in self.template.rules:
                     rule.apply(env, params, built, inner)
             finally:
-                env.via = outer
+                env.via, env.origins = outer, outer_origins
         else:
             for rule in self.children:
                 rule.apply(env, scope, built, inner)
@@ -270,9 +272,21 @@ class Rule:
     def _write(self, env: RunEnv, out: dict[str, Any], value: Any, prefix: str, raw: Any) -> None:
         if env.trace is not None and raw is not None:
             src = self.source.text if self.source is not None else (self.fmt.text if self.fmt else None)
+            if src is not None and src in env.origins:
+                src = f"{src} ({env.origins[src]})"
             shown = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+            if isinstance(raw, list) and not raw:
+                src, shown = "(default)", self.default
             env.trace.append(TraceEntry(prefix + self.target.text, env.via + self.rid, src, shown, value))
         self.target.assign(out, value)
+
+
+def _origin(spec: Any) -> str:
+    """How a template parameter was filled, for traces."""
+    if isinstance(spec, Rule):
+        return spec.source.text if spec.source is not None else "(rule)"
+    text = getattr(spec, "text", None)
+    return str(text) if text is not None else f"const {spec!r}"
 
 
 def fresh(value: Any) -> Any:

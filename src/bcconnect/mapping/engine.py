@@ -15,7 +15,7 @@ from typing import Any
 from bcconnect.errors import MappingError, ValidationError
 from bcconnect.fhir.constants import MAPPING_TAG_SYSTEM, SOURCE_ORG_TAG_SYSTEM
 from bcconnect.fhir.ids import resource_id
-from bcconnect.mapping._rules import Format, Predicate, Rule, RunEnv, TraceEntry
+from bcconnect.mapping._rules import Format, Predicate, Rule, RunEnv, Template, TraceEntry
 from bcconnect.mapping._sources import Reader, VariableReader, parse_record
 from bcconnect.mapping.security import SecurityRules
 from bcconnect.mapping.terminology import ConceptMaps, UnmappedCode
@@ -91,6 +91,7 @@ class MappingSet:
         terminology: ConceptMaps,
         security: SecurityRules,
         validator: Validator,
+        templates: dict[str, Template] | None = None,
     ) -> None:
         self.id = id
         self.version = version
@@ -100,6 +101,7 @@ class MappingSet:
         self.terminology = terminology
         self.security = security
         self.validator = validator
+        self.templates = templates or {}
         self._by_type = {rt: f for f in files for rt in f.record_types}
 
     def __repr__(self) -> str:

@@ -87,6 +87,7 @@ def load_mapping_set(directory: Path, *, fast_validation: bool = True) -> Mappin
         terminology=terminology,
         security=security,
         validator=Validator(fast=fast_validation),
+        templates=templates,
     )
 
 
