@@ -20,6 +20,7 @@ from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.config import Settings
 from bcconnect.logging import get_logger
+from bcconnect.security import request_deadline
 from bcconnect.store import open_store
 from bcconnect.view import OPEN_ACCESS, AccessContext, View
 
@@ -126,7 +127,8 @@ class FhirApp:
             check_format(request.param("_format"), request.header("accept"))
             access = await self.authenticate(request)
             assert self.view is not None, "the lifespan did not run"
-            response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)
+            with request_deadline(self.settings.security.request_timeout_seconds):
+                response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
             response = Response(status, body, headers)

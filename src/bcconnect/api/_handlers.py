@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from bcconnect.api._bundle import history_bundle, http_date, link_url, resource_url, searchset
 from bcconnect.api._capability import capability_statement
 from bcconnect.api._format import subset
@@ -17,6 +19,7 @@ from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.errors import InvalidRequest
 from bcconnect.search import TRANSPORT_PARAMS, Summary
+from bcconnect.security import add_withheld_issue, patient_key, search_audit_events, withheld_in_request
 from bcconnect.store import StoredResource
 from bcconnect.view import AccessContext, View
 
@@ -150,6 +153,8 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     """``GET [base]/Type?params`` with snapshot-consistent paging (``_page_token``)."""
     assert route.resource_type
     rtype = route.resource_type
+    if rtype == "AuditEvent":
+        return await audit_search(env, request)
     state = _page_state(env, request, "search", rtype)
     params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
     lenient = "handling=lenient" in (request.header("prefer") or "").replace(" ", "")
@@ -174,11 +179,39 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
         outcome = operation_outcome(
             "warning", "not-supported", f"ignored unknown or unsupported parameters: {', '.join(query.ignored)}"
         )
+    if withheld_in_request():
+        outcome = add_withheld_issue(outcome)
     total = page.total
     if summary is Summary.COUNT:
         entries = []
     body = searchset(links=links, entries=entries, total=total, outcome=outcome)
     return Response(200, body, patients=_patients([*page.matches, *page.included]))
+
+
+async def audit_search(env: Env, request: Request) -> Response:
+    """``GET [base]/AuditEvent?patient=…``: who looked at this person's record (the scope was checked already)."""
+    patient = request.param("patient")
+    if not patient:
+        raise InvalidRequest("AuditEvent search needs patient=", expression=["patient"])
+    count_text = request.param("_count") or str(env.view.default_count)
+    if not count_text.isdigit():
+        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
+    count, offset = min(int(count_text), env.view.max_count), _offset(request)
+    bodies = await env.view.store.read(
+        lambda tx: search_audit_events(tx, patient=patient, count=count + 1, offset=offset)
+    )
+    kept = [(k, v) for k, v in request.query if k != "_getpagesoffset"]
+    links = [("self", link_url(request.base_url, "AuditEvent", request.query))]
+    if len(bodies) > count:
+        links.append(
+            ("next", link_url(request.base_url, "AuditEvent", [*kept, ("_getpagesoffset", str(offset + count))]))
+        )
+    entries = [(f"{request.base_url}/AuditEvent/{orjson.loads(b)['id']}", b, "match") for b in bodies[:count]]
+    return Response(
+        200,
+        searchset(links=links, entries=entries, total=None),
+        patients=frozenset({patient_key(patient).removeprefix("Patient/")}),
+    )
 
 
 async def everything(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
@@ -198,7 +231,8 @@ async def everything(env: Env, request: Request, access: AccessContext, route: R
         )
         links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
     entries = _entries(request, page.matches, "match", None, None)
-    body = searchset(links=links, entries=entries, total=page.total)
+    outcome = add_withheld_issue(None) if withheld_in_request() else None
+    body = searchset(links=links, entries=entries, total=page.total, outcome=outcome)
     return Response(200, body, patients=frozenset({route.id}) | _patients(page.matches))
 
 

@@ -11,6 +11,7 @@ import orjson
 
 from bcconnect.errors import BcconnectError, Category, RequestError, StoreError
 from bcconnect.logging import get_logger
+from bcconnect.security import www_authenticate
 
 log = get_logger(__name__)
 
@@ -46,6 +47,8 @@ def error_to_outcome(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
         status = STATUS[exc.category]
         if status == 405:
             headers["allow"] = "GET, HEAD"
+        if status == 401:
+            headers["www-authenticate"] = www_authenticate(exc)
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float):
             headers["retry-after"] = str(max(1, int(retry_after)))

@@ -36,6 +36,7 @@ from bcconnect.security._filters import (
     DEFAULT_POLICY,
     SensitivityGrant,
     SensitivityPolicy,
+    add_withheld_issue,
     filter_resource,
     is_restricted_patient,
     is_sensitive,
@@ -67,7 +68,7 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
-from bcconnect.security._screen import Screened, screen_resources
+from bcconnect.security._screen import Screened, screen_one, screen_page, screen_resources, withheld_in_request
 from bcconnect.security._service import Admission, SecurityGate
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "TrustedIssuer",
     "UrlKeySource",
     "add_objection",
+    "add_withheld_issue",
     "append_audit_event",
     "apply_national_opt_out",
     "authorise",
@@ -133,11 +135,14 @@ __all__ = [
     "redact_restricted_patient",
     "remove_objection",
     "request_deadline",
+    "screen_one",
+    "screen_page",
     "screen_resources",
     "search_audit_events",
     "start_notes",
     "verify_audit_chain",
     "withheld_entry",
+    "withheld_in_request",
     "withheld_outcome",
     "www_authenticate",
 ]

@@ -171,3 +171,13 @@ def withheld_outcome() -> dict[str, Any]:
 def withheld_entry() -> dict[str, Any]:
     """A searchset Bundle entry carrying :func:`withheld_outcome` (``search.mode = outcome``)."""
     return {"resource": withheld_outcome(), "search": {"mode": "outcome"}}
+
+
+def add_withheld_issue(outcome: bytes | None) -> bytes:
+    """An OperationOutcome (JSON bytes) with the "withheld" issue added to ``outcome``'s issues, if any."""
+    withheld = withheld_outcome()
+    if outcome is None:
+        return orjson.dumps(withheld)
+    existing = orjson.loads(outcome)
+    existing.setdefault("issue", []).extend(withheld["issue"])
+    return orjson.dumps(existing)

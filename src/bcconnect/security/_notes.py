@@ -24,21 +24,27 @@ class AccessNotes:
     withheld: set[str] = field(default_factory=set)
     #: who was authenticated, kept even when the request is then refused (403), for the audit record
     principal: Principal | None = None
+    #: the request these notes belong to (so a request that never reached authentication cannot pick up
+    #: the notes of an earlier request served in the same task)
+    owner: object | None = None
 
 
 _NOTES: ContextVar[AccessNotes | None] = ContextVar("bcconnect_access_notes", default=None)
 
 
-def start_notes() -> AccessNotes:
-    """Begin the notes of a new request in the current context."""
-    notes = AccessNotes()
+def start_notes(owner: object | None = None) -> AccessNotes:
+    """Begin the notes of a new request (``owner``: the request object) in the current context."""
+    notes = AccessNotes(owner=owner)
     _NOTES.set(notes)
     return notes
 
 
-def current_notes() -> AccessNotes | None:
-    """The notes of the request being served, if any."""
-    return _NOTES.get()
+def current_notes(owner: object | None = None) -> AccessNotes | None:
+    """The notes of the request being served, if any (only ``owner``'s when an owner is given)."""
+    notes = _NOTES.get()
+    if notes is not None and owner is not None and notes.owner is not owner:
+        return None
+    return notes
 
 
 def note_access(*, patients: Iterable[str] = (), withheld: Iterable[str] = ()) -> None:

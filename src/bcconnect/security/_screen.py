@@ -28,9 +28,9 @@ from bcconnect.security._filters import (
     is_sensitive,
     redact_for_restricted_patient,
 )
-from bcconnect.security._notes import note_access
+from bcconnect.security._notes import current_notes, note_access
 from bcconnect.security._objection import objecting_subjects, patient_identities
-from bcconnect.store import StoredResource, Tx, read_current
+from bcconnect.store import SearchPage, StoredResource, Tx, read_current
 
 OBJECTION = "objection"
 SENSITIVE = "sensitive"
@@ -159,3 +159,49 @@ def screen_resources(
         result.resources.append(resource)
     note_access(patients=result.patients, withheld=result.withheld)
     return result
+
+
+def screen_page(
+    tx: Tx,
+    page: SearchPage,
+    access: SensitivityGrant,
+    *,
+    policy: SensitivityPolicy = DEFAULT_POLICY,
+    confine_to: str | None = None,
+) -> SearchPage:
+    """A search or ``$everything`` page with its matches and includes screened.
+
+    Paging stays exact: ``offset`` is moved forward by the number of withheld matches, so that
+    ``offset + len(matches)`` is still where the next page starts. When anything was withheld ``total`` is
+    dropped, since a count of everything would reveal how much was withheld.
+    """
+    matches = screen_resources(tx, page.matches, access, policy=policy, confine_to=confine_to)
+    included = screen_resources(tx, page.included, access, policy=policy, confine_to=confine_to)
+    dropped = len(page.matches) - len(matches.resources)
+    withheld = matches.any_withheld or included.any_withheld
+    return replace(
+        page,
+        matches=matches.resources,
+        included=included.resources,
+        offset=page.offset + dropped,
+        total=None if withheld else page.total,
+    )
+
+
+def screen_one(
+    tx: Tx,
+    resource: StoredResource,
+    access: SensitivityGrant,
+    *,
+    policy: SensitivityPolicy = DEFAULT_POLICY,
+    confine_to: str | None = None,
+) -> StoredResource | None:
+    """One resource as the caller may see it, or None when it is withheld (the API then answers 404)."""
+    result = screen_resources(tx, [resource], access, policy=policy, confine_to=confine_to)
+    return result.resources[0] if result.resources else None
+
+
+def withheld_in_request() -> bool:
+    """Whether the request being served had anything withheld (its Bundle must say so)."""
+    notes = current_notes()
+    return notes is not None and bool(notes.withheld)

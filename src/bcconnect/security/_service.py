@@ -20,7 +20,7 @@ from bcconnect.security._audit_store import append_audit_event
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
-from bcconnect.security._notes import current_notes, start_notes
+from bcconnect.security._notes import current_notes
 from bcconnect.security._optout import NationalOptOut
 from bcconnect.security._principal import Principal
 from bcconnect.security._ratelimit import RateLimiter
@@ -79,9 +79,8 @@ class SecurityGate:
     async def authenticate(self, authorization: str | None, *, remote_address: str | None = None) -> Principal:
         """Who is asking (401 if nobody we trust), and one token from their rate-limit bucket (429).
 
-        Also starts this request's access notes (patients touched, data withheld) that :meth:`record` reads.
+        The caller is kept in the request's access notes (if started) for :meth:`record`.
         """
-        start_notes()
         try:
             principal = await self.authenticator.authenticate(authorization)
         except NotAuthenticated:
@@ -129,13 +128,14 @@ class SecurityGate:
         error: BaseException | None = None,
         remote_address: str | None = None,
         detail: str | None = None,
+        owner: object | None = None,
     ) -> str:
         """Write this request's AuditEvent durably; returns its id. Call it for every request, refused or not.
 
         ``detail`` notes what was withheld without clinical content (``"objection"``, ``"sensitive"``); by
-        default it is the error's category.
+        default it is the error's category. ``owner``: the request object the notes were started with.
         """
-        notes = current_notes()
+        notes = current_notes(owner)
         if notes is not None:
             patients = [*patients, *notes.patients]
             principal = principal or notes.principal

@@ -13,6 +13,13 @@ from datetime import UTC, datetime
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
 from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
+from bcconnect.security import (
+    DEFAULT_POLICY,
+    SensitivityPolicy,
+    screen_one,
+    screen_page,
+    screen_resources,
+)
 from bcconnect.store import (
     EverythingQuery,
     SearchPage,
@@ -57,10 +64,28 @@ class HistoryPage:
 class View:
     """Read access to the record for the API (every method takes the caller's :class:`AccessContext`)."""
 
-    def __init__(self, store: Store, *, default_count: int = 50, max_count: int = 1000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_count: int = 50,
+        max_count: int = 1000,
+        sensitivity: SensitivityPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.store = store
         self.default_count = default_count
         self.max_count = max_count
+        #: which security labels make a resource sensitive (``[security] sensitive_labels``)
+        self.sensitivity = sensitivity
+
+    async def _screened(self, access: AccessContext, found: StoredResource, missing: str) -> StoredResource:
+        # objection, sensitivity, restriction and patient confinement; withheld looks exactly like absent
+        shown = await self.store.read(
+            lambda tx: screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient)
+        )
+        if shown is None:
+            raise ResourceNotFound(missing)
+        return shown
 
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
@@ -74,7 +99,7 @@ class View:
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        return found
+        return await self._screened(access, found, f"{resource_type}/{resource_id} is not known")
 
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
@@ -86,7 +111,7 @@ class View:
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version}")
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
-        return found
+        return await self._screened(access, found, f"{resource_type}/{resource_id} has no version {version}")
 
     async def history(
         self,
@@ -107,7 +132,16 @@ class View:
         )
         if not versions and offset == 0 and since is None:
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        return HistoryPage(versions[:size], len(versions) > size)
+        shown = await self.store.read(
+            lambda tx: (
+                screen_resources(
+                    tx, versions[:size], access, policy=self.sensitivity, confine_to=access.patient
+                ).resources
+            )
+        )
+        if versions and not shown and not any(v.body is None for v in versions[:size]):
+            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
+        return HistoryPage(shown, len(versions) > size)
 
     async def search(
         self,
@@ -124,7 +158,11 @@ class View:
         query = parse_search(
             resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
         )
-        page = await self.store.read(lambda tx: search(tx, query, at=at, offset=offset))
+        page = await self.store.read(
+            lambda tx: screen_page(
+                tx, search(tx, query, at=at, offset=offset), access, policy=self.sensitivity, confine_to=access.patient
+            )
+        )
         return SearchResult(query, page)
 
     async def everything(
@@ -139,7 +177,15 @@ class View:
         """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``."""
         await self.read(access, "Patient", patient_id)
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
-        return await self.store.read(lambda tx: everything(tx, query, at=at, offset=offset))
+        return await self.store.read(
+            lambda tx: screen_page(
+                tx,
+                everything(tx, query, at=at, offset=offset),
+                access,
+                policy=self.sensitivity,
+                confine_to=access.patient,
+            )
+        )
 
     async def capabilities(self, access: AccessContext) -> tuple[TypeCapability, ...]:
         """What each served resource type supports (the CapabilityStatement is built from this)."""
