@@ -13,6 +13,10 @@ from bcconnect.sandbox.generate import generate_to_directory
 from bcconnect.sandbox.settings import ALL_TRUSTS
 
 MIN_PERSONS = 10
+#: RL4, RXK and RNA listen on this port and the next two, as the adapter deployments expect
+DEFAULT_PORT_BASE = 8101
+#: where RBK drops files when no MLLP target is given (the RBK adapter's default drop folder)
+DEFAULT_DROP_DIR = Path("hl7-drop/rbk")
 MAX_PERSONS = 1_300_000
 
 
@@ -32,10 +36,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument("--fault-seed", type=int, default=None, help="seed of the faults (default: --seed)")
     serve.add_argument(
-        "--port-base", type=int, default=0, help="RL4 on this port, RXK +1, RNA +2 (default: free ports)"
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        help=f"RL4 on this port, RXK +1, RNA +2 (default {DEFAULT_PORT_BASE}, as the adapters expect; 0: free)",
     )
     serve.add_argument("--hl7-target", default=None, metavar="HOST:PORT", help="RBK sends MLLP here")
-    serve.add_argument("--hl7-drop-dir", type=Path, default=None, metavar="DIR", help="RBK writes files here")
+    serve.add_argument(
+        "--hl7-drop-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"RBK writes files here (default {DEFAULT_DROP_DIR} when no --hl7-target is given)",
+    )
     serve.add_argument(
         "--advance-every",
         type=float,
@@ -103,8 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
             parser.error(f"--hl7-target must be HOST:PORT, not {args.hl7_target!r}")
         target = (host, int(port))
     settings = _settings(args, faults=faults)
+    drop_dir = args.hl7_drop_dir if args.hl7_drop_dir is not None or target is not None else DEFAULT_DROP_DIR
     try:
-        anyio.run(_run, settings, target, args.hl7_drop_dir, args.advance_every, args.advance_days)
+        anyio.run(_run, settings, target, drop_dir, args.advance_every, args.advance_days)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     return 0
@@ -133,7 +147,10 @@ def _announce(world: World) -> None:
     for trust in s.trusts:
         cred = world.credentials(trust)
         if trust == "RBK":
-            print("  RBK  HL7 v2 sender (MLLP target / file drop as given)")
+            hl7 = world.hl7
+            where = [f"MLLP to {hl7.target[0]}:{hl7.target[1]}"] if hl7 and hl7.target else []
+            where += [f"files into {hl7.drop_dir}"] if hl7 and hl7.drop_dir else []
+            print(f"  RBK  HL7 v2 sender: {' and '.join(where) or 'nowhere'}")
             continue
         base = world.base_url(trust)
         if cred.api_key:

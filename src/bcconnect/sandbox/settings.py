@@ -184,9 +184,8 @@ class SandboxSettings:
         if trust == "RNA":
             return Credentials(api_key=f"rna-sandbox-key-{self.seed}")
         if trust in {"RL4", "RXK"}:
-            return Credentials(
-                client_id=f"bcconnect-{trust.lower()}", client_secret=f"{trust.lower()}-sandbox-secret-{self.seed}"
-            )
+            # client id "bcconnect" as in adapters/<trust>/adapter.toml; the secret differs per trust
+            return Credentials(client_id="bcconnect", client_secret=f"{trust.lower()}-sandbox-secret-{self.seed}")
         return Credentials()
 
     def with_faults(self, faults: FaultSettings) -> SandboxSettings:

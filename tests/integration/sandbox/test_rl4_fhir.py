@@ -25,7 +25,7 @@ async def test_token_is_required_and_checked() -> None:
         assert unauth.json()["resourceType"] == "OperationOutcome"
         bad = await client.post(
             f"{base}/oauth2/token",
-            data={"grant_type": "client_credentials", "client_id": "bcconnect-rl4", "client_secret": "nope"},
+            data={"grant_type": "client_credentials", "client_id": "bcconnect", "client_secret": "nope"},
         )
         assert bad.status_code == 401
         cred = world.credentials("RL4")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
+import signal
+import sys
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -84,3 +88,52 @@ def test_cli_generate_writes_files_and_refuses_bad_sizes(tmp_path: Path, capsys:
     with pytest.raises(SystemExit) as exc:
         faults.handler(faults)
     assert exc.value.code == 2
+
+
+SERVE = """
+import argparse, sys
+from bcconnect.cli import sandbox_cmd
+parser = argparse.ArgumentParser(prog="bcconnect")
+sandbox_cmd.register(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.handler(args))
+"""
+
+
+@pytest.mark.slow
+async def test_cli_serve_prints_urls_and_credentials_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """``sandbox serve`` announces each trust (URL and credentials) that then answers; SIGINT stops it (0)."""
+    command = [
+        sys.executable,
+        "-c",
+        SERVE,
+        "sandbox",
+        "serve",
+        "--persons",
+        "20",
+        "--port-base",
+        "0",
+        "--hl7-drop-dir",
+        str(tmp_path),
+    ]
+    async with await anyio.open_process(command) as process:
+        assert process.stdout is not None
+        text = ""
+        with anyio.fail_after(30):
+            async for chunk in process.stdout:
+                text += chunk.decode()
+                if "Ctrl-C to stop" in text:
+                    break
+        rl4 = re.search(r"RL4\s+(http://127\.0\.0\.1:\d+)/fhir/R4.*client_id=(\S+) client_secret=(\S+)", text)
+        assert rl4 is not None, text
+        assert re.search(r"RNA\s+http://127\.0\.0\.1:\d+/api/v2/changes\s+X-API-Key: \S+", text)
+        assert f"files into {tmp_path}" in text
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{rl4[1]}/oauth2/token",
+                data={"grant_type": "client_credentials", "client_id": rl4[2], "client_secret": rl4[3]},
+            )
+            assert response.status_code == 200
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(15):
+            assert await process.wait() == 0
