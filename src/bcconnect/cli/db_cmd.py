@@ -28,10 +28,7 @@ def _upgrade(args: argparse.Namespace) -> int:
             return await store.upgrade()
 
     applied = anyio.run(run)
-    print(
-        f"applied {len(applied)} migration(s)"
-        + (": " + ", ".join(f"{n:04d}" for n in applied) if applied else "")
-    )
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(f"{n:04d}" for n in applied) if applied else ""))
     return 0
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
+import orjson
 
 from bcconnect.cli.common import SubParsers, settings_from
 from bcconnect.config import (
@@ -26,10 +28,12 @@ from bcconnect.config import (
     load_settings,
 )
 from bcconnect.errors import UsageError
+from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
+from bcconnect.fhir.constants import ODS_ORGANIZATION_SYSTEM as ODS
 from bcconnect.ingest import SyncReport, sync_adapters
 from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
 from bcconnect.security import ensure_local_issuer
-from bcconnect.store import open_store
+from bcconnect.store import Store, iter_current, open_store
 
 #: mapping set and adapter kind of each simulated trust
 DEMO_TRUSTS: dict[str, tuple[SourceKind, str]] = {
@@ -241,8 +245,23 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
 
 
-async def _an_nhs_number(store: object) -> str:
-    from bcconnect.view import example_nhs_number
-
-    found = await example_nhs_number(store)
-    return found or "9990000018"
+async def _an_nhs_number(store: Store) -> str:
+    """The verified NHS number held by the most trusts: the best first lookup to show the merged view."""
+    trusts_by_number: dict[str, set[str]] = {}
+    after = ""
+    while True:
+        batch = await store.read(partial(iter_current, resource_type="Patient", after_id=after))
+        if not batch:
+            break
+        after = batch[-1].id
+        for stored in batch:
+            if stored.body is None:
+                continue
+            patient = orjson.loads(stored.body)
+            tags = {t.get("code") for t in patient.get("meta", {}).get("tag", []) if t.get("system") == ODS}
+            for identifier in patient.get("identifier", []):
+                if identifier.get("system") == NHS_NUMBER_SYSTEM and identifier.get("value"):
+                    trusts_by_number.setdefault(identifier["value"], set()).update(t for t in tags if t)
+    if not trusts_by_number:
+        return "9990000018"
+    return max(sorted(trusts_by_number), key=lambda number: len(trusts_by_number[number]))

@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from bcconnect.fhir.compartment import patient_compartment
+from bcconnect.identity import link_patients
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
 from bcconnect.ingest._report import PageCounts
 from bcconnect.mapping import MappingSet
+from bcconnect.security import record_objection_from_resource
 from bcconnect.store import (
     QuarantineEntry as StoredQuarantineEntry,
 )
@@ -78,10 +80,10 @@ def commit_page(
     received_at: str,
 ) -> PageCounts:
     """Write one prepared page and its cursor; returns the page's reconciliation counts."""
-    del ods_code, received_at  # carried by the mapped resources' meta; kept in the signature for callers
+    del received_at  # carried by the mapped resources' meta; kept in the signature for callers
     to_land = [p.record for p in prepared.records if p.outcome is not Outcome.UNCHANGED]
     land_raw(tx, adapter, to_land)
-    written = write_mapped(tx, prepared.records, adapter=adapter)
+    written = write_mapped(tx, prepared.records, adapter=adapter, ods_code=ods_code)
     deleted = 0
     for p in prepared.records:
         for resource_type, resource_id in p.deletes:
@@ -103,8 +105,11 @@ def commit_page(
     )
 
 
-def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str) -> int:
-    """Store the mapped resources of these records (with index rows); returns how many were given."""
+def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, ods_code: str) -> int:
+    """Store the mapped resources of these records (with index rows), link their source Patients to persons
+    and update the objection register from their Consents and Flags — all in the caller's transaction.
+    Returns how many resources were given."""
+    resources = [resource for p in prepared for resource in p.resources]
     writes = [
         ResourceWrite(
             resource_type=resource["resourceType"],
@@ -113,10 +118,15 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str) ->
             source=adapter,
             compartment=patient_compartment(resource),
         )
-        for p in prepared
-        for resource in p.resources
+        for resource in resources
     ]
     put_resources(tx, writes)
+    patients = [r for r in resources if r["resourceType"] == "Patient"]
+    if patients:
+        link_patients(tx, patients, ods_code=ods_code)
+    for resource in resources:
+        if resource["resourceType"] in ("Consent", "Flag"):
+            record_objection_from_resource(tx, resource)
     return len(writes)
 
 

@@ -67,7 +67,7 @@ async def replay_quarantined(
         mark_replayed(tx, quarantine_id)
         if prepared.quarantine is not None:
             return ReplayResult(quarantine_id, False, prepared.quarantine.message)
-        write_mapped(tx, [prepared], adapter=config.name)
+        write_mapped(tx, [prepared], adapter=config.name, ods_code=config.ods_code)
         resolve_quarantine(tx, quarantine_id)
         return ReplayResult(quarantine_id, True, f"{len(prepared.resources)} resource(s) written")
 
@@ -110,4 +110,6 @@ async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: Map
         good = [p for p in prepared if p.quarantine is None]
         report.records += len(records)
         report.failed += len(prepared) - len(good)
-        report.resources_written += await store.write(partial(write_mapped, prepared=good, adapter=config.name))
+        report.resources_written += await store.write(
+            partial(write_mapped, prepared=good, adapter=config.name, ods_code=config.ods_code)
+        )

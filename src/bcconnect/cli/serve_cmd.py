@@ -1,0 +1,81 @@
+"""``bcconnect serve``: the read-only FHIR endpoint over the configured store, authenticated and audited."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import anyio
+
+from bcconnect.api import make_server
+from bcconnect.api._security import security_hooks
+from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.config import AuthMode, Settings
+from bcconnect.errors import UsageError
+from bcconnect.logging import get_logger
+from bcconnect.security import SecurityGate
+from bcconnect.store import Store, open_store
+from bcconnect.view import View
+
+log = get_logger("bcconnect.serve")
+
+
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    """Add ``serve``."""
+    p = sub.add_parser("serve", help="serve the read-only FHIR endpoint over the configured store")
+    p.add_argument("--host", help="bind address (default: [api] host)")
+    p.add_argument("--port", type=int, help="port (default: [api] port)")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication (development only; logged as a warning on every start)",
+    )
+    p.set_defaults(handler=_serve)
+
+
+async def serve_api(
+    settings: Settings,
+    *,
+    store: Store,
+    allow_no_auth: bool = False,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts."""
+    if settings.auth.mode is AuthMode.NONE and not allow_no_auth:
+        raise UsageError("auth mode is 'none' in the configuration: start with --no-auth to confirm it")
+    gate = SecurityGate.from_settings(settings, store, allow_no_auth=allow_no_auth)
+    authenticate, on_complete = security_hooks(gate)
+    view = View(store, default_count=settings.api.default_count, max_count=settings.api.max_count)
+    server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete)
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve)
+        while not server.started:
+            if server.should_exit:
+                return
+            await anyio.sleep(0.02)
+        log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
+        if on_ready is not None:
+            await on_ready()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    api = settings.api
+    settings = replace(settings, api=replace(api, host=args.host or api.host, port=args.port or api.port))
+    if args.no_auth:
+        settings = replace(settings, auth=replace(settings.auth, mode=AuthMode.NONE))
+
+    async def go() -> None:
+        async with open_store(settings.store_url()) as store:
+
+            async def announce() -> None:
+                print(f"FHIR endpoint: http://{settings.api.host}:{settings.api.port}{settings.api.base_path}")
+
+            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
+
+    try:
+        anyio.run(go)
+    except KeyboardInterrupt:
+        return 0
+    return 0
