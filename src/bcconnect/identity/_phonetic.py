@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 _VOWELS: Final = frozenset("AEIOUY")
@@ -39,6 +40,8 @@ class _Builder:
         return "".join(self.primary)[:_MAX], "".join(self.alternate)[:_MAX]
 
 
+# names repeat a great deal across records: computing each key once makes blocking and comparison cheap
+@lru_cache(maxsize=65_536)
 def double_metaphone(name: str) -> tuple[str, str]:
     """The (primary, alternate) phonetic keys of ``name`` (letters A–Z only are read; others are skipped)."""
     word = "".join(ch for ch in name.upper() if "A" <= ch <= "Z")
