@@ -1,0 +1,153 @@
+"""End to end: ``bcconnect demo`` as a user runs it, then lookups over real HTTP and with the fhirpy client."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fhirpy import SyncFHIRClient
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+@dataclass(frozen=True)
+class RunningDemo:
+    base: str
+    token: str
+    nhs_number: str
+    data_dir: Path
+    output: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    """The demo command, started as a child process on a free port, until the module's tests are done."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    port = _free_port()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bcconnect.cli.main",
+            "--log-level",
+            "warning",
+            "demo",
+            "--persons",
+            "120",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout is not None
+    lines: list[str] = []
+    for line in child.stdout:  # the demo prints the token as its last line once it is serving
+        lines.append(line)
+        if line.startswith("TOKEN="):
+            break
+    output = "".join(lines)
+    token = lines[-1].removeprefix("TOKEN=").strip() if lines else ""
+    found = re.search(r"nhs-number\|(\d{10})", output)
+    assert token, f"the demo did not start:\n{output}"
+    assert found, output
+    try:
+        yield RunningDemo(f"http://127.0.0.1:{port}/fhir", token, found.group(1), data_dir, output)
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    assert child.returncode == 0, "Ctrl-C should stop the demo cleanly"
+
+
+def test_the_demo_syncs_all_four_trusts_and_balances(demo: RunningDemo) -> None:
+    """Each trust's line shows a balanced reconciliation with records fetched and no failure."""
+    for adapter in ("rl4", "rxk", "rna", "rbk"):
+        line = next(line for line in demo.output.splitlines() if line.strip().startswith(f"{adapter}:"))
+        numbers = [int(n) for n in re.findall(r"(\d+)", line.split("—")[0])]
+        fetched, new, changed, unchanged, quarantined = numbers[-5:]
+        assert fetched > 0, line
+        assert fetched == new + changed + unchanged + quarantined, line
+        assert line.rstrip().endswith("ok"), line
+    assert (demo.data_dir / "bcconnect.toml").is_file()
+    assert (demo.data_dir / "ground_truth.csv").is_file()
+
+
+def test_patient_by_nhs_number_then_encounters_over_http(demo: RunningDemo) -> None:
+    """A clinician's system finds the patient by NHS number and lists encounters, with a bearer token."""
+    headers = {"Authorization": f"Bearer {demo.token}", "Accept": "application/fhir+json"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
+        found = client.get("/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"})
+        assert found.status_code == 200
+        bundle = found.json()
+        assert bundle["resourceType"] == "Bundle"
+        assert bundle["type"] == "searchset"
+        patients = [e["resource"] for e in bundle["entry"]]
+        assert patients
+        for patient in patients:
+            assert {"system": NHS, "value": demo.nhs_number}.items() <= next(
+                i for i in patient["identifier"] if i["system"] == NHS
+            ).items()
+        encounters = [
+            e["resource"]
+            for p in patients
+            for e in client.get("/Encounter", params={"patient": p["id"]}).json().get("entry", [])
+        ]
+        for encounter in encounters:
+            assert encounter["resourceType"] == "Encounter"
+            assert encounter["subject"]["reference"].endswith(tuple(p["id"] for p in patients))
+        unauthenticated = httpx.get(f"{demo.base}/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"})
+        assert unauthenticated.status_code == 401
+        assert unauthenticated.json()["resourceType"] == "OperationOutcome"
+
+
+def test_the_same_lookup_with_fhirpy(demo: RunningDemo) -> None:
+    """fhirpy, a real FHIR client, finds the same patients and their encounters."""
+    client = SyncFHIRClient(demo.base, authorization=f"Bearer {demo.token}")
+    patients = client.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()
+    assert patients
+    ids = {p.id for p in patients}
+    with httpx.Client(timeout=10) as raw:
+        direct = raw.get(
+            f"{demo.base}/Patient",
+            params={"identifier": f"{NHS}|{demo.nhs_number}"},
+            headers={"Authorization": f"Bearer {demo.token}"},
+        ).json()
+    assert ids == {e["resource"]["id"] for e in direct["entry"]}
+    for patient_id in ids:
+        for encounter in client.resources("Encounter").search(patient=patient_id).fetch_all():
+            assert encounter["subject"]["reference"] == f"Patient/{patient_id}"
+
+
+def test_writes_are_refused_with_an_operation_outcome(demo: RunningDemo) -> None:
+    """The view is read-only: a create gets 405 and an OperationOutcome."""
+    response = httpx.post(
+        f"{demo.base}/Patient",
+        json={"resourceType": "Patient"},
+        headers={"Authorization": f"Bearer {demo.token}"},
+    )
+    assert response.status_code == 405
+    assert response.json()["resourceType"] == "OperationOutcome"
