@@ -4,15 +4,19 @@ objection and sensitivity filtering on read, search, _include, $everything and p
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bcconnect.api import create_app
 from bcconnect.api._security import security_hooks
@@ -28,7 +32,7 @@ from bcconnect.security import (
     search_audit_events,
     verify_audit_chain,
 )
-from bcconnect.store import ResourceWrite, Store, open_store, put_resources
+from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources
 from bcconnect.view import View
 
 OBJECTOR_FAMILY = "Objectorfamily"
@@ -340,3 +344,154 @@ async def test_queries_over_the_limits_are_400(endpoint: Endpoint) -> None:
         response = await endpoint.client.get("/Observation", params=params, headers=good)
         assert response.status_code == 400
         outcome(response)
+
+
+INJECTIONS = [
+    "' OR '1'='1",
+    "1; DROP TABLE resources; --",
+    '" OR 1=1 --',
+    "x') UNION SELECT body FROM resource_versions --",
+    "%' OR 1=1 --",
+    "p2' --",
+    "'; DELETE FROM patient_objections; --",
+    "1) OR (1=1",
+    "\\'; UPDATE audit_events SET body = '' --",
+    "\x00",
+]
+#: (resource type, parameter) pairs covering every search parameter type and the result parameters
+INJECTED_PARAMS = [
+    ("Patient", "name"),  # string
+    ("Patient", "identifier"),  # token
+    ("Patient", "birthdate"),  # date
+    ("Observation", "subject"),  # reference
+    ("Observation", "value-quantity"),  # quantity
+    ("Observation", "code:text"),  # token modifier
+    ("Observation", "patient:Patient.name"),  # chain
+    ("Patient", "_id"),
+    ("Patient", "_sort"),
+    ("Patient", "_count"),
+    ("Observation", "_include"),
+    ("Patient", "_elements"),
+    ("Patient", "_summary"),
+    ("Patient", "_page_token"),
+]
+
+
+async def _fingerprint(store: Store) -> tuple[int, int, int, bool]:
+    def run(tx: Tx) -> tuple[int, int, int, bool]:
+        resources = tx.query_one("SELECT COUNT(*) FROM resources")
+        versions = tx.query_one("SELECT COUNT(*) FROM resource_versions")
+        objections = tx.query_one("SELECT COUNT(*) FROM patient_objections")
+        assert resources
+        assert versions
+        assert objections
+        return int(resources[0]), int(versions[0]), int(objections[0]), verify_audit_chain(tx).ok
+
+    return await store.read(run)
+
+
+async def test_sql_injection_in_every_parameter_type_changes_and_leaks_nothing(endpoint: Endpoint) -> None:
+    """Injection strings in each parameter type, in ids and in headers: no 5xx, no leak, the database unchanged."""
+    good = endpoint.token()
+    before = await _fingerprint(endpoint.store)
+    for payload in INJECTIONS:
+        for resource_type, name in INJECTED_PARAMS:
+            response = await endpoint.client.get(f"/{resource_type}", params={name: payload}, headers=good)
+            assert response.status_code < 500, (name, payload, response.text)
+            assert OBJECTOR_FAMILY.encode() not in response.content, (name, payload)
+            assert "Traceback" not in response.text
+        response = await endpoint.client.get(f"/Patient/{quote(payload, safe='')}", headers=good)
+        assert response.status_code in (400, 404), payload
+        response = await endpoint.client.get("/Patient/p1", headers={"authorization": f"Bearer {payload}".strip()})
+        assert response.status_code == 401
+    after = await _fingerprint(endpoint.store)
+    assert after[:3] == before[:3]
+    assert after[3]
+
+
+# --- property-based: generated queries and headers never produce a 5xx or a stack trace ------------------
+_PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
+_PARAM_NAMES = st.sampled_from(
+    [
+        "name",
+        "identifier",
+        "birthdate",
+        "subject",
+        "patient",
+        "code",
+        "date",
+        "_id",
+        "_count",
+        "_sort",
+        "_include",
+        "_revinclude",
+        "_elements",
+        "_summary",
+        "_page_token",
+        "_getpagesoffset",
+        "_format",
+        "_pretty",
+        "value-quantity",
+        "subject:Patient.name",
+        "_has:Observation:patient:code",
+        "_since",
+        "_type",
+    ]
+) | st.text(_PRINTABLE, min_size=1, max_size=20)
+_QUERY = st.lists(st.tuples(_PARAM_NAMES, st.text(_PRINTABLE, max_size=40)), max_size=6)
+_PATHS = st.sampled_from(
+    [
+        "/Patient",
+        "/Observation",
+        "/Condition",
+        "/Patient/p1",
+        "/Patient/p2",
+        "/Patient/p1/$everything",
+        "/Patient/p1/_history",
+        "/Patient/p1/_history/1",
+        "/AuditEvent",
+        "/metadata",
+        "/",
+    ]
+) | st.text(_PRINTABLE, max_size=30).map(lambda t: "/" + quote(t, safe="/$_"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BlockingPortal, Endpoint]]:
+    """One secured endpoint on SQLite, served from a portal thread so hypothesis can drive it synchronously."""
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    with start_blocking_portal(backend="asyncio") as portal:
+        manager = secured_endpoint(f"sqlite:///{data_dir / 'store.db'}", data_dir, rate_limit_burst=100_000)
+        with portal.wrap_async_context_manager(manager) as opened:
+            yield portal, opened
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=_PATHS,
+    query=_QUERY,
+    auth=st.sampled_from(["good", "sensitive", "none"]) | st.text(_PRINTABLE, max_size=60),
+    accept=st.none() | st.text(_PRINTABLE, max_size=30),
+    method=st.sampled_from(["GET", "GET", "GET", "HEAD", "POST", "DELETE"]),
+)
+def test_generated_requests_never_get_a_5xx_or_a_stack_trace(
+    fuzz_target: tuple[BlockingPortal, Endpoint],
+    path: str,
+    query: list[tuple[str, str]],
+    auth: str,
+    accept: str | None,
+    method: str,
+) -> None:
+    """Whatever the path, query and headers, the answer is a FHIR answer below 500 with no Python internals."""
+    portal, endpoint = fuzz_target
+    headers = {"good": endpoint.token(), "sensitive": endpoint.token(f"user/*.rs {SENSITIVE_SCOPE}")}.get(auth)
+    if headers is None:
+        headers = {} if auth == "none" else {"authorization": auth.strip()}
+    if accept is not None:
+        headers["accept"] = accept.strip()
+    url = path + ("?" + urlencode(query) if query else "")
+    response = portal.call(lambda: endpoint.client.request(method, url, headers=headers))
+    assert response.status_code < 500, (method, url, response.text)
+    assert "Traceback" not in response.text
+    assert 'File "' not in response.text
+    assert OBJECTOR_FAMILY not in response.text
