@@ -45,9 +45,7 @@ _NHS_NUMBER_LIKE: Final = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 REDACTED: Final = "[redacted]"
 
 
-def redact_identifiers(
-    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def redact_identifiers(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Processor: drop sensitive keys and mask ten-digit numbers in string values.
 
     >>> redact_identifiers(None, "info", {"nhs_number": "9990000018", "note": "for 999 000 0018"})

@@ -91,9 +91,7 @@ def _violations(src: Path = SRC) -> list[str]:
             if target not in RANK:
                 continue  # an unknown target is reported when its own files are walked
             if RANK[target] >= RANK[own]:
-                problems.append(
-                    f"{where}: {own} (layer {RANK[own]}) may not import {target} ({RANK[target]})"
-                )
+                problems.append(f"{where}: {own} (layer {RANK[own]}) may not import {target} ({RANK[target]})")
     return sorted(set(problems))
 
 

@@ -30,9 +30,7 @@ V3_ACT_CODE_SENSITIVITY_SYSTEM: Final = V3_ACT_CODE_SYSTEM
 UKCORE_PROFILE_BASE: Final = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-"
 UKCORE_EXTENSION_BASE: Final = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-"
 NHS_NUMBER_VERIFICATION_EXTENSION: Final = UKCORE_EXTENSION_BASE + "NHSNumberVerificationStatus"
-NHS_NUMBER_VERIFICATION_SYSTEM: Final = (
-    "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
-)
+NHS_NUMBER_VERIFICATION_SYSTEM: Final = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 ETHNIC_CATEGORY_EXTENSION: Final = UKCORE_EXTENSION_BASE + "EthnicCategory"
 ETHNIC_CATEGORY_SYSTEM: Final = "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland"
 ADMISSION_METHOD_EXTENSION: Final = UKCORE_EXTENSION_BASE + "AdmissionMethod"
