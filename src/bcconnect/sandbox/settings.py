@@ -74,22 +74,6 @@ class FaultSettings:
                 raise ValueError(f"fault {name} needs a number, got {raw!r}") from exc
         return cls(**values)  # type: ignore[arg-type]
 
-    @property
-    def any_http(self) -> bool:
-        """True when any HTTP-level fault is switched on."""
-        return any(
-            (
-                self.error_rate,
-                self.burst_429_rate,
-                self.latency_ms,
-                self.timeout_rate,
-                self.reset_rate,
-                self.truncated_rate,
-                self.malformed_rate,
-                self.duplicate_rate,
-            )
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class NoiseSettings:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,18 @@ class _Http:
     server: uvicorn.Server
     port: int
     done: anyio.Event
+
+
+class _GuestServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to its host.
+
+    uvicorn would take the signals over for itself; the sandboxes live inside the caller's process and stop when
+    the caller's task group does, so the signals stay the caller's.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 class World:
@@ -133,7 +146,7 @@ class World:
         port = sock.getsockname()[1]
         app.base_url = f"http://{self.settings.host}:{port}"
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
+        server = _GuestServer(config)
         http = _Http(app, server, port, anyio.Event())
         self._http[trust] = http
 

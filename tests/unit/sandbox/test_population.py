@@ -95,3 +95,10 @@ def test_waiting_times_reach_the_long_wait_buckets(people: list[Person]) -> None
     ]
     for weeks in (18, 40, 52, 65, 78):
         assert any(w > weeks for w in waits), weeks
+
+
+def test_persons_beyond_the_test_range_have_no_nhs_number() -> None:
+    """The 999 range holds 909,091 valid numbers; the person after the last one has none (documented limit)."""
+    beyond = make_person(1, 909_091, DEFAULT_NOW)
+    assert beyond.nhs_number is None
+    assert beyond.person_id == "PER0909091"

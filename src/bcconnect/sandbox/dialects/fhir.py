@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final
 
 from bcconnect.fhir import constants as c
@@ -407,8 +407,3 @@ _RENDERERS: Final = {
     "organization": _organization,
     "practitioner": _practitioner,
 }
-
-
-def iso_date(value: date) -> str:
-    """FHIR date."""
-    return value.isoformat()
