@@ -188,7 +188,7 @@ class Compiler:
         rule.required = bool(node.get("required", False))
         if "default" in node:
             rule.default = node["default"]
-        return rule if len(self.problems) == before and target is not None else None
+        return rule.seal() if len(self.problems) == before and target is not None else None
 
     @property
     def file_name(self) -> str:

@@ -158,19 +158,16 @@ class TargetPath:
 
     text: str
     steps: tuple[tuple[str, int | str | None], ...]
-
-    @property
-    def many(self) -> bool:
-        """True when the last step writes every value (``[*]``)."""
-        return self.steps[-1][1] == EVERY
-
-    @property
-    def appends(self) -> bool:
-        """True when the last step appends an item (``[+]``)."""
-        return self.steps[-1][1] == APPEND
+    #: True when the last step writes every value (``[*]``)
+    many: bool = False
+    #: True when the last step appends an item (``[+]``)
+    appends: bool = False
 
     def assign(self, obj: dict[str, Any], value: Any) -> None:
         """Write ``value`` at this path inside ``obj``, creating objects and lists on the way."""
+        if len(self.steps) == 1 and self.steps[0][1] is None:
+            obj[self.steps[0][0]] = value  # the common case: one plain element name
+            return
         cur: Any = obj
         last = len(self.steps) - 1
         for i, (name, sel) in enumerate(self.steps):
@@ -221,4 +218,4 @@ def compile_target(text: str) -> TargetPath:
             raise PathSyntaxError(f"expected an element name with optional [n], [+] or [*], got {part!r}")
         sel = match.group(2)
         steps.append((match.group(1), int(sel) if sel is not None and sel.isdigit() else sel))
-    return TargetPath(text.strip(), tuple(steps))
+    return TargetPath(text.strip(), tuple(steps), steps[-1][1] == EVERY, steps[-1][1] == APPEND)

@@ -40,6 +40,7 @@ class RunEnv:
     vars: dict[str, str]
     terminology: ConceptMaps
     trace: list[TraceEntry] | None = None
+    cache: dict[str, Any] = field(default_factory=dict)  # per-record memo for readers (HL7 segment index)
     via: str = ""  # the rule that called the running template, shown in traces
     origins: dict[str, str] = field(default_factory=dict)  # template parameter → the caller's source path
 
@@ -110,6 +111,25 @@ class Rule:
     template: Template | None = None
     with_: dict[str, Reader | Format | Any] = field(default_factory=dict)
     source_system: str | None = None
+    #: set by :meth:`seal`: a rule that only copies ``from`` to a target (most rules), run without detours
+    plain: bool = False
+
+    def seal(self) -> Rule:
+        """Mark the rule compiled: precompute what :meth:`apply` would otherwise decide per record."""
+        self.plain = (
+            self.source is not None
+            and self.when is None
+            and self.each is None
+            and self.template is None
+            and not self.children
+            and not self.fns
+            and self.lookup is None
+            and self.translate is None
+            and self.reference is None
+            and self.default is UNSET
+            and not self.required
+        )
+        return self
 
     def fail(self, message: str, value: Any = UNSET, exc: type[MappingError] = MappingError) -> MappingError:
         """A MappingError naming this rule, its source path and value, and its target path."""
@@ -120,6 +140,14 @@ class Rule:
     # --- running -----------------------------------------------------------------------------------------
     def apply(self, env: RunEnv, scope: Any, out: dict[str, Any], prefix: str = "") -> None:
         """Run this rule in ``scope`` and write its result into ``out``."""
+        if self.plain and env.trace is None:
+            assert self.source is not None
+            found = self.source.read(env, scope)
+            if found:
+                values = [v for v in found if v != ""]
+                if values:
+                    self.target.assign(out, values if self.target.many else values[0])
+            return
         if self.when is not None and not self.when(env, scope):
             return
         if self.each is not None:

@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from bcconnect.errors import ParseError
-from bcconnect.hl7v2 import FieldPath, Message, Segment, parse_message
+from bcconnect.hl7v2 import FieldPath, Segment, parse_message
 from bcconnect.mapping._paths import PathSyntaxError, SourcePath, compile_source
 
 FORMATS: Final = ("fhir", "json", "hl7v2")
@@ -29,6 +29,18 @@ class Env(Protocol):
 
     root: Any
     vars: dict[str, str]
+    cache: dict[str, Any]
+
+
+def _segments(env: Env, segment_id: str) -> list[Segment]:
+    """The message's segments with this id, indexed once per record (rules read segments many times)."""
+    index: dict[str, list[Segment]] | None = env.cache.get("segments")
+    if index is None:
+        index = {}
+        for seg in env.root:
+            index.setdefault(seg.id, []).append(seg)
+        env.cache["segments"] = index
+    return index.get(segment_id, [])
 
 
 class Reader(Protocol):
@@ -90,8 +102,7 @@ class Hl7Reader:
         if isinstance(scope, Segment) and self.path.segment in (None, scope.id):
             seg = scope
         else:
-            message: Message = env.root
-            found = message.segments(self.path.segment or "")
+            found = _segments(env, self.path.segment or "")
             idx = self.path.segment_repetition - 1
             seg = found[idx] if idx < len(found) else None
         if seg is None:
@@ -126,8 +137,7 @@ class SegmentReader:
 
     def read(self, env: Env, scope: Any) -> list[Any]:
         """The segments, in message order."""
-        message: Message = env.root
-        return message.segments(self.text)
+        return list(_segments(env, self.text))
 
 
 def compile_reader(text: Any, source_format: str) -> Reader:

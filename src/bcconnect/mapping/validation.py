@@ -12,6 +12,7 @@ already seen valid. ``tests/unit/mapping/test_validation_differential.py`` prove
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Callable
 from functools import cache
@@ -26,35 +27,51 @@ from pydantic import ValidationError as PydanticValidationError
 from bcconnect.fhir.ukcore import ukcore_problems
 
 _MEMO_LIMIT: Final = 100_000
+_MISSING: Final[Any] = object()
 _SHAPE_LIMIT: Final = 20_000
 
 Shape = tuple[Any, ...]
 
 
-def _walk(value: Any, sig: list[Any], leaves: list[Any]) -> None:
-    if isinstance(value, dict):
-        sig.append("{")
-        for key, item in value.items():
-            sig.append(key)
-            if key == "resourceType":
-                sig.append(item)  # the value picks the model: part of the shape, not a leaf
-            else:
-                _walk(item, sig, leaves)
-        sig.append("}")
-    elif isinstance(value, list):
-        sig.append(len(value))
-        for item in value:
-            _walk(item, sig, leaves)
-    else:
-        sig.append(type(value))
-        leaves.append(value)
+def _walk_dict(value: dict[str, Any], sig: list[Any], leaves: list[Any]) -> None:
+    # Hot loop (every resource, every node): scalars are handled inline, recursion only for containers.
+    add, leaf = sig.append, leaves.append
+    add("{")
+    for key, item in value.items():
+        add(key)
+        kind = type(item)
+        if kind is dict:
+            _walk_dict(item, sig, leaves)
+        elif kind is list:
+            _walk_list(item, sig, leaves)
+        else:
+            add(kind)
+            leaf(item)
+    add("}")
+
+
+def _walk_list(value: list[Any], sig: list[Any], leaves: list[Any]) -> None:
+    add, leaf = sig.append, leaves.append
+    add(len(value))
+    for item in value:
+        kind = type(item)
+        if kind is dict:
+            _walk_dict(item, sig, leaves)
+        elif kind is list:
+            _walk_list(item, sig, leaves)
+        else:
+            add(kind)
+            leaf(item)
 
 
 def shape_of(resource: dict[str, Any]) -> tuple[Shape, list[Any]]:
-    """The structural signature of a resource and its primitive values in walk order."""
-    sig: list[Any] = []
+    """The structural signature of a resource and its primitive values in walk order.
+
+    ``resourceType`` is a leaf like any other, but its value picks the model, so it is part of the shape.
+    """
+    sig: list[Any] = [resource.get("resourceType")]
     leaves: list[Any] = []
-    _walk(resource, sig, leaves)
+    _walk_dict(resource, sig, leaves)
     return tuple(sig), leaves
 
 
@@ -76,7 +93,7 @@ def _unwrap(annotation: Any) -> Any:
     """Strip Optional[...] and List[...] down to the element type."""
     while True:
         origin = typing.get_origin(annotation)
-        if origin in (typing.Union, list, typing.List) or str(origin) == "types.UnionType":  # noqa: UP006
+        if origin in (typing.Union, list, typing.List, types.UnionType):  # noqa: UP006
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             if len(args) != 1:
                 return annotation
@@ -110,6 +127,9 @@ class _Checker:
 
 _CHECKERS: dict[str, _Checker] = {}
 
+#: Stands for "no per-value check known": a shape holding one is validated in full every time.
+ALWAYS_FULL: Final = "always-full"
+
 
 def _checker(annotation: Any) -> _Checker:
     key = repr(annotation)
@@ -127,6 +147,7 @@ def _leaf_checkers(
         fields = _fields(model) if model is not None else {}
         for key, item in value.items():
             if key == "resourceType":
+                out.append((f"{path}.resourceType", None))  # part of the shape: checked by the full validation
                 continue
             sub = _unwrap(fields[key]) if key in fields else None
             sub_model = None
@@ -138,13 +159,14 @@ def _leaf_checkers(
             if isinstance(item, dict | list):
                 _leaf_checkers(item, sub_model, checker, f"{path}.{key}", out)
             else:
-                out.append((f"{path}.{key}", checker))
+                # a primitive the model types could not be followed to: this shape always gets full validation
+                out.append((f"{path}.{key}", checker if checker is not None else ALWAYS_FULL))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if isinstance(item, dict | list):
                 _leaf_checkers(item, model, leaf, f"{path}[{i}]", out)
             else:
-                out.append((f"{path}[{i}]", leaf))
+                out.append((f"{path}[{i}]", leaf if leaf is not None else ALWAYS_FULL))
 
 
 def full_model_problems(resource: dict[str, Any]) -> list[str]:
@@ -166,7 +188,7 @@ class Validator:
 
     def __init__(self, *, fast: bool = True) -> None:
         self.fast = fast
-        self._shapes: dict[Shape, list[tuple[str, _Checker | None]] | None] = {}
+        self._shapes: dict[Shape, list[tuple[str, Any]] | None] = {}
         self.full_validations = 0
 
     def model_problems(self, resource: dict[str, Any]) -> list[str]:
@@ -175,8 +197,11 @@ class Validator:
             self.full_validations += 1
             return full_model_problems(resource)
         shape, leaves = shape_of(resource)
-        checkers = self._shapes.get(shape)
-        if checkers is None:
+        checkers = self._shapes.get(shape, _MISSING)
+        if checkers is None:  # a shape we cannot check value by value
+            self.full_validations += 1
+            return full_model_problems(resource)
+        if checkers is _MISSING:
             self.full_validations += 1
             problems = full_model_problems(resource)
             if problems:
@@ -184,11 +209,14 @@ class Validator:
             checkers = []
             rtype = str(resource["resourceType"])
             _leaf_checkers(resource, _model(rtype), None, rtype, checkers)
+            if any(checker is ALWAYS_FULL for _, checker in checkers):
+                checkers = None
             if len(self._shapes) > _SHAPE_LIMIT:
                 self._shapes.clear()
             self._shapes[shape] = checkers
             return []
         out: list[str] = []
+        assert isinstance(checkers, list)
         for (path, checker), value in zip(checkers, leaves, strict=True):
             if checker is not None:
                 problem = checker.problem(value)
