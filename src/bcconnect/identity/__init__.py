@@ -27,10 +27,12 @@ from bcconnect.identity._steward import (
     explain,
     find_persons,
     get_review,
+    is_person,
     list_reviews,
     person_identifiers,
     person_of,
     person_patients,
+    persons_of,
     reject_review,
 )
 
@@ -74,6 +76,7 @@ __all__ = [
     "find_persons",
     "format_weights",
     "get_review",
+    "is_person",
     "jaro_winkler",
     "link_patients",
     "list_reviews",
@@ -85,6 +88,7 @@ __all__ = [
     "person_identifiers",
     "person_of",
     "person_patients",
+    "persons_of",
     "reject_review",
     "unmerge",
 ]

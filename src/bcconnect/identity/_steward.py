@@ -224,3 +224,27 @@ def evaluate(tx: Tx, truth: Iterable[tuple[str, str, str]]) -> Metrics:
             true_map[pid] = person
     row = tx.query_one("SELECT COUNT(DISTINCT patient_id) FROM identity_review WHERE status = 'open'")
     return pairwise_metrics(predicted, true_map, review_queue=int(row[0]) if row else 0)
+
+
+def persons_of(tx: Tx, patient_ids: Iterable[str]) -> dict[str, str]:
+    """Source Patient id → person id (MATCH or REDIRECT) for the ids that are linked."""
+    ids = list(dict.fromkeys(patient_ids))
+    out: dict[str, str] = {}
+    for start in range(0, len(ids), 500):  # bounded parameter lists on every backend
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = tx.query(
+            "SELECT patient_id, person_id FROM identity_link "  # noqa: S608 - placeholders only
+            f"WHERE state IN ('MATCH', 'REDIRECT') AND patient_id IN ({marks})",
+            chunk,
+        )
+        out.update((str(r[0]), str(r[1])) for r in rows)
+    return out
+
+
+def is_person(tx: Tx, person_id: str) -> bool:
+    """True when ``person_id`` is a person with at least one source record."""
+    row = tx.query_one(
+        "SELECT 1 FROM identity_link WHERE person_id = ? AND state IN ('MATCH', 'REDIRECT') LIMIT 1", (person_id,)
+    )
+    return row is not None

@@ -1,17 +1,21 @@
 """The view: what the API may ask for, in FHIR terms, with the caller's :class:`AccessContext`.
 
-For now a pass-through to the store (source-level resources as stored). The identity & view layer will
-extend this class to golden patients, person-level expansion and filters; the API depends only on these
-method signatures and on stored JSON bytes coming back.
+Person-centred: ``Patient/<person id>`` is the golden Patient composed from the person's source Patients;
+every resource is served with its Patient references pointing at the golden Patient (the source reference kept
+in an extension); ``patient=<golden id>`` searches and the golden ``$everything`` span every trust. Screening
+(objection, sensitivity, restriction) runs on the source-level resources first. The API depends only on these
+method signatures and on JSON bytes coming back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
+from bcconnect.identity import Rules, is_person, load_rules, match_patient
 from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
 from bcconnect.security import (
     DEFAULT_POLICY,
@@ -25,6 +29,7 @@ from bcconnect.store import (
     SearchPage,
     Store,
     StoredResource,
+    Tx,
     everything,
     history,
     read_current,
@@ -32,6 +37,9 @@ from bcconnect.store import (
     search,
 )
 from bcconnect.view._context import AccessContext
+from bcconnect.view._freshness import SourceFreshness, source_freshness
+from bcconnect.view._match import match_bundle, parse_match_parameters
+from bcconnect.view._person import everything_for_person, expand_patient_params, golden_patient, person_centred
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +79,29 @@ class View:
         default_count: int = 50,
         max_count: int = 1000,
         sensitivity: SensitivityPolicy = DEFAULT_POLICY,
+        rules: Rules | None = None,
+        source_ods: Mapping[str, str] | None = None,
+        staleness_limits: Mapping[str, float] | None = None,
     ) -> None:
         self.store = store
         self.default_count = default_count
         self.max_count = max_count
         #: which security labels make a resource sensitive (``[security] sensitive_labels``)
         self.sensitivity = sensitivity
+        #: identity rules: survivorship of golden Patients, staleness default
+        self.rules = rules or load_rules()
+        #: adapter name → trust ODS code, and adapter name → staleness limit (seconds), from adapter.toml
+        self.source_ods = dict(source_ods or {})
+        self.staleness_limits = dict(staleness_limits or {})
+
+    def _screen_list(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
+        return screen_resources(tx, items, access, policy=self.sensitivity, confine_to=access.patient).resources
+
+    def _golden(self, tx: Tx, access: AccessContext, person_id: str) -> StoredResource | None:
+        return golden_patient(tx, person_id, self.rules, screen=lambda items: self._screen_list(tx, access, items))
+
+    async def _centred(self, items: list[StoredResource]) -> list[StoredResource]:
+        return await self.store.read(lambda tx: person_centred(tx, items))
 
     async def _screened(self, access: AccessContext, found: StoredResource, missing: str) -> StoredResource:
         # objection, sensitivity, restriction and patient confinement; withheld looks exactly like absent
@@ -95,11 +120,16 @@ class View:
         """The current version; ResourceNotFound if absent, ResourceGone if deleted."""
         self._check_type(resource_type)
         found = await self.store.read(lambda tx: read_current(tx, resource_type, resource_id))
+        if found is None and resource_type == "Patient":
+            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
+            if golden is not None:
+                return golden
         if found is None:
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        return await self._screened(access, found, f"{resource_type}/{resource_id} is not known")
+        shown = await self._screened(access, found, f"{resource_type}/{resource_id} is not known")
+        return (await self._centred([shown]))[0]
 
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
@@ -107,11 +137,17 @@ class View:
         if not version.isdigit():
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
         found = await self.store.read(lambda tx: read_version(tx, resource_type, resource_id, int(version)))
+        if found is None and resource_type == "Patient":
+            # a golden Patient has only its current version (it is composed on read)
+            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
+            if golden is not None and golden.version_id == version:
+                return golden
         if found is None:
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version}")
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
-        return await self._screened(access, found, f"{resource_type}/{resource_id} has no version {version}")
+        shown = await self._screened(access, found, f"{resource_type}/{resource_id} has no version {version}")
+        return (await self._centred([shown]))[0]
 
     async def history(
         self,
@@ -130,6 +166,10 @@ class View:
         versions = await self.store.read(
             lambda tx: history(tx, resource_type, resource_id, since=since_instant, count=size + 1, offset=offset)
         )
+        if not versions and resource_type == "Patient" and offset == 0:
+            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
+            if golden is not None:
+                return HistoryPage([golden], False)
         if not versions and offset == 0 and since is None:
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
         shown = await self.store.read(
@@ -141,7 +181,7 @@ class View:
         )
         if versions and not shown and not any(v.body is None for v in versions[:size]):
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        return HistoryPage(shown, len(versions) > size)
+        return HistoryPage(await self._centred(shown), len(versions) > size)
 
     async def search(
         self,
@@ -155,14 +195,17 @@ class View:
     ) -> SearchResult:
         """One page of a search; ``at``/``offset`` come back from the previous page's link."""
         self._check_type(resource_type)
+        # a golden id in patient/subject becomes the person's source Patients, so the search spans every trust
+        expanded = await self.store.read(lambda tx: expand_patient_params(tx, params))
         query = parse_search(
-            resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+            resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
         )
         page = await self.store.read(
             lambda tx: screen_page(
                 tx, search(tx, query, at=at, offset=offset), access, policy=self.sensitivity, confine_to=access.patient
             )
         )
+        page = replace(page, matches=await self._centred(page.matches), included=await self._centred(page.included))
         return SearchResult(query, page)
 
     async def everything(
@@ -174,16 +217,51 @@ class View:
         at: int | None = None,
         offset: int = 0,
     ) -> SearchPage:
-        """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``."""
-        await self.read(access, "Patient", patient_id)
+        """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``.
+
+        For a golden id: the golden Patient and every source Patient's compartment, across all trusts.
+        """
+        patient = await self.read(access, "Patient", patient_id)
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
+        person = await self.store.read(lambda tx: is_person(tx, patient_id)) and patient.compartment == patient_id
+
+        def gather(tx: Tx) -> SearchPage:
+            if person:
+                wanted = patient if not query.types or "Patient" in query.types else None
+                # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
+                found = everything_for_person(tx, patient_id, query, at=at, offset=offset, golden=wanted)
+                head = [m for m in found.matches if m is wanted]
+                rest = replace(found, matches=[m for m in found.matches if m is not wanted])
+                page = screen_page(tx, rest, access, policy=self.sensitivity, confine_to=access.patient)
+                return replace(page, matches=[*head, *person_centred(tx, page.matches)])
+            found = everything(tx, query, at=at, offset=offset)
+            page = screen_page(tx, found, access, policy=self.sensitivity, confine_to=access.patient)
+            return replace(page, matches=person_centred(tx, page.matches))
+
+        return await self.store.read(gather)
+
+    async def match(self, parameters: Mapping[str, Any], access: AccessContext, *, base_url: str = "") -> bytes:
+        """``Patient/$match``: golden Patients of the candidate persons, with score and match grade (Bundle)."""
+        resource, count, only_certain = parse_match_parameters(parameters)
+
+        def run(tx: Tx) -> list[tuple[Any, bytes]]:
+            found = []
+            for candidate in match_patient(tx, resource, count=count, only_certain=only_certain, rules=self.rules):
+                golden = self._golden(tx, access, candidate.person_id)
+                if golden is not None and golden.body is not None:
+                    found.append((candidate, golden.body))
+            return found
+
+        return match_bundle(base_url, await self.store.read(run))
+
+    async def freshness(self, access: AccessContext) -> tuple[SourceFreshness, ...]:
+        """How current each trust's data is (last successful sync per source, stale past its limit)."""
         return await self.store.read(
-            lambda tx: screen_page(
+            lambda tx: source_freshness(
                 tx,
-                everything(tx, query, at=at, offset=offset),
-                access,
-                policy=self.sensitivity,
-                confine_to=access.patient,
+                ods_codes=self.source_ods,
+                limits=self.staleness_limits,
+                default_limit=self.rules.default_staleness_seconds,
             )
         )
 
