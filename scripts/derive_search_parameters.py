@@ -70,6 +70,21 @@ def _summary(resource_type: str) -> list[str]:
     return sorted({n for n in names if not n.endswith("__ext")})
 
 
+def _choice_elements() -> list[str]:
+    """Names of choice elements (``value`` of ``value[x]``) in our types, their parts and extensions."""
+    names: set[str] = set()
+    for module_name in [t.lower() for t in TYPES] + ["extension"]:
+        module = importlib.import_module(f"fhir.resources.R4B.{module_name}")
+        for item in vars(module).values():
+            fields = getattr(item, "model_fields", None)
+            if isinstance(fields, dict):
+                for field in fields.values():
+                    stem = (field.json_schema_extra or {}).get("one_of_many")
+                    if isinstance(stem, str):
+                        names.add(stem)
+    return sorted(names)
+
+
 def main(source: Path) -> None:
     """Write the derived JSON."""
     bundle = json.loads((source / "search-parameters.json").read_text(encoding="utf-8"))
@@ -100,6 +115,7 @@ def main(source: Path) -> None:
         "parameters": {t: dict(sorted(p.items())) for t, p in sorted(params.items())},
         "patientCompartment": dict(sorted(compartments.items())),
         "summaryElements": {t: _summary(t) for t in sorted(TYPES)},
+        "choiceElements": _choice_elements(),
     }
     OUT.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 

@@ -69,14 +69,14 @@ class Registry:
 _NOT_OFFERED = frozenset({"phonetic"})
 
 
-def _build(raw: Mapping[str, Any]) -> dict[str, SearchParam]:
+def _build(raw: Mapping[str, Any], choice_elements: frozenset[str]) -> dict[str, SearchParam]:
     out: dict[str, SearchParam] = {}
     for code, spec in raw.items():
         kind = spec["type"]
         if kind not in {t.value for t in ParamType} or code in _NOT_OFFERED:
             continue
         try:
-            expression = compile_expression(spec["expression"])
+            expression = compile_expression(spec["expression"], choice_elements)
         except UnsupportedExpression:
             continue  # not indexable with our subset: not advertised either
         out[code] = SearchParam(code, ParamType(kind), expression, tuple(spec["target"]), spec["url"])
@@ -89,8 +89,9 @@ def registry() -> Registry:
     text = resources.files("bcconnect.fhir").joinpath("search_parameters.json").read_text(encoding="utf-8")
     data = json.loads(text)
     params = data["parameters"]
-    common = _build(params["Resource"])
-    by_type = {t: _build(p) for t, p in params.items() if t != "Resource"}
+    choice = frozenset(data["choiceElements"])
+    common = _build(params["Resource"], choice)
+    by_type = {t: _build(p, choice) for t, p in params.items() if t != "Resource"}
     return Registry(
         by_type=by_type,
         common=common,

@@ -9,8 +9,9 @@ is never advertised. Evaluation works on parsed FHIR JSON and yields :class:`Nod
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[().|=]))")
 
@@ -19,9 +20,11 @@ class UnsupportedExpression(ValueError):
     """The expression uses FHIRPath beyond the subset implemented here."""
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One value an expression reached: the JSON value and, for a choice element, its type (``Quantity``)."""
+class Node(NamedTuple):
+    """One value an expression reached: the JSON value and, for a choice element, its type (``Quantity``).
+
+    A named tuple rather than a dataclass: extraction creates hundreds of thousands of them during ingest.
+    """
 
     value: object
     type_name: str | None = None
@@ -77,9 +80,12 @@ def _same_type(hint: str | None, wanted: str) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, choice_elements: frozenset[str] | None) -> None:
+        self.choice_elements = choice_elements
         self.tokens = _tokens(text)
         self.pos = 0
+        #: the element names right below the root in every branch (a resource without any is skipped)
+        self.first_names: set[str] = set()
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -106,6 +112,8 @@ class _Parser:
             steps: list[Step] = [_union(inner)]
         else:
             self.take()  # the root: a resource type name or "Resource"
+            if self.peek() == "." and self.pos + 1 < len(self.tokens):
+                self.first_names.add(self.tokens[self.pos + 1])
             steps = []
         while self.peek() == ".":
             self.take(".")
@@ -118,7 +126,7 @@ class _Parser:
     def step(self) -> Step:
         name = self.take()
         if self.peek() != "(":
-            return _child(name)
+            return _child(name, self.choice_elements is None or name in self.choice_elements)
         self.take("(")
         if name == "as":
             step = _as_type(self.take())
@@ -148,8 +156,33 @@ class _Parser:
         return _field_equals(first, literal[1:-1])
 
 
-def _child(name: str) -> Step:
-    return lambda nodes: [c for n in nodes for c in _children(n, name)]
+def _child(name: str, choice: bool) -> Step:
+    size = len(name)
+
+    def step(nodes: list[Node]) -> list[Node]:
+        out: list[Node] = []
+        for node in nodes:
+            value = node.value
+            if not isinstance(value, dict):
+                continue
+            found = value.get(name)
+            if found is not None:
+                if isinstance(found, list):
+                    out.extend([Node(item) for item in found])
+                else:
+                    out.append(Node(found))
+                continue
+            if not choice:
+                continue
+            for key, item in value.items():  # a choice element: onset -> onsetDateTime / onsetPeriod …
+                if len(key) > size and key.startswith(name) and key[size].isupper():
+                    type_name = key[size:]
+                    out.extend(
+                        [Node(i, type_name) for i in item] if isinstance(item, list) else [Node(item, type_name)]
+                    )
+        return out
+
+    return step
 
 
 def _as_type(type_name: str) -> Step:
@@ -195,14 +228,19 @@ class Expression:
 
     source: str
     _run: Step
+    #: top-level elements the expression starts from (choice elements by their stem: ``value``)
+    first_names: frozenset[str]
 
-    def evaluate(self, resource: dict[str, object]) -> list[Node]:
+    def evaluate(self, resource: Mapping[str, Any]) -> list[Node]:
         """Every value the expression reaches in ``resource``."""
         return self._run([Node(resource)])
 
 
-def compile_expression(text: str) -> Expression:
+def compile_expression(text: str, choice_elements: frozenset[str] | None = None) -> Expression:
     """Compile ``text``; raise :class:`UnsupportedExpression` outside the subset.
+
+    ``choice_elements`` names the elements that are ``[x]`` choices (``value``, ``onset`` …); only those are
+    matched against typed keys (``valueQuantity``). None treats every name as a possible choice.
 
     >>> compile_expression("Patient.name.family").evaluate({"name": [{"family": "Ng"}]})[0].value
     'Ng'
@@ -210,8 +248,8 @@ def compile_expression(text: str) -> Expression:
     >>> [n.type_name for n in e.evaluate({"valueQuantity": {"value": 1}, "code": {}})]
     ['Quantity', None]
     """
-    parser = _Parser(text)
+    parser = _Parser(text, choice_elements)
     branches = parser.union()
     if parser.peek() is not None:
         raise UnsupportedExpression(f"unexpected {parser.peek()!r} in {text!r}")
-    return Expression(text, _union(branches))
+    return Expression(text, _union(branches), frozenset(parser.first_names))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bcconnect.errors import InvalidRequest
 from bcconnect.search._model import Include, SearchQuery, Total
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
-from bcconnect.store._search_sql import check_supported, compile_clause, sort_expression, valid_at
+from bcconnect.store._search_sql import check_supported, compile_clause, driver_rank, sort_expression, valid_at
 from bcconnect.store._tx import Tx
 
 #: at most this many resources are added by _include/_revinclude to one page
@@ -50,9 +50,12 @@ def snapshot(tx: Tx, at: int | None) -> int:
 def _where(query: SearchQuery, at: int) -> tuple[str, list[object]]:
     conds = [f"v.res_type = ? AND {valid_at('v')}"]
     params: list[object] = [query.resource_type, at, at]
-    for clause in query.clauses:
+    ranked = sorted(query.clauses, key=driver_rank)
+    has_id = any(c.param.code == "_id" for c in query.clauses)
+    for position, clause in enumerate(ranked):
         check_supported(clause)
-        cond, extra = compile_clause(query.resource_type, clause, "v", at)
+        driver = position == 0 and not has_id and driver_rank(clause) < 99
+        cond, extra = compile_clause(query.resource_type, clause, "v", at, driver=driver)
         conds.append(cond)
         params += extra
     return " AND ".join(conds), params
@@ -188,11 +191,11 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
         f" WHERE pc.patient_id = ? AND {valid_at('cv')}"
     )
+    # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
-        "SELECT rv.vid FROM idx_reference r JOIN resource_versions rv"
-        " ON rv.res_type = r.target_type AND rv.res_id = r.target_id"
-        f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})"
-        f" AND {valid_at('rv')}"
+        "SELECT rv.vid FROM (SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM idx_reference r"
+        f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})) tr"
+        f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {valid_at('rv')}"
     )
     params: list[object] = [query.patient_id, t, t, query.patient_id, t, t, *EVERYTHING_REFERENCED, t, t]
     where = f"v.vid IN ({compartment} UNION {referenced})"

@@ -107,7 +107,7 @@ def _quantity_condition(v: QuantityValue) -> SQL:
     return f"({cond})", params
 
 
-def _token_subquery(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
+def _token_condition(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
     by_column: dict[str, list[object]] = {"hash_value": [], "hash_sys_value": [], "hash_sys": []}
     for v in values:
         assert isinstance(v, TokenValue)
@@ -117,33 +117,36 @@ def _token_subquery(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
             by_column["hash_value"].append(token_hash(rtype, code, None, v.code))
         else:
             by_column["hash_sys_value"].append(token_hash(rtype, code, v.system, v.code))
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[object] = []
     for column, hashes in by_column.items():
         if hashes:
             parts.append(f"{column} IN ({','.join('?' * len(hashes))})")
             params += hashes
-    return f"SELECT vid FROM idx_token WHERE {' OR '.join(parts)}", params
+    return " OR ".join(parts), params
 
 
-def _values_subquery(rtype: str, clause: Clause) -> SQL:
-    """``SELECT vid FROM idx_… WHERE …`` for a clause without modifier (or :exact / :contains / :below)."""
-    param = clause.param
-    kind = param.type
-    if kind is ParamType.TOKEN:
-        if clause.modifier == "text":
-            likes = ["text LIKE ? ESCAPE '\\'"] * len(clause.values)
-            params: list[object] = [rtype, param.code]
-            params += [like_escape(v.normalized) + "%" for v in clause.values if isinstance(v, StringValue)]
-            return (
-                f"SELECT vid FROM idx_token WHERE res_type = ? AND param = ? AND ({' OR '.join(likes)})",
-                params,
-            )
-        return _token_subquery(rtype, param.code, clause.values)
+def _value_condition(clause: Clause, at: int, alias: str) -> SQL:
+    """The OR of the clause's values over one index table's columns (unqualified)."""
     ors: list[str] = []
-    params = [rtype, param.code]
+    params: list[object] = []
+    if clause.chain is not None:
+        for target_type, inner in clause.chain.clauses:
+            inner_alias = f"{alias}c"
+            cond, inner_params = compile_clause(target_type, inner, inner_alias, at, driver=True)
+            ors.append(
+                "(target_type = ? AND target_id IN ("
+                f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
+                f" WHERE {inner_alias}.res_type = ? AND {valid_at(inner_alias)} AND {cond}))"
+            )
+            params += [target_type, target_type, at, at, *inner_params]
+        return " OR ".join(ors), params
     for v in clause.values:
         if isinstance(v, StringValue):
-            if clause.modifier == "exact":
+            if clause.param.type is ParamType.TOKEN:  # :text
+                ors.append("text LIKE ? ESCAPE '\\'")
+                params.append(like_escape(v.normalized) + "%")
+            elif clause.modifier == "exact":
                 ors.append("exact = ?")
                 params.append(v.exact)
             elif clause.modifier == "contains":
@@ -177,15 +180,34 @@ def _values_subquery(rtype: str, clause: Clause) -> SQL:
             else:
                 ors.append("target_id = ?")
                 params.append(v.id)
-    table = _TABLE[kind]
-    return (
-        f"SELECT vid FROM {table} WHERE res_type = ? AND param = ? AND ({' OR '.join(ors)})",
-        params,
-    )
+    return " OR ".join(ors), params
 
 
-def compile_clause(rtype: str, clause: Clause, alias: str, at: int) -> SQL:
-    """A condition on version row ``alias`` for ``clause`` at logical time ``at``."""
+def driver_rank(clause: Clause) -> int:
+    """How well a clause can drive the search from its index (lower: more selective); 99: cannot drive."""
+    kind, modifier = clause.param.type, clause.modifier
+    if clause.param.code == "_id" or modifier in ("not", "missing", "text", "contains"):
+        return 99
+    if clause.chain is not None:
+        return 4
+    if kind is ParamType.TOKEN:
+        return 5 if all(isinstance(v, TokenValue) and v.code is None for v in clause.values) else 1
+    return {
+        ParamType.REFERENCE: 1,
+        ParamType.STRING: 2 if modifier == "exact" else 3,
+        ParamType.URI: 3,
+        ParamType.QUANTITY: 6,
+        ParamType.NUMBER: 6,
+        ParamType.DATE: 7,
+    }[kind]
+
+
+def compile_clause(rtype: str, clause: Clause, alias: str, at: int, *, driver: bool) -> SQL:
+    """A condition on version row ``alias`` for ``clause`` at logical time ``at``.
+
+    The ``driver`` clause is written ``vid IN (index lookup)`` so the database starts from its index; the
+    others are correlated ``EXISTS`` probes of the candidates (cheap through the ``(vid, param)`` indexes).
+    """
     param = clause.param
     if param.code == "_id":
         if clause.modifier == "missing":
@@ -196,30 +218,20 @@ def compile_clause(rtype: str, clause: Clause, alias: str, at: int) -> SQL:
     table = _TABLE[param.type]
     if clause.modifier == "missing":
         exists = "NOT EXISTS" if clause.missing_value else "EXISTS"
-        sub = f"SELECT 1 FROM {table} x WHERE x.vid = {alias}.vid AND x.param = ?"
-        return f"{exists} ({sub})", [param.code]
-    if clause.chain is not None:
-        return _chain(rtype, clause, alias, at)
-    sub, params = _values_subquery(rtype, clause)
-    negate = "NOT " if clause.modifier == "not" else ""
-    return f"{alias}.vid {negate}IN ({sub})", params
-
-
-def _chain(rtype: str, clause: Clause, alias: str, at: int) -> SQL:
-    assert clause.chain is not None
-    ors: list[str] = []
-    params: list[object] = []
-    for target_type, inner in clause.chain.clauses:
-        inner_alias = f"{alias}c"
-        cond, inner_params = compile_clause(target_type, inner, inner_alias, at)
-        ors.append(
-            "(target_type = ? AND target_id IN ("
-            f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
-            f" WHERE {inner_alias}.res_type = ? AND {valid_at(inner_alias)} AND {cond}))"
-        )
-        params += [target_type, target_type, at, at, *inner_params]
-    sub = f"SELECT vid FROM idx_reference WHERE res_type = ? AND param = ? AND ({' OR '.join(ors)})"
-    return f"{alias}.vid IN ({sub})", [rtype, clause.param.code, *params]
+        return f"{exists} (SELECT 1 FROM {table} x WHERE x.vid = {alias}.vid AND x.param = ?)", [param.code]
+    hashed = param.type is ParamType.TOKEN and clause.modifier != "text"
+    if hashed:
+        cond, params = _token_condition(rtype, param.code, clause.values)
+    else:
+        cond, params = _value_condition(clause, at, alias)
+    if driver:
+        if hashed:
+            return f"{alias}.vid IN (SELECT vid FROM idx_token WHERE {cond})", params
+        sub = f"SELECT vid FROM {table} WHERE res_type = ? AND param = ? AND ({cond})"
+        return f"{alias}.vid IN ({sub})", [rtype, param.code, *params]
+    exists = "NOT EXISTS" if clause.modifier == "not" else "EXISTS"
+    probe = f"SELECT 1 FROM {table} x WHERE x.vid = {alias}.vid AND x.param = ? AND ({cond})"
+    return f"{exists} ({probe})", [param.code, *params]
 
 
 def sort_expression(key: SortKey, alias: str) -> SQL:
