@@ -19,6 +19,7 @@ from __future__ import annotations
 from bcconnect.adapters._breaker import BreakerState, CircuitBreaker
 from bcconnect.adapters._fhir import DEFAULT_RESOURCE_TYPES, FhirApiSource
 from bcconnect.adapters._hl7_files import Hl7FileSource
+from bcconnect.adapters._hl7_record import UNPARSED_HL7, hl7_record
 from bcconnect.adapters._http import FetchStats, Runtime
 from bcconnect.adapters._json_api import JsonApiSource
 from bcconnect.adapters._mllp import MllpSink, mllp_frame, serve_mllp
@@ -28,6 +29,7 @@ from bcconnect.adapters._types import MllpDelivery, Page, RawRecord, RawReject, 
 
 __all__ = [
     "DEFAULT_RESOURCE_TYPES",
+    "UNPARSED_HL7",
     "BreakerState",
     "CircuitBreaker",
     "FetchStats",
@@ -42,6 +44,7 @@ __all__ = [
     "Runtime",
     "Source",
     "backoff_delay",
+    "hl7_record",
     "mllp_frame",
     "open_source",
     "parse_retry_after",

@@ -7,11 +7,14 @@ that resumes after the page are written together, so a crash at any point leaves
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from bcconnect.fhir.compartment import patient_compartment
 from bcconnect.identity import link_patients
+from bcconnect.ingest._ordering import record_source_times, source_order, stored_source_times
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
 from bcconnect.ingest._report import PageCounts
 from bcconnect.mapping import MappingSet
@@ -84,6 +87,9 @@ def commit_page(
     to_land = [p.record for p in prepared.records if p.outcome is not Outcome.UNCHANGED]
     land_raw(tx, adapter, to_land)
     written = write_mapped(tx, prepared.records, adapter=adapter, ods_code=ods_code)
+    for p in prepared.records:  # a delivery older than what the resources hold changes nothing
+        if p.record.source_key in written.stale_records and p.outcome in (Outcome.NEW, Outcome.CHANGED):
+            p.outcome = Outcome.UNCHANGED
     deleted = 0
     for p in prepared.records:
         for resource_type, resource_id in p.deletes:
@@ -101,15 +107,39 @@ def commit_page(
         unchanged=tally.get(Outcome.UNCHANGED, 0) + prepared.duplicates,
         quarantined=tally.get(Outcome.QUARANTINED, 0) + len(prepared.rejects),
         deleted=deleted,
-        resources_written=written,
+        resources_written=written.resources,
     )
 
 
-def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, ods_code: str) -> int:
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What :func:`write_mapped` stored: resources given to the store, and records that were all stale."""
+
+    resources: int
+    stale_records: frozenset[str]
+
+
+def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, ods_code: str) -> Written:
     """Store the mapped resources of these records (with index rows), link their source Patients to persons
     and update the objection register from their Consents and Flags — all in the caller's transaction.
-    Returns how many resources were given."""
-    resources = [resource for p in prepared for resource in p.resources]
+
+    A resource last written from a newer source record is left alone (an out-of-order delivery); a record
+    all of whose resources are left alone is reported stale.
+    """
+    times = {id(p): source_order(p.record.last_updated, p.record.source_key) for p in prepared}
+    keys = [(r["resourceType"], r["id"]) for p in prepared if times[id(p)] for r in p.resources]
+    stored = stored_source_times(tx, keys) if keys else {}
+    resources: list[dict[str, Any]] = []
+    guarded: list[tuple[str, str, str]] = []
+    stale: set[str] = set()
+    for p in prepared:
+        when = times[id(p)]
+        kept = [r for r in p.resources if when is None or stored.get((r["resourceType"], r["id"]), "") <= when]
+        if p.resources and not kept:
+            stale.add(p.record.source_key)
+        resources += kept
+        if when is not None:
+            guarded += [(r["resourceType"], r["id"], when) for r in kept]
     writes = [
         ResourceWrite(
             resource_type=resource["resourceType"],
@@ -121,13 +151,15 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         for resource in resources
     ]
     put_resources(tx, writes)
+    if guarded:
+        record_source_times(tx, guarded)
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if patients:
         link_patients(tx, patients, ods_code=ods_code)
     for resource in resources:
         if resource["resourceType"] in ("Consent", "Flag"):
             record_objection_from_resource(tx, resource)
-    return len(writes)
+    return Written(len(writes), frozenset(stale))
 
 
 def _tally(prepared: PreparedPage) -> dict[Outcome, int]:

@@ -7,8 +7,8 @@ from functools import partial
 
 import anyio
 
-from bcconnect.adapters import RawRecord
-from bcconnect.config import AdapterConfig
+from bcconnect.adapters import RawRecord, RawReject, hl7_record
+from bcconnect.config import AdapterConfig, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.ingest._commit import write_mapped
 from bcconnect.ingest._prepare import Outcome, map_record
@@ -20,6 +20,7 @@ from bcconnect.store import (
     Store,
     Tx,
     get_quarantine,
+    land_raw,
     mark_replayed,
     resolve_quarantine,
 )
@@ -51,13 +52,22 @@ async def replay_quarantined(
     entry = found.entry
     if entry.adapter != config.name:
         raise BcconnectError(f"quarantined record {quarantine_id} belongs to adapter {entry.adapter!r}")
-    record = RawRecord(
-        record_type=entry.record_type,
-        source_key=entry.source_key or f"quarantine/{quarantine_id}",
-        payload=payload if payload is not None else entry.payload,
-        version=None,
-        last_updated=None,
-    )
+    body = payload if payload is not None else entry.payload
+    if config.kind is SourceKind.HL7V2:
+        # a message that never parsed has no key yet: take it from the (repaired) message itself
+        _, keyed = hl7_record(body)
+        if isinstance(keyed, RawReject):
+            await store.write(partial(mark_replayed, quarantine_id=quarantine_id))
+            return ReplayResult(quarantine_id, False, keyed.reason)
+        record = keyed
+    else:
+        record = RawRecord(
+            record_type=entry.record_type,
+            source_key=entry.source_key or f"quarantine/{quarantine_id}",
+            payload=body,
+            version=None,
+            last_updated=None,
+        )
     context = mapping_context_factory(config, utc_now())(record)
     prepared = await anyio.to_thread.run_sync(
         partial(map_record, record, Outcome.CHANGED, mapping_set=mapping_set, context=context)
@@ -67,9 +77,10 @@ async def replay_quarantined(
         mark_replayed(tx, quarantine_id)
         if prepared.quarantine is not None:
             return ReplayResult(quarantine_id, False, prepared.quarantine.message)
-        write_mapped(tx, [prepared], adapter=config.name, ods_code=config.ods_code)
+        land_raw(tx, config.name, [record])  # what was taken in stays replayable by `remap`
+        written = write_mapped(tx, [prepared], adapter=config.name, ods_code=config.ods_code)
         resolve_quarantine(tx, quarantine_id)
-        return ReplayResult(quarantine_id, True, f"{len(prepared.resources)} resource(s) written")
+        return ReplayResult(quarantine_id, True, f"{written.resources} resource(s) written")
 
     return await store.write(commit)
 
@@ -110,6 +121,5 @@ async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: Map
         good = [p for p in prepared if p.quarantine is None]
         report.records += len(records)
         report.failed += len(prepared) - len(good)
-        report.resources_written += await store.write(
-            partial(write_mapped, prepared=good, adapter=config.name, ods_code=config.ods_code)
-        )
+        written = await store.write(partial(write_mapped, prepared=good, adapter=config.name, ods_code=config.ods_code))
+        report.resources_written += written.resources
