@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -14,15 +14,23 @@ from bcconnect.sandbox.state import TrustState
 HEADER: Final = ("ods_code", "source_patient_id", "person_id")
 
 
-def ground_truth_rows(states: Iterable[TrustState], *, persons: int) -> Iterable[tuple[str, str, str]]:
-    """``(ods_code, source_patient_id, person_id)`` for every patient record (base and added), by trust."""
+def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator[tuple[str, str, str]]:
+    """``(ods_code, source_patient_id, person_id)`` for every patient record.
+
+    Person order first (each person's trusts in settings order, as ``generate`` writes them), then the records
+    registered after time moved. Each person is computed once, whatever the number of trusts.
+    """
+    for index in range(persons):
+        for state in states:
+            for record in state.base_records(index):
+                if isinstance(record.fact, SourcePatient):
+                    yield state.trust, record.id, person_id(index)
     for state in states:
-        for version in state.history("patient", 0):
-            record = version.record
-            # version 1 is a record's first appearance (base or added later): constant memory at any size
-            if record is None or version.version != 1 or not isinstance(record.fact, SourcePatient):
-                continue
-            yield state.trust, record.id, person_id(record.fact.person_index)
+        for version in state.history("patient", state.first_change_tick):
+            added = version.record
+            # version 1 of an overlay record is a registration after the start (later versions are changes)
+            if added is not None and version.version == 1 and isinstance(added.fact, SourcePatient):
+                yield state.trust, added.id, person_id(added.fact.person_index)
 
 
 def write_rows(out: TextIO, rows: Iterable[tuple[str, str, str]]) -> int:
@@ -36,7 +44,7 @@ def write_rows(out: TextIO, rows: Iterable[tuple[str, str, str]]) -> int:
     return n
 
 
-def write_ground_truth(path: Path, states: Iterable[TrustState], *, persons: int) -> int:
+def write_ground_truth(path: Path, states: Sequence[TrustState], *, persons: int) -> int:
     """Write ``ground_truth.csv`` at ``path``; returns the number of rows."""
     with path.open("w", encoding="utf-8", newline="") as out:
         return write_rows(out, ground_truth_rows(states, persons=persons))

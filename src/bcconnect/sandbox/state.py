@@ -72,7 +72,7 @@ class TrustState:
         self._current: dict[str, Version] = {}  # overlay: id -> latest version
         self._log: list[Version] = []  # overlay versions in tick order
         self._log_ticks: list[int] = []
-        self._last_tick = STATIC_TICKS + settings.persons * TICKS_PER_PERSON
+        self._last_tick = STATIC_TICKS + settings.persons * TICKS_PER_PERSON - 1
 
     # --- time ---------------------------------------------------------------------------------------
     def instant(self, tick: int) -> datetime:
@@ -83,6 +83,11 @@ class TrustState:
         """The first tick at or after ``instant`` (negative before the epoch)."""
         delta = instant - self.base_epoch
         return (delta.days * 86_400_000) + delta.seconds * 1000 + -(-delta.microseconds // 1000)
+
+    @property
+    def first_change_tick(self) -> int:
+        """The first tick after the starting snapshot: changes made as time moves come at or after it."""
+        return STATIC_TICKS + self.settings.persons * TICKS_PER_PERSON
 
     @property
     def end_tick(self) -> int:

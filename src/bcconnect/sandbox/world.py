@@ -104,11 +104,11 @@ class World:
 
     def write_ground_truth(self, path: Path) -> int:
         """Write ``ground_truth.csv`` for the records served so far (merges included); returns rows written."""
-        return write_ground_truth(path, self.states.values(), persons=self.settings.persons)
+        return write_ground_truth(path, list(self.states.values()), persons=self.settings.persons)
 
     def ground_truth_rows(self) -> list[tuple[str, str, str]]:
         """The ground-truth rows as a list (small worlds; use :meth:`write_ground_truth` for large ones)."""
-        return list(ground_truth_rows(self.states.values(), persons=self.settings.persons))
+        return list(ground_truth_rows(list(self.states.values()), persons=self.settings.persons))
 
     async def deliver_hl7(self, *, limit: int | None = None) -> dict[str, int]:
         """RBK: send pending messages by MLLP and/or file drop; returns counts (sent, acked, files, …)."""

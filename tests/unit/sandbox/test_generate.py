@@ -6,7 +6,7 @@ import csv
 import hashlib
 from pathlib import Path
 
-from bcconnect.sandbox import SandboxSettings, generate_to_directory
+from bcconnect.sandbox import SandboxSettings, World, generate_to_directory
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -50,3 +50,12 @@ def test_ground_truth_covers_every_source_patient(tmp_path: Path) -> None:
     for (ods, _), person in truth.items():
         persons_per_trust.setdefault(ods, set()).add(person)
     assert sum(1 for (ods, _) in truth if ods == "RBK") > len(persons_per_trust["RBK"])  # some duplicates
+
+
+def test_served_ground_truth_matches_the_generated_file(tmp_path: Path) -> None:
+    """Before time moves, the world's ground truth is row for row the one ``generate`` writes."""
+    settings = SandboxSettings(persons=150, seed=5)
+    generate_to_directory(settings, tmp_path / "gen")
+    world = World(settings, hl7_target=None, hl7_drop_dir=None)
+    world.write_ground_truth(tmp_path / "served.csv")
+    assert (tmp_path / "served.csv").read_bytes() == (tmp_path / "gen" / "ground_truth.csv").read_bytes()
