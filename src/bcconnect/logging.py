@@ -63,6 +63,15 @@ def _orjson_dumps(value: Any, **_kw: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+class _StderrLogger:
+    """Writes each rendered event to whatever ``sys.stderr`` is *now* (it may be swapped after start-up)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = err = critical = exception = fatal = log = msg
+
+
 def configure_logging(*, level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog once at start-up (the CLI calls this; libraries never do)."""
     out = stream if stream is not None else sys.stderr
@@ -83,7 +92,9 @@ def configure_logging(*, level: str = "info", fmt: str = "auto", stream: Any = N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=(
+            structlog.PrintLoggerFactory(file=stream) if stream is not None else (lambda *_: _StderrLogger())
+        ),
         cache_logger_on_first_use=False,
     )
     # uvicorn and httpx log through the standard library: keep them quiet unless debugging
