@@ -1,11 +1,36 @@
-"""The view the FHIR API reads through: resources for a caller, as stored JSON bytes.
+"""The view the FHIR API reads through: resources for a caller, as JSON bytes, person-centred.
 
-A pure pass-through to the store for now: :class:`View` offers ``read``, ``vread``, ``history``, ``search``,
-``everything`` and ``capabilities``, each taking the caller's :class:`AccessContext`. The identity layer will
-extend it to golden patients and person-level expansion without changing these signatures.
+:class:`View` offers ``read``, ``vread``, ``history``, ``search``, ``everything``, ``match`` (``Patient/$match``),
+``freshness`` and ``capabilities``, each taking the caller's :class:`AccessContext`. ``Patient/<person id>`` is
+the golden Patient; every Patient reference is re-pointed to it (the source reference kept in the
+:data:`SOURCE_REFERENCE_EXTENSION`); ``patient=<person id>`` and the golden ``$everything`` span every trust.
+``freshness_extension``/``freshness_header`` state how current each trust's data is on a Bundle and a response.
 """
 
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
+from bcconnect.view._freshness import (
+    FRESHNESS_EXTENSION,
+    FRESHNESS_HEADER,
+    SourceFreshness,
+    freshness_extension,
+    freshness_header,
+)
+from bcconnect.view._match import MATCH_GRADE_EXTENSION
+from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
-__all__ = ["OPEN_ACCESS", "AccessContext", "HistoryPage", "SearchResult", "TypeCapability", "View"]
+__all__ = [
+    "FRESHNESS_EXTENSION",
+    "FRESHNESS_HEADER",
+    "MATCH_GRADE_EXTENSION",
+    "OPEN_ACCESS",
+    "SOURCE_REFERENCE_EXTENSION",
+    "AccessContext",
+    "HistoryPage",
+    "SearchResult",
+    "SourceFreshness",
+    "TypeCapability",
+    "View",
+    "freshness_extension",
+    "freshness_header",
+]

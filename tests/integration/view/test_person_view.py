@@ -9,9 +9,7 @@ import pytest
 
 from bcconnect.identity import CONFLICT_EXTENSION, link_patients, person_of
 from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources, set_cursor
-from bcconnect.view import OPEN_ACCESS, View
-from bcconnect.view._freshness import freshness_extension, freshness_header
-from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
+from bcconnect.view import OPEN_ACCESS, SOURCE_REFERENCE_EXTENSION, View, freshness_extension, freshness_header
 
 from .conftest import TRUSTS, condition, dumps, source_patient
 
