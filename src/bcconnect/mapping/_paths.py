@@ -136,6 +136,8 @@ def _bracket_step(inner: str, part: str) -> tuple[int, Any, Any]:
         return (ALL, None, None)
     if inner.lstrip("-").isdigit():
         return (INDEX, int(inner), None)
+    if inner.startswith(("=", "!=")) or not inner:
+        raise PathSyntaxError(f"expected [n], [*] or [key=value] with a key in {part!r}, got [{inner}]")
     if "!=" in inner:
         key, _, value = inner.partition("!=")
         return (FILTER_NE, key.strip(), value.strip())

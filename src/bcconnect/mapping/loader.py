@@ -59,8 +59,12 @@ def load_mapping_set(directory: Path, *, fast_validation: bool = True) -> Mappin
     files: list[MappingFile] = []
     seen_ids: dict[str, str] = {}
     seen_types: dict[str, str] = {}
+    # templates and security rules may live beside the mapping files; they are not mapping files
+    not_mappings = {(directory / str(rel)).resolve() for rel in _as_list(header.get("templates"))}
+    if header.get("security"):
+        not_mappings.add((directory / str(header["security"])).resolve())
     for path in sorted(directory.glob("*.yaml")):
-        if path.name == SET_FILE:
+        if path.name == SET_FILE or path.resolve() in not_mappings:
             continue
         mfile = _load_file(path, fmt, templates, terminology, problems)
         if mfile is None:
