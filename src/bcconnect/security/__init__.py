@@ -68,7 +68,7 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
-from bcconnect.security._screen import Screened, screen_one, screen_page, screen_resources, withheld_in_request
+from bcconnect.security._screen import Related, Screened, screen_one, screen_page, screen_resources, withheld_in_request
 from bcconnect.security._service import Admission, SecurityGate
 
 __all__ = [
@@ -95,6 +95,7 @@ __all__ = [
     "Principal",
     "QueryLimits",
     "RateLimiter",
+    "Related",
     "Scope",
     "ScopeSet",
     "Screened",

@@ -17,7 +17,7 @@ import structlog
 from bcconnect.config import AuthMode, AuthSettings
 from bcconnect.errors import ConfigError, Forbidden, NotAuthenticated, RequestError  # noqa: F401 - doctest
 from bcconnect.security._jwks import FileKeySource, JwksCache, KeySource, UrlKeySource
-from bcconnect.security._jwt import TokenVerifier, TrustedIssuer, bearer_token
+from bcconnect.security._jwt import NO_TOKEN_MESSAGE, TokenVerifier, TrustedIssuer, bearer_token
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._scopes import Interaction, ScopeSet
 
@@ -117,12 +117,12 @@ def authorise(principal: Principal, *, resource_type: str, interaction: Interact
 def www_authenticate(error: RequestError | None = None, *, realm: str = "bcconnect") -> str:
     """The ``WWW-Authenticate`` header value for a 401 (or 403) answer, per RFC 6750.
 
-    >>> www_authenticate()
+    >>> www_authenticate(NotAuthenticated(NO_TOKEN_MESSAGE))  # no credentials at all: no error code
     'Bearer realm="bcconnect"'
     >>> www_authenticate(NotAuthenticated('the access token has expired'))
     'Bearer realm="bcconnect", error="invalid_token", error_description="the access token has expired"'
     """
-    if error is None:
+    if error is None or str(error) == NO_TOKEN_MESSAGE:
         return f'Bearer realm="{realm}"'
     code = "insufficient_scope" if isinstance(error, Forbidden) else "invalid_token"
     # the description is a header value: keep it to printable ASCII without quotes or backslashes

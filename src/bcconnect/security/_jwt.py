@@ -17,6 +17,8 @@ import jwt
 from bcconnect.errors import NotAuthenticated
 from bcconnect.security._jwks import ALLOWED_ALGORITHMS, JwksCache
 
+#: the message of the 401 for a request with no credentials at all (RFC 6750: no error code then)
+NO_TOKEN_MESSAGE = "no access token: send Authorization: Bearer <token>"  # noqa: S105 - a message, not a secret
 #: longest Authorization header value we look at (a real token is a few kB at most)
 MAX_TOKEN_LENGTH = 16_384
 
@@ -37,7 +39,7 @@ def bearer_token(authorization: str | None) -> str:
     'abc.def.ghi'
     """
     if not authorization:
-        raise NotAuthenticated("no access token: send Authorization: Bearer <token>")
+        raise NotAuthenticated(NO_TOKEN_MESSAGE)
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

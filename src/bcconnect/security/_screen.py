@@ -14,7 +14,7 @@ It runs inside the caller's read transaction so the register and the patients ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,14 @@ OBJECTION = "objection"
 SENSITIVE = "sensitive"
 RESTRICTED = "restricted"
 OUT_OF_SCOPE = "out-of-scope"
+
+#: ``related(tx, patient_id)``: every Patient id of the same person (its source records and golden id).
+#: Objection and restriction are facts about the person, so one objecting record withholds them all.
+Related = Callable[[Tx, str], Iterable[str]]
+
+
+def _only_itself(tx: Tx, patient_id: str) -> Iterable[str]:
+    return (patient_id,)
 
 
 @dataclass(slots=True)
@@ -94,18 +102,29 @@ def _references(value: Any) -> Iterator[str]:
             yield from _references(item)
 
 
-def _patient_facts(tx: Tx, patient_ids: set[str]) -> dict[str, _PatientFacts]:
+def _one_patient(tx: Tx, pid: str) -> _PatientFacts:
+    stored = read_current(tx, "Patient", pid)
+    body: dict[str, Any] = orjson.loads(stored.body) if stored is not None and stored.body else {"id": pid}
+    body.setdefault("id", pid)
+    numbers, refs = patient_identities(body)
+    return _PatientFacts(
+        objecting=bool(objecting_subjects(tx, nhs_numbers=numbers, patient_refs=refs)),
+        restricted=is_restricted_patient(body),
+        gp_refs=frozenset(_references(body.get("generalPractitioner"))),
+    )
+
+
+def _patient_facts(tx: Tx, patient_ids: set[str], related: Related) -> dict[str, _PatientFacts]:
+    """Facts per patient id, each about the whole person the id belongs to."""
+    single: dict[str, _PatientFacts] = {}
     facts: dict[str, _PatientFacts] = {}
     for pid in sorted(patient_ids):
-        stored = read_current(tx, "Patient", pid)
-        body: dict[str, Any] = orjson.loads(stored.body) if stored is not None and stored.body else {"id": pid}
-        body.setdefault("id", pid)
-        numbers, refs = patient_identities(body)
-        gp = frozenset(r for r in _references(body.get("generalPractitioner")))
+        group = {pid, *related(tx, pid)}
+        parts = [single.setdefault(member, _one_patient(tx, member)) for member in sorted(group)]
         facts[pid] = _PatientFacts(
-            objecting=bool(objecting_subjects(tx, nhs_numbers=numbers, patient_refs=refs)),
-            restricted=is_restricted_patient(body),
-            gp_refs=gp,
+            objecting=any(p.objecting for p in parts),
+            restricted=any(p.restricted for p in parts),
+            gp_refs=frozenset().union(*(p.gp_refs for p in parts)),
         )
     return facts
 
@@ -117,14 +136,17 @@ def screen_resources(
     *,
     policy: SensitivityPolicy = DEFAULT_POLICY,
     confine_to: str | None = None,
+    related: Related = _only_itself,
 ) -> Screened:
     """Apply objection, sensitivity and restriction rules to resources about to be returned (order kept).
 
-    ``confine_to`` (a Patient id, from a ``patient/`` scope) also withholds every other patient's resources.
+    ``confine_to`` (a Patient id, from a ``patient/`` scope) also withholds every other person's resources.
+    ``related`` widens each patient to its person (the view passes the identity layer's links).
     """
     owner_of = {id(r): _owner(r) for r in resources}
     owners = {pid for pid in owner_of.values() if pid is not None}
-    facts = _patient_facts(tx, owners)
+    facts = _patient_facts(tx, owners, related)
+    allowed = {confine_to, *related(tx, confine_to)} if confine_to is not None else None
     result = Screened(resources=[], patients={f"Patient/{pid}" for pid in owners})
     hidden_places: set[str] = set()
     kept: list[StoredResource] = []
@@ -137,7 +159,7 @@ def screen_resources(
         if fact is not None and fact.objecting:
             result.withheld.add(OBJECTION)
             continue
-        if confine_to is not None and pid is not None and pid != confine_to:
+        if allowed is not None and pid is not None and pid not in allowed:
             result.withheld.add(OUT_OF_SCOPE)
             continue
         parsed: dict[str, Any] | None = None
@@ -168,6 +190,7 @@ def screen_page(
     *,
     policy: SensitivityPolicy = DEFAULT_POLICY,
     confine_to: str | None = None,
+    related: Related = _only_itself,
 ) -> SearchPage:
     """A search or ``$everything`` page with its matches and includes screened.
 
@@ -175,8 +198,8 @@ def screen_page(
     ``offset + len(matches)`` is still where the next page starts. When anything was withheld ``total`` is
     dropped, since a count of everything would reveal how much was withheld.
     """
-    matches = screen_resources(tx, page.matches, access, policy=policy, confine_to=confine_to)
-    included = screen_resources(tx, page.included, access, policy=policy, confine_to=confine_to)
+    matches = screen_resources(tx, page.matches, access, policy=policy, confine_to=confine_to, related=related)
+    included = screen_resources(tx, page.included, access, policy=policy, confine_to=confine_to, related=related)
     dropped = len(page.matches) - len(matches.resources)
     withheld = matches.any_withheld or included.any_withheld
     return replace(
@@ -195,9 +218,10 @@ def screen_one(
     *,
     policy: SensitivityPolicy = DEFAULT_POLICY,
     confine_to: str | None = None,
+    related: Related = _only_itself,
 ) -> StoredResource | None:
     """One resource as the caller may see it, or None when it is withheld (the API then answers 404)."""
-    result = screen_resources(tx, [resource], access, policy=policy, confine_to=confine_to)
+    result = screen_resources(tx, [resource], access, policy=policy, confine_to=confine_to, related=related)
     return result.resources[0] if result.resources else None
 
 

@@ -37,6 +37,20 @@ class Admission:
     count: int | None
 
 
+#: the audit reason for a refusal when the hook only knows the status
+_STATUS_DETAIL = {
+    400: "incorrect",
+    401: "not-authenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-allowed",
+    406: "not-acceptable",
+    410: "gone",
+    429: "busy",
+    503: "unavailable",
+}
+
+
 class SecurityGate:
     """Authentication, limits, authorisation and audit for the FHIR endpoint (one per app, built at start-up)."""
 
@@ -147,6 +161,8 @@ class SecurityGate:
             detail = error.category.value
         elif error is not None:
             detail = "fault"
+        elif status >= 400:
+            detail = _STATUS_DETAIL.get(status, f"status-{status}")
         record = AuditRecord(
             recorded=self._now(),
             interaction=interaction,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
-from bcconnect.identity import Rules, is_person, load_rules, match_patient
+from bcconnect.identity import Rules, is_person, load_rules, match_patient, person_of, person_patients
 from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
 from bcconnect.security import (
     DEFAULT_POLICY,
@@ -95,7 +95,9 @@ class View:
         self.staleness_limits = dict(staleness_limits or {})
 
     def _screen_list(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
-        return screen_resources(tx, items, access, policy=self.sensitivity, confine_to=access.patient).resources
+        return screen_resources(
+            tx, items, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
+        ).resources
 
     def _golden(self, tx: Tx, access: AccessContext, person_id: str) -> StoredResource | None:
         return golden_patient(tx, person_id, self.rules, screen=lambda items: self._screen_list(tx, access, items))
@@ -106,7 +108,9 @@ class View:
     async def _screened(self, access: AccessContext, found: StoredResource, missing: str) -> StoredResource:
         # objection, sensitivity, restriction and patient confinement; withheld looks exactly like absent
         shown = await self.store.read(
-            lambda tx: screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient)
+            lambda tx: screen_one(
+                tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
+            )
         )
         if shown is None:
             raise ResourceNotFound(missing)
@@ -175,7 +179,7 @@ class View:
         shown = await self.store.read(
             lambda tx: (
                 screen_resources(
-                    tx, versions[:size], access, policy=self.sensitivity, confine_to=access.patient
+                    tx, versions[:size], access, policy=self.sensitivity, confine_to=access.patient, related=same_person
                 ).resources
             )
         )
@@ -202,7 +206,12 @@ class View:
         )
         page = await self.store.read(
             lambda tx: screen_page(
-                tx, search(tx, query, at=at, offset=offset), access, policy=self.sensitivity, confine_to=access.patient
+                tx,
+                search(tx, query, at=at, offset=offset),
+                access,
+                policy=self.sensitivity,
+                confine_to=access.patient,
+                related=same_person,
             )
         )
         page = replace(page, matches=await self._centred(page.matches), included=await self._centred(page.included))
@@ -232,10 +241,14 @@ class View:
                 found = everything_for_person(tx, patient_id, query, at=at, offset=offset, golden=wanted)
                 head = [m for m in found.matches if m is wanted]
                 rest = replace(found, matches=[m for m in found.matches if m is not wanted])
-                page = screen_page(tx, rest, access, policy=self.sensitivity, confine_to=access.patient)
+                page = screen_page(
+                    tx, rest, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
+                )
                 return replace(page, matches=[*head, *person_centred(tx, page.matches)])
             found = everything(tx, query, at=at, offset=offset)
-            page = screen_page(tx, found, access, policy=self.sensitivity, confine_to=access.patient)
+            page = screen_page(
+                tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
+            )
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
@@ -284,6 +297,17 @@ class View:
 
 
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "start", "end", "_count"})
+
+
+def same_person(tx: Tx, patient_id: str) -> list[str]:
+    """Every Patient id of the person ``patient_id`` is or belongs to (golden id and source records).
+
+    The security screen uses it so that an objection or a restriction on one record covers the whole person.
+    """
+    person = patient_id if is_person(tx, patient_id) else person_of(tx, patient_id)
+    if person is None:
+        return [patient_id]
+    return [person, *person_patients(tx, person)]
 
 
 def _instant(text: str, name: str) -> str:

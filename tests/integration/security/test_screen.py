@@ -131,3 +131,37 @@ async def test_a_plain_page_passes_unchanged(seeded: Store) -> None:
     shown, withheld, _ = await screened(seeded, ["Patient/p1", "Condition/c1", "Organization/gp1"], CLINICIAN)
     assert shown == ["Patient/p1", "Condition/c1", "Organization/gp1"]
     assert withheld == set()
+
+
+async def test_an_objection_on_one_record_withholds_the_whole_person(seeded: Store) -> None:
+    """p9 has no NHS number but is the same person as objecting p2: its records are withheld too."""
+    extra = {"resourceType": "Patient", "id": "p9", "name": [{"family": "Clinic"}]}
+    await seeded.write(lambda tx: put_resources(tx, [write(extra, "p9"), write(condition("c9", "p9"), "p9")]))
+
+    def same_person(tx: Tx, pid: str) -> list[str]:
+        return ["person-x", "p2", "p9"] if pid in ("person-x", "p2", "p9") else [pid]
+
+    def run(tx: Tx, related: bool) -> list[str]:
+        found = [r for r in (read_current(tx, "Patient", "p9"), read_current(tx, "Condition", "c9")) if r]
+        if related:
+            result = screen_resources(tx, found, CLINICIAN, related=same_person)
+        else:
+            result = screen_resources(tx, found, CLINICIAN)
+        return [f"{r.resource_type}/{r.id}" for r in result.resources]
+
+    assert await seeded.read(lambda tx: run(tx, False)) == ["Patient/p9", "Condition/c9"]
+    assert await seeded.read(lambda tx: run(tx, True)) == []
+
+
+async def test_confinement_covers_every_record_of_the_tokens_person(seeded: Store) -> None:
+    """A patient/ token confined to a golden id sees its source records and no one else's."""
+
+    def same_person(tx: Tx, pid: str) -> list[str]:
+        return ["person-1", "p1"] if pid in ("person-1", "p1") else [pid]
+
+    def run(tx: Tx) -> list[str]:
+        found = [r for r in (read_current(tx, "Condition", "c1"), read_current(tx, "Patient", "p3")) if r]
+        result = screen_resources(tx, found, SENSITIVE_READER, confine_to="person-1", related=same_person)
+        return [f"{r.resource_type}/{r.id}" for r in result.resources]
+
+    assert await seeded.read(run) == ["Condition/c1"]
