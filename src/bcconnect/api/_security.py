@@ -31,7 +31,7 @@ _INTERACTIONS = {
     "everything": Interaction.OPERATION,
 }
 #: AuditEvent restful-interaction codes for the app's interaction names
-_AUDIT_INTERACTIONS = {"everything": "operation"}
+_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation"}
 
 
 def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
@@ -66,7 +66,8 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
         admission = gate.admit_request(
             principal,
             resource_type=found.resource_type or "",
-            interaction=_INTERACTIONS[found.interaction],
+            # operations added later ($match …) need the search permission, like $everything
+            interaction=_INTERACTIONS.get(found.interaction, Interaction.OPERATION),
             query=_query_text(request),
         )
         return access_context(principal, confined_to=admission.confined_to_patient)
