@@ -6,8 +6,10 @@ its origin, so a source that later withdraws its objection (Consent no longer ac
 resource deleted) removes exactly the row it created.
 
 Which codes mean "objects to the shared care record" is local policy, not a national standard we could verify,
-so it is data (:class:`ObjectionRules`); the default recognises bcconnect's own code
-``https://bcconnect.nhs.uk/CodeSystem/shcr-objection|objection`` that GP mappings emit.
+so it is data (:class:`ObjectionRules`). The default recognises bcconnect's own code
+``https://bcconnect.nhs.uk/CodeSystem/shcr-objection|objection`` anywhere in the category, scope or code, and
+the shape our GP mappings emit today: a ``patient-privacy`` Consent whose category or policy text names the
+shared care record.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ OBJECTION_CODE_SYSTEM = BCCONNECT_BASE + "/CodeSystem/shcr-objection"
 OBJECTION_CODE = "objection"
 DEFAULT_OBJECTION_CODING = f"{OBJECTION_CODE_SYSTEM}|{OBJECTION_CODE}"
 MANUAL_ORIGIN = "manual"
+CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 
 
 class ObjectionChange(enum.Enum):
@@ -45,6 +48,10 @@ class ObjectionRules:
     """Which codings (``system|code``) on a Consent or Flag mean an objection to the shared record."""
 
     codes: frozenset[str] = field(default_factory=lambda: frozenset({DEFAULT_OBJECTION_CODING}))
+    #: a Consent with one of these scopes whose category text or policyRule text contains a phrase below
+    #: also counts (matched case-insensitively)
+    privacy_scopes: frozenset[str] = frozenset({f"{CONSENT_SCOPE_SYSTEM}|patient-privacy"})
+    phrases: tuple[str, ...] = ("shared care record",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,24 @@ def _matches(value: Any, rules: ObjectionRules) -> bool:
     return any(f"{c.get('system')}|{c.get('code')}" in rules.codes for c in _codings(value))
 
 
+def _texts(resource: Mapping[str, Any]) -> Iterable[str]:
+    """The free texts of a Consent's category and policy rule."""
+    for name in ("category", "policyRule"):
+        value = resource.get(name)
+        for concept in value if isinstance(value, list) else [value]:
+            if isinstance(concept, Mapping) and isinstance(concept.get("text"), str):
+                yield concept["text"]
+
+
+def _is_objection_consent(resource: Mapping[str, Any], rules: ObjectionRules) -> bool:
+    if _matches(resource.get("category"), rules) or _matches(resource.get("scope"), rules):
+        return True
+    scopes = {f"{c.get('system')}|{c.get('code')}" for c in _codings(resource.get("scope"))}
+    if not scopes & rules.privacy_scopes:
+        return False
+    return any(phrase in text.lower() for text in _texts(resource) for phrase in rules.phrases)
+
+
 def _subject(reference: Any) -> str | None:
     """The register key for a Reference: its NHS number if it carries one, else ``Patient/<id>``."""
     if not isinstance(reference, Mapping):
@@ -94,7 +119,7 @@ def _classify(resource: Mapping[str, Any], rules: ObjectionRules) -> tuple[bool 
     """(objects?, subject reference): True objects, False withdraws, None says nothing either way."""
     kind, status = resource.get("resourceType"), resource.get("status")
     if kind == "Consent":
-        if not (_matches(resource.get("category"), rules) or _matches(resource.get("scope"), rules)):
+        if not _is_objection_consent(resource, rules):
             return None, None
         provision = resource.get("provision")
         denies = isinstance(provision, Mapping) and provision.get("type") == "deny"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from bcconnect.errors import UsageError
@@ -19,7 +21,7 @@ from bcconnect.security import (
     record_objection_from_resource,
     remove_objection,
 )
-from bcconnect.store import Store
+from bcconnect.store import Store, Tx
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +113,51 @@ async def test_an_invalid_nhs_number_is_refused(store: Store) -> None:
     """The operator cannot register a number that fails the Modulus 11 check."""
     with pytest.raises(UsageError, match="NHS number"):
         await store.write(lambda tx: add_objection(tx, "9876544321"))
+
+
+MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
+
+
+@pytest.mark.parametrize(
+    "golden",
+    [
+        "fhir-ukcore/golden/consent-objection.expected.json",
+        "rxk-fhir/golden/consent-objection.expected.json",
+        "rna-json/golden/patient-objection.expected.json",
+    ],
+)
+async def test_the_consents_our_gp_mappings_emit_are_recognised(store: Store, golden: str) -> None:
+    """Every mapping set's golden objection output records an objection for its Patient reference."""
+    path = MAPPINGS / golden
+    if not path.exists():
+        pytest.skip(f"{golden} is not in this checkout")
+    resources = orjson.loads(path.read_bytes())
+    consents = [r for r in resources if r["resourceType"] == "Consent"]
+    assert consents
+    for consent in consents:
+        reference = consent["patient"]["reference"]
+
+        def record(tx: Tx, c: dict[str, Any] = consent) -> ObjectionChange:
+            return record_objection_from_resource(tx, c)
+
+        def objecting(tx: Tx, ref: str = reference) -> bool:
+            return is_objecting(tx, patient_refs=[ref])
+
+        assert await store.write(record) is ObjectionChange.RECORDED
+        assert await store.read(objecting)
+
+
+async def test_a_privacy_consent_about_something_else_is_not_an_objection(store: Store) -> None:
+    """patient-privacy + deny alone (e.g. another programme's opt-out) does not enter the register."""
+    other = {
+        "resourceType": "Consent",
+        "id": "c5",
+        "status": "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"text": "Research registry opt-out"}],
+        "patient": {"reference": "Patient/x"},
+        "provision": {"type": "deny"},
+    }
+    assert await store.write(lambda tx: record_objection_from_resource(tx, other)) is ObjectionChange.IGNORED
