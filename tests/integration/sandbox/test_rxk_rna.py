@@ -100,3 +100,15 @@ async def test_rna_out_of_order_deliveries_are_counted() -> None:
         falls = sum(1 for a, b in itertools.pairwise(changes) if b["seq"] < a["seq"])
         assert falls > 0
         assert world.fault_counts()["RNA"]["out_of_order"] == falls
+
+
+async def test_rna_duplicate_delivery_repeats_a_change() -> None:
+    """With duplicate_rate 1 every page ends with a repeat of its first change, counted once per page."""
+    faults = FaultSettings(seed=1, duplicate_rate=1.0)
+    settings = SandboxSettings(persons=30, seed=8, trusts=("RNA",), faults=faults)
+    async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
+        key = {"X-API-Key": world.credentials("RNA").api_key or ""}
+        page = (await client.get(f"{world.base_url('RNA')}/api/v2/changes?limit=10", headers=key)).json()
+        assert len(page["changes"]) == 11
+        assert page["changes"][-1] == page["changes"][0]
+        assert world.fault_counts()["RNA"] == {"duplicate": 1}
