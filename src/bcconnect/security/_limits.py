@@ -62,6 +62,9 @@ def check_query(query: str, limits: QueryLimits) -> int | None:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False, max_num_fields=1000)
     except ValueError as exc:
         raise InvalidRequest("the query has too many parameters") from exc
+    # NUL cannot be stored or compared by PostgreSQL text; no FHIR value contains it
+    if any("\x00" in k or "\x00" in v for k, v in pairs):
+        raise InvalidRequest("the query contains a NUL character")
     includes = [(k, v) for k, v in pairs if k.split(":", 1)[0] in _INCLUDE_PARAMS]
     if len(includes) > limits.max_includes:
         raise InvalidRequest(f"at most {limits.max_includes} _include/_revinclude parameters are allowed")

@@ -24,6 +24,7 @@ def test_count_is_capped_at_the_maximum() -> None:
         ("name=" + "a" * 300, "longer than"),
         ("_count=-1", "_count"),
         ("_count=ten", "_count"),
+        ("name=a%00b", "NUL"),
         ("_include=A:b&_include=A:c&_revinclude=B:d", "at most 2"),
         ("_include:iterate=A:b&_include:iterate=B:c", "levels deep"),
         ("subject.organization.partof.name=x", "at most 2 links"),
