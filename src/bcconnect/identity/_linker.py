@@ -81,8 +81,14 @@ def link_patients(
 def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOutcome:
     pid = record.patient_id
     links = _db.links_of(tx, pid)
-    active_merge = tx.query_one(
-        "SELECT target_patient_id, origin FROM identity_merge WHERE patient_id = ? AND status = 'active'", (pid,)
+    # a merged record always holds a REDIRECT link: only then (or when a merge arrives) look the merge up
+    redirected = any(lk.state is LinkState.REDIRECT for lk in links)
+    active_merge = (
+        tx.query_one(
+            "SELECT target_patient_id, origin FROM identity_merge WHERE patient_id = ? AND status = 'active'", (pid,)
+        )
+        if redirected or record.replaced_by
+        else None
     )
     if record.replaced_by:
         if active_merge is None or active_merge[0] != record.replaced_by:
@@ -132,7 +138,7 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
             _close_reviews(tx, pid, stale.person_id, status="superseded", now=now)
     for other, (decision, state) in flagged.items():
         _flag(tx, pid, other, decision, state, rules, now=now)
-    return _outcome(tx, pid)
+    return LinkOutcome(pid, person, LinkState.MATCH, rule, score, bool(flagged))
 
 
 def _flag(tx: Tx, pid: str, person: str, p: PersonDecision, state: LinkState, rules: Rules, *, now: str) -> None:
