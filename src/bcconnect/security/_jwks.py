@@ -15,8 +15,11 @@ from typing import Protocol
 import anyio
 import httpx
 import jwt
+import structlog
 
 from bcconnect.errors import NotAuthenticated, ServiceUnavailable
+
+log = structlog.get_logger("bcconnect.security")
 
 #: the signature algorithms we accept; never "none", never a shared-secret HMAC
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
@@ -81,14 +84,16 @@ class JwksCache:
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._anonymous: list[jwt.PyJWK] = []
+        #: last successful fetch (the TTL runs from it) and last attempt (refetches are spaced from it)
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
         self._lock = anyio.Lock()
         #: how many times the source was fetched (observable in tests and metrics)
         self.fetches = 0
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, now: float) -> None:
         self.fetches += 1
-        self._fetched_at = self._clock()
+        self._attempted_at = now
         document = await self._source.fetch()
         try:
             key_set = jwt.PyJWKSet.from_json(document.decode("utf-8"))
@@ -104,6 +109,10 @@ class JwksCache:
             else:
                 anonymous.append(key)
         self._keys, self._anonymous = keys, anonymous
+        self._fetched_at = now
+
+    def _may_fetch(self, now: float) -> bool:
+        return self._attempted_at is None or now - self._attempted_at >= self._min_refetch
 
     def _lookup(self, kid: str | None, algorithm: str) -> jwt.PyJWK | None:
         if kid is not None:
@@ -113,14 +122,26 @@ class JwksCache:
         return candidates[0] if len(candidates) == 1 else None
 
     async def key(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
-        """The key that should verify a token with this header; NotAuthenticated when there is none."""
+        """The key that should verify a token with this header; NotAuthenticated when there is none.
+
+        ServiceUnavailable (503) when the key set has never been fetched successfully. A failed refresh of a
+        stale set keeps serving the keys we have (an issuer outage must not lock every clinician out).
+        """
         async with self._lock:
             now = self._clock()
-            if self._fetched_at is None or now - self._fetched_at >= self._ttl:
-                await self._refresh()
+            stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
+            if stale and self._may_fetch(now):
+                try:
+                    await self._refresh(now)
+                except ServiceUnavailable:
+                    if self._fetched_at is None:
+                        raise
+                    log.warning("jwks_refresh_failed", effect="keeping the keys fetched before")
+            if self._fetched_at is None:
+                raise ServiceUnavailable("the token issuer's key set is not available yet")
             found = self._lookup(kid, algorithm)
-            if found is None and self._fetched_at is not None and now - self._fetched_at >= self._min_refetch:
-                await self._refresh()  # maybe the issuer rotated its keys
+            if found is None and self._may_fetch(now):
+                await self._refresh(now)  # maybe the issuer rotated its keys
                 found = self._lookup(kid, algorithm)
         if found is None:
             raise NotAuthenticated("the access token was signed with a key this server does not know")

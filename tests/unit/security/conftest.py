@@ -12,6 +12,8 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bcconnect.errors import ServiceUnavailable
+
 ISSUER = "https://issuer.test"
 AUDIENCE = "urn:bcconnect:fhir"
 NOW = 1_800_000_000.0
@@ -23,9 +25,13 @@ class FakeKeySource:
     def __init__(self, *keys: dict[str, Any]) -> None:
         self.keys = list(keys)
         self.fetches = 0
+        #: when True the issuer is down
+        self.down = False
 
     async def fetch(self) -> bytes:
         self.fetches += 1
+        if self.down:
+            raise ServiceUnavailable("issuer down")
         return orjson.dumps({"keys": self.keys})
 
 

@@ -130,17 +130,53 @@ async def test_unknown_kids_cannot_force_a_refetch_storm(es_key: SigningKey, clo
     assert source.fetches == 1
 
 
-async def test_the_key_set_is_fetched_again_after_its_ttl(es_key: SigningKey, clock: Callable[[], float]) -> None:
-    """A cached JWKS expires after ttl_seconds (a removed key stops verifying)."""
+async def test_a_key_removed_by_the_issuer_stops_verifying_after_the_ttl(
+    es_key: SigningKey, clock: Callable[[], float]
+) -> None:
+    """After ttl_seconds the set is fetched again; a key the issuer dropped no longer verifies."""
+    replacement = make_key("next")
     source = FakeKeySource(es_key.jwk())
     moment = [0.0]
     cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
     verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
     await verifier.verify(es_key.sign(good_claims()))
-    source.keys.clear()
+    source.keys = [replacement.jwk()]
     moment[0] = 301.0
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(NotAuthenticated, match="does not know"):
         await verifier.verify(es_key.sign(good_claims()))
+    await verifier.verify(replacement.sign(good_claims()))
+
+
+async def test_an_issuer_outage_keeps_the_keys_we_have(es_key: SigningKey, clock: Callable[[], float]) -> None:
+    """A failed refresh of a stale set keeps serving the fetched keys rather than refusing everyone."""
+    source = FakeKeySource(es_key.jwk())
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
+    await verifier.verify(es_key.sign(good_claims()))
+    source.down = True
+    moment[0] = 400.0
+    await verifier.verify(es_key.sign(good_claims()))
+    assert source.fetches == 2
+
+
+async def test_no_key_set_yet_is_503_and_retried_no_faster_than_the_interval(
+    es_key: SigningKey, clock: Callable[[], float]
+) -> None:
+    """Issuer down at start: 503 (not 401), one fetch per min_refetch_seconds, then recovery."""
+    source = FakeKeySource(es_key.jwk())
+    source.down = True
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=clock)
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable):
+            await verifier.verify(es_key.sign(good_claims()))
+    assert source.fetches == 1
+    source.down = False
+    moment[0] = 11.0
+    await verifier.verify(es_key.sign(good_claims()))
+    assert source.fetches == 2
 
 
 async def test_a_token_without_kid_uses_the_only_key(es_key: SigningKey, clock: Callable[[], float]) -> None:
