@@ -7,12 +7,14 @@ between resources of one trust use the same recipe, so they resolve without a lo
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Final
 
 #: The uuid5 namespace of every id bcconnect mints (a fixed, random-once value; never change it).
 BCCONNECT_NAMESPACE: Final = uuid.UUID("6f1f3c1e-4b8a-5d2e-9c61-0b7c9a1d2e3f")
 
 
+@lru_cache(maxsize=1 << 16)  # references repeat (every record of a patient names it): hashing once is enough
 def resource_id(source_system: str, resource_type: str, source_key: str) -> str:
     """The id of the resource of ``resource_type`` that ``source_key`` in ``source_system`` maps to.
 

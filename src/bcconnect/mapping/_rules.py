@@ -111,24 +111,29 @@ class Rule:
     template: Template | None = None
     with_: dict[str, Reader | Format | Any] = field(default_factory=dict)
     source_system: str | None = None
-    #: set by :meth:`seal`: a rule that only copies ``from`` to a target (most rules), run without detours
-    plain: bool = False
+    #: set by :meth:`seal`: a specialised runner for the common simple rules (no tracing), or None
+    fast: Callable[[RunEnv, Any, dict[str, Any]], None] | None = None
 
     def seal(self) -> Rule:
-        """Mark the rule compiled: precompute what :meth:`apply` would otherwise decide per record."""
-        self.plain = (
-            self.source is not None
-            and self.when is None
-            and self.each is None
+        """Mark the rule compiled: choose a specialised runner for simple rules (copy, constant, convert, look up).
+
+        Most rules are one of these; running them through a closure made once avoids re-deciding per record
+        which optional steps apply. Anything else (translate, reference, nested, defaults) takes :meth:`apply`.
+        """
+        simple = (
+            self.each is None
             and self.template is None
             and not self.children
-            and not self.fns
-            and self.lookup is None
             and self.translate is None
             and self.reference is None
             and self.default is UNSET
             and not self.required
+            and self.fmt is None
         )
+        if simple and self.source is not None and not (self.fns and self.lookup is not None):
+            self.fast = _copy_runner(self) if not self.fns and self.lookup is None else _convert_runner(self)
+        elif simple and self.const is not UNSET and not self.fns and self.lookup is None:
+            self.fast = _const_runner(self)
         return self
 
     def fail(self, message: str, value: Any = UNSET, exc: type[MappingError] = MappingError) -> MappingError:
@@ -140,13 +145,9 @@ class Rule:
     # --- running -----------------------------------------------------------------------------------------
     def apply(self, env: RunEnv, scope: Any, out: dict[str, Any], prefix: str = "") -> None:
         """Run this rule in ``scope`` and write its result into ``out``."""
-        if self.plain and env.trace is None:
-            assert self.source is not None
-            found = self.source.read(env, scope)
-            if found:
-                values = [v for v in found if v != ""]
-                if values:
-                    self.target.assign(out, values if self.target.many else values[0])
+        if self.fast is not None and env.trace is None:
+            if self.when is None or self.when(env, scope):
+                self.fast(env, scope, out)
             return
         if self.when is not None and not self.when(env, scope):
             return
@@ -217,7 +218,8 @@ class Rule:
 
     def _values(self, env: RunEnv, scope: Any) -> tuple[list[Any], list[Any]]:
         if self.const is not UNSET:
-            raw: list[Any] = [fresh(self.const)]
+            const = self.const
+            raw: list[Any] = [fresh(const) if isinstance(const, dict | list) else const]
         elif self.fmt is not None:
             text = self.fmt.render(env, scope)
             raw = [text] if text is not None else []
@@ -307,6 +309,65 @@ class Rule:
                 src, shown = "(default)", self.default
             env.trace.append(TraceEntry(prefix + self.target.text, env.via + self.rid, src, shown, value))
         self.target.assign(out, value)
+
+
+def _writer(rule: Rule) -> Callable[[dict[str, Any], Any], None]:
+    target = rule.target
+    if len(target.steps) == 1 and target.steps[0][1] is None:
+        name = target.steps[0][0]
+
+        def put(out: dict[str, Any], value: Any) -> None:
+            out[name] = value
+
+        return put
+    return target.assign
+
+
+def _copy_runner(rule: Rule) -> Callable[[RunEnv, Any, dict[str, Any]], None]:
+    read, put, many = rule.source.read if rule.source else _nothing, _writer(rule), rule.target.many
+
+    def run(env: RunEnv, scope: Any, out: dict[str, Any]) -> None:
+        found = read(env, scope)
+        if found:
+            values = [v for v in found if v != ""]
+            if values:
+                put(out, values if many else values[0])
+
+    return run
+
+
+def _convert_runner(rule: Rule) -> Callable[[RunEnv, Any, dict[str, Any]], None]:
+    """from + functions, or from + lookup: the general value path minus the steps this rule lacks."""
+    read, put, many = rule.source.read if rule.source else _nothing, _writer(rule), rule.target.many
+    values_of = rule._values
+
+    def run(env: RunEnv, scope: Any, out: dict[str, Any]) -> None:
+        if read(env, scope):  # most optional fields are absent: skip the conversion machinery
+            values = values_of(env, scope)[0]
+            if values:
+                put(out, values if many else values[0])
+
+    return run
+
+
+def _const_runner(rule: Rule) -> Callable[[RunEnv, Any, dict[str, Any]], None]:
+    put, const = _writer(rule), rule.const
+    value = [const] if rule.target.many and not isinstance(const, list) else const
+    if isinstance(value, dict | list):
+
+        def run_container(env: RunEnv, scope: Any, out: dict[str, Any]) -> None:
+            put(out, fresh(value))
+
+        return run_container
+
+    def run(env: RunEnv, scope: Any, out: dict[str, Any]) -> None:
+        put(out, value)
+
+    return run
+
+
+def _nothing(env: RunEnv, scope: Any) -> list[Any]:
+    return []
 
 
 def _origin(spec: Any) -> str:

@@ -98,6 +98,15 @@ class Hl7Reader:
 
     def read(self, env: Env, scope: Any) -> list[Any]:
         """Every non-empty value at the path (every repetition unless one is named or filtered)."""
+        # The same path is read several times per message (keys, references, conditions): memoise per record.
+        memo_key = (self.text, id(scope) if isinstance(scope, Segment) else 0)
+        memo: dict[tuple[str, int], list[Any]] = env.cache.setdefault("hl7", {})
+        found = memo.get(memo_key)
+        if found is None:
+            found = memo[memo_key] = self._read(env, scope)
+        return found
+
+    def _read(self, env: Env, scope: Any) -> list[Any]:
         seg: Segment | None
         if isinstance(scope, Segment) and self.path.segment in (None, scope.id):
             seg = scope

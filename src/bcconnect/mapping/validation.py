@@ -158,6 +158,8 @@ def _leaf_checkers(
             checker = _checker(sub) if sub is not None and sub_model is None else None
             if isinstance(item, dict | list):
                 _leaf_checkers(item, sub_model, checker, f"{path}.{key}", out)
+            elif item is None:
+                out.append((f"{path}.{key}", None))  # null is in the shape, and the model judged it already
             else:
                 # a primitive the model types could not be followed to: this shape always gets full validation
                 out.append((f"{path}.{key}", checker if checker is not None else ALWAYS_FULL))
@@ -165,6 +167,8 @@ def _leaf_checkers(
         for i, item in enumerate(value):
             if isinstance(item, dict | list):
                 _leaf_checkers(item, model, leaf, f"{path}[{i}]", out)
+            elif item is None:
+                out.append((f"{path}[{i}]", None))
             else:
                 out.append((f"{path}[{i}]", leaf if leaf is not None else ALWAYS_FULL))
 
@@ -218,7 +222,8 @@ class Validator:
         out: list[str] = []
         assert isinstance(checkers, list)
         for (path, checker), value in zip(checkers, leaves, strict=True):
-            if checker is not None:
+            # the memo test inline: most values (systems, codes, statuses) were seen valid before
+            if checker is not None and (type(value), value) not in checker.good:
                 problem = checker.problem(value)
                 if problem is not None:
                     out.append(f"{path}: {problem}")
