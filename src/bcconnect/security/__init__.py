@@ -1,18 +1,20 @@
 """Security and information governance of the read-only FHIR endpoint.
 
-Who may see what, and a record of every look::
+Who may see what, and a record of every look. The API plugs :class:`SecurityGate` into its two seams
+(``bcconnect.api._security.security_hooks``); the view screens everything it returns::
 
-    authenticator = build_authenticator(settings.auth, root=settings.root)
-    principal = await authenticator.authenticate(request.headers.get("authorization"))   # 401
-    confined_to = authorise(principal, resource_type="Observation", interaction=Interaction.SEARCH)  # 403
-    limiter.check(principal.client_id or principal.user)                                  # 429
-    count = check_query(query_string, limits)                                              # 400
-    body = filter_resource(stored_bytes, principal)       # None: withheld (sensitive)
-    if is_objecting(tx, nhs_numbers=..., patient_refs=...): ...  # withhold the whole person
-    await store.write(lambda tx: append_audit_event(tx, build_audit_event(record, event_id=...),
-                                                    patients=record.patients))
+    gate = SecurityGate.from_settings(settings, store, allow_no_auth=flag)
+    principal = await gate.authenticate(authorization, remote_address=ip)        # 401, 429
+    admission = gate.admit_request(principal, resource_type="Observation",
+                                   interaction=Interaction.SEARCH, query=query)   # 400, 403
+    page = screen_page(tx, page, access, policy=..., confine_to=..., related=...) # objection, labels, R
+    await gate.record(principal=..., method=..., path=..., query=..., interaction=..., status=...,
+                      patients=[...])                                              # AuditEvent, committed
 
-Layer: above the store (audit trail and objection register are tables there); the view and the API call in.
+Also: the local development issuer (:func:`ensure_local_issuer`), the objection register
+(:func:`record_objection_from_resource`, :func:`add_objection` …), the audit chain
+(:func:`verify_audit_chain`, :func:`search_audit_events`) and the national data opt-out for cohorts
+(:func:`apply_national_opt_out`). Layer: above the store; the view and the API call in.
 """
 
 from bcconnect.security._audit import AuditRecord, build_audit_event, outcome_code
