@@ -55,6 +55,8 @@ def split_escaped(text: str, separator: str) -> list[str]:
     >>> split_escaped(r"a\,b,c", ",")
     ['a\\,b', 'c']
     """
+    if "\\" not in text:
+        return text.split(separator)
     parts, current, i = [], "", 0
     while i < len(text):
         char = text[i]
@@ -78,6 +80,8 @@ def unescape(text: str) -> str:
     >>> unescape(r"a\,b\|c\\d")
     'a,b|c\\d'
     """
+    if "\\" not in text:
+        return text
     out, i = "", 0
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text):

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from bcconnect.errors import InvalidRequest
 from bcconnect.search._model import Include, SearchQuery, Total
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
-from bcconnect.store._search_sql import check_supported, compile_clause, driver_rank, sort_expression, valid_at
+from bcconnect.store._search_sql import (
+    check_supported,
+    compile_clause,
+    driver_rank,
+    sort_expression,
+    type_match,
+    valid_at,
+)
 from bcconnect.store._tx import Tx
 
 #: at most this many resources are added by _include/_revinclude to one page
@@ -48,10 +55,11 @@ def snapshot(tx: Tx, at: int | None) -> int:
 
 
 def _where(query: SearchQuery, at: int) -> tuple[str, list[object]]:
-    conds = [f"v.res_type = ? AND {valid_at('v')}"]
-    params: list[object] = [query.resource_type, at, at]
     ranked = sorted(query.clauses, key=driver_rank)
     has_id = any(c.param.code == "_id" for c in query.clauses)
+    driven = bool(ranked) and not has_id and driver_rank(ranked[0]) < 99
+    conds = [f"{type_match('v', driven)} AND {valid_at('v')}"]
+    params: list[object] = [query.resource_type, at, at]
     for position, clause in enumerate(ranked):
         check_supported(clause)
         driver = position == 0 and not has_id and driver_rank(clause) < 99
@@ -134,7 +142,7 @@ def _reverse(tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int) -
     for rtype, ids in by_type.items():
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE v.res_type = ? AND {valid_at('v')} AND v.vid IN (SELECT vid FROM idx_reference"
+            f" WHERE {type_match('v', True)} AND {valid_at('v')} AND v.vid IN (SELECT vid FROM idx_reference"
             f" WHERE res_type = ? AND param = ? AND target_type = ? AND target_id IN ({','.join('?' * len(ids))}))"
             " LIMIT ?",
             [inc.source_type, at, at, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],

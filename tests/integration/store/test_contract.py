@@ -256,3 +256,13 @@ async def test_reads_run_while_a_write_is_open(store_url: str) -> None:
     assert seen.version == 1
     assert after is not None
     assert after.version == 2
+
+
+async def test_read_transactions_are_read_only(store_url: str) -> None:
+    """A write attempted inside read() fails with StoreError (read-only snapshot) on every backend."""
+    async with open_store(store_url) as store:
+        with pytest.raises(StoreError):
+            await store.read(lambda tx: set_cursor(tx, "rl4", "x"))
+        if store.dialect == "postgresql":
+            level = await store.read(lambda tx: tx.query_one("SHOW transaction_isolation"))
+            assert level == ("repeatable read",)
