@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from identity_population import population
+from identity_sandbox import fhir_patient, sandbox_patients, scaled
 
 from bcconnect.identity import DEFAULT_RULES, EM_PASSES, demographics, estimate_model, format_weights
 
@@ -22,14 +23,22 @@ def main() -> int:
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--noise", type=float, default=1.0)
+    parser.add_argument("--source", choices=["sandbox", "synthetic"], default="sandbox")
     parser.add_argument("--out", type=Path, default=DEFAULT_RULES.with_name("weights.toml"))
     args = parser.parse_args()
     started = time.perf_counter()
-    records = [demographics(r.patient) for r in population(args.persons, seed=args.seed, noise=args.noise)]
+    if args.source == "sandbox":
+        by_trust = sandbox_patients(args.persons, args.seed, scaled(args.noise))
+        records = [demographics(fhir_patient(p)) for items in by_trust.values() for p, _ in items]
+    else:
+        records = [demographics(r.patient) for r in population(args.persons, seed=args.seed, noise=args.noise)]
     estimate = estimate_model(records, EM_PASSES, seed=args.seed)
     text = format_weights(
         estimate,
-        description=f"bench/identity_estimate.py --persons {args.persons} --seed {args.seed} --noise {args.noise}",
+        description=(
+            f"bench/identity_estimate.py --source {args.source} --persons {args.persons} --seed {args.seed} "
+            f"--noise {args.noise}"
+        ),
     )
     args.out.write_text(text, encoding="utf-8")
     print(text)
