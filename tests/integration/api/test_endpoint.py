@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from functools import partial
 from typing import Any
 
 import httpx
@@ -63,40 +64,40 @@ async def test_vread_history_and_deletion(client: httpx.AsyncClient, view: View)
     assert "resource" not in history["entry"][0]
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-async def test_every_write_is_405_with_an_outcome(client: httpx.AsyncClient, method: str) -> None:
+async def test_every_write_is_405_with_an_outcome(client: httpx.AsyncClient) -> None:
     """The endpoint is read-only, on type and instance paths alike."""
-    for path in ("/Patient", "/Patient/p1"):
-        response = await client.request(method, path, content=b"{}")
-        assert response.status_code == 405
-        assert response.headers["allow"] == "GET, HEAD"
-        assert outcome(response)["issue"][0]["code"] == "not-supported"
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for path in ("/Patient", "/Patient/p1", "/Patient/p1/$everything"):
+            response = await client.request(method, path, content=b"{}")
+            assert response.status_code == 405, (method, path)
+            assert response.headers["allow"] == "GET, HEAD"
+            assert outcome(response)["issue"][0]["code"] == "not-supported"
 
 
-@pytest.mark.parametrize(
-    ("path", "status"),
-    [
-        ("/Patient/nope", 404),
-        ("/Spaceship/1", 404),
-        ("/Spaceship", 404),
-        ("/Patient/bad id!", 404),
-        ("/Patient/p1/_history/x", 404),
-        ("/Patient?birthdate=yesterday", 400),
-        ("/Patient?shoe-size=9", 400),
-        ("/Patient?family:fuzzy=x", 400),
-        ("/Patient?_count=-1", 400),
-        ("/Patient?_sort=shoe-size", 400),
-        ("/Patient?_page_token=forged", 400),
-        ("/Patient/p1/$match", 400),
-        ("/Patient/p1?_format=xml", 406),
-        ("/", 400),
-    ],
-)
-async def test_client_errors_are_outcomes_never_500(client: httpx.AsyncClient, path: str, status: int) -> None:
+CLIENT_ERRORS = [
+    ("/Patient/nope", 404),
+    ("/Spaceship/1", 404),
+    ("/Spaceship", 404),
+    ("/Patient/bad id!", 404),
+    ("/Patient/p1/_history/x", 404),
+    ("/Patient?birthdate=yesterday", 400),
+    ("/Patient?shoe-size=9", 400),
+    ("/Patient?family:fuzzy=x", 400),
+    ("/Patient?_count=-1", 400),
+    ("/Patient?_sort=shoe-size", 400),
+    ("/Patient?_page_token=forged", 400),
+    ("/Patient/p1/$match", 400),
+    ("/Patient/p1?_format=xml", 406),
+    ("/", 400),
+]
+
+
+async def test_client_errors_are_outcomes_never_500(client: httpx.AsyncClient) -> None:
     """Unknown types, ids, parameters and formats give the right status and an OperationOutcome."""
-    response = await client.get(path)
-    assert response.status_code == status
-    outcome(response)
+    for path, status in CLIENT_ERRORS:
+        response = await client.get(path)
+        assert response.status_code == status, path
+        outcome(response)
 
 
 async def test_outside_the_base_path_is_404(client: httpx.AsyncClient) -> None:
@@ -211,3 +212,29 @@ async def test_head_has_headers_but_no_body(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.content == b""
     assert response.headers["etag"] == 'W/"1"'
+
+
+async def test_everything_care_dates_and_since(client: httpx.AsyncClient) -> None:
+    """start/end keep resources with a clinical date in range (undated ones stay); _since uses lastUpdated."""
+    bundle = (await client.get("/Patient/p1/$everything?start=2024-01-03&end=2024-01-04&_count=50")).json()
+    found = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+    assert {"Observation/o3", "Observation/o4"} <= found
+    assert "Observation/o1" not in found
+    assert "Condition/c1" in found  # no clinical date: kept
+    later = (await client.get("/Patient/p1/$everything?_since=2999-01-01")).json()
+    assert later.get("entry", []) == []
+    assert (await client.get("/Patient/p1/$everything?shoe=9")).status_code == 400
+    assert (await client.get("/Patient/p1/$everything?start=soon")).status_code == 400
+
+
+async def test_history_paging(client: httpx.AsyncClient, view: View) -> None:
+    """Instance history pages with _count and a next link."""
+    for family in ("A", "B", "C"):
+        body = orjson.dumps({"resourceType": "Patient", "id": "p2", "name": [{"family": family}]})
+        write = ResourceWrite("Patient", "p2", body, "test", "p2")
+        await view.store.write(partial(put_resources, writes=[write]))
+    first = (await client.get("/Patient/p2/_history?_count=2")).json()
+    assert [e["response"]["etag"] for e in first["entry"]] == ['W/"4"', 'W/"3"']
+    second = (await client.get(link(first, "next") or "")).json()
+    assert [e["response"]["etag"] for e in second["entry"]] == ['W/"2"', 'W/"1"']
+    assert (await client.get("/Patient/nobody/_history")).status_code == 404
