@@ -131,6 +131,12 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
     flagged = {p.person_id: (p, LinkState.POSSIBLE_MATCH) for p in plan.possible}
     flagged.update({p.person_id: (p, LinkState.POSSIBLE_DUPLICATE) for p in plan.duplicates})
     flagged.pop(person, None)
+    if plan.match is not None and plan.match.person_id == person and plan.match.decision.rule.startswith("nhs-"):
+        # this record is the same NHS number as two persons (e.g. two unverified records it now verifies):
+        # they are one person, unless that would put two verified NHS numbers or a steward's decision together
+        for dup in plan.duplicates:
+            if dup.decision.rule.startswith("nhs-") and _absorb(tx, person, dup.person_id, via=pid, rules=rules):
+                flagged.pop(dup.person_id, None)
     flags = (LinkState.POSSIBLE_MATCH, LinkState.POSSIBLE_DUPLICATE)
     for stale in links:
         if stale.source is LinkSource.AUTO and stale.state in flags and stale.person_id not in flagged:
@@ -139,6 +145,33 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
     for other, (decision, state) in flagged.items():
         _flag(tx, pid, other, decision, state, rules, now=now)
     return LinkOutcome(pid, person, LinkState.MATCH, rule, score, bool(flagged))
+
+
+def _absorb(tx: Tx, into: str, other: str, *, via: str, rules: Rules) -> bool:
+    """Move every AUTO record of person ``other`` into ``into``; False (nothing moved) when unsafe."""
+    now = _db.utc_now()
+    members = _db.links_to(tx, other, (LinkState.MATCH, LinkState.REDIRECT))
+    if any(lk.source is LinkSource.MANUAL for lk in members):
+        return False
+    kept = _db.links_to(tx, into, (LinkState.MATCH, LinkState.REDIRECT))
+    records = _db.load_records(tx, [lk.patient_id for lk in (*members, *kept)])
+    if len({r.nhs_number for r in records if r.nhs_verified}) > 1:
+        return False
+    for lk in members:
+        if any(x.person_id == into and x.state is LinkState.NO_MATCH for x in _db.links_of(tx, lk.patient_id)):
+            return False  # a steward said this record is not that person
+    for lk in members:
+        if lk.state is not LinkState.MATCH:
+            continue  # REDIRECTs follow their surviving record below
+        for old in _db.links_of(tx, lk.patient_id):
+            if old.state is LinkState.MATCH or old.person_id == into:
+                _db.remove_link(tx, old, actor=_db.SYSTEM_ACTOR, reason=f"persons joined via {via}", now=now)
+                _close_reviews(tx, lk.patient_id, old.person_id, status="superseded", now=now)
+        _db.set_link(tx, _db.Link(lk.patient_id, into, LinkState.MATCH, LinkSource.AUTO, lk.score,
+                                  "nhs-transitive", rules.version, now), actor=_db.SYSTEM_ACTOR,
+                     reason=f"same NHS number as {via}")  # fmt: skip
+        _follow_redirects(tx, lk.patient_id, into, now=now)
+    return True
 
 
 def _flag(tx: Tx, pid: str, person: str, p: PersonDecision, state: LinkState, rules: Rules, *, now: str) -> None:

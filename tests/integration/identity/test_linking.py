@@ -227,3 +227,23 @@ async def test_match_operation_grades_candidates(store_url: str) -> None:
         moved = patient("q", nhs=None, postcode="DY1 4AB", phone="07700900999")
         assert [c.grade for c in await store.read(lambda tx: match_patient(tx, moved))] == ["possible"]
         assert await store.read(lambda tx: match_patient(tx, moved, only_certain=True)) == []
+
+
+async def test_a_verified_record_joins_two_unverified_persons_with_its_number(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await _link(store, "RL4", patient("x", ods="RL4", status="02"))
+        await _link(store, "RBK", patient("y", ods="RBK", status="03"))
+        assert await _person(store, "x") != await _person(store, "y")  # both unverified: review only
+        assert len(await store.read(lambda tx: list_reviews(tx))) == 1
+        await _link(store, "RNA", patient("z", ods="RNA", status="01"))
+        assert await _person(store, "x") == await _person(store, "y") == await _person(store, "z")
+        assert await store.read(lambda tx: list_reviews(tx)) == []
+
+
+async def test_persons_holding_two_verified_numbers_are_never_joined(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await _link(store, "RL4", patient("x", ods="RL4", status="01"))
+        # same demographics, no NHS number: joins x's person by score
+        await _link(store, "RBK", patient("w", ods="RBK", nhs=None))
+        await _link(store, "RXK", patient("v", ods="RXK", nhs="9990000026", status="01"))
+        assert await _person(store, "x") != await _person(store, "v")
