@@ -84,6 +84,7 @@ def stored_from_row(row: Sequence[Any]) -> StoredResource:
         bool(row[4]),
         bytes(body) if body is not None else None,
         int(row[6]),
+        row[7],
     )
 
 

@@ -266,3 +266,12 @@ async def test_read_transactions_are_read_only(store_url: str) -> None:
         if store.dialect == "postgresql":
             level = await store.read(lambda tx: tx.query_one("SHOW transaction_isolation"))
             assert level == ("repeatable read",)
+
+
+async def test_versions_remember_their_compartment(store_url: str) -> None:
+    """Each stored version says which source Patient it belongs to (for the audit trail)."""
+    async with open_store(store_url) as store:
+        await store.write(lambda tx: put_resources(tx, [patient("a")]))
+        stored = await store.read(lambda tx: read_current(tx, "Patient", "a"))
+    assert stored is not None
+    assert stored.compartment == "a"
