@@ -13,8 +13,19 @@ from typing import Any, Final
 
 from bcconnect.errors import DefinitionProblem
 from bcconnect.mapping._paths import PathSyntaxError, TargetPath, compile_target
-from bcconnect.mapping._rules import UNSET, FnCall, Format, Predicate, Rule, RunEnv, Template
-from bcconnect.mapping._sources import Reader, compile_reader
+from bcconnect.mapping._rules import (
+    UNSET,
+    ConstReader,
+    FnCall,
+    Format,
+    FormatReader,
+    Predicate,
+    Rule,
+    RuleReader,
+    RunEnv,
+    Template,
+)
+from bcconnect.mapping._sources import EmptyReader, Reader, compile_reader
 from bcconnect.mapping._yaml import LocDict
 from bcconnect.mapping.functions import REGISTRY
 
@@ -37,16 +48,31 @@ class Compiler:
     problems: list[DefinitionProblem]
     templates: dict[str, Template]
     concept_maps: Callable[[str], bool]
+    #: inside a template: parameter name → the caller's reader (None outside templates)
+    bindings: dict[str, Reader] | None = None
+    #: prefixed to rule ids of expanded template rules ("gp (patient.yaml:40) → template ods_organization: ")
+    rid_prefix: str = ""
 
     def problem(self, node: Any, field: str, message: str, key: str | None = None) -> None:
         """Record a problem at ``node`` (or at ``key`` inside it)."""
         line = node.line_of(key) if key is not None and hasattr(node, "line_of") else getattr(node, "line", None)
         self.problems.append(DefinitionProblem(self.file, line, field, message))
 
+    def compile_path(self, text: Any, fmt: str | None = None) -> Reader:
+        """A reader for ``text``; inside a template, parameter names resolve to the caller's readers."""
+        if self.bindings is not None and not (isinstance(text, str) and text.strip().startswith("$")):
+            name = str(text).strip()
+            if name in self.bindings:
+                return self.bindings[name]
+            raise PathSyntaxError(
+                f"a template rule reads its parameters ({', '.join(sorted(self.bindings))}) or $variables, got {name!r}"
+            )
+        return compile_reader(text, fmt or self.source_format)
+
     def reader(self, node: Any, key: str, field: str, fmt: str | None = None) -> Reader | None:
         """A compiled source path from ``node[key]``, or None after recording the problem."""
         try:
-            return compile_reader(node[key], fmt or self.source_format)
+            return self.compile_path(node[key], fmt)
         except PathSyntaxError as exc:
             self.problem(node, f"{field}.{key}", str(exc), key)
             return None
@@ -62,7 +88,7 @@ class Compiler:
         for match in _PLACEHOLDER.finditer(text):
             parts.append(text[pos : match.start()])
             try:
-                parts.append(compile_reader(match.group(1), fmt or self.source_format))
+                parts.append(self.compile_path(match.group(1), fmt))
             except PathSyntaxError as exc:
                 self.problem(node, f"{field}.{key}", f"placeholder {{{match.group(1)}}}: {exc}", key)
                 return None
@@ -151,7 +177,7 @@ class Compiler:
         before = len(self.problems)
         name = node.get("name")
         line = getattr(node, "line", 0)
-        rid = f"{name} ({self.file_name}:{line})" if name else f"{self.file_name}:{line}"
+        rid = self.rid_prefix + (f"{name} ({self.file_name}:{line})" if name else f"{self.file_name}:{line}")
         field = f"{field}({name})" if name else field
         for key in node:
             if key not in RULE_KEYS:
@@ -196,40 +222,49 @@ class Compiler:
         return self.file.rsplit("/", 1)[-1]
 
     def _template_use(self, node: Any, field: str, rule: Rule, fmt: str | None) -> None:
+        """Expand a template use into nested rules whose parameters read through the caller's readers."""
         template = self.templates.get(str(node["template"]))
         if template is None:
             self.problem(node, f"{field}.template", f"unknown template {node['template']!r}; "
                          f"expected one of {sorted(self.templates)}", "template")  # fmt: skip
             return
-        template.used = True
-        rule.template = template
         with_ = node.get("with") or {}
         if not isinstance(with_, dict):
             self.problem(node, f"{field}.with", "expected a mapping of template parameter → source path", "with")
             return
+        bindings: dict[str, Reader] = {p: EmptyReader(p) for p in template.params}
         for key, spec in with_.items():
-            if key not in template.params:
-                self.problem(with_, f"{field}.with.{key}",
-                             f"template {template.name} has no parameter {key!r}; expected {list(template.params)}",
-                             key)  # fmt: skip
-            elif isinstance(spec, dict) and "const" in spec:
-                rule.with_[key] = [spec["const"]]
-            elif isinstance(spec, dict):
-                # a full value rule ({from, fn, lookup, translate …}) computes the parameter
-                located = LocDict({**spec, "target": "value"})
-                located.line = getattr(spec, "line", getattr(with_, "line", 0))
-                located.key_lines = dict(getattr(spec, "key_lines", {}))
-                param_rule = self.rule(located, f"{field}.with.{key}", fmt)
-                if param_rule is not None:
-                    rule.with_[key] = param_rule
-            elif isinstance(spec, str) and "{" in spec:
-                fmt_spec = self.format(with_, key, f"{field}.with", fmt)
-                if fmt_spec is not None:
-                    rule.with_[key] = fmt_spec
-            else:
-                reader = self.reader(with_, key, f"{field}.with", fmt)
-                if reader is not None:
-                    rule.with_[key] = reader
+            bound = self._binding(template, with_, key, spec, field, fmt)
+            if bound is not None:
+                bindings[key] = bound
+        rule.template_name = template.name
+        if not template.ok:
+            return  # its own problems are reported once, where it is defined
+        expander = Compiler(
+            template.file, "json", self.problems, self.templates, self.concept_maps,
+            bindings=bindings, rid_prefix=f"{rule.rid} → template {template.name}: ",
+        )  # fmt: skip
+        rule.children = expander.rules(template.node, f"templates.{template.name}.rules")
+
+    def _binding(self, template: Template, with_: Any, key: str, spec: Any, field: str, fmt: str | None) -> Any:
+        if key not in template.params:
+            self.problem(with_, f"{field}.with.{key}",
+                         f"template {template.name} has no parameter {key!r}; expected {list(template.params)}",
+                         key)  # fmt: skip
+            return None
+        if isinstance(spec, dict) and "const" in spec:
+            return ConstReader(f"const {spec['const']!r}", spec["const"])
+        if isinstance(spec, dict):
+            # a full value rule ({from, fn, lookup, translate …}) computes the parameter
+            located = LocDict({**spec, "target": "value"})
+            located.line = getattr(spec, "line", getattr(with_, "line", 0))
+            located.key_lines = dict(getattr(spec, "key_lines", {}))
+            param_rule = self.rule(located, f"{field}.with.{key}", fmt)
+            return RuleReader(param_rule) if param_rule is not None else None
+        if isinstance(spec, str) and "{" in spec:
+            fmt_spec = self.format(with_, key, f"{field}.with", fmt)
+            return FormatReader(fmt_spec) if fmt_spec is not None else None
+        return self.reader(with_, key, f"{field}.with", fmt)
 
     def _conversions(self, node: Any, field: str, rule: Rule, fmt: str | None) -> None:
         fns = node.get("fn")
@@ -269,7 +304,7 @@ class Compiler:
 
 
 def compile_template(name: str, node: Any, compiler: Compiler) -> Template | None:
-    """Compile one template: ``params`` (names) and ``rules`` reading those names as JSON paths."""
+    """Check one template (``params`` and ``rules`` reading only those names) and keep it for expansion."""
     field = f"templates.{name}"
     if not isinstance(node, dict):
         compiler.problem(node, field, "expected a mapping with 'params' and 'rules'")
@@ -278,9 +313,15 @@ def compile_template(name: str, node: Any, compiler: Compiler) -> Template | Non
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         compiler.problem(node, f"{field}.params", "expected a list of parameter names", "params")
         params = []
-    template = Template(name, tuple(params), (), compiler.file, getattr(node, "line", 0))
-    compiler.templates[name] = template  # before the rules, so a template may not recurse by accident
-    template.rules = compiler.rules(node.get("rules"), f"{field}.rules", "json")
+    template = Template(name, tuple(params), node.get("rules"), compiler.file, getattr(node, "line", 0))
+    before = len(compiler.problems)
+    checker = Compiler(
+        compiler.file, "json", compiler.problems, compiler.templates, compiler.concept_maps,
+        bindings={p: EmptyReader(p) for p in params},
+    )  # fmt: skip
+    checker.rules(template.node, f"{field}.rules")
+    template.ok = len(compiler.problems) == before
+    compiler.templates[name] = template  # after the check, so a template cannot call itself
     return template
 
 

@@ -41,8 +41,6 @@ class RunEnv:
     terminology: ConceptMaps
     trace: list[TraceEntry] | None = None
     cache: dict[str, Any] = field(default_factory=dict)  # per-record memo for readers (HL7 segment index)
-    via: str = ""  # the rule that called the running template, shown in traces
-    origins: dict[str, str] = field(default_factory=dict)  # template parameter → the caller's source path
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +75,63 @@ class FnCall:
 
 @dataclass(slots=True, eq=False)
 class Template:
-    """A reusable datatype builder: named parameters in, one object out."""
+    """A reusable datatype builder: named parameters in, one object out.
+
+    Templates are macros: each use is compiled into plain nested rules with the parameters bound to the
+    caller's readers (see ``Compiler``), so a template costs nothing at run time.
+    """
 
     name: str
     params: tuple[str, ...]
-    rules: tuple[Rule, ...]
+    node: Any  # the YAML rules, compiled again at every use
     file: str
     line: int
-    used: bool = False
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConstReader:
+    """A template parameter bound to a constant."""
+
+    text: str
+    value: Any
+
+    def read(self, env: RunEnv, scope: Any) -> list[Any]:
+        """The constant (a fresh copy of a container)."""
+        return [fresh(self.value)]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatReader:
+    """A template parameter bound to a ``{path}`` format string."""
+
+    fmt: Format
+
+    @property
+    def text(self) -> str:
+        """The format as written."""
+        return self.fmt.text
+
+    def read(self, env: RunEnv, scope: Any) -> list[Any]:
+        """The rendered string, or nothing when a placeholder has no value."""
+        text = self.fmt.render(env, scope)
+        return [text] if text is not None else []
+
+
+@dataclass(frozen=True, slots=True)
+class RuleReader:
+    """A template parameter bound to a value rule ({from, fn, lookup, translate …})."""
+
+    rule: Rule
+
+    @property
+    def text(self) -> str:
+        """The rule's source path."""
+        return self.rule.source.text if self.rule.source is not None else self.rule.rid
+
+    def read(self, env: RunEnv, scope: Any) -> list[Any]:
+        """The rule's converted values."""
+        return self.rule._values(env, scope)[0]
 
 
 @dataclass(slots=True, eq=False)
@@ -108,8 +155,7 @@ class Rule:
     default: Any = UNSET
     each: Reader | None = None
     children: tuple[Rule, ...] = ()
-    template: Template | None = None
-    with_: dict[str, Reader | Format | Any] = field(default_factory=dict)
+    template_name: str | None = None  # the template this rule was expanded from (children hold its rules)
     source_system: str | None = None
     #: set by :meth:`seal`: a specialised runner for the common simple rules (no tracing), or None
     fast: Callable[[RunEnv, Any, dict[str, Any]], None] | None = None
@@ -122,7 +168,6 @@ class Rule:
         """
         simple = (
             self.each is None
-            and self.template is None
             and not self.children
             and self.translate is None
             and self.reference is None
@@ -152,7 +197,7 @@ class Rule:
         if self.when is not None and not self.when(env, scope):
             return
         if self.each is not None:
-            nested = self.template is not None or bool(self.children)
+            nested = bool(self.children)
             for item in self.each.read(env, scope):
                 if nested:
                     built = self._build(env, item, out, prefix)
@@ -163,7 +208,7 @@ class Rule:
                 if values:
                     self._write(env, out, values[0], prefix, raw)
             return
-        if self.template is not None or self.children:
+        if self.children:
             built = self._build(env, scope, out, prefix)
             if built:
                 self._write(env, out, built, prefix, None)
@@ -190,30 +235,8 @@ class Rule:
     def _build(self, env: RunEnv, scope: Any, out: dict[str, Any], prefix: str) -> dict[str, Any]:
         inner = self._child_prefix(out, prefix) if env.trace is not None else ""
         built: dict[str, Any] = {}
-        if self.template is not None:
-            params: dict[str, Any] = {}
-            for name, spec in self.with_.items():
-                if isinstance(spec, Format):
-                    text = spec.render(env, scope)
-                    params[name] = [text] if text is not None else []
-                elif isinstance(spec, Rule):
-                    params[name] = spec._values(env, scope)[0]
-                elif hasattr(spec, "read"):
-                    params[name] = spec.read(env, scope)
-                else:
-                    params[name] = spec
-            outer, outer_origins = env.via, env.origins
-            if env.trace is not None:
-                env.via = f"{self.rid} → template {self.template.name}: "
-                env.origins = {name: _origin(spec) for name, spec in self.with_.items()}
-            try:
-                for rule in self.template.rules:
-                    rule.apply(env, params, built, inner)
-            finally:
-                env.via, env.origins = outer, outer_origins
-        else:
-            for rule in self.children:
-                rule.apply(env, scope, built, inner)
+        for rule in self.children:
+            rule.apply(env, scope, built, inner)
         return built
 
     def _values(self, env: RunEnv, scope: Any) -> tuple[list[Any], list[Any]]:
@@ -302,12 +325,10 @@ class Rule:
     def _write(self, env: RunEnv, out: dict[str, Any], value: Any, prefix: str, raw: Any) -> None:
         if env.trace is not None and raw is not None:
             src = self.source.text if self.source is not None else (self.fmt.text if self.fmt else None)
-            if src is not None and src in env.origins:
-                src = f"{src} ({env.origins[src]})"
             shown = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
             if isinstance(raw, list) and not raw:
                 src, shown = "(default)", self.default
-            env.trace.append(TraceEntry(prefix + self.target.text, env.via + self.rid, src, shown, value))
+            env.trace.append(TraceEntry(prefix + self.target.text, self.rid, src, shown, value))
         self.target.assign(out, value)
 
 
@@ -368,14 +389,6 @@ def _const_runner(rule: Rule) -> Callable[[RunEnv, Any, dict[str, Any]], None]:
 
 def _nothing(env: RunEnv, scope: Any) -> list[Any]:
     return []
-
-
-def _origin(spec: Any) -> str:
-    """How a template parameter was filled, for traces."""
-    if isinstance(spec, Rule):
-        return spec.source.text if spec.source is not None else "(rule)"
-    text = getattr(spec, "text", None)
-    return str(text) if text is not None else f"const {spec!r}"
 
 
 def fresh(value: Any) -> Any:

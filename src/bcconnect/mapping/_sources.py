@@ -70,6 +70,17 @@ class VariableReader:
 
 
 @dataclass(frozen=True, slots=True)
+class EmptyReader:
+    """A template parameter the caller did not fill: never has a value."""
+
+    text: str
+
+    def read(self, env: Env, scope: Any) -> list[Any]:
+        """Nothing."""
+        return []
+
+
+@dataclass(frozen=True, slots=True)
 class JsonReader:
     """A JSON source path, relative to the scope (or the record root after ``^.``)."""
 
