@@ -117,3 +117,12 @@ def test_bad_concept_map_is_reported_with_its_line(tmp_path: Path) -> None:
     problems = _problems(root)
     assert [(Path(p.file).name, p.line) for p in problems] == [("m.json", 4)]
     assert "exactly one target" in problems[0].message
+
+
+def test_template_rules_may_read_only_their_parameters(tmp_path: Path) -> None:
+    """A template rule reading a record path (not a parameter or $variable) is reported in the template file."""
+    templates = TEMPLATES + "      - {target: given, from: forenames}\n"
+    root = _write(tmp_path, {"mapping-set.yaml": SET, "templates.yaml": templates})
+    problems = _problems(root)
+    assert [(Path(p.file).name, p.line) for p in problems] == [("templates.yaml", 6)]
+    assert "reads its parameters (family) or $variables" in problems[0].message
