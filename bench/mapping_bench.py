@@ -12,6 +12,7 @@ of ``--repeat`` runs, because the machine is shared.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -116,6 +117,17 @@ def trust_rates(records: list[Record], sets: dict[str, MappingSet]) -> dict[str,
     return out
 
 
+def cpu_model() -> str:
+    """The CPU model name (Linux), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     """Run the benchmark and write the Markdown table."""
     parser = argparse.ArgumentParser()
@@ -139,8 +151,9 @@ def main() -> None:
         "# Mapping + validation throughput",
         "",
         f"Command: `.venv/bin/python bench/mapping_bench.py --persons {args.persons} --seed {args.seed}`",
-        f"Machine: {platform.machine()}, {platform.processor() or 'unknown CPU'}, Python {platform.python_version()},"
-        " one process (one core), other users on the machine.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores shared with other users (load average"
+        f" {os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}; one process, CPU time,"
+        f" best of {args.repeat} runs for the fast column.",
         f"Input: the sandbox mix of all four trusts — {len(records)} records → {fast[3]} resources.",
         "",
         "| resource type | resources | map + fast validation (res/s) | map + full fhir.resources (res/s) |"
@@ -165,8 +178,8 @@ def main() -> None:
         "",
         f"Fast path: each new output shape (element names, list lengths, value types) is validated once with"
         f" fhir.resources ({shapes} shapes for this world), then only primitive values are checked, each with"
-        " the model's own pydantic validator (values seen valid are memoised). Every column but the last but one"
-        " includes parsing, mapping, terminology, security labels and the UK Core rules; a record's time is"
+        " the model's own pydantic validator (values seen valid are memoised). All columns except `model_validate`"
+        " alone include parsing, mapping, terminology, security labels and the UK Core rules; a record's time is"
         " split evenly over the resources it produced. `tests/unit/mapping/test_validation_differential.py`"
         " checks that the fast path accepts and rejects exactly what fhir.resources does.",
     ]
