@@ -190,6 +190,16 @@ class MappingSet:
                 out.append((spec.resource_type, resource_id(ctx.source_system, spec.resource_type, key)))
         return out
 
+    def stale_ids(self, record_type: str, context: MappingContext, result: MappingResult) -> list[tuple[str, str]]:
+        """Resources this source record can produce but did not this time — the ingest deletes them.
+
+        E.g. an RNA patient whose objection was withdrawn no longer produces its Consent; without this the
+        old Consent would keep withholding the record.
+        """
+        produced = {(r["resourceType"], r["id"]) for r in result.resources}
+        candidates = self.resource_ids_for(record_type, context.source_key, context)
+        return [pair for pair in candidates if pair not in produced]
+
     def unmapped_report(self) -> list[UnmappedCode]:
         """Local codes no ConceptMap translated since load, most frequent first."""
         return self.terminology.unmapped_report()

@@ -204,3 +204,15 @@ def test_hl7_repetition_filter_and_merge(mapping_set_of: SetOf) -> None:
         {"other": {"reference": f"Patient/{uuid5(f'{system}|Patient|NEW1')}"}, "type": "replaced-by"}
     ]
     assert old["active"] is False
+
+
+def test_withdrawn_objection_marks_the_consent_stale(mapping_set_of: SetOf) -> None:
+    """A patient record that no longer objects names its old Consent for deletion."""
+    rna = mapping_set_of("rna-json")
+    context = ctx("patient/P1", "RNA", "https://api.rna.nhs.uk")
+    data = {"patient_id": "P1", "surname": "X", "dob": "01/02/1990", "sex": "F", "shcr_objection": "Y"}
+    objecting = rna.map("patient", orjson.dumps(data), context=context)
+    consent = next((r["resourceType"], r["id"]) for r in objecting.resources if r["resourceType"] == "Consent")
+    assert rna.stale_ids("patient", context, objecting) == []
+    withdrawn = rna.map("patient", orjson.dumps({**data, "shcr_objection": "N"}), context=context)
+    assert rna.stale_ids("patient", context, withdrawn) == [consent]
