@@ -125,8 +125,6 @@ def _patient(res: dict[str, Any], out: list[str]) -> None:
                 f"Patient.identifier[{i}].extension: NHS number needs one verification status 01–08 in "
                 f"{NHS_NUMBER_VERIFICATION_SYSTEM}"
             )
-    for i, gp in enumerate(res.get("generalPractitioner") or ()):
-        _identifier_problems([gp.get("identifier")], f"Patient.generalPractitioner[{i}].identifier", out)
 
 
 def _require(element: str) -> Callable[[dict[str, Any], list[str]], None]:
@@ -165,4 +163,17 @@ def ukcore_problems(resource: dict[str, Any]) -> list[str]:
         out.append(f"{rtype}.meta.profile: expected the UK Core profile {expected}")
     for check in _CHECKS.get(rtype, ()):
         check(resource, out)
+    _reference_ods_problems(resource, rtype, out)
     return out
+
+
+def _reference_ods_problems(resource: dict[str, Any], rtype: str, out: list[str]) -> None:
+    """Top-level references by ODS code (GP, provider, requester …) must carry a well-formed code."""
+    for key, value in resource.items():
+        items = value if isinstance(value, list) else (value,)
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                ident = item.get("identifier")
+                if isinstance(ident, dict) and ident.get("system") in (ODS_ORGANIZATION_SYSTEM, ODS_SITE_SYSTEM):
+                    where = f"{rtype}.{key}[{i}].identifier" if isinstance(value, list) else f"{rtype}.{key}.identifier"
+                    _identifier_problems([ident], where, out)
