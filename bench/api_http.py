@@ -147,6 +147,8 @@ def main(args: argparse.Namespace) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, str(HERE / "api_server.py"), "--url", args.url, "--port", str(port)]
+    if args.plain:
+        command.append("--plain")
     with subprocess.Popen(command) as server:
         try:
             asyncio.run(scenarios(args, port, server.pid))
@@ -161,4 +163,5 @@ if __name__ == "__main__":
     parser.add_argument("--patients", type=int, required=True, help="patients in the store (pat0 … patN-1)")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--plain", action="store_true", help="serve a pass-through view (store + API layers only)")
     main(parser.parse_args())
