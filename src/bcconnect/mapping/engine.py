@@ -155,9 +155,15 @@ class MappingSet:
                 meta["profile"] = [spec.profile]
                 meta["source"] = meta_source
                 meta["tag"] = [*(meta.get("tag") or ()), ods_tag, tag]
-                self.security.apply(out, self.terminology)
+                matched = self.security.apply(out, self.terminology)
                 resources.append(out)
                 if env.trace is not None:
+                    for label_rule in matched:
+                        env.trace.append(
+                            TraceEntry(
+                                "meta.security[+]", f"security rule {label_rule.name}", None, None, label_rule.label
+                            )
+                        )
                     traces.append(env.trace)
         problems = [p for res in resources for p in self.validator.problems(res)]
         if problems:

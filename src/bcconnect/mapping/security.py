@@ -40,20 +40,26 @@ class SecurityRules:
 
     rules: tuple[SecurityRule, ...] = ()
 
-    def apply(self, resource: dict[str, Any], terminology: ConceptMaps) -> None:
-        """Add every matching rule's label to ``resource['meta']['security']`` (no duplicates)."""
+    def apply(self, resource: dict[str, Any], terminology: ConceptMaps) -> list[SecurityRule]:
+        """Add every matching rule's label to ``resource['meta']['security']`` (no duplicates).
+
+        Returns the rules that matched (``explain`` shows them).
+        """
+        matched: list[SecurityRule] = []
         if not self.rules:
-            return
+            return matched
         env = RunEnv(resource, {}, terminology)
         rtype = resource.get("resourceType")
         for rule in self.rules:
             if rule.resource not in (None, rtype) or not rule.when(env, resource):
                 continue
+            matched.append(rule)
             labels: list[dict[str, Any]] = resource.setdefault("meta", {}).setdefault("security", [])
             if not any(
                 lab.get("system") == rule.label["system"] and lab.get("code") == rule.label["code"] for lab in labels
             ):
                 labels.append(dict(rule.label))
+        return matched
 
 
 def load_security_rules(path: Path, problems: list[DefinitionProblem]) -> SecurityRules:
