@@ -5,9 +5,11 @@
 the golden Patient; every Patient reference is re-pointed to it (the source reference kept in the
 :data:`SOURCE_REFERENCE_EXTENSION`); ``patient=<person id>`` and the golden ``$everything`` span every trust.
 ``freshness_extension``/``freshness_header`` state how current each trust's data is on a Bundle and a response.
+In a person's ``$everything`` one fact sent by two trusts appears once with both trusts' tags.
 """
 
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
+from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
@@ -20,6 +22,7 @@ from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
+    "ALSO_RECORDED_AS_EXTENSION",
     "FRESHNESS_EXTENSION",
     "FRESHNESS_HEADER",
     "MATCH_GRADE_EXTENSION",

@@ -17,6 +17,7 @@ import orjson
 from bcconnect.fhir.constants import BCCONNECT_BASE
 from bcconnect.identity import Rules, compose_golden, is_person, person_patients, persons_of
 from bcconnect.store import EverythingQuery, SearchPage, StoredResource, Tx, everything, read_current
+from bcconnect.view._dedupe import collapse_same_facts
 
 #: extension on a re-pointed Reference: the source Patient it pointed at as stored
 SOURCE_REFERENCE_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-reference"
@@ -134,12 +135,20 @@ def person_centred(tx: Tx, resources: Iterable[StoredResource]) -> list[StoredRe
 
 
 def everything_for_person(
-    tx: Tx, person_id: str, query: EverythingQuery, *, at: int | None, offset: int, golden: StoredResource | None
+    tx: Tx,
+    person_id: str,
+    query: EverythingQuery,
+    *,
+    at: int | None,
+    offset: int,
+    golden: StoredResource | None,
+    priority: Sequence[str] = (),
 ) -> SearchPage:
     """``$everything`` of a golden Patient: the compartments of all its source Patients at one logical time.
 
     The golden Patient comes first, then every resource of every source in a stable order (type, id), so
-    offsets of later pages stay valid while the snapshot ``t`` is pinned.
+    offsets of later pages stay valid while the snapshot ``t`` is pinned. A fact two trusts both sent appears
+    once (see :mod:`bcconnect.view._dedupe`).
     """
     collected: dict[tuple[str, str], StoredResource] = {}
     t = at
@@ -153,7 +162,8 @@ def everything_for_person(
             if not page.has_more:
                 break
             step += len(page.matches)
-    ordered = sorted(collected.values(), key=lambda r: (r.resource_type, r.id))
+    # one fact sent by two trusts is shown once, carrying both trusts' tags
+    ordered = sorted(collapse_same_facts(list(collected.values()), priority), key=lambda r: (r.resource_type, r.id))
     if golden is not None and (not query.types or "Patient" in query.types):
         ordered.insert(0, golden)
     snapshot = t if t is not None else 0

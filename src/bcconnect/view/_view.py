@@ -238,7 +238,9 @@ class View:
             if person:
                 wanted = patient if not query.types or "Patient" in query.types else None
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
-                found = everything_for_person(tx, patient_id, query, at=at, offset=offset, golden=wanted)
+                found = everything_for_person(
+                    tx, patient_id, query, at=at, offset=offset, golden=wanted, priority=self.rules.source_priority
+                )
                 head = [m for m in found.matches if m is wanted]
                 rest = replace(found, matches=[m for m in found.matches if m is not wanted])
                 page = screen_page(

@@ -50,8 +50,11 @@ def source_patient(
     }
 
 
-def condition(ods: str, patient_id: str) -> dict[str, Any]:
-    """A Condition recorded at one trust for its source Patient."""
+CODES = {"RL4": "44054006", "RBK": "38341003", "RNA": "195967001", "RXK": "13645005"}
+
+
+def condition(ods: str, patient_id: str, code: str | None = None) -> dict[str, Any]:
+    """A Condition recorded at one trust for its source Patient (a different one per trust by default)."""
     return {
         "resourceType": "Condition",
         "id": f"{ods.lower()}-c1",
@@ -60,7 +63,8 @@ def condition(ods: str, patient_id: str) -> dict[str, Any]:
             "source": f"https://fhir.{ods.lower()}.nhs.uk/Condition/1",
         },
         "subject": {"reference": f"Patient/{patient_id}"},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code or CODES[ods]}]},
+        "onsetDateTime": "2020-05-01",
     }
 
 

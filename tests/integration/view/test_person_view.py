@@ -9,20 +9,27 @@ import pytest
 
 from bcconnect.identity import CONFLICT_EXTENSION, link_patients, person_of
 from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources, set_cursor
-from bcconnect.view import OPEN_ACCESS, SOURCE_REFERENCE_EXTENSION, View, freshness_extension, freshness_header
+from bcconnect.view import (
+    ALSO_RECORDED_AS_EXTENSION,
+    OPEN_ACCESS,
+    SOURCE_REFERENCE_EXTENSION,
+    View,
+    freshness_extension,
+    freshness_header,
+)
 
 from .conftest import TRUSTS, condition, dumps, source_patient
 
 pytestmark = pytest.mark.anyio
 
 
-async def _load(store: Store, patients: dict[str, dict[str, Any]]) -> str:
+async def _load(store: Store, patients: dict[str, dict[str, Any]], *, same_code: str | None = None) -> str:
     for ods, patient in patients.items():
 
         def page(tx: Tx, ods: str = ods, patient: dict[str, Any] = patient) -> None:
             put_resources(tx, [
                 ResourceWrite("Patient", patient["id"], dumps(patient), source=ods.lower(), compartment=patient["id"]),
-                ResourceWrite("Condition", f"{ods.lower()}-c1", dumps(condition(ods, patient["id"])),
+                ResourceWrite("Condition", f"{ods.lower()}-c1", dumps(condition(ods, patient["id"], same_code)),
                               source=ods.lower(), compartment=patient["id"]),
             ])  # fmt: skip
             link_patients(tx, [patient], ods_code=ods)
@@ -122,3 +129,22 @@ async def test_freshness_states_each_source_and_flags_stale_ones(store_url: str)
         assert ";fresh" in header
         assert "RBK=never;stale" in header
         assert len(freshness_extension(items)["extension"]) == 2
+
+
+async def test_one_fact_from_two_trusts_appears_once_with_both_provenances(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        person = await _load(store, {ods: source_patient(ods) for ods in ("RL4", "RNA")}, same_code="44054006")
+        view = View(store)
+        page = await view.everything(OPEN_ACCESS, person, [("_type", "Condition")])
+        (only,) = [_json(m.body) for m in page.matches]
+        assert [t["code"] for t in only["meta"]["tag"] if t["system"].endswith("ods-organization-code")] == [
+            "RL4",
+            "RNA",
+        ]
+        assert only["extension"] == [
+            {"url": ALSO_RECORDED_AS_EXTENSION, "valueReference": {"reference": "Condition/rna-c1"}}
+        ]
+        # each trust's record stays readable on its own, and a search still finds both
+        assert (await view.read(OPEN_ACCESS, "Condition", "rna-c1")).body is not None
+        found = await view.search(OPEN_ACCESS, "Condition", [("patient", person)])
+        assert len(found.page.matches) == 2
