@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 
 import anyio
+import anyio.abc
 
 from bcconnect.adapters import CircuitBreaker, MllpDelivery, Page, serve_mllp
 from bcconnect.config import AdapterConfig, Settings, SourceKind
@@ -65,8 +66,12 @@ async def run_daemon(
     settings: Settings,
     store: Store,
     environ: Mapping[str, str] | None = None,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Poll each pull adapter on its schedule and serve each push adapter's listener, until cancelled."""
+    """Poll each pull adapter on its schedule and serve each push adapter's listener, until cancelled.
+
+    ``task_status.started()`` is reported once every listener is bound (use ``await group.start(...)``).
+    """
     mappings_dir = settings.resolve(settings.paths.mappings_dir)
     async with anyio.create_task_group() as group:
         for raw_config in configs:
@@ -81,3 +86,4 @@ async def run_daemon(
                 log.info("mllp_listening", adapter=config.name, port=config.hl7v2.listen_port)
             else:
                 group.start_soon(partial(_poll_forever, config, store=store, mapping_set=mapping_set, environ=environ))
+        task_status.started()

@@ -1,0 +1,136 @@
+"""Sync throughput per dialect and end to end, into SQLite and PostgreSQL, with the sync's peak memory.
+
+The four sandboxes run in this process (a portal thread); every measured sync is the real ``bcconnect sync``
+command in a child process, so its wall time and peak RSS (from ``wait4``) are the engine's alone. Each case
+runs on a fresh store ``--repeat`` times; the median is reported.
+
+    .venv/bin/python bench/ingest_sync.py --persons 2000 --repeat 3 [--postgres-url URL]
+
+Results are printed and written to ``bench/results/ingest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import anyio.from_thread
+
+from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
+from bcconnect.config import AdapterConfig
+from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^(\w+): fetched (\d+) = new (\d+)")
+
+
+def _fresh_postgres(url: str) -> str:
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _run_sync(
+    world: World, drop: Path, configs: list[AdapterConfig], environ: dict[str, str], store_url: str
+) -> tuple[float, int, float]:
+    """One sync of ``configs`` into a fresh store; returns (seconds, records fetched, peak RSS MiB)."""
+    work = Path(tempfile.mkdtemp(prefix="bcbench-"))
+    try:
+        local_drop = work / "drop"
+        local_drop.mkdir()
+        for message in drop.glob("*.hl7"):
+            shutil.copy(message, local_drop / message.name)
+        configs = [replace(c, hl7v2=replace(c.hl7v2, drop_dir=str(local_drop))) for c in configs]
+        config = write_demo_config(work, port=8080, configs=configs, environ=environ)
+        text = config.read_text().replace('url = "sqlite:///bcconnect.db"', f'url = "{store_url}"')
+        config.write_text(text)
+        env = {**os.environ, **environ, "BCCONNECT_LOGGING_LEVEL": "warning"}
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "sync"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        out = child.stdout.read() if child.stdout else ""
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        if status != 0:
+            raise SystemExit(f"sync failed:\n{out}")
+        fetched = sum(int(m.group(2)) for line in out.splitlines() if (m := LINE.match(line)))
+        return seconds, fetched, usage.ru_maxrss / 1024
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres-url", default=os.environ.get("BCCONNECT_TEST_POSTGRES_URL"))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.md")
+    args = parser.parse_args()
+
+    drop = Path(tempfile.mkdtemp(prefix="bcbench-drop-"))
+    rows: list[tuple[str, str, int, float, float, float]] = []
+    settings = SandboxSettings(persons=args.persons, seed=args.seed)
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(running_sandboxes(settings, hl7_drop_dir=drop)) as world,
+    ):
+        portal.call(world.deliver_hl7)
+        configs, environ = world_adapters(world, hl7_drop_dir=drop)
+        cases = [(c.name, [c]) for c in configs] + [("all four (end to end)", configs)]
+        backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+        for backend in backends:
+            for label, chosen in cases:
+                runs = []
+                for _ in range(args.repeat):
+                    url = "sqlite:///bcconnect.db" if backend == "sqlite" else _fresh_postgres(args.postgres_url)
+                    runs.append(_run_sync(world, drop, chosen, environ, url))
+                seconds = statistics.median(r[0] for r in runs)
+                fetched = runs[0][1]
+                rss = statistics.median(r[2] for r in runs)
+                rows.append((backend, label, fetched, seconds, fetched / seconds, rss))
+                rate = fetched / seconds
+                print(f"{backend:10} {label:22} {fetched:7} records {seconds:6.2f} s {rate:7.0f}/s {rss:6.0f} MiB")
+    shutil.rmtree(drop, ignore_errors=True)
+
+    lines = [
+        "# Ingest throughput",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {platform.system()}.",
+        f"Command: `.venv/bin/python bench/ingest_sync.py --persons {args.persons} --repeat {args.repeat}`"
+        + (" --postgres-url …" if args.postgres_url else ""),
+        "",
+        "Each row: the real `bcconnect sync` in a child process on a fresh store (median of the repeats), against"
+        " the loopback sandboxes running in the parent process on the same 2 cores. Time includes process"
+        " start-up (~1 s of imports). Peak RSS is the sync process's own.",
+        "",
+        "| backend | adapter | records | seconds (median) | records/s | peak RSS MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {b} | {label} | {n} | {s:.2f} | {rate:.0f} | {rss:.0f} |" for b, label, n, s, rate, rss in rows]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

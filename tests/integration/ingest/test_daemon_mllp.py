@@ -1,0 +1,50 @@
+"""``bcconnect run``'s push path: the RBK sandbox sends HL7 v2 over MLLP to the daemon's listener, which ACKs
+each message only after it is committed, and keeps even the unparseable ones (answered AR) in quarantine."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bcconnect.config import Hl7Settings, Settings
+from bcconnect.ingest import run_daemon
+from bcconnect.sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from bcconnect.store import Store, list_quarantine, resource_types
+
+from .conftest import MAPPINGS, adapters_for
+
+pytestmark = pytest.mark.anyio
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_mllp_messages_are_acked_after_commit_and_rejects_kept(tmp_path: Path, sqlite_store: Store) -> None:
+    """Every message is answered; AA ones are in the store, AR ones wait in quarantine with the reason."""
+    port = _free_port()
+    faults = FaultSettings(seed=3, hl7_malformed_rate=0.1)
+    settings = SandboxSettings(persons=30, seed=8, trusts=("RBK",), faults=faults)
+    async with running_sandboxes(settings, hl7_target=("127.0.0.1", port)) as world:
+        configs, _ = adapters_for(world, tmp_path)
+        rbk = replace(configs["RBK"], hl7v2=Hl7Settings(mode="mllp", listen_host="127.0.0.1", listen_port=port))
+        engine = Settings(root=tmp_path, paths=Settings().paths.__class__(mappings_dir=str(MAPPINGS)))
+        async with anyio.create_task_group() as group:
+            await group.start(partial(run_daemon, [rbk], settings=engine, store=sqlite_store))
+            with anyio.fail_after(60):
+                counts = await world.deliver_hl7()
+            group.cancel_scope.cancel()
+    assert counts["messages"] > 0
+    assert counts.get("acked_aa", 0) + counts.get("acked_ar", 0) == counts["messages"], counts
+    assert counts.get("acked_ar", 0) == world.fault_counts()["RBK"].get("hl7_malformed", 0) > 0
+    quarantined = await sqlite_store.read(lambda tx: list_quarantine(tx, adapter="rbk"))
+    assert len(quarantined) == counts["acked_ar"]
+    assert all(q.entry.reason.value == "parse" and q.entry.message for q in quarantined)
+    assert "Patient" in await sqlite_store.read(resource_types)
