@@ -13,7 +13,7 @@ import anyio
 import orjson
 
 from bcconnect.cli.common import SubParsers, settings_from
-from bcconnect.config import AdapterConfig, Settings, load_adapters
+from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
     SyncReport,
@@ -22,6 +22,7 @@ from bcconnect.ingest import (
     resolve_adapter,
     run_daemon,
     summarise,
+    sweep_deletes,
     sync_adapters,
 )
 from bcconnect.ingest._runs import watermark_of
@@ -41,6 +42,11 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     """Add the ingest commands."""
     p = sub.add_parser("sync", help="one pass of every (or one) adapter, then exit")
     p.add_argument("--adapter", metavar="NAME", help="only this adapter")
+    p.add_argument(
+        "--reconcile-deletes",
+        action="store_true",
+        help="then list every id each FHIR source holds and tombstone what it no longer has",
+    )
     p.set_defaults(handler=_sync)
 
     p = sub.add_parser("run", help="daemon: every adapter on its schedule, HL7 listeners, optionally the API")
@@ -139,7 +145,22 @@ def _sync(args: argparse.Namespace) -> int:
     reports = anyio.run(go)
     for report in reports:
         _print_report(report)
-    return 0 if all(r.ok and r.balanced for r in reports) else 1
+    ok = all(r.ok and r.balanced for r in reports)
+    if ok and args.reconcile_deletes:
+        anyio.run(partial(_sweep, settings, [c for c in configs if c.kind is SourceKind.FHIR_API]))
+    return 0 if ok else 1
+
+
+async def _sweep(settings: Settings, configs: Sequence[AdapterConfig]) -> None:
+    mappings_dir = settings.resolve(settings.paths.mappings_dir)
+    async with open_store(settings.store_url()) as store:
+        for config in configs:
+            mapping_set = load_mapping_set(mappings_dir / config.mapping_set)
+            report = await sweep_deletes(config, store=store, mapping_set=mapping_set)
+            print(
+                f"{config.name}: reconciliation sweep listed {sum(report.listed.values())} source ids,"
+                f" tombstoned {sum(report.deleted.values())} resources the source no longer has"
+            )
 
 
 def _run(args: argparse.Namespace) -> int:

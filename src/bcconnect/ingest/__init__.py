@@ -12,6 +12,7 @@ from bcconnect.ingest._daemon import mllp_sink, run_daemon
 from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
 from bcconnect.ingest._report import PageCounts, SyncReport
 from bcconnect.ingest._runs import RunSummary, summarise
+from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "RemapReport",
     "ReplayResult",
     "RunSummary",
+    "SweepReport",
     "SyncReport",
     "mllp_sink",
     "process_page",
@@ -27,6 +29,7 @@ __all__ = [
     "resolve_adapter",
     "run_daemon",
     "summarise",
+    "sweep_deletes",
     "sync_adapter",
     "sync_adapters",
 ]
