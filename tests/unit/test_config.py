@@ -1,0 +1,127 @@
+"""Configuration: typed values, environment overrides, and errors that name the file, the key and the
+expectation — read by the library and through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bcconnect.config import AuthMode, SourceKind, load_adapter, load_adapters, load_settings
+from bcconnect.errors import ConfigError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_values_are_typed_and_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    """Ports are ints, modes are enums, and a relative SQLite path is relative to the config file."""
+    cfg = _write(tmp_path / "etc" / "bcconnect.toml", '[api]\nport = 9090\n[auth]\nmode = "none"\n')
+    settings = load_settings(cfg, environ={})
+    assert settings.api.port == 9090
+    assert settings.auth.mode is AuthMode.NONE
+    assert settings.store_url() == f"sqlite:///{tmp_path / 'etc' / 'bcconnect-data' / 'bcconnect.db'}"
+
+
+def test_environment_variables_override_the_file(tmp_path: Path) -> None:
+    """BCCONNECT_<SECTION>_<KEY> wins over the file, converted to the declared type."""
+    cfg = _write(tmp_path / "bcconnect.toml", "[api]\nport = 9090\n")
+    settings = load_settings(cfg, environ={"BCCONNECT_API_PORT": "7070", "BCCONNECT_STORE_URL": "postgresql://x/y"})
+    assert settings.api.port == 7070
+    assert settings.store_url() == "postgresql://x/y"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ('[api]\nport = "eighty"\n', "api.port", "expected int"),
+        ("[api]\nprot = 80\n", "api.prot", "expected one of"),
+        ('[auth]\nmode = "maybe"\n', "auth.mode", "one of 'jwt', 'none'"),
+        ('[store]\nurl = "mysql://db"\n', "store.url", "sqlite:///"),
+        ("[api]\nport = 70000\n", "api.port", "TCP port"),
+        ("api = 3\n", "api", "expected a table"),
+    ],
+)
+def test_a_bad_value_names_file_key_and_expectation(tmp_path: Path, text: str, key: str, expected: str) -> None:
+    """Each mistake is reported with where it is and what would have been right."""
+    cfg = _write(tmp_path / "bcconnect.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg, environ={})
+    message = str(caught.value)
+    assert str(cfg) in message
+    assert repr(key) in message
+    assert expected in message
+
+
+def test_a_bad_environment_value_is_reported_too(tmp_path: Path) -> None:
+    """An override that does not convert names its key like a file value would."""
+    with pytest.raises(ConfigError, match=r"'api\.port'.*expected int"):
+        load_settings(tmp_path / "absent.toml", environ={"BCCONNECT_API_PORT": "http"})
+
+
+def test_toml_syntax_errors_name_the_file(tmp_path: Path) -> None:
+    """A file that is not TOML at all is named, with the parser's reason."""
+    cfg = _write(tmp_path / "bcconnect.toml", "[api\nport = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg, environ={})
+
+
+def test_adapter_files_load_and_check_what_their_kind_needs(tmp_path: Path) -> None:
+    """A FHIR adapter needs a base URL; names must be unique across the adapters folder."""
+    good = _write(
+        tmp_path / "a" / "adapter.toml",
+        'name = "a"\nods_code = "RL4"\nkind = "fhir_api"\nmapping_set = "m"\nbase_url = "http://x"\n',
+    )
+    assert load_adapter(good).kind is SourceKind.FHIR_API
+    bad = _write(
+        tmp_path / "b" / "adapter.toml", 'name = "b"\nods_code = "RNA"\nkind = "json_api"\nmapping_set = "m"\n'
+    )
+    with pytest.raises(ConfigError, match=r"'base_url'.*needs base_url"):
+        load_adapter(bad)
+    bad.write_text(good.read_text())
+    with pytest.raises(ConfigError, match="adapter name 'a' is also used by"):
+        load_adapters(tmp_path)
+
+
+def test_a_secret_is_read_from_the_variable_the_file_names(tmp_path: Path) -> None:
+    """Secrets are never in the file; a named variable that is unset is a clear error."""
+    cfg = _write(
+        tmp_path / "x" / "adapter.toml",
+        'name = "x"\nods_code = "RL4"\nkind = "fhir_api"\nmapping_set = "m"\nbase_url = "http://x"\n'
+        '[auth]\ntype = "oauth2_client_credentials"\nclient_id = "c"\nclient_secret_env = "X_SECRET"\n',
+    )
+    adapter = load_adapter(cfg)
+    assert adapter.secret(adapter.auth.client_secret_env, {"X_SECRET": "s3"}) == "s3"
+    with pytest.raises(ConfigError, match="X_SECRET"):
+        adapter.secret(adapter.auth.client_secret_env, {})
+
+
+def test_the_cli_reports_a_bad_config_in_one_sentence_with_exit_code_2(tmp_path: Path) -> None:
+    """Through the real command line: exit code 2 and one line naming file and key."""
+    cfg = _write(tmp_path / "bcconnect.toml", '[api]\nport = "eighty"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "bcconnect.cli.main", "--config", str(cfg), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(cfg) in lines[0]
+    assert "'api.port'" in lines[0]
+
+
+def test_the_cli_reports_usage_errors_with_exit_code_2() -> None:
+    """An unknown command is one sentence and exit code 2, not a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bcconnect.cli.main", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    assert "Traceback" not in result.stderr
