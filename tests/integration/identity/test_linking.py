@@ -247,3 +247,17 @@ async def test_persons_holding_two_verified_numbers_are_never_joined(store_url: 
         await _link(store, "RBK", patient("w", ods="RBK", nhs=None))
         await _link(store, "RXK", patient("v", ods="RXK", nhs="9990000026", status="01"))
         assert await _person(store, "x") != await _person(store, "v")
+
+
+async def test_a_merged_record_follows_its_survivor_when_a_steward_moves_it(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await _link(store, "RL4", patient("a"))
+        moved = patient("b", ods="RNA", nhs=None, postcode="DY1 4AB", phone="07700900999")
+        await _link(store, "RNA", moved)
+        retired = patient("r", ods="RNA", nhs=None, given="Peggy", postcode="DY1 4AB", phone=None)
+        retired["link"] = [{"other": {"reference": "Patient/b"}, "type": "replaced-by"}]
+        await _link(store, "RNA", retired)
+        assert await _person(store, "r") == await _person(store, "b")
+        (item,) = [r for r in await store.read(lambda tx: list_reviews(tx)) if r.patient_id == "b"]
+        await store.write(lambda tx: accept_review(tx, item.review_id, actor="steward1"))
+        assert await _person(store, "r") == await _person(store, "b") == await _person(store, "a")
