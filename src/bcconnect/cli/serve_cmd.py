@@ -11,7 +11,7 @@ import anyio
 from bcconnect.api import make_server
 from bcconnect.api._security import security_hooks
 from bcconnect.cli.common import SubParsers, settings_from
-from bcconnect.config import AuthMode, Settings
+from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
 from bcconnect.security import SecurityGate
@@ -46,7 +46,16 @@ async def serve_api(
         raise UsageError("auth mode is 'none' in the configuration: start with --no-auth to confirm it")
     gate = SecurityGate.from_settings(settings, store, allow_no_auth=allow_no_auth)
     authenticate, on_complete = security_hooks(gate)
-    view = View(store, default_count=settings.api.default_count, max_count=settings.api.max_count)
+    adapters_dir = settings.resolve(settings.paths.adapters_dir)
+    adapters = load_adapters(adapters_dir) if adapters_dir.is_dir() else []
+    view = View(
+        store,
+        default_count=settings.api.default_count,
+        max_count=settings.api.max_count,
+        sensitivity=gate.policy,
+        source_ods={a.name: a.ods_code for a in adapters},
+        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+    )
     server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve)

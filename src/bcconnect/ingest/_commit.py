@@ -18,7 +18,7 @@ from bcconnect.ingest._ordering import record_source_times, source_order, stored
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
 from bcconnect.ingest._report import PageCounts
 from bcconnect.mapping import MappingSet
-from bcconnect.security import record_objection_from_resource
+from bcconnect.security import forget_objection_origin, record_objection_from_resource
 from bcconnect.store import (
     QuarantineEntry as StoredQuarantineEntry,
 )
@@ -94,6 +94,8 @@ def commit_page(
     for p in prepared.records:
         for resource_type, resource_id in p.deletes:
             deleted += delete_resource(tx, resource_type, resource_id) is not None
+            if resource_type in ("Consent", "Flag"):  # what a deleted record said about objection goes too
+                forget_objection_origin(tx, f"{resource_type}/{resource_id}")
     quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
     for entry in [*quarantined, *prepared.rejects]:
         add_quarantine(tx, _stored_entry(entry, adapter=adapter, mapping_set=mapping_set))

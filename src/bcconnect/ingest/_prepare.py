@@ -157,7 +157,9 @@ def map_record(
             deletes = mapping_set.resource_ids_for(record.record_type, record.source_key, context)
             return PreparedRecord(record, outcome, deletes=list(deletes))
         result = mapping_set.map(record.record_type, record.payload, context=context)
-        return PreparedRecord(record, outcome, resources=list(result.resources))
+        # what this record produced before but not now (a withdrawn objection's Consent) is deleted
+        stale = mapping_set.stale_ids(record.record_type, context, result)
+        return PreparedRecord(record, outcome, resources=list(result.resources), deletes=stale)
     except RecordError as exc:
         entry = QuarantineEntry(
             record_type=record.record_type,

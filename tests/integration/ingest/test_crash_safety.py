@@ -21,7 +21,7 @@ import anyio.from_thread
 import pytest
 
 from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
-from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
+from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
 
 KILLS = int(os.environ.get("BCCONNECT_CRASH_KILLS", "20"))
 BCCONNECT = [sys.executable, "-m", "bcconnect.cli.main"]
@@ -31,7 +31,9 @@ BCCONNECT = [sys.executable, "-m", "bcconnect.cli.main"]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Path]]:
     """The RL4 (FHIR) and RNA (vendor JSON) sandboxes serving one population, for the whole module."""
     drop = tmp_path_factory.mktemp("drop")
-    settings = SandboxSettings(persons=150, seed=11, trusts=("RL4", "RNA"))
+    # a little latency per request keeps each sync running for several seconds, so the kills land inside it
+    faults = FaultSettings(seed=1, latency_ms=25)
+    settings = SandboxSettings(persons=150, seed=11, trusts=("RL4", "RNA"), faults=faults)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(running_sandboxes(settings, hl7_drop_dir=drop)) as running,
