@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bcconnect.errors import InvalidRequest
 from bcconnect.search._model import Include, SearchQuery, Total
@@ -44,22 +45,32 @@ class SearchPage:
     has_more: bool
 
 
-def snapshot(tx: Tx, at: int | None) -> int:
-    """The logical time to read at: ``at`` (a later page) or the current one; refuse a future ``at``."""
-    now = current_t(tx)
+def check_snapshot(tx: Tx, at: int | None) -> None:
+    """Refuse an ``at`` (from a page link) later than this store's clock."""
     if at is None:
-        return now
-    if at > now:
+        return
+    if at > current_t(tx):
         raise InvalidRequest("the page link refers to a state this store has not reached; search again")
-    return at
 
 
-def _where(query: SearchQuery, at: int) -> tuple[str, list[object]]:
+#: selected first in a page query at "now", so the snapshot's clock comes back without another round trip
+_CLOCK = "(SELECT t FROM store_clock WHERE id = 1)"
+
+
+def _page_t(tx: Tx, at: int | None, rows: Sequence[Sequence[Any]]) -> int:
+    """The logical time of the page: ``at``, or the clock read with the rows (or read now: same snapshot)."""
+    if at is not None:
+        return at
+    return int(rows[0][0]) if rows else current_t(tx)
+
+
+def _where(query: SearchQuery, at: int | None) -> tuple[str, list[object]]:
     ranked = sorted(query.clauses, key=driver_rank)
     has_id = any(c.param.code == "_id" for c in query.clauses)
     driven = bool(ranked) and not has_id and driver_rank(ranked[0]) < 99
-    conds = [f"{type_match('v', driven)} AND {valid_at('v')}"]
-    params: list[object] = [query.resource_type, at, at]
+    live, live_params = valid_at("v", at)
+    conds = [f"{type_match('v', driven)} AND {live}"]
+    params: list[object] = [query.resource_type, *live_params]
     for position, clause in enumerate(ranked):
         check_supported(clause)
         driver = position == 0 and not has_id and driver_rank(clause) < 99
@@ -71,13 +82,14 @@ def _where(query: SearchQuery, at: int) -> tuple[str, list[object]]:
 
 def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
     """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now)."""
-    t = snapshot(tx, at)
-    where, params = _where(query, t)
+    check_snapshot(tx, at)
+    where, params = _where(query, at)
     total: int | None = None
     want_total = query.total in (Total.ACCURATE, Total.ESTIMATE) or query.count == 0
     if query.count == 0:
-        row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
-        return SearchPage(t, offset, [], [], int(row[0]) if row else 0, False)
+        row = tx.query_one(f"SELECT COUNT(*), {_CLOCK} FROM resource_versions v WHERE {where}", params)
+        assert row is not None  # an aggregate always returns a row
+        return SearchPage(at if at is not None else int(row[1]), offset, [], [], int(row[0]), False)
     order: list[str] = ["v.vid"]
     order_params: list[object] = []
     for key in query.sort:
@@ -85,37 +97,39 @@ def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0
         order.insert(len(order) - 1, expr)
         order_params += extra
     rows = tx.query(
-        f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
+        f"SELECT {_CLOCK}, v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
         f" ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
         [*params, *order_params, query.count + 1, offset],
     )
+    t = _page_t(tx, at, rows)
     has_more = len(rows) > query.count
     rows = rows[: query.count]
-    matches = [stored_from_row(r[1:]) for r in rows]
+    matches = [stored_from_row(r[2:]) for r in rows]
     if query.total is not Total.NONE:
         if offset == 0 and not has_more:
             total = len(matches)
         elif want_total or query.total is None:
             row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
             total = int(row[0]) if row else None
-    included = _includes(tx, query, [int(r[0]) for r in rows], matches, t)
+    included = _includes(tx, query, [int(r[1]) for r in rows], matches, at)
     return SearchPage(t, offset, matches, included, total, has_more)
 
 
-def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int) -> list[tuple[int, StoredResource]]:
+def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int | None) -> list[tuple[int, StoredResource]]:
     out = []
+    live, live_params = valid_at("v", at)
     for i in range(0, len(ids), 500):
         chunk = list(ids[i : i + 500])
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {valid_at('v')}",
-            [rtype, *chunk, at, at],
+            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {live}",
+            [rtype, *chunk, *live_params],
         )
         out += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return out
 
 
-def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int) -> list[tuple[int, StoredResource]]:
+def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int | None) -> list[tuple[int, StoredResource]]:
     if not vids:
         return []
     sql = (
@@ -133,7 +147,10 @@ def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int) -> list[tuple[i
     return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, ids, at)]
 
 
-def _reverse(tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int) -> list[tuple[int, StoredResource]]:
+def _reverse(
+    tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int | None
+) -> list[tuple[int, StoredResource]]:
+    live, live_params = valid_at("v", at)
     found: list[tuple[int, StoredResource]] = []
     by_type: dict[str, list[str]] = {}
     for r in targets:
@@ -142,17 +159,17 @@ def _reverse(tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int) -
     for rtype, ids in by_type.items():
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE {type_match('v', True)} AND {valid_at('v')} AND v.vid IN (SELECT vid FROM idx_reference"
+            f" WHERE {type_match('v', True)} AND {live} AND v.vid IN (SELECT vid FROM idx_reference"
             f" WHERE res_type = ? AND param = ? AND target_type = ? AND target_id IN ({','.join('?' * len(ids))}))"
             " LIMIT ?",
-            [inc.source_type, at, at, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
+            [inc.source_type, *live_params, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
         )
         found += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return found
 
 
 def _includes(
-    tx: Tx, query: SearchQuery, vids: list[int], matches: list[StoredResource], at: int
+    tx: Tx, query: SearchQuery, vids: list[int], matches: list[StoredResource], at: int | None
 ) -> list[StoredResource]:
     if not (query.includes or query.revincludes) or not matches:
         return []
@@ -194,18 +211,22 @@ class EverythingQuery:
 
 def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
     """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references."""
-    t = snapshot(tx, at)
+    check_snapshot(tx, at)
+    live_cv, live_params = valid_at("cv", at)
+    live_rv, _ = valid_at("rv", at)
     compartment = (
         "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
-        f" WHERE pc.patient_id = ? AND {valid_at('cv')}"
+        f" WHERE pc.patient_id = ? AND {live_cv}"
     )
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
         "SELECT rv.vid FROM (SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM idx_reference r"
         f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})) tr"
-        f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {valid_at('rv')}"
+        f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {live_rv}"
     )
-    params: list[object] = [query.patient_id, t, t, query.patient_id, t, t, *EVERYTHING_REFERENCED, t, t]
+    params: list[object] = [
+        query.patient_id, *live_params, query.patient_id, *live_params, *EVERYTHING_REFERENCED, *live_params,
+    ]  # fmt: skip
     where = f"v.vid IN ({compartment} UNION {referenced})"
     if query.types:
         where += f" AND v.res_type IN ({','.join('?' * len(query.types))})"
@@ -226,14 +247,17 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         where += f" AND (NOT EXISTS ({dated}) OR EXISTS ({dated} AND {' AND '.join(rng)}))"
         params += rng_params
     if query.count == 0:
-        row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
-        return SearchPage(t, offset, [], [], int(row[0]) if row else 0, False)
+        row = tx.query_one(f"SELECT COUNT(*), {_CLOCK} FROM resource_versions v WHERE {where}", params)
+        assert row is not None  # an aggregate always returns a row
+        return SearchPage(at if at is not None else int(row[1]), offset, [], [], int(row[0]), False)
     rows = tx.query(
-        f"SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE {where} ORDER BY v.res_type, v.vid LIMIT ? OFFSET ?",
+        f"SELECT {_CLOCK}, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
+        " ORDER BY v.res_type, v.vid LIMIT ? OFFSET ?",
         [*params, query.count + 1, offset],
     )
+    t = _page_t(tx, at, rows)
     has_more = len(rows) > query.count
-    matches = [stored_from_row(r) for r in rows[: query.count]]
+    matches = [stored_from_row(r[1:]) for r in rows[: query.count]]
     total: int | None = len(matches) if offset == 0 and not has_more else None
     if total is None:
         row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)

@@ -42,9 +42,15 @@ _TABLE = {
 _TOP = "\U0010ffff"
 
 
-def valid_at(alias: str) -> str:
-    """The condition "version ``alias`` is the live one at logical time ?" (takes the time twice)."""
-    return f"{alias}.t <= ? AND ({alias}.t_end IS NULL OR {alias}.t_end > ?) AND {alias}.deleted = 0"
+def valid_at(alias: str, at: int | None) -> SQL:
+    """The condition "version ``alias`` is live at logical time ``at``" and its parameters.
+
+    ``at=None`` means "now, in this transaction's snapshot": every visible version has ``t`` at or below the
+    clock this snapshot sees, so live is simply "not superseded" and no clock lookup is needed.
+    """
+    if at is None:
+        return f"{alias}.t_end IS NULL AND {alias}.deleted = 0", []
+    return f"{alias}.t <= ? AND ({alias}.t_end IS NULL OR {alias}.t_end > ?) AND {alias}.deleted = 0", [at, at]
 
 
 def type_match(alias: str, driven: bool) -> str:
@@ -135,7 +141,7 @@ def _token_condition(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
     return " OR ".join(parts), params
 
 
-def _value_condition(clause: Clause, at: int, alias: str) -> SQL:
+def _value_condition(clause: Clause, at: int | None, alias: str) -> SQL:
     """The OR of the clause's values over one index table's columns (unqualified)."""
     ors: list[str] = []
     params: list[object] = []
@@ -143,12 +149,13 @@ def _value_condition(clause: Clause, at: int, alias: str) -> SQL:
         for target_type, inner in clause.chain.clauses:
             inner_alias = f"{alias}c"
             cond, inner_params = compile_clause(target_type, inner, inner_alias, at, driver=True)
+            live, live_params = valid_at(inner_alias, at)
             ors.append(
                 "(target_type = ? AND target_id IN ("
                 f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
-                f" WHERE {type_match(inner_alias, True)} AND {valid_at(inner_alias)} AND {cond}))"
+                f" WHERE {type_match(inner_alias, True)} AND {live} AND {cond}))"
             )
-            params += [target_type, target_type, at, at, *inner_params]
+            params += [target_type, target_type, *live_params, *inner_params]
         return " OR ".join(ors), params
     for v in clause.values:
         if isinstance(v, StringValue):
@@ -211,8 +218,8 @@ def driver_rank(clause: Clause) -> int:
     }[kind]
 
 
-def compile_clause(rtype: str, clause: Clause, alias: str, at: int, *, driver: bool) -> SQL:
-    """A condition on version row ``alias`` for ``clause`` at logical time ``at``.
+def compile_clause(rtype: str, clause: Clause, alias: str, at: int | None, *, driver: bool) -> SQL:
+    """A condition on version row ``alias`` for ``clause`` at logical time ``at`` (None: now).
 
     The ``driver`` clause is written ``vid IN (index lookup)`` so the database starts from its index; the
     others are correlated ``EXISTS`` probes of the candidates (cheap through the ``(vid, param)`` indexes).
