@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -20,3 +24,34 @@ def anyio_backend() -> str:
 def shared_dir() -> Path:
     """The read-only reference material (FHIR R4 definitions, UK Core) beside the project."""
     return SHARED_DIR
+
+
+PG_ENV = "BCCONNECT_TEST_POSTGRES_URL"
+
+
+def _postgres_url() -> Iterator[str]:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set: CI must test PostgreSQL (scripts/test starts one)")
+        pytest.skip(f"{PG_ENV} is not set (scripts/test-postgres start prints one)")
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema (its own search_path)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield from _postgres_url()

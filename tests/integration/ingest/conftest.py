@@ -34,6 +34,13 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
         yield store
 
 
+@pytest.fixture
+async def any_store(store_url: str) -> AsyncIterator[Store]:
+    """A fresh store on each backend: SQLite, then PostgreSQL."""
+    async with open_store(store_url) as store:
+        yield store
+
+
 def adapters_for(world: object, tmp_path: Path) -> tuple[dict[str, AdapterConfig], dict[str, str]]:
     """The demo's adapter configurations for a running world, by trust, with the secrets they name."""
     configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")  # type: ignore[arg-type]
