@@ -113,6 +113,16 @@ def next_time(tx: Tx, versions: int) -> tuple[int, int]:
     return int(row[0]), int(row[1]) - versions + 1
 
 
+def lock_clock(tx: Tx) -> None:
+    """Serialise writers before they read current versions (PostgreSQL; SQLite has a single writer).
+
+    Without it two concurrent writers of the same new resource would both decide "version 1" and the second
+    would fail on the unique version key.
+    """
+    if tx.dialect == "postgresql":
+        tx.execute("SELECT t FROM store_clock WHERE id = 1 FOR UPDATE")
+
+
 def current_t(tx: Tx) -> int:
     """The logical time of the snapshot this transaction sees."""
     row = tx.query_one("SELECT t FROM store_clock WHERE id = 1")
@@ -163,6 +173,7 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
         parsed[(w.resource_type, w.id)] = (w, resource, content_hash(resource))
     if not parsed:
         return WriteCounts()
+    lock_clock(tx)
     current = _current(tx, list(parsed))
     todo = [
         (key, item)
@@ -259,6 +270,7 @@ class _IndexBatch:
 
 def delete_resource(tx: Tx, resource_type: str, resource_id: str) -> int | None:
     """Record a deletion (a tombstone version); return its version, or None if absent or already deleted."""
+    lock_clock(tx)
     row = tx.query_one(
         "SELECT vid, version, deleted, compartment, source FROM resources WHERE res_type = ? AND res_id = ?",
         (resource_type, resource_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -275,3 +276,13 @@ async def test_versions_remember_their_compartment(store_url: str) -> None:
         stored = await store.read(lambda tx: read_current(tx, "Patient", "a"))
     assert stored is not None
     assert stored.compartment == "a"
+
+
+async def test_concurrent_writers_of_one_resource_both_succeed(store_url: str) -> None:
+    """Writers are serialised: two transactions creating the same resource make versions 1 and 2."""
+    async with open_store(store_url) as store:
+        async with anyio.create_task_group() as tg:
+            for family in ("Ng", "Li"):
+                tg.start_soon(store.write, partial(put_resources, writes=[patient("same", family)]))
+        versions = await store.read(lambda tx: history(tx, "Patient", "same"))
+    assert [v.version for v in versions] == [2, 1]
