@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 import orjson
 
@@ -50,11 +52,22 @@ def _version_headers(resource: StoredResource) -> dict[str, str]:
 
 
 def _not_modified(request: Request, resource: StoredResource) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; otherwise If-Modified-Since (second precision)."""
     wanted = request.header("if-none-match")
-    if not wanted:
+    if wanted:
+        tags = {t.strip() for t in wanted.split(",")}
+        return "*" in tags or f'W/"{resource.version}"' in tags or f'"{resource.version}"' in tags
+    since = request.header("if-modified-since")
+    if not since:
         return False
-    tags = {t.strip() for t in wanted.split(",")}
-    return "*" in tags or f'W/"{resource.version}"' in tags or f'"{resource.version}"' in tags
+    try:
+        client_time = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored, as the RFC asks
+    if client_time.tzinfo is None:
+        return False
+    modified = datetime.fromisoformat(resource.last_updated.replace("Z", "+00:00")).replace(microsecond=0)
+    return modified <= client_time
 
 
 def _single(request: Request, resource: StoredResource) -> Response:

@@ -45,6 +45,12 @@ async def test_read_serves_stored_json_with_etag_and_last_modified(client: httpx
     again = await client.get("/Patient/p1", headers={"if-none-match": 'W/"1"'})
     assert again.status_code == 304
     assert again.content == b""
+    assert (await client.get("/Patient/p1", headers={"if-none-match": 'W/"0"'})).status_code == 200
+    since = await client.get("/Patient/p1", headers={"if-modified-since": response.headers["last-modified"]})
+    assert since.status_code == 304
+    old = await client.get("/Patient/p1", headers={"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert old.status_code == 200
+    assert (await client.get("/Patient/p1", headers={"if-modified-since": "garbage"})).status_code == 200
 
 
 async def test_vread_history_and_deletion(client: httpx.AsyncClient, view: View) -> None:
