@@ -25,9 +25,10 @@ def _birth_date_any_order(d: Demographics) -> str | None:
     return f"d:{d.birth_date.year}:{low}:{high}"
 
 
-def _family_phonetic_birth_year(d: Demographics) -> str | None:
-    key = d.family_keys[0]
-    return f"f:{key}:{d.birth_date.year}" if key and d.birth_date else None
+def _names_phonetic_birth_year(d: Demographics) -> str | None:
+    # both names: a family name and a year alone make blocks that grow with the population (Smith, 1960)
+    given, family = d.given_keys[0], d.family_keys[0]
+    return f"f:{family}:{given}:{d.birth_date.year}" if given and family and d.birth_date else None
 
 
 def _postcode_given_phonetic(d: Demographics) -> str | None:
@@ -42,7 +43,7 @@ def _phone(d: Demographics) -> str | None:
 BLOCKING_KEYS: Final[dict[str, Callable[[Demographics], str | None]]] = {
     "nhs_number": _nhs,
     "birth_date_any_order": _birth_date_any_order,
-    "family_phonetic_birth_year": _family_phonetic_birth_year,
+    "names_phonetic_birth_year": _names_phonetic_birth_year,
     "postcode_given_phonetic": _postcode_given_phonetic,
     "phone": _phone,
 }

@@ -18,7 +18,7 @@ from bcconnect.identity._plan import Candidate
 from bcconnect.store import Tx
 
 #: candidates read per incoming record at most: a huge block says little and would cost the online path
-MAX_CANDIDATES = 2000
+MAX_CANDIDATES = 500
 SYSTEM_ACTOR = "system"
 
 _RECORD_COLUMNS = (
