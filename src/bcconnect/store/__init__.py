@@ -9,7 +9,17 @@
 Repository functions take a :class:`Tx`, so a caller can combine several in one transaction (the ingest
 pipeline commits a page's resources and its cursor together). Each write transaction that changes anything
 takes the next logical time ``t``; versions record the ``t`` that created and superseded them, so searches can
-be repeated at an earlier ``t`` (stable paging while ingest writes).
+be repeated at an earlier ``t`` (stable paging while ingest writes)::
+
+    page = await store.read(lambda tx: search(tx, parse_search("Observation", params)))        # page.t
+    more = await store.read(lambda tx: search(tx, query, at=page.t, offset=page.offset + 50))  # same snapshot
+    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",))))
+
+Tables (``migrations/0001_store.*.sql``): ``resource_versions`` (every version, body as served),
+``resources`` (the current version of each resource, with its source and compartment Patient id), one index
+table per parameter type (``idx_token`` keyed by hashes, ``idx_string``, ``idx_date`` as ``[low, high)``
+ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment``, ``raw_records``,
+``cursors``, ``quarantine``.
 """
 
 from bcconnect.store._landing import RawRecordLike, get_cursor, land_raw, set_cursor
