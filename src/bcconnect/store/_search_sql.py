@@ -68,11 +68,12 @@ def like_escape(text: str) -> str:
 
 
 def _date_condition(v: DateValue) -> SQL:
+    # ranges are never empty (low < high), so "low < ph" may be added wherever "high <= ph" holds: it lets
+    # the (res_type, param, low) index bound the scan on both sides
     pl, ph = v.low, v.high
-    eq = ("(low >= ? AND high <= ?)", [pl, ph])
     match v.prefix:
         case Prefix.EQ:
-            return eq
+            return ("(low >= ? AND low < ? AND high <= ?)", [pl, ph, ph])
         case Prefix.NE:
             return ("NOT (low >= ? AND high <= ?)", [pl, ph])
         case Prefix.GT:
@@ -82,11 +83,11 @@ def _date_condition(v: DateValue) -> SQL:
         case Prefix.GE:
             return ("(high > ? OR (low >= ? AND high <= ?))", [ph, pl, ph])
         case Prefix.LE:
-            return ("(low < ? OR (low >= ? AND high <= ?))", [pl, pl, ph])
+            return ("(low < ? AND (low < ? OR high <= ?))", [ph, pl, ph])
         case Prefix.SA:
             return ("low >= ?", [ph])
         case Prefix.EB:
-            return ("high <= ?", [pl])
+            return ("(low < ? AND high <= ?)", [pl, pl])
         case Prefix.AP:
             # ±10% of the distance from now (the spec's recommendation), at least a day
             now = int(time.time() * 1000)
