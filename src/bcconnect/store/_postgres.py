@@ -53,6 +53,13 @@ class PostgresTx:
             row: tuple[Any, ...] | None = self._conn.execute(_pg_sql(sql), params).fetchone()
             return row
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        """Bulk-insert with COPY (index rows: several times faster than INSERT for thousands of rows)."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with translate_errors("postgresql copy"), self._conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def executescript(self, script: str) -> None:
         """Run a migration script (several statements, no parameters)."""
         with translate_errors("postgresql migration"):

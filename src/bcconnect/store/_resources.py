@@ -17,7 +17,7 @@ import orjson
 
 from bcconnect.errors import StoreError
 from bcconnect.search import IndexRows, extract_index
-from bcconnect.store._tx import Tx
+from bcconnect.store._tx import BulkTx, Tx
 
 _CHUNK = 500
 
@@ -228,6 +228,9 @@ def _write_versions(
     )
 
 
+_TOKEN_COLUMNS = ("vid", "res_type", "param", "system", "code", "hash_value", "hash_sys_value", "hash_sys", "text")
+
+
 class _IndexBatch:
     """Index rows of many versions, written with one ``executemany`` per table."""
 
@@ -250,22 +253,24 @@ class _IndexBatch:
         self.compartment += [(p, vid, rtype) for p in sorted(rows.compartment)]
 
     def write(self, tx: Tx) -> None:
-        statements = (
-            (
-                "idx_token (vid, res_type, param, system, code, hash_value, hash_sys_value, hash_sys, text)",
-                self.tokens,
-            ),
-            ("idx_string (vid, res_type, param, norm, exact)", self.strings),
-            ("idx_date (vid, res_type, param, low, high)", self.dates),
-            ("idx_reference (vid, res_type, param, target_type, target_id, url)", self.references),
-            ("idx_quantity (vid, res_type, param, system, code, value)", self.quantities),
-            ("idx_uri (vid, res_type, param, uri)", self.uris),
-            ("patient_compartment (patient_id, vid, res_type)", self.compartment),
+        tables = (
+            ("idx_token", _TOKEN_COLUMNS, self.tokens),
+            ("idx_string", ("vid", "res_type", "param", "norm", "exact"), self.strings),
+            ("idx_date", ("vid", "res_type", "param", "low", "high"), self.dates),
+            ("idx_reference", ("vid", "res_type", "param", "target_type", "target_id", "url"), self.references),
+            ("idx_quantity", ("vid", "res_type", "param", "system", "code", "value"), self.quantities),
+            ("idx_uri", ("vid", "res_type", "param", "uri"), self.uris),
+            ("patient_compartment", ("patient_id", "vid", "res_type"), self.compartment),
         )
-        for target, rows in statements:
-            if rows:
-                marks = ",".join("?" * len(rows[0]))
-                tx.executemany(f"INSERT INTO {target} VALUES ({marks})", rows)  # noqa: S608 - fixed names
+        for table, columns, rows in tables:
+            if not rows:
+                continue
+            if isinstance(tx, BulkTx):
+                tx.copy_rows(table, columns, rows)
+            else:
+                marks = ",".join("?" * len(columns))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - fixed names
+                tx.executemany(sql, rows)
 
 
 def delete_resource(tx: Tx, resource_type: str, resource_id: str) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bcconnect.errors import ConflictError, StoreError
 
@@ -30,6 +30,14 @@ class Tx(Protocol):
 
     def query_one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
         """Run a query and return its first row, or None."""
+
+
+@runtime_checkable
+class BulkTx(Protocol):
+    """A transaction that can bulk-load rows (PostgreSQL COPY); repository code falls back to executemany."""
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        """Insert ``rows`` into ``table``'s ``columns``."""
 
 
 @contextmanager
