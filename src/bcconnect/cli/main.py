@@ -20,13 +20,14 @@ Registrar = Callable[["common.SubParsers[argparse.ArgumentParser]"], None]
 
 def _registrars() -> list[Registrar]:
     # Imported here so `bcconnect --version` stays fast and one command's imports never slow another's parse.
-    from bcconnect.cli import db_cmd, demo_cmd, ingest_cmd, sandbox_cmd, security_cmd, serve_cmd
+    from bcconnect.cli import db_cmd, demo_cmd, ingest_cmd, mappings_cmd, sandbox_cmd, security_cmd, serve_cmd
 
     return [
         demo_cmd.register,
         serve_cmd.register,
         ingest_cmd.register,
         sandbox_cmd.register,
+        mappings_cmd.register,
         db_cmd.register,
         security_cmd.register,
     ]
