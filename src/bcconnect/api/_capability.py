@@ -11,6 +11,8 @@ from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
 from bcconnect.view import TypeCapability
 
 _OPERATION_DEFINITIONS = {"everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+_AUDIT_PATIENT = "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"
+_COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -36,6 +38,17 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
         if operations:
             entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
         resources.append(entry)
+    # the audit trail is searchable by patient only (see _handlers.audit_search), nothing else about it
+    resources.append(
+        {
+            "type": "AuditEvent",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [
+                {"name": "patient", "definition": _AUDIT_PATIENT, "type": "reference"},
+                {"name": "_count", "definition": _COUNT, "type": "number"},
+            ],
+        }
+    )
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
