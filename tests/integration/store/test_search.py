@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -281,3 +283,31 @@ def test_unknown_parameters_are_refused_unless_lenient() -> None:
         parse_search("Patient", [("birthdate", "yesterday")])
     with pytest.raises(Unsupported):
         parse_search("Patient", [("family:fuzzy", "x")])
+
+
+async def test_paging_while_ingest_writes_concurrently(store: Store) -> None:
+    """A writer task adds and deletes observations while a reader pages: the pages are exactly the snapshot."""
+    query = parse_search("Observation", [("_count", "1"), ("_sort", "date")])
+    first = await store.read(lambda tx: search(tx, query))
+    expected = ["o4", "o1", "o2", "o3"]
+    seen = [r.id for r in first.matches]
+    writes_done = anyio.Event()
+
+    async def ingest() -> None:
+        for i in range(20):
+            early = obs(f"new{i}", "p1", "2345-7", f"19{50 + i}-01-01", 1.0)  # would all sort first
+            await store.write(partial(put_resources, writes=[early]))
+        await store.write(lambda tx: delete_resource(tx, "Observation", "o3"))
+        writes_done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ingest)
+        offset = 1
+        while offset < 4:
+            page = await store.read(partial(search, query=query, at=first.t, offset=offset))
+            seen += [r.id for r in page.matches]
+            offset += 1
+        await writes_done.wait()
+    assert seen == expected
+    later = await store.read(lambda tx: search(tx, query, at=first.t, offset=3))
+    assert [r.id for r in later.matches] == ["o3"]  # the deleted one is still in the pinned snapshot
