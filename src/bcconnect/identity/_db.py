@@ -123,18 +123,6 @@ def candidates(tx: Tx, keys: Sequence[str], *, exclude: str) -> list[Candidate]:
     return [Candidate(record_from_row(r[:12]), str(r[12])) for r in rows]
 
 
-def same_mrn(tx: Tx, record: Demographics) -> str | None:
-    """Another record of the same trust with the same MRN (the same source record under another id)."""
-    if not record.mrn or not record.ods_code:
-        return None
-    row = tx.query_one(
-        "SELECT patient_id FROM identity_record WHERE ods_code = ? AND mrn = ? AND patient_id <> ? "
-        "ORDER BY patient_id LIMIT 1",
-        (record.ods_code, record.mrn, record.patient_id),
-    )
-    return str(row[0]) if row else None
-
-
 def links_of(tx: Tx, patient_id: str) -> list[Link]:
     """Every link of a source record."""
     sql = f"SELECT {_LINK_COLUMNS} FROM identity_link WHERE patient_id = ? ORDER BY person_id"  # noqa: S608
@@ -209,6 +197,9 @@ def lock_keys(tx: Tx, keys: Iterable[str]) -> None:
     """
     if tx.dialect != "postgresql":
         return
-    for key in sorted(set(keys)):
-        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        tx.query("SELECT pg_advisory_xact_lock(?)", (number,))
+    numbers = sorted({int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys})
+    if numbers:
+        # one round trip for every key of the page, taken in ascending order
+        tx.query(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(?::bigint[]) AS k ORDER BY 1) AS keys", (numbers,)
+        )

@@ -60,7 +60,7 @@ def link_patients(
     """Link each source Patient of a page (already written by the store) in the caller's transaction."""
     rules = rules or default_rules()
     records = [demographics(p, ods_code=ods_code) for p in patients]
-    keyed = [(r, block_keys(r, rules.blocking)) for r in records]
+    keyed = [(r, _keys(r, rules)) for r in records]
     _db.lock_keys(tx, (k for _, keys in keyed for k in keys))
     outcomes = []
     for patient, (record, keys) in zip(patients, keyed, strict=True):
@@ -76,6 +76,14 @@ def link_patients(
         for retired in replaces:
             merge(tx, retired, record.patient_id, origin="patient-link", rules=rules)
     return outcomes
+
+
+def _keys(record: Demographics, rules: Rules) -> list[str]:
+    # the rules' blocking keys, plus the trust's MRN: the same source record under another id is a candidate
+    keys = block_keys(record, rules.blocking)
+    if record.mrn and record.ods_code:
+        keys.append(f"m:{record.ods_code}:{record.mrn}")
+    return keys
 
 
 def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOutcome:
@@ -105,12 +113,16 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
     if current is not None and current.source is LinkSource.MANUAL:
         return _outcome(tx, pid)
     rejected = {lk.person_id for lk in links if lk.state is LinkState.NO_MATCH and lk.source is LinkSource.MANUAL}
-    cands = [
-        c for c in _db.candidates(tx, block_keys(record, rules.blocking), exclude=pid) if c.person_id not in rejected
-    ]
-    plan = plan_link(record, cands, rules)
-    same = _db.same_mrn(tx, record)
-    same_person = _db.matched_person(tx, same) if same else None
+    found = _db.candidates(tx, _keys(record, rules), exclude=pid)
+    same_person = next(
+        (
+            c.person_id
+            for c in found
+            if record.mrn and (c.record.ods_code, c.record.mrn) == (record.ods_code, record.mrn)
+        ),
+        None,
+    )
+    plan = plan_link(record, [c for c in found if c.person_id not in rejected], rules)
     if same_person is not None:
         person, rule, score = same_person, "same-trust-mrn", None
     elif plan.match is not None:
@@ -119,7 +131,8 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
         person, rule, score = current.person_id, "new-person", None
     else:
         person, rule, score = new_person_id(pid), "new-person", None
-    _db.ensure_person(tx, person, founded_by=pid, now=now)
+    if person == new_person_id(pid):
+        _db.ensure_person(tx, person, founded_by=pid, now=now)  # a person joined already exists
     if current is None or current.person_id != person or current.rule != rule:
         if current is not None and current.person_id != person:
             _db.remove_link(tx, current, actor=_db.SYSTEM_ACTOR, reason=f"relinked by {rule}", now=now)
@@ -127,7 +140,8 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
             tx, _db.Link(pid, person, LinkState.MATCH, LinkSource.AUTO, score, rule, rules.version, now),
             actor=_db.SYSTEM_ACTOR,
         )  # fmt: skip
-        _follow_redirects(tx, pid, person, now=now)
+        if links:  # a record with no links before cannot be a merge target yet
+            _follow_redirects(tx, pid, person, now=now)
     flagged = {p.person_id: (p, LinkState.POSSIBLE_MATCH) for p in plan.possible}
     flagged.update({p.person_id: (p, LinkState.POSSIBLE_DUPLICATE) for p in plan.duplicates})
     flagged.pop(person, None)

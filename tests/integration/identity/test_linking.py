@@ -261,3 +261,28 @@ async def test_a_merged_record_follows_its_survivor_when_a_steward_moves_it(stor
         (item,) = [r for r in await store.read(lambda tx: list_reviews(tx)) if r.patient_id == "b"]
         await store.write(lambda tx: accept_review(tx, item.review_id, actor="steward1"))
         assert await _person(store, "r") == await _person(store, "b") == await _person(store, "a")
+
+
+async def test_the_same_trust_and_mrn_is_the_same_source_record(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await _link(store, "RBK", patient("old-id", ods="RBK", mrn="WK1"))
+        # the feed re-keyed the record: new id, same MRN, demographics too different to match on their own
+        await _link(
+            store,
+            "RBK",
+            patient(
+                "new-id",
+                ods="RBK",
+                mrn="WK1",
+                nhs=None,
+                given="Kwame",
+                family="Mensah",
+                birth="1980-05-05",
+                postcode="B66 1AB",
+                phone=None,
+                gender="male",
+            ),
+        )
+        assert await _person(store, "new-id") == await _person(store, "old-id")
+        (link,) = await store.read(lambda tx: links_of(tx, "new-id"))
+        assert link.rule == "same-trust-mrn"
