@@ -17,6 +17,7 @@ import pytest
 from fhirpy import SyncFHIRClient
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
 @dataclass(frozen=True)
@@ -96,50 +97,67 @@ def test_the_demo_syncs_all_four_trusts_and_balances(demo: RunningDemo) -> None:
     assert (demo.data_dir / "ground_truth.csv").is_file()
 
 
+def _golden_of(patients: list[dict[str, object]]) -> str:
+    """The one golden Patient every source Patient of a person links to."""
+    targets = {
+        link["other"]["reference"]  # type: ignore[index]
+        for patient in patients
+        for link in patient.get("link", [])  # type: ignore[attr-defined]
+        if link.get("type") == "refer"
+    }
+    assert len(targets) == 1, targets
+    return str(targets.pop()).removeprefix("Patient/")
+
+
 def test_patient_by_nhs_number_then_encounters_over_http(demo: RunningDemo) -> None:
-    """A clinician's system finds the patient by NHS number and lists encounters, with a bearer token."""
+    """A clinician's system finds the person by NHS number: one record per trust, all linked to one golden
+    Patient, whose encounters and $everything span the trusts, each resource tagged with its trust."""
     headers = {"Authorization": f"Bearer {demo.token}", "Accept": "application/fhir+json"}
     with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
         found = client.get("/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"})
         assert found.status_code == 200
         bundle = found.json()
-        assert bundle["resourceType"] == "Bundle"
-        assert bundle["type"] == "searchset"
+        assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "searchset")
         patients = [e["resource"] for e in bundle["entry"]]
-        assert patients
+        trusts = {t["code"] for p in patients for t in p["meta"]["tag"] if t["system"] == ODS}
+        assert trusts == {"RL4", "RXK", "RNA", "RBK"}, "the demo names a person known to all four trusts"
         for patient in patients:
-            assert {"system": NHS, "value": demo.nhs_number}.items() <= next(
-                i for i in patient["identifier"] if i["system"] == NHS
-            ).items()
-        encounters = [
-            e["resource"]
-            for p in patients
-            for e in client.get("/Encounter", params={"patient": p["id"]}).json().get("entry", [])
-        ]
-        for encounter in encounters:
-            assert encounter["resourceType"] == "Encounter"
-            assert encounter["subject"]["reference"].endswith(tuple(p["id"] for p in patients))
+            assert any(i["system"] == NHS and i["value"] == demo.nhs_number for i in patient["identifier"])
+        golden_id = _golden_of(patients)
+
+        golden = client.get(f"/Patient/{golden_id}").json()
+        assert golden["id"] == golden_id
+        assert any(i["system"] == NHS and i["value"] == demo.nhs_number for i in golden["identifier"])
+        assert {link["other"]["reference"] for link in golden["link"]} == {f"Patient/{p['id']}" for p in patients}
+
+        encounters = client.get("/Encounter", params={"patient": golden_id}).json()
+        for entry in encounters.get("entry", []):
+            assert entry["resource"]["subject"]["reference"] == f"Patient/{golden_id}"
+
+        everything = client.get(f"/Patient/{golden_id}/$everything").json()
+        resources = [e["resource"] for e in everything["entry"] if e["resource"]["resourceType"] != "OperationOutcome"]
+        clinical = [r for r in resources if r["resourceType"] not in ("Patient", "Organization", "Practitioner")]
+        assert clinical
+        seen = {t["code"] for r in clinical for t in r["meta"].get("tag", []) if t["system"] == ODS}
+        assert seen == {"RL4", "RXK", "RNA", "RBK"}
+        for resource in clinical:
+            assert any(t["system"] == ODS for t in resource["meta"]["tag"]), resource["id"]
+
         unauthenticated = httpx.get(f"{demo.base}/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"})
         assert unauthenticated.status_code == 401
         assert unauthenticated.json()["resourceType"] == "OperationOutcome"
 
 
 def test_the_same_lookup_with_fhirpy(demo: RunningDemo) -> None:
-    """fhirpy, a real FHIR client, finds the same patients and their encounters."""
+    """fhirpy, a real FHIR client, finds the same records, and the golden Patient's encounters."""
     client = SyncFHIRClient(demo.base, authorization=f"Bearer {demo.token}")
     patients = client.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()
-    assert patients
-    ids = {p.id for p in patients}
-    with httpx.Client(timeout=10) as raw:
-        direct = raw.get(
-            f"{demo.base}/Patient",
-            params={"identifier": f"{NHS}|{demo.nhs_number}"},
-            headers={"Authorization": f"Bearer {demo.token}"},
-        ).json()
-    assert ids == {e["resource"]["id"] for e in direct["entry"]}
-    for patient_id in ids:
-        for encounter in client.resources("Encounter").search(patient=patient_id).fetch_all():
-            assert encounter["subject"]["reference"] == f"Patient/{patient_id}"
+    assert len(patients) == 4
+    golden_id = _golden_of([p.serialize() for p in patients])
+    golden = client.reference("Patient", golden_id).to_resource()
+    assert golden.id == golden_id
+    for encounter in client.resources("Encounter").search(patient=golden_id).fetch_all():
+        assert encounter["subject"]["reference"] == f"Patient/{golden_id}"
 
 
 def test_writes_are_refused_with_an_operation_outcome(demo: RunningDemo) -> None:
