@@ -20,7 +20,16 @@ Registrar = Callable[["common.SubParsers[argparse.ArgumentParser]"], None]
 
 def _registrars() -> list[Registrar]:
     # Imported here so `bcconnect --version` stays fast and one command's imports never slow another's parse.
-    from bcconnect.cli import db_cmd, demo_cmd, ingest_cmd, mappings_cmd, sandbox_cmd, security_cmd, serve_cmd
+    from bcconnect.cli import (
+        db_cmd,
+        demo_cmd,
+        ingest_cmd,
+        mappings_cmd,
+        mpi_cmd,
+        sandbox_cmd,
+        security_cmd,
+        serve_cmd,
+    )
 
     return [
         demo_cmd.register,
@@ -29,6 +38,7 @@ def _registrars() -> list[Registrar]:
         sandbox_cmd.register,
         mappings_cmd.register,
         db_cmd.register,
+        mpi_cmd.register,
         security_cmd.register,
     ]
 
