@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     await store.write(lambda tx, b=batch, o=ods: link_patients(tx, b, ods_code=o))
                     linking += time.perf_counter() - t0
-            if args.progress and chunk_start // args.chunk % 20 == 0:
+            if args.progress and (chunk_start // args.chunk) % 10 == 9:
                 rate = len(truth) / linking
                 print(f"  {chunk_start + size} persons, {len(truth)} records, {rate:.0f} records/s", flush=True)
         batch_seconds = time.perf_counter() - started
