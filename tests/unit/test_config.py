@@ -125,3 +125,20 @@ def test_the_cli_reports_usage_errors_with_exit_code_2() -> None:
     assert result.returncode == 2
     assert "invalid choice: 'frobnicate'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_commands_open_the_store_next_to_the_config_file_whatever_the_cwd(tmp_path: Path) -> None:
+    """A relative SQLite path belongs to the config file's folder, not to where the command runs."""
+    cfg = _write(tmp_path / "deploy" / "bcconnect.toml", '[store]\nurl = "sqlite:///data/store.db"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "bcconnect.cli.main", "--config", str(cfg), "db", "upgrade"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "deploy" / "data" / "store.db").is_file()
+    assert not any(elsewhere.rglob("*.db"))

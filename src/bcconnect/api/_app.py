@@ -78,7 +78,7 @@ class FhirApp:
             assert message["type"] == "lifespan.startup"
             try:
                 if self.view is None:
-                    store = await stack.enter_async_context(open_store(self.settings.store.url))
+                    store = await stack.enter_async_context(open_store(self.settings.store_url()))
                     api = self.settings.api
                     self.view = View(store, default_count=api.default_count, max_count=api.max_count)
             except Exception as exc:  # noqa: BLE001 - reported to the server, which stops

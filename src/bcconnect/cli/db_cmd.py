@@ -24,7 +24,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
 
     async def run() -> list[int]:
-        async with open_store(settings.store.url, migrate=False) as store:
+        async with open_store(settings.store_url(), migrate=False) as store:
             return await store.upgrade()
 
     applied = anyio.run(run)
@@ -36,7 +36,7 @@ def _status(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
 
     async def run() -> list[MigrationStatus]:
-        async with open_store(settings.store.url, migrate=False) as store:
+        async with open_store(settings.store_url(), migrate=False) as store:
             return await store.migration_status()
 
     for item in anyio.run(run):

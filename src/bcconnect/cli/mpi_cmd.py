@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace, fn: Callable[[Tx], T], *, write: bool = False
     settings = common.settings_from(args)
 
     async def go() -> T:
-        async with open_store(settings.store.url) as store:
+        async with open_store(settings.store_url()) as store:
             return await (store.write(fn) if write else store.read(fn))
 
     return anyio.run(go)

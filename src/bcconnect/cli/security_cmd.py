@@ -92,7 +92,7 @@ def _token_issue(args: argparse.Namespace) -> int:
 
 def _in_store(settings: Settings, fn: Callable[[Tx], T], *, write: bool) -> T:
     async def run() -> T:
-        async with open_store(settings.store.url) as store:
+        async with open_store(settings.store_url()) as store:
             return await (store.write(fn) if write else store.read(fn))
 
     return anyio.run(run)
