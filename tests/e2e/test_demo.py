@@ -18,6 +18,8 @@ from fhirpy import SyncFHIRClient
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+VERIFICATION = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+VERIFICATION_CODES = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,17 @@ def test_patient_by_nhs_number_then_encounters_over_http(demo: RunningDemo) -> N
         for entry in encounters.get("entry", []):
             assert entry["resource"]["subject"]["reference"] == f"Patient/{golden_id}"
 
-        everything = client.get(f"/Patient/{golden_id}/$everything").json()
+        everything_response = client.get(f"/Patient/{golden_id}/$everything")
+        everything = everything_response.json()
+        # how current each trust's data is: on the Bundle and in a header
+        freshness = [
+            {part["url"]: next(v for k, v in part.items() if k.startswith("value")) for part in group["extension"]}
+            for group in everything["meta"]["extension"]
+        ]
+        assert {f["ods"] for f in freshness} == {"RL4", "RXK", "RNA", "RBK"}
+        assert all(f["lastSync"] and f["stale"] is False for f in freshness), freshness
+        header = everything_response.headers["x-bcconnect-freshness"]
+        assert all(f"{ods}=" in header for ods in ("RL4", "RXK", "RNA", "RBK")), header
         resources = [e["resource"] for e in everything["entry"] if e["resource"]["resourceType"] != "OperationOutcome"]
         clinical = [r for r in resources if r["resourceType"] not in ("Patient", "Organization", "Practitioner")]
         assert clinical
@@ -146,6 +158,54 @@ def test_patient_by_nhs_number_then_encounters_over_http(demo: RunningDemo) -> N
         unauthenticated = httpx.get(f"{demo.base}/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"})
         assert unauthenticated.status_code == 401
         assert unauthenticated.json()["resourceType"] == "OperationOutcome"
+
+
+def test_match_finds_the_person_from_demographics(demo: RunningDemo) -> None:
+    """Patient/$match with the NHS number and date of birth returns the golden Patient first; a stranger's
+    demographics do not."""
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
+        source = client.get("/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"}).json()["entry"][0]
+        golden_id = _golden_of([source["resource"]])
+        probe = {
+            "resourceType": "Patient",
+            "identifier": [
+                {
+                    "system": NHS,
+                    "value": demo.nhs_number,
+                    "extension": [
+                        {
+                            "url": VERIFICATION,
+                            "valueCodeableConcept": {"coding": [{"system": VERIFICATION_CODES, "code": "01"}]},
+                        }
+                    ],
+                }
+            ],
+            "birthDate": source["resource"]["birthDate"],
+        }
+        parameters = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": probe}]}
+        answer = client.post("/Patient/$match", json=parameters)
+        assert answer.status_code == 200, answer.text
+        bundle = answer.json()
+        best = bundle["entry"][0]
+        assert best["resource"]["id"] == golden_id
+        assert best["search"]["mode"] == "match"
+        assert best["search"]["score"] >= 0.9
+        grade = best["search"]["extension"][0]
+        assert grade["url"] == "http://hl7.org/fhir/StructureDefinition/match-grade"
+        # certain needs the number verified on both sides (DOMAIN: only code 01 is trusted)
+        assert grade["valueCode"] in ("certain", "probable")
+        stranger = {
+            "resourceType": "Patient",
+            "name": [{"family": "Zzyzx", "given": ["Quentin"]}],
+            "birthDate": "1901-01-01",
+        }
+        nobody = client.post(
+            "/Patient/$match",
+            json={"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": stranger}]},
+        ).json()
+        assert all(e["resource"]["id"] != golden_id for e in nobody.get("entry", []))
+        assert client.get("/Patient/$match").status_code == 405
 
 
 def test_the_same_lookup_with_fhirpy(demo: RunningDemo) -> None:

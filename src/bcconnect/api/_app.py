@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,6 +20,7 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.config import Settings
+from bcconnect.errors import InvalidRequest
 from bcconnect.logging import get_logger
 from bcconnect.security import request_deadline
 from bcconnect.store import open_store
@@ -124,6 +126,8 @@ class FhirApp:
         try:
             found = route(request.method, request.path)
             interaction = found.interaction
+            if request.method == "POST":
+                request = replace(request, body=await _read_body(receive, limit=MAX_BODY_BYTES))
             check_format(request.param("_format"), request.header("accept"))
             access = await self.authenticate(request)
             assert self.view is not None, "the lifespan did not run"
@@ -147,6 +151,27 @@ class FhirApp:
             status=response.status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+
+#: the largest request body accepted (a $match Parameters resource is a few kilobytes)
+MAX_BODY_BYTES = 1_000_000
+
+
+async def _read_body(receive: Receive, *, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise InvalidRequest(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def _send(send: Send, response: Response, *, head: bool, accept_encoding: str | None) -> None:

@@ -35,9 +35,12 @@ def searchset(
     entries: Sequence[tuple[str, bytes, str]],
     total: int | None,
     outcome: bytes | None = None,
+    meta: dict[str, object] | None = None,
 ) -> bytes:
     """A searchset Bundle; ``entries`` are (fullUrl, resource bytes, search mode)."""
     head: dict[str, object] = {"resourceType": "Bundle", "type": "searchset"}
+    if meta:
+        head["meta"] = meta
     if total is not None:
         head["total"] = total
     head["link"] = [{"relation": rel, "url": url} for rel, url in links]

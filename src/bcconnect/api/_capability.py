@@ -10,7 +10,10 @@ from bcconnect import __version__
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
 from bcconnect.view import TypeCapability
 
-_OPERATION_DEFINITIONS = {"everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+_OPERATION_DEFINITIONS = {
+    "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+}
 _AUDIT_PATIENT = "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"
 _COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds")

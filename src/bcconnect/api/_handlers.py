@@ -23,7 +23,7 @@ from bcconnect.errors import InvalidRequest
 from bcconnect.search import TRANSPORT_PARAMS, Summary
 from bcconnect.security import add_withheld_issue, patient_key, search_audit_events, withheld_in_request
 from bcconnect.store import StoredResource
-from bcconnect.view import AccessContext, View
+from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
 
 #: query parameters carried from a request into its page links
 _CARRIED = ("_format", "_pretty")
@@ -89,10 +89,13 @@ def _single(request: Request, resource: StoredResource) -> Response:
 
 
 async def read(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
-    """``GET [base]/Type/id``."""
+    """``GET [base]/Type/id`` (the freshness header says how current the person's data is)."""
     assert route.resource_type
     assert route.id
-    return _single(request, await env.view.read(access, route.resource_type, route.id))
+    response = _single(request, await env.view.read(access, route.resource_type, route.id))
+    _, headers = await _freshness(env, access, response.patients)
+    response.headers.update(headers)
+    return response
 
 
 async def vread(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
@@ -197,8 +200,10 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     total = page.total
     if summary is Summary.COUNT:
         entries = []
-    body = searchset(links=links, entries=entries, total=total, outcome=outcome)
-    return Response(200, body, patients=_patients([*page.matches, *page.included]))
+    patients = _patients([*page.matches, *page.included])
+    meta, headers = await _freshness(env, access, patients)
+    body = searchset(links=links, entries=entries, total=total, outcome=outcome, meta=meta)
+    return Response(200, body, headers, patients=patients)
 
 
 async def audit_search(env: Env, request: Request) -> Response:
@@ -245,8 +250,38 @@ async def everything(env: Env, request: Request, access: AccessContext, route: R
         links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
     entries = _entries(request, page.matches, "match", None, None)
     outcome = add_withheld_issue(None) if withheld_in_request() else None
-    body = searchset(links=links, entries=entries, total=page.total, outcome=outcome)
-    return Response(200, body, patients=frozenset({route.id}) | _patients(page.matches))
+    patients = frozenset({route.id}) | _patients(page.matches)
+    meta, headers = await _freshness(env, access, patients)
+    body = searchset(links=links, entries=entries, total=page.total, outcome=outcome, meta=meta)
+    return Response(200, body, headers, patients=patients)
+
+
+async def match(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``POST [base]/Patient/$match`` with a Parameters resource: candidate persons, best first."""
+    try:
+        parameters = orjson.loads(request.body or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not JSON: {exc}") from exc
+    if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
+        raise InvalidRequest("$match takes a Parameters resource with a 'resource' parameter (a Patient)")
+    bundle = orjson.loads(await env.view.match(parameters, access, base_url=request.base_url))
+    patients = frozenset(
+        str(entry["resource"]["id"]) for entry in bundle.get("entry", []) if isinstance(entry.get("resource"), dict)
+    )
+    meta, headers = await _freshness(env, access, patients)
+    if meta:
+        bundle["meta"] = {**bundle.get("meta", {}), **meta}
+    return Response(200, orjson.dumps(bundle), headers, patients=patients)
+
+
+async def _freshness(
+    env: Env, access: AccessContext, patients: frozenset[str]
+) -> tuple[dict[str, object] | None, dict[str, str]]:
+    """For a response that shows a person's data: how current each trust's data is (Bundle.meta, header)."""
+    if not patients:
+        return None, {}
+    items = await env.view.freshness(access)
+    return freshness_extension(items), {FRESHNESS_HEADER: freshness_header(items)}
 
 
 async def capabilities(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
@@ -260,5 +295,6 @@ HANDLERS = {
     "history-instance": history_instance,
     "search-type": search_type,
     "everything": everything,
+    "match": match,
     "capabilities": capabilities,
 }

@@ -18,6 +18,8 @@ class Request:
     base_url: str
     #: the client's address, for the audit trail
     client: str | None = None
+    #: the body of a POST (only ``$match`` takes one)
+    body: bytes = b""
 
     def header(self, name: str) -> str | None:
         """A header by (case-insensitive) name."""

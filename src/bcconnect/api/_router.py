@@ -16,7 +16,9 @@ _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 #: instance and type interactions we route (the CapabilityStatement lists exactly these)
 TYPE_INTERACTIONS = ("read", "vread", "history-instance", "search-type")
 #: operations by resource type
-OPERATIONS = {"Patient": ("everything",)}
+OPERATIONS = {"Patient": ("everything", "match")}
+#: operations invoked on the type (``Patient/$match``) rather than an instance, with the methods they take
+TYPE_OPERATIONS = {("Patient", "$match"): "match"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +39,14 @@ def _check_id(resource_type: str, value: str) -> str:
 
 def route(method: str, path: str) -> Route:
     """The route for ``method path`` (path relative to the FHIR base, without the query)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if len(parts) == 2 and (parts[0], parts[1]) in TYPE_OPERATIONS:
+        # $match takes a Parameters resource, so FHIR invokes it with POST; it changes nothing
+        if method != "POST":
+            raise MethodNotAllowed(f"{parts[0]}/{parts[1]} is invoked with POST and a Parameters resource")
+        return Route(TYPE_OPERATIONS[(parts[0], parts[1])], parts[0])
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")
-    parts = [p for p in path.strip("/").split("/") if p]
     if parts == ["metadata"]:
         return Route("capabilities")
     if not parts:
@@ -64,7 +71,7 @@ def route(method: str, path: str) -> Route:
         return Route("vread", rtype, rid, parts[3])
     if third.startswith("$") and len(parts) == 3:
         operation = third[1:]
-        if operation in OPERATIONS.get(rtype, ()):
+        if operation in OPERATIONS.get(rtype, ()) and (rtype, third) not in TYPE_OPERATIONS:
             return Route(operation, rtype, rid)
         raise Unsupported(f"operation ${operation} is not supported on {rtype}")
     raise ResourceNotFound(f"nothing at {path!r}")

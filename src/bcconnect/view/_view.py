@@ -293,7 +293,7 @@ class View:
                 for p in reg.by_type[other].values()
                 if p.type is ParamType.REFERENCE and rtype in p.targets
             )
-            operations = ("everything",) if rtype == "Patient" else ()
+            operations = ("everything", "match") if rtype == "Patient" else ()
             out.append(TypeCapability(rtype, params, includes, revincludes, operations))
         return tuple(out)
 

@@ -67,16 +67,23 @@ async def test_parameters_not_advertised_are_refused(client: httpx.AsyncClient, 
 
 
 async def test_interactions_and_operations_match_routing(client: httpx.AsyncClient) -> None:
-    """Listed interactions answer; unlisted types are 404; writes (never listed) are 405; $everything is listed."""
+    """Listed interactions answer; unlisted types are 404; writes (never listed) are 405; $everything and
+    $match are listed and answer."""
     rest = (await statement(client))["rest"][0]
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")
     assert [i["code"] for i in patient["interaction"]] == ["read", "vread", "history-instance", "search-type"]
-    assert [o["name"] for o in patient["operation"]] == ["everything"]
+    assert [o["name"] for o in patient["operation"]] == ["everything", "match"]
     assert (await client.get("/Patient/p1")).status_code == 200
     assert (await client.get("/Patient/p1/_history/1")).status_code == 200
     assert (await client.get("/Patient/p1/_history")).status_code == 200
     assert (await client.get("/Patient")).status_code == 200
     assert (await client.get("/Patient/p1/$everything")).status_code == 200
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": {"resourceType": "Patient"}}],
+    }
+    assert (await client.post("/Patient/$match", json=parameters)).status_code == 200
+    assert (await client.get("/Patient/$match")).status_code == 405  # it takes a Parameters body: POST
     assert (await client.post("/Patient", content=b"{}")).status_code == 405
     listed = {r["type"] for r in rest["resource"]}
     assert "Immunization" not in listed
