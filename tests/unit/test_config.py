@@ -3,6 +3,7 @@ expectation — read by the library and through the CLI."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,13 @@ def test_commands_open_the_store_next_to_the_config_file_whatever_the_cwd(tmp_pa
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "deploy" / "data" / "store.db").is_file()
     assert not any(elsewhere.rglob("*.db"))
+
+
+def test_the_readme_example_configuration_loads(tmp_path: Path) -> None:
+    """The configuration reference in README.md is a valid bcconnect.toml (docs that cannot rot)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"`bcconnect.toml` \(every key optional.*?```toml\n(.*?)```", readme, re.S)
+    assert found, "README.md has no bcconnect.toml example"
+    settings = load_settings(_write(tmp_path / "bcconnect.toml", found.group(1)), environ={})
+    assert settings.auth.issuers
+    assert settings.security.max_query_length == 4096
