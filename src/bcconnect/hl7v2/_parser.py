@@ -29,6 +29,14 @@ def _decode(data: bytes) -> str:
 
 
 def _split_field(text: str, enc: EncodingCharacters) -> Field:
+    if (
+        enc.repetition not in text
+        and enc.component not in text
+        and enc.subcomponent not in text
+        and enc.escape not in text
+    ):
+        # most fields are one plain value: the general path below would build exactly this
+        return (((text,),),)
     repetitions: list[Repetition] = []
     for rep_text in text.split(enc.repetition):
         components: list[Component] = []
