@@ -1,4 +1,5 @@
-"""Shared pytest configuration: anyio on asyncio, and where the read-only reference material lives."""
+"""Shared pytest configuration: anyio on asyncio, the read-only reference material, and ``store_url`` — every
+store-backed test runs on SQLite and on PostgreSQL (each test in its own fresh schema)."""
 
 from __future__ import annotations
 

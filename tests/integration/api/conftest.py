@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -17,8 +13,6 @@ from bcconnect.api import create_app
 from bcconnect.config import Settings
 from bcconnect.store import ResourceWrite, open_store, put_resources
 from bcconnect.view import View
-
-PG_ENV = "BCCONNECT_TEST_POSTGRES_URL"
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 LOINC = "http://loinc.org"
@@ -69,32 +63,6 @@ def record() -> list[ResourceWrite]:
         observation("x1", "p2", 5),
         write({"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}, "p1"),
     ]
-
-
-def _postgres_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (scripts/test-postgres start prints one)")
-    import psycopg
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        yield from _postgres_url()
 
 
 @pytest.fixture
