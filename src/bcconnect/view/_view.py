@@ -105,53 +105,64 @@ class View:
     async def _centred(self, items: list[StoredResource]) -> list[StoredResource]:
         return await self.store.read(lambda tx: person_centred(tx, items))
 
-    async def _screened(self, access: AccessContext, found: StoredResource, missing: str) -> StoredResource:
-        # objection, sensitivity, restriction and patient confinement; withheld looks exactly like absent
-        shown = await self.store.read(
-            lambda tx: screen_one(
-                tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-            )
-        )
-        if shown is None:
-            raise ResourceNotFound(missing)
-        return shown
-
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
             raise ResourceNotFound(f"resource type {resource_type!r} is not served here")
 
-    async def read(self, access: AccessContext, resource_type: str, resource_id: str) -> StoredResource:
-        """The current version; ResourceNotFound if absent, ResourceGone if deleted."""
-        self._check_type(resource_type)
-        found = await self.store.read(lambda tx: read_current(tx, resource_type, resource_id))
-        if found is None and resource_type == "Patient":
-            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
-            if golden is not None:
-                return golden
+    def _shown(
+        self,
+        tx: Tx,
+        access: AccessContext,
+        found: StoredResource | None,
+        resource_type: str,
+        resource_id: str,
+        missing: str,
+    ) -> StoredResource:
+        """Screened and person-centred, inside the caller's snapshot; withheld looks exactly like absent."""
         if found is None:
-            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
+            raise ResourceNotFound(missing)
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        shown = await self._screened(access, found, f"{resource_type}/{resource_id} is not known")
-        return (await self._centred([shown]))[0]
+        shown = screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person)
+        if shown is None:
+            raise ResourceNotFound(missing)
+        return person_centred(tx, [shown])[0]
+
+    async def read(self, access: AccessContext, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version; ResourceNotFound if absent, ResourceGone if deleted (one snapshot)."""
+        self._check_type(resource_type)
+
+        def run(tx: Tx) -> StoredResource:
+            found = read_current(tx, resource_type, resource_id)
+            if found is None and resource_type == "Patient":
+                golden = self._golden(tx, access, resource_id)
+                if golden is not None:
+                    return golden
+            return self._shown(
+                tx, access, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
+            )
+
+        return await self.store.read(run)
 
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
         self._check_type(resource_type)
         if not version.isdigit():
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
-        found = await self.store.read(lambda tx: read_version(tx, resource_type, resource_id, int(version)))
-        if found is None and resource_type == "Patient":
-            # a golden Patient has only its current version (it is composed on read)
-            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
-            if golden is not None and golden.version_id == version:
-                return golden
-        if found is None:
-            raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version}")
-        if found.deleted:
-            raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
-        shown = await self._screened(access, found, f"{resource_type}/{resource_id} has no version {version}")
-        return (await self._centred([shown]))[0]
+        missing = f"{resource_type}/{resource_id} has no version {version}"
+
+        def run(tx: Tx) -> StoredResource:
+            found = read_version(tx, resource_type, resource_id, int(version))
+            if found is None and resource_type == "Patient":
+                # a golden Patient has only its current version (it is composed on read)
+                golden = self._golden(tx, access, resource_id)
+                if golden is not None and golden.version_id == version:
+                    return golden
+            if found is not None and found.deleted:
+                raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
+            return self._shown(tx, access, found, resource_type, resource_id, missing)
+
+        return await self.store.read(run)
 
     async def history(
         self,
@@ -199,13 +210,14 @@ class View:
     ) -> SearchResult:
         """One page of a search; ``at``/``offset`` come back from the previous page's link."""
         self._check_type(resource_type)
-        # a golden id in patient/subject becomes the person's source Patients, so the search spans every trust
-        expanded = await self.store.read(lambda tx: expand_patient_params(tx, params))
-        query = parse_search(
-            resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
-        )
-        page = await self.store.read(
-            lambda tx: screen_page(
+
+        def run(tx: Tx) -> SearchResult:
+            # a golden id in patient/subject becomes the person's source Patients, so the search spans every trust
+            expanded = expand_patient_params(tx, params)
+            query = parse_search(
+                resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+            )
+            page = screen_page(
                 tx,
                 search(tx, query, at=at, offset=offset),
                 access,
@@ -213,9 +225,13 @@ class View:
                 confine_to=access.patient,
                 related=same_person,
             )
-        )
-        page = replace(page, matches=await self._centred(page.matches), included=await self._centred(page.included))
-        return SearchResult(query, page)
+            centred = replace(
+                page, matches=person_centred(tx, page.matches), included=person_centred(tx, page.included)
+            )
+            return SearchResult(query, centred)
+
+        # one snapshot for the whole page: expansion, search, screening and re-pointing agree with each other
+        return await self.store.read(run)
 
     async def everything(
         self,
