@@ -152,15 +152,17 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         )
         for resource in resources
     ]
-    put_resources(tx, writes)
-    if guarded:
-        record_source_times(tx, guarded)
+    # Identity and the objection register touch only their own tables, so they go first: on PostgreSQL
+    # put_resources takes the store's logical-clock row lock, held to commit, and every writer waits for it.
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if patients:
         link_patients(tx, patients, ods_code=ods_code)
     for resource in resources:
         if resource["resourceType"] in ("Consent", "Flag"):
             record_objection_from_resource(tx, resource)
+    put_resources(tx, writes)
+    if guarded:
+        record_source_times(tx, guarded)
     return Written(len(writes), frozenset(stale))
 
 
