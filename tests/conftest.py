@@ -10,6 +10,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings
+
+# Property tests: no per-example deadline (wall-clock time on a shared CI machine says nothing about
+# correctness) and derandomised, so every run tries the same examples and a failure reproduces.
+settings.register_profile("bcconnect", deadline=None, derandomize=True)
+settings.load_profile("bcconnect")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
