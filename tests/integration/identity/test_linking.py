@@ -28,8 +28,7 @@ from bcconnect.identity import (
 )
 from bcconnect.identity._db import Link, links_of, set_link
 from bcconnect.store import Store, Tx, open_store
-
-from .patients import patient
+from support.identity_patients import patient
 
 pytestmark = pytest.mark.anyio
 

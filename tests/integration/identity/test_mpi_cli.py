@@ -11,8 +11,7 @@ import pytest
 from bcconnect.cli import mpi_cmd
 from bcconnect.identity import link_patients, list_reviews
 from bcconnect.store import open_store
-
-from .patients import patient
+from support.identity_patients import patient
 
 
 def _run(config: Path, *argv: str) -> int:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bcconnect.identity import LinkState, Rules, decide_pair, demographics
-
-from .conftest import patient
+from support.identity_patients import patient
 
 
 def test_two_different_verified_nhs_numbers_never_link_even_with_identical_demographics(rules: Rules) -> None:

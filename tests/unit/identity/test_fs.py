@@ -10,8 +10,7 @@ import pytest
 from bcconnect.identity import FIELDS, compare, demographics, jaro_winkler
 from bcconnect.identity._compare import NULL, Vector
 from bcconnect.identity._fs import expectation_maximisation
-
-from .conftest import patient
+from support.identity_patients import patient
 
 
 def test_jaro_winkler_scores_typos_high_and_strangers_low() -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from bcconnect.fhir.constants import PERSON_ID_SYSTEM
 from bcconnect.identity import Rules, compose_golden, conflicts_of
-
-from .conftest import patient
+from support.identity_patients import patient
 
 
 def test_verified_sources_win_then_trust_priority(rules: Rules) -> None:

@@ -17,8 +17,7 @@ from bcconnect.identity._normalise import (
     normalise_sex,
     normalise_verification,
 )
-
-from .conftest import patient
+from support.identity_patients import patient
 
 
 def test_an_nhs_number_failing_modulus_11_is_absent() -> None:

@@ -1,4 +1,4 @@
-"""A source Patient in the mapping's shape, for the identity integration tests."""
+"""A source Patient in the mapping's shape, shared by the identity unit and integration tests."""
 
 from __future__ import annotations
 
