@@ -29,11 +29,10 @@ from bcconnect.store import (
     delete_resource,
     get_cursor,
     land_raw,
+    landed_by_key,
     put_resources,
     set_cursor,
 )
-
-_CHUNK = 500
 
 
 def read_cursor(tx: Tx, *, adapter: str) -> str | None:
@@ -43,19 +42,10 @@ def read_cursor(tx: Tx, *, adapter: str) -> str | None:
 
 def landed_state(tx: Tx, *, adapter: str, source_keys: Sequence[str]) -> dict[str, Landed]:
     """What the raw landing holds for these source keys: content hash, version and deletion flag."""
-    found: dict[str, Landed] = {}
-    unique = sorted(set(source_keys))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = tx.query(
-            "SELECT source_key, content_hash, version, deleted FROM raw_records"  # noqa: S608 - '?' marks only
-            f" WHERE source = ? AND source_key IN ({marks})",
-            (adapter, *chunk),
-        )
-        for key, digest, version, deleted in rows:
-            found[key] = Landed(digest, version, bool(deleted))
-    return found
+    return {
+        key: Landed(record.content_hash, record.version, record.deleted)
+        for key, record in landed_by_key(tx, adapter, source_keys).items()
+    }
 
 
 def _stored_entry(entry: QuarantineEntry, *, adapter: str, mapping_set: MappingSet) -> StoredQuarantineEntry:

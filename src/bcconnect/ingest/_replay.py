@@ -21,6 +21,7 @@ from bcconnect.store import (
     Tx,
     get_quarantine,
     land_raw,
+    landed_records,
     mark_replayed,
     resolve_quarantine,
 )
@@ -96,12 +97,10 @@ class RemapReport:
 
 
 def _landed_chunk(tx: Tx, *, adapter: str, after: str) -> list[RawRecord]:
-    rows = tx.query(
-        "SELECT record_type, source_key, payload, version, last_updated FROM raw_records"
-        " WHERE source = ? AND source_key > ? AND deleted = 0 ORDER BY source_key LIMIT ?",
-        (adapter, after, _REMAP_CHUNK),
-    )
-    return [RawRecord(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+    return [
+        RawRecord(r.record_type, r.source_key, r.payload, r.version, r.last_updated)
+        for r in landed_records(tx, adapter, after_key=after, limit=_REMAP_CHUNK)
+    ]
 
 
 async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: MappingSet) -> RemapReport:

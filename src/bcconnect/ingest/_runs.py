@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 
 from bcconnect.ingest._report import SyncReport
-from bcconnect.store import Tx
+from bcconnect.store import Tx, count_open_quarantine, cursor_updated_at, get_cursor
 
 #: how many recent runs the error rate is computed over
 ERROR_RATE_WINDOW = 20
@@ -76,8 +76,8 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
         (adapter, ERROR_RATE_WINDOW),
     )
     failed = [row for row in recent if not row[1]]
-    depth = tx.query_one("SELECT COUNT(*) FROM quarantine WHERE adapter = ? AND resolved_at IS NULL", (adapter,))
-    cursor = tx.query_one("SELECT cursor, updated_at FROM cursors WHERE adapter = ?", (adapter,))
+    depth = count_open_quarantine(tx, adapter)
+    cursor = get_cursor(tx, adapter)
     return RunSummary(
         adapter=adapter,
         last_success=last_success[0] if last_success else None,
@@ -85,9 +85,9 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
         last_error=failed[0][2] if failed and recent and not recent[0][1] else None,
         runs=len(recent),
         failed_runs=len(failed),
-        quarantine_depth=int(depth[0]) if depth else 0,
-        cursor=cursor[0] if cursor else None,
-        cursor_updated_at=cursor[1] if cursor else None,
+        quarantine_depth=depth,
+        cursor=cursor,
+        cursor_updated_at=cursor_updated_at(tx, adapter),
     )
 
 

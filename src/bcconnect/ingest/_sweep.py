@@ -19,7 +19,7 @@ from bcconnect.errors import UsageError
 from bcconnect.ingest._runs import utc_now
 from bcconnect.ingest._sync import mapping_context_factory
 from bcconnect.mapping import MappingContext, MappingSet
-from bcconnect.store import Store, Tx, delete_resource, iter_current, land_raw
+from bcconnect.store import Store, Tx, delete_resource, iter_current, land_raw, landed_records
 
 _PAGE = 2000
 
@@ -104,8 +104,9 @@ def _ids(
 
 
 def _keys_for(tx: Tx, *, adapter: str, resource_type: str) -> list[str]:
-    rows = tx.query(
-        "SELECT source_key FROM raw_records WHERE source = ? AND record_type = ? AND deleted = 0",
-        (adapter, resource_type),
-    )
-    return [str(r[0]) for r in rows]
+    keys: list[str] = []
+    while batch := landed_records(
+        tx, adapter, after_key=keys[-1] if keys else "", limit=_PAGE, record_type=resource_type
+    ):
+        keys += [record.source_key for record in batch]
+    return keys

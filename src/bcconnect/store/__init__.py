@@ -22,13 +22,23 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
-from bcconnect.store._landing import RawRecordLike, get_cursor, land_raw, set_cursor
+from bcconnect.store._landing import (
+    LandedRecord,
+    RawRecordLike,
+    cursor_updated_at,
+    get_cursor,
+    land_raw,
+    landed_by_key,
+    landed_records,
+    set_cursor,
+)
 from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
 from bcconnect.store._quarantine import (
     QuarantineEntry,
     QuarantineRecord,
     add_quarantine,
+    count_open_quarantine,
     get_quarantine,
     list_quarantine,
     mark_replayed,
@@ -53,6 +63,7 @@ from bcconnect.store._tx import Dialect, Tx
 __all__ = [
     "Dialect",
     "EverythingQuery",
+    "LandedRecord",
     "MigrationStatus",
     "QuarantineEntry",
     "QuarantineRecord",
@@ -65,7 +76,9 @@ __all__ = [
     "WriteCounts",
     "add_quarantine",
     "content_hash",
+    "count_open_quarantine",
     "current_t",
+    "cursor_updated_at",
     "delete_resource",
     "everything",
     "get_cursor",
@@ -73,6 +86,8 @@ __all__ = [
     "history",
     "iter_current",
     "land_raw",
+    "landed_by_key",
+    "landed_records",
     "list_quarantine",
     "mark_replayed",
     "open_store",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from bcconnect.store._resources import now_instant
 from bcconnect.store._tx import Tx
@@ -91,3 +92,56 @@ def set_cursor(tx: Tx, adapter: str, cursor: str) -> None:
         " ON CONFLICT (adapter) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
         (adapter, cursor, now_instant()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LandedRecord:
+    """A record as the raw landing keeps it (the latest delivery of its source key)."""
+
+    record_type: str
+    source_key: str
+    payload: bytes
+    version: str | None
+    last_updated: str | None
+    content_hash: str
+    deleted: bool
+
+
+_LANDED_COLUMNS = "record_type, source_key, payload, version, last_updated, content_hash, deleted"
+
+
+def _landed(row: Sequence[Any]) -> LandedRecord:
+    return LandedRecord(str(row[0]), str(row[1]), bytes(row[2]), row[3], row[4], str(row[5]), bool(row[6]))
+
+
+def landed_by_key(tx: Tx, source: str, source_keys: Sequence[str]) -> dict[str, LandedRecord]:
+    """What the landing holds for these source keys of ``source`` (absent keys are left out)."""
+    found: dict[str, LandedRecord] = {}
+    unique = sorted(set(source_keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = tx.query(
+            f"SELECT {_LANDED_COLUMNS} FROM raw_records WHERE source = ? AND source_key IN ({marks})",  # noqa: S608
+            (source, *chunk),
+        )
+        found.update({record.source_key: record for record in map(_landed, rows)})
+    return found
+
+
+def landed_records(
+    tx: Tx, source: str, *, after_key: str = "", limit: int = 500, record_type: str | None = None
+) -> list[LandedRecord]:
+    """Landed, not deleted records of ``source`` (of one type, if given) with keys after ``after_key``, by key."""
+    sql = f"SELECT {_LANDED_COLUMNS} FROM raw_records WHERE source = ? AND source_key > ? AND deleted = 0"  # noqa: S608
+    params: list[object] = [source, after_key]
+    if record_type is not None:
+        sql += " AND record_type = ?"
+        params.append(record_type)
+    return [_landed(row) for row in tx.query(sql + " ORDER BY source_key LIMIT ?", [*params, limit])]
+
+
+def cursor_updated_at(tx: Tx, adapter: str) -> str | None:
+    """When ``adapter``'s cursor was last committed (its last successful page), or None."""
+    row = tx.query_one("SELECT updated_at FROM cursors WHERE adapter = ?", (adapter,))
+    return str(row[0]) if row else None

@@ -125,3 +125,9 @@ def mark_replayed(tx: Tx, quarantine_id: int) -> int | None:
         (quarantine_id,),
     )
     return int(row[0]) if row else None
+
+
+def count_open_quarantine(tx: Tx, adapter: str) -> int:
+    """How many records of ``adapter`` wait in quarantine (the depth ``bcconnect status`` shows)."""
+    row = tx.query_one("SELECT COUNT(*) FROM quarantine WHERE adapter = ? AND resolved_at IS NULL", (adapter,))
+    return int(row[0]) if row else 0
