@@ -13,14 +13,14 @@ test:
 
 lint:
 	@scripts/bootstrap dev
-	.venv/bin/ruff format --check src tests bench
-	.venv/bin/ruff check src tests bench
-	.venv/bin/mypy src
+	.venv/bin/ruff format --check src sandbox tests bench
+	.venv/bin/ruff check src sandbox tests bench
+	.venv/bin/mypy
 
 format:
 	@scripts/bootstrap dev
-	.venv/bin/ruff format src tests bench
-	.venv/bin/ruff check --fix src tests bench
+	.venv/bin/ruff format src sandbox tests bench
+	.venv/bin/ruff check --fix src sandbox tests bench
 
 clean:
 	scripts/test-postgres stop || true

@@ -23,8 +23,8 @@ from bcconnect.fhir.constants import (
     SOURCE_ORG_TAG_SYSTEM,
     mrn_system,
 )
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.nhs_numbers import ALLOCATOR
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.nhs_numbers import ALLOCATOR
 
 TRUSTS = ("RL4", "RBK", "RNA", "RXK")
 _NAMESPACE = uuid.UUID("0b6f0d5e-7a51-4d0c-8f0e-3c2a4f6b9d10")

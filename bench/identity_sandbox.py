@@ -28,10 +28,10 @@ from bcconnect.fhir.constants import (
     mrn_system,
 )
 from bcconnect.identity import count_reviews, evaluate, link_patients
-from bcconnect.sandbox.population import make_person, person_id
-from bcconnect.sandbox.settings import DEFAULT_NOW, NoiseSettings
-from bcconnect.sandbox.sources import IdCodec, SourcePatient, trust_records
 from bcconnect.store import open_store
+from bcconnect_sandbox.population import make_person, person_id
+from bcconnect_sandbox.settings import DEFAULT_NOW, NoiseSettings
+from bcconnect_sandbox.sources import IdCodec, SourcePatient, trust_records
 
 TRUSTS = ("RL4", "RBK", "RNA", "RXK")
 

@@ -29,7 +29,7 @@ import anyio.from_thread
 
 from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
 from bcconnect.config import AdapterConfig
-from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^(\w+): fetched (\d+) = new (\d+)")

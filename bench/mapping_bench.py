@@ -23,8 +23,8 @@ import orjson
 
 from bcconnect.hl7v2 import parse_message
 from bcconnect.mapping import MappingContext, MappingSet, load_mapping_set
-from bcconnect.sandbox.generate import generate_to_directory
-from bcconnect.sandbox.settings import SandboxSettings
+from bcconnect_sandbox.generate import generate_to_directory
+from bcconnect_sandbox.settings import SandboxSettings
 
 SETS = {"RL4": "fhir-ukcore", "RXK": "rxk-fhir", "RNA": "rna-json", "RBK": "rbk-hl7v2"}
 SYSTEMS = {

@@ -19,7 +19,7 @@ from pathlib import Path
 CHILD = """
 import sys, time
 from pathlib import Path
-from bcconnect.sandbox import SandboxSettings, generate_to_directory
+from bcconnect_sandbox import SandboxSettings, generate_to_directory
 n, out = int(sys.argv[1]), Path(sys.argv[2])
 started = time.perf_counter()
 manifest = generate_to_directory(SandboxSettings(persons=n, seed=1), out)

@@ -14,8 +14,8 @@ import time
 import anyio
 import httpx
 
-from bcconnect.sandbox import SandboxSettings, running_sandboxes
-from bcconnect.sandbox.testing import bearer, next_link
+from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from bcconnect_sandbox.testing import bearer, next_link
 
 
 async def measure(persons: int, pages: int) -> dict[str, float]:

@@ -31,9 +31,9 @@ from bcconnect.errors import UsageError
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
 from bcconnect.fhir.constants import ODS_ORGANIZATION_SYSTEM as ODS
 from bcconnect.ingest import SyncReport, sync_adapters
-from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
 from bcconnect.security import ensure_local_issuer
 from bcconnect.store import Store, iter_current, open_store
+from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
 
 #: mapping set and adapter kind of each simulated trust
 DEMO_TRUSTS: dict[str, tuple[SourceKind, str]] = {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import anyio
 
-from bcconnect.sandbox import FaultSettings, NoiseSettings, SandboxSettings, World, running_sandboxes
-from bcconnect.sandbox.generate import generate_to_directory
-from bcconnect.sandbox.settings import ALL_TRUSTS
+from bcconnect_sandbox import FaultSettings, NoiseSettings, SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox.generate import generate_to_directory
+from bcconnect_sandbox.settings import ALL_TRUSTS
 
 MIN_PERSONS = 10
 #: RL4, RXK and RNA listen on this port and the next two, as the adapter deployments expect

@@ -21,7 +21,7 @@ from bcconnect.config import (
     SourceKind,
 )
 from bcconnect.hl7v2 import AckCode
-from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
 
 PERSONS = 20
 FAST_RETRY = {"backoff_base_seconds": 0.001, "backoff_max_seconds": 0.01, "max_retries": 8}

@@ -16,7 +16,7 @@ import anyio.from_thread
 import pytest
 
 from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
-from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ import anyio.from_thread
 import pytest
 
 from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
-from bcconnect.sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
 
 KILLS = int(os.environ.get("BCCONNECT_CRASH_KILLS", "20"))
 BCCONNECT = [sys.executable, "-m", "bcconnect.cli.main"]

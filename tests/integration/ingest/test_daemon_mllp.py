@@ -13,8 +13,8 @@ import pytest
 
 from bcconnect.config import Hl7Settings, Settings
 from bcconnect.ingest import run_daemon
-from bcconnect.sandbox import FaultSettings, SandboxSettings, running_sandboxes
 from bcconnect.store import Store, list_quarantine, resource_types
+from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
 
 from .conftest import MAPPINGS, adapters_for
 

@@ -9,8 +9,8 @@ import pytest
 from bcconnect.fhir.constants import source_system
 from bcconnect.fhir.ids import resource_id
 from bcconnect.ingest import sweep_deletes, sync_adapter
-from bcconnect.sandbox import SandboxSettings, running_sandboxes
 from bcconnect.store import Store, iter_current
+from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
 from .conftest import adapters_for, mapping_set_for, source_ids
 

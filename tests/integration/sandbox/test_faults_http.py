@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bcconnect.sandbox import FaultSettings, SandboxSettings, running_sandboxes
-from bcconnect.sandbox.testing import bearer
+from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from bcconnect_sandbox.testing import bearer
 
 pytestmark = pytest.mark.anyio
 

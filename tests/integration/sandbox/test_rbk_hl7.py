@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bcconnect.sandbox import FaultSettings, SandboxSettings, running_sandboxes
-from bcconnect.sandbox.testing import mllp_receiver
+from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from bcconnect_sandbox.testing import mllp_receiver
 
 pytestmark = pytest.mark.anyio
 SETTINGS = SandboxSettings(persons=150, seed=6, trusts=("RBK",), hl7_ack_timeout=0.3)

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bcconnect.sandbox import SandboxSettings, running_sandboxes
-from bcconnect.sandbox.testing import bearer as token
-from bcconnect.sandbox.testing import walk
+from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from bcconnect_sandbox.testing import bearer as token
+from bcconnect_sandbox.testing import walk
 
 pytestmark = pytest.mark.anyio
 SETTINGS = SandboxSettings(persons=150, seed=7, trusts=("RL4",))

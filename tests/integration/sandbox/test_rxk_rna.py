@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from bcconnect.fhir import constants as c
-from bcconnect.sandbox import FaultSettings, SandboxSettings, running_sandboxes
-from bcconnect.sandbox.dialects.rxk import RETIRED_VERIFICATION_SYSTEM
-from bcconnect.sandbox.testing import bearer, walk
+from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from bcconnect_sandbox.dialects.rxk import RETIRED_VERIFICATION_SYSTEM
+from bcconnect_sandbox.testing import bearer, walk
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from bcconnect.cli import sandbox_cmd
-from bcconnect.sandbox import SandboxSettings, World, running_sandboxes
-from bcconnect.sandbox.testing import bearer, walk
+from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
+from bcconnect_sandbox.testing import bearer, walk
 
 pytestmark = pytest.mark.anyio
 

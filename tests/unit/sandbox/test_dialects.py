@@ -7,13 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 from bcconnect.fhir import constants as c
-from bcconnect.sandbox.dialects.fhir import to_fhir
-from bcconnect.sandbox.dialects.hl7 import messages
-from bcconnect.sandbox.dialects.rna import to_rna
-from bcconnect.sandbox.dialects.rxk import RETIRED_VERIFICATION_SYSTEM, rxk_quirks
-from bcconnect.sandbox.population import make_person
-from bcconnect.sandbox.settings import DEFAULT_NOW, NoiseSettings
-from bcconnect.sandbox.sources import IdCodec, Record, SourcePatient, trust_records
+from bcconnect_sandbox.dialects.fhir import to_fhir
+from bcconnect_sandbox.dialects.hl7 import messages
+from bcconnect_sandbox.dialects.rna import to_rna
+from bcconnect_sandbox.dialects.rxk import RETIRED_VERIFICATION_SYSTEM, rxk_quirks
+from bcconnect_sandbox.population import make_person
+from bcconnect_sandbox.settings import DEFAULT_NOW, NoiseSettings
+from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, trust_records
 
 QUIET = NoiseSettings(nhs_missing=0, nhs_unverified=0, typo=0, nickname=0, dob_swapped=0, moved_house=0, duplicate=0)
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from bcconnect.sandbox import FaultSettings, SandboxSettings
-from bcconnect.sandbox.faults import FaultPlan, HttpFault
+from bcconnect_sandbox import FaultSettings, SandboxSettings
+from bcconnect_sandbox.faults import FaultPlan, HttpFault
 
 
 def test_fault_plan_is_deterministic_per_seed_and_trust() -> None:

@@ -6,7 +6,7 @@ import csv
 import hashlib
 from pathlib import Path
 
-from bcconnect.sandbox import SandboxSettings, World, generate_to_directory
+from bcconnect_sandbox import SandboxSettings, World, generate_to_directory
 
 
 def _digest(root: Path) -> dict[str, str]:

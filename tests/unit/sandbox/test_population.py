@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from bcconnect.fhir.nhs_number import is_valid
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.population import Person, make_person
-from bcconnect.sandbox.settings import DEFAULT_NOW
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.population import Person, make_person
+from bcconnect_sandbox.settings import DEFAULT_NOW
 
 SAMPLE = 8_000
 

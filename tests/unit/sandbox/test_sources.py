@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bcconnect.sandbox.population import make_person
-from bcconnect.sandbox.settings import DEFAULT_NOW, NoiseSettings
-from bcconnect.sandbox.sources import IdCodec, SourcePatient, trust_records
+from bcconnect_sandbox.population import make_person
+from bcconnect_sandbox.settings import DEFAULT_NOW, NoiseSettings
+from bcconnect_sandbox.sources import IdCodec, SourcePatient, trust_records
 
 NOISE = NoiseSettings()
 

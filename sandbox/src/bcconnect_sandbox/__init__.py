@@ -4,9 +4,9 @@ It imports nothing of the engine but :mod:`bcconnect.fhir.constants` and :mod:`b
 See ``README.md`` beside this file and ``docs/sandbox-wire-contract.md``.
 """
 
-from bcconnect.sandbox.generate import generate_to_directory
-from bcconnect.sandbox.settings import Credentials, FaultSettings, NoiseSettings, SandboxSettings
-from bcconnect.sandbox.world import World, running_sandboxes
+from bcconnect_sandbox.generate import generate_to_directory
+from bcconnect_sandbox.settings import Credentials, FaultSettings, NoiseSettings, SandboxSettings
+from bcconnect_sandbox.world import World, running_sandboxes
 
 __all__ = [
     "Credentials",

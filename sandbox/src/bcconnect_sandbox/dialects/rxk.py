@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from bcconnect.fhir import constants as c
-from bcconnect.sandbox.dialects.fhir import Json
+from bcconnect_sandbox.dialects.fhir import Json
 
 RXK_BASE: Final = "https://fhir.rxk.nhs.uk"
 RETIRED_VERIFICATION_SYSTEM: Final = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus"

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Final
 
 from bcconnect.fhir import constants as c
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.population import (
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.population import (
     Allergy,
     Condition,
     Encounter,
@@ -15,7 +15,7 @@ from bcconnect.sandbox.population import (
     Observation,
     Referral,
 )
-from bcconnect.sandbox.sources import Record, SourcePatient, StaticFact
+from bcconnect_sandbox.sources import Record, SourcePatient, StaticFact
 
 Json = dict[str, object]
 

@@ -11,8 +11,8 @@ import anyio
 import anyio.abc
 import httpx
 
-from bcconnect.sandbox.hl7_sender import END_BLOCK, START_BLOCK
-from bcconnect.sandbox.world import World
+from bcconnect_sandbox.hl7_sender import END_BLOCK, START_BLOCK
+from bcconnect_sandbox.world import World
 
 MAX_PAGES = 10_000
 

@@ -12,7 +12,7 @@ import enum
 import random
 from collections import Counter
 
-from bcconnect.sandbox.settings import FaultSettings
+from bcconnect_sandbox.settings import FaultSettings
 
 
 class HttpFault(enum.Enum):

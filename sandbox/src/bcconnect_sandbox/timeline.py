@@ -13,10 +13,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from bcconnect.sandbox.population import Encounter, Observation
-from bcconnect.sandbox.settings import SandboxSettings
-from bcconnect.sandbox.sources import Record, SourcePatient, trust_records
-from bcconnect.sandbox.state import TrustState
+from bcconnect_sandbox.population import Encounter, Observation
+from bcconnect_sandbox.settings import SandboxSettings
+from bcconnect_sandbox.sources import Record, SourcePatient, trust_records
+from bcconnect_sandbox.state import TrustState
 
 TOUCHED_PER_DAY: Final = 0.02
 MAX_TOUCHED_PER_ADVANCE: Final = 5_000

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-from bcconnect.sandbox.asgi import (
+from bcconnect_sandbox.asgi import (
     FaultyWire,
     RateLimiter,
     Receive,
@@ -21,10 +21,10 @@ from bcconnect.sandbox.asgi import (
     json_response,
     read_request,
 )
-from bcconnect.sandbox.dialects.fhir import KIND_OF_TYPE, RESOURCE_TYPE, Json, instant, to_fhir
-from bcconnect.sandbox.faults import HttpFault
-from bcconnect.sandbox.settings import Credentials, SandboxSettings
-from bcconnect.sandbox.state import TrustState, Version
+from bcconnect_sandbox.dialects.fhir import KIND_OF_TYPE, RESOURCE_TYPE, Json, instant, to_fhir
+from bcconnect_sandbox.faults import HttpFault
+from bcconnect_sandbox.settings import Credentials, SandboxSettings
+from bcconnect_sandbox.state import TrustState, Version
 
 FHIR_BASE: Final = "/fhir/R4"
 FHIR_JSON: Final = "application/fhir+json"

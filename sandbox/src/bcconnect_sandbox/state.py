@@ -3,7 +3,7 @@
 The base snapshot is never stored: record ``k`` of person ``i`` has the logical time ("tick", milliseconds
 after ``base_epoch``) ``STATIC_TICKS + i * TICKS_PER_PERSON + k``, so the records are already in
 ``lastUpdated`` order and a search can start at any instant by computing the first person. Changes made as
-simulated time moves (:mod:`bcconnect.sandbox.timeline`) go to an overlay of new versions with later ticks;
+simulated time moves (:mod:`bcconnect_sandbox.timeline`) go to an overlay of new versions with later ticks;
 memory grows with the number of changes, never with the population.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from bcconnect.sandbox.population import Person, make_person
-from bcconnect.sandbox.settings import SandboxSettings
-from bcconnect.sandbox.sources import IdCodec, Record, static_records, trust_records
+from bcconnect_sandbox.population import Person, make_person
+from bcconnect_sandbox.settings import SandboxSettings
+from bcconnect_sandbox.sources import IdCodec, Record, static_records, trust_records
 
 STATIC_TICKS: Final = 1_000
 TICKS_PER_PERSON: Final = 128

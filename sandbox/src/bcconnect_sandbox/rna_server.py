@@ -6,12 +6,12 @@ import base64
 import binascii
 from typing import Final
 
-from bcconnect.sandbox.asgi import FaultyWire, Receive, Request, Response, Scope, Send, json_response, read_request
-from bcconnect.sandbox.dialects.rna import ENTITY, Json, to_rna, uk_datetime
-from bcconnect.sandbox.faults import FaultPlan, HttpFault, MessageFault
-from bcconnect.sandbox.fhir_server import take_page
-from bcconnect.sandbox.settings import SandboxSettings
-from bcconnect.sandbox.state import TrustState, Version
+from bcconnect_sandbox.asgi import FaultyWire, Receive, Request, Response, Scope, Send, json_response, read_request
+from bcconnect_sandbox.dialects.rna import ENTITY, Json, to_rna, uk_datetime
+from bcconnect_sandbox.faults import FaultPlan, HttpFault, MessageFault
+from bcconnect_sandbox.fhir_server import take_page
+from bcconnect_sandbox.settings import SandboxSettings
+from bcconnect_sandbox.state import TrustState, Version
 
 CHANGES_PATH: Final = "/api/v2/changes"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Final
 
-from bcconnect.sandbox.population import (
+from bcconnect_sandbox.population import (
     Allergy,
     Condition,
     Encounter,
@@ -13,7 +13,7 @@ from bcconnect.sandbox.population import (
     Observation,
     Referral,
 )
-from bcconnect.sandbox.sources import Record, SourcePatient
+from bcconnect_sandbox.sources import Record, SourcePatient
 
 Json = dict[str, object]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.population import Allergy, Condition, Encounter, Observation, Referral
-from bcconnect.sandbox.sources import Record, SourcePatient
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.population import Allergy, Condition, Encounter, Observation, Referral
+from bcconnect_sandbox.sources import Record, SourcePatient
 
 SENDING_APP: Final = "CAREFLOW"
 _CLASS: Final = {"ae": "E", "emergency": "I", "elective": "I", "outpatient": "O", "sexual_health": "O"}

@@ -22,15 +22,15 @@ from typing import IO, Final
 
 import orjson
 
-from bcconnect.sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
-from bcconnect.sandbox.dialects.hl7 import messages
-from bcconnect.sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
-from bcconnect.sandbox.dialects.rxk import rxk_quirks
-from bcconnect.sandbox.ground_truth import HEADER
-from bcconnect.sandbox.population import make_person, person_id
-from bcconnect.sandbox.settings import SandboxSettings
-from bcconnect.sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
-from bcconnect.sandbox.state import BASE_LOAD_SPAN, STATIC_TICKS, TICKS_PER_PERSON
+from bcconnect_sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
+from bcconnect_sandbox.dialects.hl7 import messages
+from bcconnect_sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
+from bcconnect_sandbox.dialects.rxk import rxk_quirks
+from bcconnect_sandbox.ground_truth import HEADER
+from bcconnect_sandbox.population import make_person, person_id
+from bcconnect_sandbox.settings import SandboxSettings
+from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
+from bcconnect_sandbox.state import BASE_LOAD_SPAN, STATIC_TICKS, TICKS_PER_PERSON
 
 _BUFFER: Final = 1 << 20
 

@@ -14,16 +14,16 @@ from typing import Final
 import anyio
 import uvicorn
 
-from bcconnect.sandbox.asgi import FaultyWire, RateLimiter
-from bcconnect.sandbox.dialects.rxk import rxk_quirks
-from bcconnect.sandbox.faults import FaultPlan
-from bcconnect.sandbox.fhir_server import FhirApp
-from bcconnect.sandbox.ground_truth import ground_truth_rows, write_ground_truth
-from bcconnect.sandbox.hl7_sender import Hl7Sender
-from bcconnect.sandbox.rna_server import RnaApp
-from bcconnect.sandbox.settings import Credentials, SandboxSettings
-from bcconnect.sandbox.state import Population, TrustState
-from bcconnect.sandbox.timeline import Timeline
+from bcconnect_sandbox.asgi import FaultyWire, RateLimiter
+from bcconnect_sandbox.dialects.rxk import rxk_quirks
+from bcconnect_sandbox.faults import FaultPlan
+from bcconnect_sandbox.fhir_server import FhirApp
+from bcconnect_sandbox.ground_truth import ground_truth_rows, write_ground_truth
+from bcconnect_sandbox.hl7_sender import Hl7Sender
+from bcconnect_sandbox.rna_server import RnaApp
+from bcconnect_sandbox.settings import Credentials, SandboxSettings
+from bcconnect_sandbox.state import Population, TrustState
+from bcconnect_sandbox.timeline import Timeline
 
 HTTP_TRUSTS: Final = ("RL4", "RXK", "RNA")
 _START_TIMEOUT: Final = 15.0

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from bcconnect.sandbox.population import person_id
-from bcconnect.sandbox.sources import SourcePatient
-from bcconnect.sandbox.state import TrustState
+from bcconnect_sandbox.population import person_id
+from bcconnect_sandbox.sources import SourcePatient
+from bcconnect_sandbox.state import TrustState
 
 HEADER: Final = ("ods_code", "source_patient_id", "person_id")
 

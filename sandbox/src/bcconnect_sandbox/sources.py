@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Final
 
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.population import (
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.population import (
     Allergy,
     Condition,
     Encounter,
@@ -23,7 +23,7 @@ from bcconnect.sandbox.population import (
     Referral,
     random_postcode,
 )
-from bcconnect.sandbox.settings import NoiseSettings
+from bcconnect_sandbox.settings import NoiseSettings
 
 MRN_PREFIX: Final = {"RL4": "RW", "RXK": "SW", "RNA": "P", "RBK": "WK"}
 _ID_SPACE: Final = 10**9

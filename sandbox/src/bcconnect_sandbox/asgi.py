@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl
 import anyio
 import orjson
 
-from bcconnect.sandbox.faults import FaultPlan, HttpFault
-from bcconnect.sandbox.settings import FaultSettings
+from bcconnect_sandbox.faults import FaultPlan, HttpFault
+from bcconnect_sandbox.settings import FaultSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -17,11 +17,11 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from bcconnect.sandbox.dialects.hl7 import messages
-from bcconnect.sandbox.faults import FaultPlan, MessageFault
-from bcconnect.sandbox.settings import SandboxSettings
-from bcconnect.sandbox.sources import SourcePatient
-from bcconnect.sandbox.state import TrustState, Version
+from bcconnect_sandbox.dialects.hl7 import messages
+from bcconnect_sandbox.faults import FaultPlan, MessageFault
+from bcconnect_sandbox.settings import SandboxSettings
+from bcconnect_sandbox.sources import SourcePatient
+from bcconnect_sandbox.state import TrustState, Version
 
 START_BLOCK: Final = b"\x0b"
 END_BLOCK: Final = b"\x1c\x0d"

@@ -2,7 +2,7 @@
 
 Nothing is kept between persons, so a population of any size streams in constant memory and any person (and
 so any page of any trust) can be recomputed on demand. Facts carry the trust where they happened; the
-per-trust source records with their identity noise are derived in :mod:`bcconnect.sandbox.sources`.
+per-trust source records with their identity noise are derived in :mod:`bcconnect_sandbox.sources`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from bcconnect.sandbox import reference as ref
-from bcconnect.sandbox.nhs_numbers import ALLOCATOR
+from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.nhs_numbers import ALLOCATOR
 
 _DAY: Final = timedelta(days=1)
 _HISTORY_DAYS: Final = 5 * 365
