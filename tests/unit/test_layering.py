@@ -16,8 +16,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "bcconnect"
 #: higher imports lower, never the reverse; equal ranks may not import each other
 RANK: dict[str, int] = {
     "cli": 100,
+    "app": 95,  # the web pages: above triage (whose answers they show) and beside the API
     "api": 90,
-    "triage": 90,
+    "triage": 85,  # the API's triage operations and the pages call it; it reads through view
     "view": 80,
     "ingest": 80,
     "identity": 70,
