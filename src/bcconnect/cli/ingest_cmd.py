@@ -24,8 +24,8 @@ from bcconnect.ingest import (
     summarise,
     sweep_deletes,
     sync_adapters,
+    watermark_of,
 )
-from bcconnect.ingest._runs import watermark_of
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
     Store,
