@@ -132,7 +132,7 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     all of whose resources are left alone is reported stale. A resource whose Patient is neither stored nor
     written here is held (see ``_held``); resources held for a Patient written here are released with it.
     """
-    times = {id(p): source_order(p.record.last_updated, p.record.source_key) for p in prepared}
+    times = {id(p): source_order(p.record.last_updated, p.record.source_key, p.record.version) for p in prepared}
     keys = [(r["resourceType"], r["id"]) for p in prepared if times[id(p)] for r in p.resources]
     stored = stored_source_times(tx, keys) if keys else {}
     resources: list[dict[str, Any]] = []
