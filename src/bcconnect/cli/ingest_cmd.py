@@ -30,12 +30,11 @@ from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
     Store,
     get_quarantine,
-    iter_current,
     list_quarantine,
     open_store,
     resolve_quarantine,
-    resource_types,
 )
+from bcconnect.view import View
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -79,8 +78,17 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("id", type=int)
     p.set_defaults(handler=_quarantine_resolve)
 
-    p = sub.add_parser("export", help="NDJSON per resource type of everything in the view")
+    p = sub.add_parser(
+        "export",
+        help="NDJSON per resource type of the view as a client sees it: golden Patients, references re-pointed to"
+        " them (--raw: the trusts' source records as stored, no golden Patients)",
+    )
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the source records exactly as stored (source references, no golden Patients) instead of the view",
+    )
     p.add_argument(
         "--with-store-meta",
         action="store_true",
@@ -372,7 +380,7 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:
-            return await export_ndjson(store, out, with_store_meta=args.with_store_meta)
+            return await export_ndjson(store, out, with_store_meta=args.with_store_meta, raw=args.raw)
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
@@ -399,15 +407,19 @@ def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
     return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
 
 
-async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False) -> dict[str, int]:
-    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type."""
+async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False, raw: bool = False) -> dict[str, int]:
+    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type.
+
+    The view as served (golden Patients, references re-pointed), or with ``raw`` the source records as stored.
+    """
     await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for resource_type in await store.read(resource_types):
+    view = View(store)
+    for resource_type in await view.export_types():
         after = ""
         async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
             while True:
-                batch = await store.read(partial(iter_current, resource_type=resource_type, after_id=after))
+                batch = await view.export_batch(resource_type, after_id=after, raw=raw)
                 if not batch:
                     break
                 lines = [

@@ -18,7 +18,7 @@ from bcconnect.view._freshness import (
     freshness_header,
 )
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
-from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "FRESHNESS_HEADER",
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
+    "PERSON_MODEL_DOC",
     "SOURCE_REFERENCE_EXTENSION",
     "AccessContext",
     "HistoryPage",
