@@ -22,6 +22,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
+from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -71,6 +72,7 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SourceFreshness",
     "Store",
     "StoredResource",
     "Tx",
@@ -86,12 +88,14 @@ __all__ = [
     "get_cursor",
     "get_quarantine",
     "history",
+    "is_stale",
     "iter_current",
     "land_raw",
     "landed_by_key",
     "landed_records",
     "list_quarantine",
     "mark_replayed",
+    "mark_synced",
     "open_store",
     "put_resources",
     "read_current",
@@ -100,4 +104,5 @@ __all__ = [
     "resource_types",
     "search",
     "set_cursor",
+    "source_freshness",
 ]
