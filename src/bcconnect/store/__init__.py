@@ -23,6 +23,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 """
 
 from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -72,6 +73,7 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SourceFreshness",
     "Store",
     "StoredResource",
     "Tx",
@@ -91,12 +93,14 @@ __all__ = [
     "get_cursor",
     "get_quarantine",
     "history",
+    "is_stale",
     "iter_current",
     "land_raw",
     "landed_by_key",
     "landed_records",
     "list_quarantine",
     "mark_replayed",
+    "mark_synced",
     "open_store",
     "put_resources",
     "read_current",
@@ -106,4 +110,5 @@ __all__ = [
     "search",
     "set_aliases",
     "set_cursor",
+    "source_freshness",
 ]
