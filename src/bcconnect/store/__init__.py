@@ -22,6 +22,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
+from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
@@ -77,12 +78,14 @@ __all__ = [
     "Tx",
     "WriteCounts",
     "add_quarantine",
+    "canonical_line",
     "content_hash",
     "count_open_quarantine",
     "current_t",
     "cursor_updated_at",
     "delete_resource",
     "everything",
+    "export_ndjson",
     "get_cursor",
     "get_quarantine",
     "history",
