@@ -29,6 +29,7 @@ from bcconnect.ingest import (
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
     Store,
+    canonical_line,
     get_quarantine,
     is_stale,
     list_quarantine,
@@ -379,7 +380,7 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:
-            return await export_ndjson(store, out, with_store_meta=args.with_store_meta, raw=args.raw)
+            return await export_view(store, out, with_store_meta=args.with_store_meta, raw=args.raw)
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
@@ -388,28 +389,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
-    """One NDJSON line: sorted keys; without the store's own versionId/lastUpdated unless asked for.
-
-    >>> canonical_line(b'{"id":"1","resourceType":"Patient","meta":{"versionId":"2","lastUpdated":"x"}}',
-    ...                with_store_meta=False)
-    b'{"id":"1","resourceType":"Patient"}'
-    """
-    resource = orjson.loads(body)
-    meta = resource.get("meta")
-    if not with_store_meta and isinstance(meta, dict):
-        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if meta:
-            resource["meta"] = meta
-        else:
-            del resource["meta"]
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-
-
-async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False, raw: bool = False) -> dict[str, int]:
+async def export_view(store: Store, out: Path, *, with_store_meta: bool = False, raw: bool = False) -> dict[str, int]:
     """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type.
 
-    The view as served (golden Patients, references re-pointed), or with ``raw`` the source records as stored.
+    The view as a client sees it (golden Patients, references re-pointed to them), or with ``raw`` the trusts'
+    source records exactly as stored (no golden Patients).
     """
     await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}

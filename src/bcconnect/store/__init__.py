@@ -23,6 +23,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 """
 
 from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
@@ -82,6 +83,7 @@ __all__ = [
     "alias_closure",
     "alias_members",
     "canonical_ids",
+    "canonical_line",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
@@ -90,6 +92,7 @@ __all__ = [
     "delete_resource",
     "drop_aliases",
     "everything",
+    "export_ndjson",
     "get_cursor",
     "get_quarantine",
     "history",
