@@ -113,9 +113,8 @@ async def main(url: str, resources: int, repeat: int) -> None:
     async with open_store(url) as store:
         started = time.perf_counter()
         await build(store, resources)
-        print(
-            f"built one person: 4 source Patients, {resources} clinical resources in {time.perf_counter() - started:.1f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"built one person: 4 source Patients, {resources} clinical resources in {took:.1f} s")
         view = View(store, max_count=1000)
         source = "rl4-big"
 
