@@ -13,6 +13,7 @@ for reference matching (``patient=``/``subject=``, ``_include``, ``_revinclude``
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -157,62 +158,65 @@ def _as_sent(body: bytes) -> dict[str, Any]:
     return patient
 
 
-def _references(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            found.add(ref[8:])
-        for value in node.values():
-            _references(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _references(value, found)
+#: a literal reference to a Patient as it appears in stored JSON (orjson writes no spaces)
+_PATIENT_REFERENCE = re.compile(rb'"reference":"Patient/([^"/]+)"')
 
 
-def _repoint(node: Any, person_of: dict[str, str], *, top_patient: bool = False) -> Any:
+def _repoint(node: Any, person_of: dict[str, str]) -> bool:
+    """Re-point, in place, every Patient reference inside ``node`` to its golden Patient; whether any was."""
+    changed = False
     if isinstance(node, list):
-        return [_repoint(v, person_of) for v in node]
+        for value in node:
+            changed = _repoint(value, person_of) or changed
+        return changed
     if not isinstance(node, dict):
-        return node
-    # a Patient's own ``link`` names particular records (its sources, a merge): never re-pointed
-    out = {k: v if top_patient and k == "link" else _repoint(v, person_of) for k, v in node.items()}
+        return False
+    for value in node.values():
+        if isinstance(value, (dict, list)):
+            changed = _repoint(value, person_of) or changed
     ref = node.get("reference")
     if isinstance(ref, str) and ref.startswith("Patient/") and ref[8:] in person_of:
-        out["reference"] = f"Patient/{person_of[ref[8:]]}"
-        out["extension"] = [
+        node["reference"] = f"Patient/{person_of[ref[8:]]}"
+        node["extension"] = [
             *node.get("extension", ()),
             {"url": SOURCE_REFERENCE_EXTENSION, "valueReference": {"reference": ref}},
         ]
-    return out
+        changed = True
+    return changed
 
 
 def person_centred(tx: Tx, resources: Iterable[StoredResource]) -> list[StoredResource]:
     """Resources as the view serves them: Patient references re-pointed to golden Patients; a source Patient
     carries a ``link`` (type ``refer``) to its golden Patient."""
     items = list(resources)
-    parsed: list[dict[str, Any] | None] = []
     wanted: set[str] = set()
     for item in items:
-        body = orjson.loads(item.body) if item.body is not None else None
-        parsed.append(body)
-        if body is not None:
-            _references(body, wanted)
+        if item.body is not None:
+            wanted.update(m.decode() for m in _PATIENT_REFERENCE.findall(item.body))
             if item.resource_type == "Patient":
                 wanted.add(item.id)
     canon = canonical_ids(tx, "Patient", wanted) if wanted else {}
     person_of = {i: c for i, c in canon.items() if i != c}
     out = []
-    for item, body in zip(items, parsed, strict=True):
-        if body is None or (not person_of):
+    for item in items:
+        body = item.body
+        is_source = item.resource_type == "Patient" and item.id in person_of
+        if body is None or not person_of or not (is_source or _PATIENT_REFERENCE.search(body)):
             out.append(item)
             continue
-        served = _repoint(body, person_of, top_patient=item.resource_type == "Patient")
-        if item.resource_type == "Patient" and item.id in person_of:
+        served: dict[str, Any] = orjson.loads(body)
+        # a Patient's own ``link`` names particular records (its sources, a merge): never re-pointed
+        own_links = served.pop("link", None) if item.resource_type == "Patient" else None
+        changed = _repoint(served, person_of)
+        if own_links is not None:
+            served["link"] = own_links
+        if is_source:
             served["link"] = [
-                *(link for link in body.get("link", ()) if link.get("type") != "refer"),
+                *(link for link in own_links or () if link.get("type") != "refer"),
                 {"other": {"reference": f"Patient/{person_of[item.id]}"}, "type": "refer"},
             ]
-        out.append(replace(item, body=orjson.dumps(served)) if served != body else item)
+            changed = True
+        out.append(replace(item, body=orjson.dumps(served)) if changed else item)
     return out
 
 
