@@ -28,13 +28,13 @@ from bcconnect.ingest import (
 )
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
-    export_ndjson,
     get_quarantine,
     is_stale,
     list_quarantine,
     open_store,
     resolve_quarantine,
 )
+from bcconnect.view import View, export_view_ndjson
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -78,8 +78,17 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("id", type=int)
     p.set_defaults(handler=_quarantine_resolve)
 
-    p = sub.add_parser("export", help="NDJSON per resource type of everything in the view")
+    p = sub.add_parser(
+        "export",
+        help="NDJSON per resource type of the view as a client sees it: golden Patients, references re-pointed to"
+        " them (--raw: the trusts' source records as stored, no golden Patients)",
+    )
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the source records exactly as stored (source references, no golden Patients) instead of the view",
+    )
     p.add_argument(
         "--with-store-meta",
         action="store_true",
@@ -369,7 +378,7 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:
-            return await export_ndjson(store, out, with_store_meta=args.with_store_meta)
+            return await export_view_ndjson(View(store), out, with_store_meta=args.with_store_meta, raw=args.raw)
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
