@@ -72,7 +72,7 @@ def world_adapters(world: World, *, hl7_drop_dir: Path) -> tuple[list[AdapterCon
                 client_id=credentials.client_id,
                 client_secret_env=secret_env,
             )
-            base_url = world.base_url(trust)
+            base_url = f"{world.base_url(trust)}/fhir/R4"  # the FHIR base; the token URL is discovered
         elif kind is SourceKind.JSON_API:
             key_env = f"BCCONNECT_{trust}_API_KEY"
             environ[key_env] = world.credentials(trust).api_key or ""

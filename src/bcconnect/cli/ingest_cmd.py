@@ -114,6 +114,8 @@ def _print_report(report: SyncReport) -> None:
         f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted}{held};"
         f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict[report.status]}"
     )
+    if report.not_mapped_line:
+        print(f"{report.adapter}: {report.not_mapped_line}")
 
 
 class _Progress:
