@@ -53,6 +53,7 @@ def mapping_context_factory(config: AdapterConfig, received_at: str) -> Callable
             source_system=system,
             source_key=record.source_key,
             received_at=received_at,
+            local_mrn_system=config.identifiers.mrn_system,
         )
 
     return context_for
