@@ -225,6 +225,7 @@ def _demo(args: argparse.Namespace) -> int:
                     base = f"http://127.0.0.1:{args.port}/fhir"
                     nhs = await _an_nhs_number(store)
                     print(f"\nFHIR endpoint: {base}   (ready in {time.perf_counter() - started:.1f}s)")
+                    print(f"web pages:     http://127.0.0.1:{args.port}/app/   (sign in with the token below)")
                     print(f"configuration: {config_path}")
                     print("\nTry:")
                     print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/metadata')

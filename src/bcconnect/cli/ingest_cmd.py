@@ -27,12 +27,13 @@ from bcconnect.ingest import (
     summarise,
     sweep_deletes,
     sync_adapters,
+    watermark_of,
 )
-from bcconnect.ingest._runs import watermark_of
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
     Store,
     get_quarantine,
+    is_stale,
     iter_current,
     list_quarantine,
     open_store,
@@ -202,10 +203,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lag(instant: str | None, now: datetime) -> str:
-    if instant is None:
+def _lag(seconds: float | None) -> str:
+    if seconds is None:
         return "never"
-    seconds = (now - datetime.fromisoformat(instant)).total_seconds()
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
@@ -219,10 +219,8 @@ def _status(args: argparse.Namespace) -> int:
             now = datetime.now(UTC)
             for config in configs:
                 summary = await store.read(partial(summarise, adapter=config.name))
-                stale = summary.last_success is None or (
-                    (now - datetime.fromisoformat(summary.last_success)).total_seconds()
-                    > config.staleness_limit_seconds
-                )
+                # the same definition of stale the view states on every response (one source, one rule)
+                age, stale = is_stale(summary.cursor_updated_at, config.staleness_limit_seconds, now)
                 rows.append(
                     {
                         "adapter": config.name,
@@ -230,7 +228,8 @@ def _status(args: argparse.Namespace) -> int:
                         "kind": config.kind.value,
                         "last_success": summary.last_success,
                         "watermark": watermark_of(summary.cursor),
-                        "lag": _lag(summary.last_success, now),
+                        "last_sync": summary.cursor_updated_at,
+                        "lag": _lag(age),
                         "stale": stale,
                         "error_rate": round(summary.error_rate, 3),
                         "last_error": summary.last_error,

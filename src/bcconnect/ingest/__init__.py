@@ -19,7 +19,7 @@ from bcconnect.ingest._replay import (
     replay_quarantined,
 )
 from bcconnect.ingest._report import PageCounts, SyncReport
-from bcconnect.ingest._runs import RunSummary, summarise
+from bcconnect.ingest._runs import RunSummary, summarise, watermark_of
 from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
@@ -46,4 +46,5 @@ __all__ = [
     "sweep_deletes",
     "sync_adapter",
     "sync_adapters",
+    "watermark_of",
 ]

@@ -22,6 +22,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
+from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -75,6 +76,7 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SourceFreshness",
     "Store",
     "StoredResource",
     "Tx",
@@ -90,12 +92,14 @@ __all__ = [
     "get_cursor",
     "get_quarantine",
     "history",
+    "is_stale",
     "iter_current",
     "land_raw",
     "landed_by_key",
     "landed_records",
     "list_quarantine",
     "mark_replayed",
+    "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
     "put_resources",
@@ -106,4 +110,5 @@ __all__ = [
     "resource_types",
     "search",
     "set_cursor",
+    "source_freshness",
 ]
