@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import anyio
 
-from bcconnect.api import make_server
-from bcconnect.api._security import security_hooks
+from bcconnect.api import make_server, security_hooks
 from bcconnect.app import GatePageGuard, PagesApp, standard_pages
 from bcconnect.cli.common import SubParsers, settings_from
 from bcconnect.config import AuthMode, Settings, load_adapters
