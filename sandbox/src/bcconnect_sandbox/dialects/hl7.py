@@ -195,7 +195,8 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
         reason = f"{fact.reason.code}^{escape(fact.reason.display)}^SCT" if fact.reason else ""
         rf1 = segment(
             "RF1",
-            "R" if revoked else "C" if fact.clock_stop else "A",
+            # HL7 table 0283: P pending (awaiting triage), A accepted, R rejected (returned/redirected), C closed
+            "R" if revoked else "C" if fact.clock_stop else "P" if fact.triage == "awaiting" else "A",
             {"routine": "R", "urgent": "U", "asap": "2WW"}[fact.priority],
             f"{fact.network.tfc or ''}^{escape(fact.network.name)}",
             "",
