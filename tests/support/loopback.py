@@ -8,6 +8,7 @@ target (URLs in bodies and headers are rewritten so next links keep pointing at 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
 from contextlib import asynccontextmanager
@@ -93,7 +94,8 @@ class Mutation:
 
     name: str
     before: Callable[[Exchange], None] | None = None
-    after: Callable[[Exchange], None] | None = None
+    #: may be async (a repair that fetches from upstream: ``await proxy.fetch(path)``)
+    after: Callable[[Exchange], Awaitable[None] | None] | None = None
 
 
 class BreakingProxy:
@@ -138,13 +140,21 @@ class BreakingProxy:
             if "location" in ex.response_headers:
                 ex.response_headers["location"] = ex.response_headers["location"].replace(self.upstream, self.public)
         if mutation and mutation.after:
-            mutation.after(ex)
+            result = mutation.after(ex)
+            if inspect.isawaitable(result):
+                await result
         ex.response_headers.pop("content-length", None)
         ex.response_headers.pop("transfer-encoding", None)
         out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in ex.response_headers.items()]
         out.append((b"content-length", str(len(ex.response_body)).encode()))
         await send({"type": "http.response.start", "status": ex.status, "headers": out})
         await send({"type": "http.response.body", "body": ex.response_body})
+
+
+async def fetch_json(proxy: BreakingProxy, path: str, headers: dict[str, str]) -> Any:
+    """GET ``path`` from the proxy's upstream (for repairs); None unless 200."""
+    response = await proxy.client.get(f"{proxy.upstream}{path}", headers=headers)
+    return response.json() if response.status_code == 200 else None
 
 
 @asynccontextmanager

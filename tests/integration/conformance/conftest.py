@@ -47,7 +47,9 @@ rate_limit_burst = 10000
     settings = load_settings(config, required=True)
     async with open_store(settings.store_url()) as store:
         record = fixture_record()
-        await store.write(lambda tx: put_resources(tx, record))
+        # one write per resource: distinct lastUpdated times make _sort observable
+        for item in record:
+            await store.write(lambda tx, item=item: put_resources(tx, [item]))
         patients = [orjson.loads(w.body) for w in record if w.resource_type == "Patient"]
         # identity links make persons of the source Patients, as ingest does
         await store.write(lambda tx: link_patients(tx, patients, ods_code="RL4"))
