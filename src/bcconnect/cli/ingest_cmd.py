@@ -24,17 +24,16 @@ from bcconnect.ingest import (
     summarise,
     sweep_deletes,
     sync_adapters,
+    watermark_of,
 )
-from bcconnect.ingest._runs import watermark_of
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
-    Store,
+    export_ndjson,
     get_quarantine,
-    iter_current,
+    is_stale,
     list_quarantine,
     open_store,
     resolve_quarantine,
-    resource_types,
 )
 
 
@@ -101,13 +100,18 @@ def _adapters(settings: Settings, only: str | None = None) -> list[AdapterConfig
     return configs
 
 
+#: exit status of ``sync`` when every run reached the end but one is DEGRADED (failures exit 1)
+EXIT_DEGRADED = 3
+
+
 def _print_report(report: SyncReport) -> None:
-    verdict = "ok" if report.ok else f"FAILED: {report.error}"
+    verdict = {"OK": "ok", "FAILED": f"FAILED: {report.error}", "DEGRADED": f"DEGRADED: {report.degraded}"}
+    held = f"; held {report.held}, released {report.released}" if report.held or report.released else ""
     print(
         f"{report.adapter}: fetched {report.fetched} = new {report.new} + changed {report.changed}"
         f" + unchanged {report.unchanged} + quarantined {report.quarantined}"
-        f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted};"
-        f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict}"
+        f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted}{held};"
+        f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict[report.status]}"
     )
 
 
@@ -148,7 +152,9 @@ def _sync(args: argparse.Namespace) -> int:
     ok = all(r.ok and r.balanced for r in reports)
     if ok and args.reconcile_deletes:
         anyio.run(partial(_sweep, settings, [c for c in configs if c.kind is SourceKind.FHIR_API]))
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    return EXIT_DEGRADED if any(r.status == "DEGRADED" for r in reports) else 0
 
 
 async def _sweep(settings: Settings, configs: Sequence[AdapterConfig]) -> None:
@@ -179,10 +185,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lag(instant: str | None, now: datetime) -> str:
-    if instant is None:
+def _lag(seconds: float | None) -> str:
+    if seconds is None:
         return "never"
-    seconds = (now - datetime.fromisoformat(instant)).total_seconds()
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
@@ -196,10 +201,8 @@ def _status(args: argparse.Namespace) -> int:
             now = datetime.now(UTC)
             for config in configs:
                 summary = await store.read(partial(summarise, adapter=config.name))
-                stale = summary.last_success is None or (
-                    (now - datetime.fromisoformat(summary.last_success)).total_seconds()
-                    > config.staleness_limit_seconds
-                )
+                # the same definition of stale the view states on every response (one source, one rule)
+                age, stale = is_stale(summary.cursor_updated_at, config.staleness_limit_seconds, now)
                 rows.append(
                     {
                         "adapter": config.name,
@@ -207,11 +210,15 @@ def _status(args: argparse.Namespace) -> int:
                         "kind": config.kind.value,
                         "last_success": summary.last_success,
                         "watermark": watermark_of(summary.cursor),
-                        "lag": _lag(summary.last_success, now),
+                        "last_sync": summary.cursor_updated_at,
+                        "lag": _lag(age),
                         "stale": stale,
                         "error_rate": round(summary.error_rate, 3),
                         "last_error": summary.last_error,
                         "quarantine_depth": summary.quarantine_depth,
+                        "held": summary.held,
+                        "last_status": summary.last_status,
+                        "last_detail": summary.last_detail,
                     }
                 )
             return rows
@@ -220,20 +227,25 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
-    header = ("adapter", "ods", "last success", "watermark", "lag", "error rate", "quarantine")
+    header = ("adapter", "ods", "last run", "last success", "watermark", "lag", "error rate", "quarantine", "held")
     table = [
         (
             str(r["adapter"]),
             str(r["ods_code"]),
+            str(r["last_status"] or "never"),
             str(r["last_success"] or "never"),
             str(r["watermark"] or "-"),
             str(r["lag"]) + (" STALE" if r["stale"] else ""),
             f"{float(str(r['error_rate'])):.0%}",
             str(r["quarantine_depth"]),
+            str(r["held"]),
         )
         for r in rows
     ]
     _print_table(header, table)
+    for r in rows:
+        if r["last_status"] in ("DEGRADED", "FAILED"):
+            print(f"{r['adapter']}: last run {r['last_status']}: {r['last_detail']}")
     return 0
 
 
@@ -364,43 +376,3 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{resource_type}: {count}")
     print(f"exported {sum(counts.values())} resources to {out}")
     return 0
-
-
-def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
-    """One NDJSON line: sorted keys; without the store's own versionId/lastUpdated unless asked for.
-
-    >>> canonical_line(b'{"id":"1","resourceType":"Patient","meta":{"versionId":"2","lastUpdated":"x"}}',
-    ...                with_store_meta=False)
-    b'{"id":"1","resourceType":"Patient"}'
-    """
-    resource = orjson.loads(body)
-    meta = resource.get("meta")
-    if not with_store_meta and isinstance(meta, dict):
-        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if meta:
-            resource["meta"] = meta
-        else:
-            del resource["meta"]
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-
-
-async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False) -> dict[str, int]:
-    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type."""
-    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for resource_type in await store.read(resource_types):
-        after = ""
-        async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
-            while True:
-                batch = await store.read(partial(iter_current, resource_type=resource_type, after_id=after))
-                if not batch:
-                    break
-                lines = [
-                    canonical_line(stored.body, with_store_meta=with_store_meta)
-                    for stored in batch
-                    if stored.body is not None
-                ]
-                await handle.write(b"".join(line + b"\n" for line in lines))
-                counts[resource_type] = counts.get(resource_type, 0) + len(lines)
-                after = batch[-1].id
-    return counts

@@ -22,6 +22,8 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
+from bcconnect.store._export import canonical_line, export_ndjson
+from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -49,6 +51,7 @@ from bcconnect.store._resources import (
     StoredResource,
     WriteCounts,
     content_hash,
+    current_ids,
     current_t,
     delete_resource,
     history,
@@ -70,26 +73,32 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SourceFreshness",
     "Store",
     "StoredResource",
     "Tx",
     "WriteCounts",
     "add_quarantine",
+    "canonical_line",
     "content_hash",
     "count_open_quarantine",
+    "current_ids",
     "current_t",
     "cursor_updated_at",
     "delete_resource",
     "everything",
+    "export_ndjson",
     "get_cursor",
     "get_quarantine",
     "history",
+    "is_stale",
     "iter_current",
     "land_raw",
     "landed_by_key",
     "landed_records",
     "list_quarantine",
     "mark_replayed",
+    "mark_synced",
     "open_store",
     "put_resources",
     "read_current",
@@ -98,4 +107,5 @@ __all__ = [
     "resource_types",
     "search",
     "set_cursor",
+    "source_freshness",
 ]
