@@ -30,7 +30,8 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
             "readHistory": True,
             "updateCreate": False,
             "conditionalCreate": False,
-            "conditionalRead": "not-supported",
+            # reads honour If-None-Match and If-Modified-Since (_handlers._not_modified)
+            "conditionalRead": "full-support",
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             "searchInclude": list(cap.includes),

@@ -32,7 +32,9 @@ from bcconnect.store import (
     get_cursor,
     land_raw,
     landed_by_key,
+    open_quarantine_for_keys,
     put_resources,
+    resolve_quarantine,
     set_cursor,
 )
 
@@ -89,6 +91,10 @@ def commit_page(
             drop_held(tx, resource_type, resource_id)
             if resource_type in ("Consent", "Flag"):  # what a deleted record said about objection goes too
                 forget_objection_origin(tx, f"{resource_type}/{resource_id}")
+    # a record that maps now closes what an earlier delivery of it left in quarantine
+    taken = [p.record.source_key for p in prepared.records if p.outcome in (Outcome.NEW, Outcome.CHANGED)]
+    for qid in open_quarantine_for_keys(tx, adapter, taken) if taken else ():
+        resolve_quarantine(tx, qid)
     quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
     for entry in [*quarantined, *prepared.rejects]:
         add_quarantine(tx, _stored_entry(entry, adapter=adapter, mapping_set=mapping_set))

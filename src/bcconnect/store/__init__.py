@@ -39,12 +39,15 @@ from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
 from bcconnect.store._quarantine import (
     QuarantineEntry,
+    QuarantineGroup,
     QuarantineRecord,
     add_quarantine,
     count_open_quarantine,
     get_quarantine,
     list_quarantine,
     mark_replayed,
+    open_quarantine_for_keys,
+    quarantine_groups,
     resolve_quarantine,
 )
 from bcconnect.store._resources import (
@@ -70,6 +73,7 @@ __all__ = [
     "LandedRecord",
     "MigrationStatus",
     "QuarantineEntry",
+    "QuarantineGroup",
     "QuarantineRecord",
     "RawRecordLike",
     "ResourceWrite",
@@ -105,8 +109,10 @@ __all__ = [
     "list_quarantine",
     "mark_replayed",
     "mark_synced",
+    "open_quarantine_for_keys",
     "open_store",
     "put_resources",
+    "quarantine_groups",
     "read_current",
     "read_version",
     "resolve_quarantine",

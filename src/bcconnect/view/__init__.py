@@ -11,6 +11,7 @@ In a person's ``$everything`` one fact sent by two trusts appears once with both
 from bcconnect.store import SourceFreshness
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
+from bcconnect.view._export import export_view_ndjson
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
@@ -35,6 +36,7 @@ __all__ = [
     "SourceFreshness",
     "TypeCapability",
     "View",
+    "export_view_ndjson",
     "freshness_extension",
     "freshness_header",
 ]
