@@ -292,7 +292,8 @@ class View:
                     after=after,
                     cache=self._records,
                 )
-                head = [m for m in found.matches if m is wanted]
+                # the golden Patient is screened like any resource (a restricted person's whereabouts redacted)
+                head = self._screen_list(tx, access, [m for m in found.matches if m is wanted])
                 rest = replace(found, matches=[m for m in found.matches if m is not wanted])
                 page = screen_page(
                     tx, rest, access, policy=self.sensitivity, confine_to=access.patient, related=same_person

@@ -16,7 +16,7 @@ import pytest
 
 from bcconnect.conformance import Outcome, Report, console_summary, get_pack, run_pack
 from support.conformance_target import BROWN, FhirTarget
-from support.loopback import BreakingProxy, Exchange, Mutation, breaking_proxy, fetch_json
+from support.loopback import BreakingProxy, Exchange, Mutation, breaking_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -170,6 +170,16 @@ BREAKS: dict[str, Mutation] = {
             lambda ex: ex.path.endswith("/Observation") and "/" not in (ex.param("subject") or "/"), _strip_entries()
         ),
     ),
+    "srv.search.id": Mutation(
+        "_id finds nothing", after=_on_json(lambda ex: [k for k, _ in ex.query] == ["_id"], _strip_entries())
+    ),
+    "srv.search.include": Mutation(
+        "_include and _revinclude add nothing",
+        after=_on_json(
+            lambda ex: "Observation:subject" in (ex.param("_include"), ex.param("_revinclude")),
+            _strip_entries(mode="include"),
+        ),
+    ),
     "srv.search.chain": Mutation(
         "chains find nothing",
         after=_on_json(lambda ex: any(k.startswith("subject:Patient") for k, _ in ex.query), _strip_entries()),
@@ -283,48 +293,6 @@ def _auth(ex: Exchange) -> dict[str, str]:
     return {"authorization": ex.headers.get("authorization", "")}
 
 
-async def _id_finds_what_read_finds(ex: Exchange) -> None:
-    if not (ex.path.endswith("/Patient") and [k for k, _ in ex.query] == ["_id"] and ex.status == 200):
-        return
-    bundle = ex.json()
-    if not bundle.get("entry"):
-        found = await fetch_json(PROXY[0], f"/fhir/Patient/{ex.param('_id')}", _auth(ex))
-        if found:
-            bundle["entry"] = [{"resource": found, "search": {"mode": "match"}}]
-            ex.set_json(bundle)
-
-
-async def _include_the_referenced_subject(ex: Exchange) -> None:
-    if ex.param("_revinclude") == "Observation:subject" and ex.status == 200:
-        await _revinclude_by_read(ex)
-        return
-    if ex.param("_include") != "Observation:subject" or ex.status != 200:
-        return
-    bundle = ex.json()
-    matches = [e for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "include"]
-    included = []
-    for entry in matches:
-        found = await fetch_json(PROXY[0], f"/fhir/{entry['resource']['subject']['reference']}", _auth(ex))
-        if found:
-            included.append({"resource": found, "search": {"mode": "include"}})
-    bundle["entry"] = matches + included
-    ex.set_json(bundle)
-
-
-async def _revinclude_by_read(ex: Exchange) -> None:
-    bundle = ex.json()
-    if bundle.get("entry"):
-        return
-    pid = ex.param("_id")
-    found = await fetch_json(PROXY[0], f"/fhir/Patient/{pid}", _auth(ex))
-    referring = await fetch_json(PROXY[0], f"/fhir/Observation?subject=Patient/{pid}&_count=1000", _auth(ex))
-    if found and referring:
-        bundle["entry"] = [{"resource": found, "search": {"mode": "match"}}] + [
-            {"resource": e["resource"], "search": {"mode": "include"}} for e in referring.get("entry", [])
-        ]
-        ex.set_json(bundle)
-
-
 def _day_as_range(ex: Exchange) -> None:
     value = ex.param("date") or ""
     if ex.path.endswith("/Encounter") and len(value) == 12 and value[:2] in ("le", "ge"):
@@ -340,8 +308,6 @@ def _relative_reference(ex: Exchange) -> None:
 #: check id → a repair of a deviation our endpoint has today: with it the check must pass
 REPAIRS: dict[str, Mutation] = {
     "srv.search.date-period": Mutation("a day compares as its whole range", before=_day_as_range),
-    "srv.search.id": Mutation("_id finds what read finds", after=_id_finds_what_read_finds),
-    "srv.search.include": Mutation("_include adds the referenced subject", after=_include_the_referenced_subject),
     "srv.search.reference-absolute": Mutation("absolute references resolved", before=_relative_reference),
     "srv.search.unknown-param-lenient": Mutation(
         "self link without the ignored parameter",
