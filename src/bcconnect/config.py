@@ -325,12 +325,24 @@ class AdapterConfig:
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file as a dict; a missing file or bad syntax is a ConfigError naming the file (the one reader)."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError("file not found", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(path)) from exc
+    return parse_toml(text, origin=str(path))
+
+
+def parse_toml(text: str, *, origin: str) -> dict[str, Any]:
+    """TOML text (a file's, or a packaged resource's) as a dict; bad syntax is a ConfigError naming ``origin``.
+
+    >>> parse_toml('[api]\\nport = 8080', origin="x.toml")
+    {'api': {'port': 8080}}
+    """
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML ({exc})", file=str(path)) from exc
+        raise ConfigError(f"not valid TOML ({exc})", file=origin) from exc
 
 
 #: fields a file or the environment may not set: where the configuration was read from
