@@ -10,11 +10,14 @@ leaves the other types current; and a mapping fix followed by ``remap`` leaves n
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
@@ -232,3 +235,35 @@ async def test_a_mapping_fix_then_remap_leaves_no_open_quarantine(store: Store, 
     assert await store.read(lambda tx: count_open_quarantine(tx, "xyz")) == 0
     assert await store.read(lambda tx: count_held(tx, "xyz")) == 0
     assert len(await _stored(store, "Condition", "xyz")) == 4
+
+
+async def test_probe_lists_offered_mapped_and_what_a_sync_will_do(tmp_path: Path) -> None:
+    """``bcconnect adapter probe xyz`` (the real command) reads the server's CapabilityStatement before any sync."""
+    data = us_core_population(3)
+    async with serving(UsCoreServer(data)) as server:
+        _adapter_file(tmp_path, server)
+        config = tmp_path / "bcconnect.toml"
+        config.write_text(f'[paths]\nadapters_dir = "adapters"\nmappings_dir = "{MAPPINGS.as_posix()}"\n')
+        env = {**os.environ, "XYZ_CLIENT_SECRET": server.client_secret}
+        command = [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "adapter", "probe", "xyz"]
+        shown = await anyio.run_process([*command, "--json"], env=env, check=False)
+        text = await anyio.run_process(command, env=env, check=False)
+        missing = await anyio.run_process([*command[:-1], "nope"], env=env, check=False)
+    assert shown.returncode == 0, shown.stderr.decode()
+    probe = orjson.loads(shown.stdout)
+    assert probe["token_endpoint"] == f"{server.base_url}/connect/token"  # discovered, not configured
+    assert probe["basis"] == "capability statement"
+    assert probe["offered_not_mapped"] == {"Provenance": 3}
+    by_type = {t["type"]: t for t in probe["types"]}
+    assert by_type["Immunization"]["offered"] is True
+    assert by_type["Immunization"]["mapped"] is True
+    assert by_type["Immunization"]["count"] == 3
+    assert by_type["Immunization"]["action"].startswith("request (")
+    assert by_type["Provenance"]["action"] == "report: offered, not mapped"
+    assert by_type["Encounter"]["action"].startswith("request (")
+    assert "_lastUpdated" in by_type["Patient"]["search_params"]
+    assert probe["requested"][:3] == ["Organization", "Location", "Practitioner"]
+    assert text.returncode == 0
+    assert "offered, not mapped (reported by every sync, never fetched): Provenance (3)" in text.stdout.decode()
+    assert missing.returncode == 2
+    assert "no adapter named 'nope'" in missing.stderr.decode()
