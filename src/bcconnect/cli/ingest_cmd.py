@@ -31,16 +31,14 @@ from bcconnect.ingest import (
 )
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
-    Store,
     get_quarantine,
     is_stale,
-    iter_current,
     list_quarantine,
     open_store,
     quarantine_groups,
     resolve_quarantine,
-    resource_types,
 )
+from bcconnect.view import View, export_view_ndjson
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -94,8 +92,17 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("id", type=int)
     p.set_defaults(handler=_quarantine_resolve)
 
-    p = sub.add_parser("export", help="NDJSON per resource type of everything in the view")
+    p = sub.add_parser(
+        "export",
+        help="NDJSON per resource type of the view as a client sees it: golden Patients, references re-pointed to"
+        " them (--raw: the trusts' source records as stored, no golden Patients)",
+    )
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the source records exactly as stored (source references, no golden Patients) instead of the view",
+    )
     p.add_argument(
         "--with-store-meta",
         action="store_true",
@@ -456,50 +463,10 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:
-            return await export_ndjson(store, out, with_store_meta=args.with_store_meta)
+            return await export_view_ndjson(View(store), out, with_store_meta=args.with_store_meta, raw=args.raw)
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
         print(f"{resource_type}: {count}")
     print(f"exported {sum(counts.values())} resources to {out}")
     return 0
-
-
-def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
-    """One NDJSON line: sorted keys; without the store's own versionId/lastUpdated unless asked for.
-
-    >>> canonical_line(b'{"id":"1","resourceType":"Patient","meta":{"versionId":"2","lastUpdated":"x"}}',
-    ...                with_store_meta=False)
-    b'{"id":"1","resourceType":"Patient"}'
-    """
-    resource = orjson.loads(body)
-    meta = resource.get("meta")
-    if not with_store_meta and isinstance(meta, dict):
-        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if meta:
-            resource["meta"] = meta
-        else:
-            del resource["meta"]
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-
-
-async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False) -> dict[str, int]:
-    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type."""
-    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for resource_type in await store.read(resource_types):
-        after = ""
-        async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
-            while True:
-                batch = await store.read(partial(iter_current, resource_type=resource_type, after_id=after))
-                if not batch:
-                    break
-                lines = [
-                    canonical_line(stored.body, with_store_meta=with_store_meta)
-                    for stored in batch
-                    if stored.body is not None
-                ]
-                await handle.write(b"".join(line + b"\n" for line in lines))
-                counts[resource_type] = counts.get(resource_type, 0) + len(lines)
-                after = batch[-1].id
-    return counts

@@ -19,9 +19,11 @@ Tables (``migrations/0001_store.*.sql``): ``resource_versions`` (every version, 
 ``resources`` (the current version of each resource, with its source and compartment Patient id), one index
 table per parameter type (``idx_token`` keyed by hashes, ``idx_string``, ``idx_date`` as ``[low, high)``
 ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment``, ``raw_records``,
-``cursors``, ``quarantine``.
+``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
+from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
@@ -82,13 +84,19 @@ __all__ = [
     "Tx",
     "WriteCounts",
     "add_quarantine",
+    "alias_closure",
+    "alias_members",
+    "canonical_ids",
+    "canonical_line",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
     "current_t",
     "cursor_updated_at",
     "delete_resource",
+    "drop_aliases",
     "everything",
+    "export_ndjson",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -109,6 +117,7 @@ __all__ = [
     "resolve_quarantine",
     "resource_types",
     "search",
+    "set_aliases",
     "set_cursor",
     "source_freshness",
 ]
