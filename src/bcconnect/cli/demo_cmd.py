@@ -82,6 +82,9 @@ def adapter_toml(config: AdapterConfig) -> str:
     document = tomlkit.parse(config.source_file.read_text(encoding="utf-8"))
     if config.base_url is not None:
         document["base_url"] = config.base_url
+    auth = document.get("auth")
+    if config.auth.token_url is None and isinstance(auth, dict) and "token_url" in auth:
+        del auth["token_url"]  # the demo's sandbox is discovered from its FHIR base, on whatever port it got
     if config.kind is SourceKind.HL7V2:
         hl7 = document.setdefault("hl7v2", tomlkit.table())
         hl7["mode"] = config.hl7v2.mode
