@@ -26,6 +26,11 @@ async def test_the_demo_changes_only_what_it_chose(tmp_path: Path) -> None:
             if config.kind is SourceKind.HL7V2:
                 assert config.hl7v2.drop_dir == str(tmp_path / "drop")
                 assert config == replace(original, hl7v2=replace(original.hl7v2, drop_dir=config.hl7v2.drop_dir))
+            elif config.kind is SourceKind.FHIR_API:
+                # the FHIR base as the sandbox publishes it; the token URL is discovered from it (its port varies)
+                assert config.base_url == f"{world.base_url(config.ods_code)}/fhir/R4"
+                auth = replace(original.auth, token_url=None)
+                assert config == replace(original, base_url=config.base_url, auth=auth)
             else:
                 assert config.base_url == world.base_url(config.ods_code)
                 assert config == replace(original, base_url=config.base_url)
