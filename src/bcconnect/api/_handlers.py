@@ -21,7 +21,6 @@ from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.errors import InvalidRequest
 from bcconnect.search import TRANSPORT_PARAMS, Summary
-from bcconnect.security import add_withheld_issue, patient_key, search_audit_events, withheld_in_request
 from bcconnect.store import StoredResource
 from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
 
@@ -170,7 +169,7 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     assert route.resource_type
     rtype = route.resource_type
     if rtype == "AuditEvent":
-        return await audit_search(env, request)
+        return await audit_search(env, request, access)
     state = _page_state(env, request, "search", rtype)
     params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
     lenient = "handling=lenient" in (request.header("prefer") or "").replace(" ", "")
@@ -195,8 +194,6 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
         outcome = operation_outcome(
             "warning", "not-supported", f"ignored unknown or unsupported parameters: {', '.join(query.ignored)}"
         )
-    if withheld_in_request():
-        outcome = add_withheld_issue(outcome)
     total = page.total
     if summary is Summary.COUNT:
         entries = []
@@ -206,7 +203,7 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     return Response(200, body, headers, patients=patients)
 
 
-async def audit_search(env: Env, request: Request) -> Response:
+async def audit_search(env: Env, request: Request, access: AccessContext) -> Response:
     """``GET [base]/AuditEvent?patient=…``: who looked at this person's record (the scope was checked already)."""
     patient = request.param("patient")
     if not patient:
@@ -215,9 +212,7 @@ async def audit_search(env: Env, request: Request) -> Response:
     if not count_text.isdigit():
         raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
     count, offset = min(int(count_text), env.view.max_count), _offset(request)
-    bodies = await env.view.store.read(
-        lambda tx: search_audit_events(tx, patient=patient, count=count + 1, offset=offset)
-    )
+    bodies = await env.view.audit_events(access, patient, count=count + 1, offset=offset)
     kept = [(k, v) for k, v in request.query if k != "_getpagesoffset"]
     links = [("self", link_url(request.base_url, "AuditEvent", request.query))]
     if len(bodies) > count:
@@ -228,7 +223,7 @@ async def audit_search(env: Env, request: Request) -> Response:
     return Response(
         200,
         searchset(links=links, entries=entries, total=None),
-        patients=frozenset({patient_key(patient).removeprefix("Patient/")}),
+        patients=frozenset({patient.strip().rstrip("/").rsplit("/", 1)[-1]}),
     )
 
 
@@ -249,7 +244,7 @@ async def everything(env: Env, request: Request, access: AccessContext, route: R
         )
         links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
     entries = _entries(request, page.matches, "match", None, None)
-    outcome = add_withheld_issue(None) if withheld_in_request() else None
+    outcome = None
     patients = frozenset({route.id}) | _patients(page.matches)
     meta, headers = await _freshness(env, access, patients)
     body = searchset(links=links, entries=entries, total=page.total, outcome=outcome, meta=meta)

@@ -19,6 +19,7 @@ from bcconnect.api._app import Authenticate, RequestCompleteHook
 from bcconnect.api._http import Request
 from bcconnect.api._router import route
 from bcconnect.errors import RequestError
+from bcconnect.search import registry
 from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
 from bcconnect.view import AccessContext
 
@@ -46,6 +47,7 @@ def access_context(principal: Principal, *, confined_to: str | None) -> AccessCo
         client_id=principal.client_id,
         allow_sensitive=principal.allow_sensitive,
         anonymous=principal.issuer == "none",
+        readable_types=principal.scopes.readable_types(registry().resource_types),
     )
 
 

@@ -7,7 +7,8 @@ Who may see what, and a record of every look. The API plugs :class:`SecurityGate
     principal = await gate.authenticate(authorization, remote_address=ip)        # 401, 429
     admission = gate.admit_request(principal, resource_type="Observation",
                                    interaction=Interaction.SEARCH, query=query)   # 400, 403
-    page = screen_page(tx, page, access, policy=..., confine_to=..., related=...) # objection, labels, R
+    screen = Screen.build(tx, access, policy=..., related=...)    # objection, labels, R, scopes
+    page = search(tx, query, visibility=screen.visibility)                     # screened in the SQL
     await gate.record(principal=..., method=..., path=..., query=..., interaction=..., status=...,
                       patients=[...])                                              # AuditEvent, committed
 
@@ -70,7 +71,17 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
-from bcconnect.security._screen import Related, Screened, screen_one, screen_page, screen_resources, withheld_in_request
+from bcconnect.security._screen import (
+    RESTRICTED_SEARCH_PARAMS,
+    Caller,
+    Related,
+    Screen,
+    Screened,
+    objecting_patient_ids,
+    restricted_patient_ids,
+    screen_resources,
+    withheld_in_request,
+)
 from bcconnect.security._service import Admission, SecurityGate
 
 __all__ = [
@@ -78,12 +89,14 @@ __all__ = [
     "DEFAULT_OBJECTION_CODING",
     "DEFAULT_POLICY",
     "DIRECT_CARE",
+    "RESTRICTED_SEARCH_PARAMS",
     "SENSITIVE_SCOPE",
     "AccessNotes",
     "Admission",
     "AuditEntry",
     "AuditRecord",
     "Authenticator",
+    "Caller",
     "ChainReport",
     "FileKeySource",
     "Interaction",
@@ -100,6 +113,7 @@ __all__ = [
     "Related",
     "Scope",
     "ScopeSet",
+    "Screen",
     "Screened",
     "SecurityGate",
     "SensitivityGrant",
@@ -127,6 +141,7 @@ __all__ = [
     "is_sensitive",
     "list_objections",
     "note_access",
+    "objecting_patient_ids",
     "objecting_subjects",
     "outcome_code",
     "parse_scope",
@@ -138,8 +153,7 @@ __all__ = [
     "redact_restricted_patient",
     "remove_objection",
     "request_deadline",
-    "screen_one",
-    "screen_page",
+    "restricted_patient_ids",
     "screen_resources",
     "search_audit_events",
     "start_notes",

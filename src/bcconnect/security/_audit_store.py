@@ -117,12 +117,15 @@ def verify_audit_chain(tx: Tx) -> ChainReport:
     return ChainReport(True, count)
 
 
-def search_audit_events(tx: Tx, *, patient: str, count: int = 50, offset: int = 0) -> list[bytes]:
-    """AuditEvents about one patient, newest first, as stored JSON bytes."""
+def search_audit_events(tx: Tx, *, patient: str | Iterable[str], count: int = 50, offset: int = 0) -> list[bytes]:
+    """AuditEvents about one patient (or any of several ids of one person), newest first, as stored JSON."""
+    keys = sorted({patient_key(p) for p in ([patient] if isinstance(patient, str) else patient)})
+    if not keys:
+        return []
     rows = tx.query(
-        "SELECT e.body FROM audit_event_patients p JOIN audit_events e ON e.seq = p.seq"
-        " WHERE p.patient = ? ORDER BY e.seq DESC LIMIT ? OFFSET ?",
-        (patient_key(patient), max(0, count), max(0, offset)),
+        "SELECT e.body FROM audit_events e WHERE e.seq IN (SELECT p.seq FROM audit_event_patients p"  # noqa: S608 - only '?' marks
+        f" WHERE p.patient IN ({','.join('?' * len(keys))})) ORDER BY e.seq DESC LIMIT ? OFFSET ?",
+        (*keys, max(0, count), max(0, offset)),
     )
     return [(r[0] if isinstance(r[0], str) else bytes(r[0]).decode("utf-8")).encode("utf-8") for r in rows]
 

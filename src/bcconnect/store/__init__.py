@@ -56,9 +56,10 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._search import EverythingQuery, SearchPage, everything, search
+from bcconnect.store._search import EverythingQuery, SearchPage, current_ids_with_token, everything, search
 from bcconnect.store._store import Store, open_store
 from bcconnect.store._tx import Dialect, Tx
+from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "Dialect",
@@ -73,10 +74,12 @@ __all__ = [
     "Store",
     "StoredResource",
     "Tx",
+    "Visibility",
     "WriteCounts",
     "add_quarantine",
     "content_hash",
     "count_open_quarantine",
+    "current_ids_with_token",
     "current_t",
     "cursor_updated_at",
     "delete_resource",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bcconnect.errors import InvalidRequest
+from bcconnect.search import token_hash
 from bcconnect.search._model import Include, SearchQuery, Total
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._search_sql import (
@@ -24,6 +25,7 @@ from bcconnect.store._search_sql import (
     valid_at,
 )
 from bcconnect.store._tx import Tx
+from bcconnect.store._visibility import Visibility
 
 #: at most this many resources are added by _include/_revinclude to one page
 MAX_INCLUDED = 1000
@@ -64,26 +66,30 @@ def _page_t(tx: Tx, at: int | None, rows: Sequence[Sequence[Any]]) -> int:
     return int(rows[0][0]) if rows else current_t(tx)
 
 
-def _where(query: SearchQuery, at: int | None) -> tuple[str, list[object]]:
+def _where(query: SearchQuery, at: int | None, visibility: Visibility) -> tuple[str, list[object]]:
     ranked = sorted(query.clauses, key=driver_rank)
     has_id = any(c.param.code == "_id" for c in query.clauses)
     driven = bool(ranked) and not has_id and driver_rank(ranked[0]) < 99
     live, live_params = valid_at("v", at)
-    conds = [f"{type_match('v', driven)} AND {live}"]
-    params: list[object] = [query.resource_type, *live_params]
+    seen, seen_params = visibility.rows("v")
+    conds = [f"{type_match('v', driven)} AND {live} AND {seen}"]
+    params: list[object] = [query.resource_type, *live_params, *seen_params]
     for position, clause in enumerate(ranked):
         check_supported(clause)
         driver = position == 0 and not has_id and driver_rank(clause) < 99
-        cond, extra = compile_clause(query.resource_type, clause, "v", at, driver=driver)
+        cond, extra = compile_clause(query.resource_type, clause, "v", at, driver=driver, visibility=visibility)
         conds.append(cond)
         params += extra
     return " AND ".join(conds), params
 
 
-def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
-    """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now)."""
+def search(tx: Tx, query: SearchQuery, *, visibility: Visibility, at: int | None = None, offset: int = 0) -> SearchPage:
+    """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now).
+
+    Only rows ``visibility`` lets the caller see take part: in matching, counting, sorting, paging and includes.
+    """
     check_snapshot(tx, at)
-    where, params = _where(query, at)
+    where, params = _where(query, at, visibility)
     total: int | None = None
     want_total = query.total in (Total.ACCURATE, Total.ESTIMATE) or query.count == 0
     if query.count == 0:
@@ -93,7 +99,7 @@ def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0
     order: list[str] = ["v.vid"]
     order_params: list[object] = []
     for key in query.sort:
-        expr, extra = sort_expression(key, "v")
+        expr, extra = sort_expression(key, "v", query.resource_type, visibility)
         order.insert(len(order) - 1, expr)
         order_params += extra
     rows = tx.query(
@@ -111,25 +117,33 @@ def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0
         elif want_total or query.total is None:
             row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
             total = int(row[0]) if row else None
-    included = _includes(tx, query, [int(r[1]) for r in rows], matches, at)
+    included = _includes(tx, query, [int(r[1]) for r in rows], matches, at, visibility)
     return SearchPage(t, offset, matches, included, total, has_more)
 
 
-def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int | None) -> list[tuple[int, StoredResource]]:
+def _versions_at(
+    tx: Tx, rtype: str, ids: Sequence[str], at: int | None, visibility: Visibility
+) -> list[tuple[int, StoredResource]]:
     out = []
     live, live_params = valid_at("v", at)
+    seen, seen_params = visibility.rows("v")
     for i in range(0, len(ids), 500):
         chunk = list(ids[i : i + 500])
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {live}",
-            [rtype, *chunk, *live_params],
+            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {live} AND {seen}",
+            [rtype, *chunk, *live_params, *seen_params],
         )
         out += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return out
 
 
-def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int | None) -> list[tuple[int, StoredResource]]:
+def _forward(
+    tx: Tx, inc: Include, sources: Sequence[tuple[int, StoredResource]], at: int | None, visibility: Visibility
+) -> list[tuple[int, StoredResource]]:
+    hidden = visibility.hides_param(inc.source_type, inc.param.code)
+    # nothing is included through an element a restricted patient hides (their GP, their places)
+    vids = [vid for vid, r in sources if not (hidden and visibility.is_restricted(r.compartment))]
     if not vids:
         return []
     sql = (
@@ -144,13 +158,19 @@ def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int | None) -> list[
     for target_type, target_id in tx.query(sql, params):
         if target_type and target_id:
             by_type.setdefault(target_type, []).append(target_id)
-    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, ids, at)]
+    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, ids, at, visibility)]
 
 
 def _reverse(
-    tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int | None
+    tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int | None, visibility: Visibility
 ) -> list[tuple[int, StoredResource]]:
     live, live_params = valid_at("v", at)
+    seen, seen_params = visibility.rows("v")
+    if visibility.hides_param(inc.source_type, inc.param.code):
+        restricted, restricted_params = visibility.restricted_row("v")
+        seen, seen_params = f"{seen} AND NOT {restricted}", [*seen_params, *restricted_params]
+    if not visibility.allows_type(inc.source_type):
+        return []
     found: list[tuple[int, StoredResource]] = []
     by_type: dict[str, list[str]] = {}
     for r in targets:
@@ -159,18 +179,24 @@ def _reverse(
     for rtype, ids in by_type.items():
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE {type_match('v', True)} AND {live} AND v.vid IN (SELECT vid FROM idx_reference"
+            f" WHERE {type_match('v', True)} AND {live} AND {seen} AND v.vid IN (SELECT vid FROM idx_reference"
             f" WHERE res_type = ? AND param = ? AND target_type = ? AND target_id IN ({','.join('?' * len(ids))}))"
             " LIMIT ?",
-            [inc.source_type, *live_params, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
+            [inc.source_type, *live_params, *seen_params, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
         )
         found += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return found
 
 
 def _includes(
-    tx: Tx, query: SearchQuery, vids: list[int], matches: list[StoredResource], at: int | None
+    tx: Tx,
+    query: SearchQuery,
+    vids: list[int],
+    matches: list[StoredResource],
+    at: int | None,
+    visibility: Visibility,
 ) -> list[StoredResource]:
+    """Resources included from ``matches`` (already screened), each itself screened by ``visibility``."""
     if not (query.includes or query.revincludes) or not matches:
         return []
     seen = {(m.resource_type, m.id) for m in matches}
@@ -180,11 +206,11 @@ def _includes(
         found: list[tuple[int, StoredResource]] = []
         for inc in query.includes:
             if round_number == 0 or inc.iterate:
-                sources = [v for v, r in frontier if r.resource_type == inc.source_type]
-                found += _forward(tx, inc, sources, at)
+                sources = [(v, r) for v, r in frontier if r.resource_type == inc.source_type]
+                found += _forward(tx, inc, sources, at, visibility)
         for inc in query.revincludes:
             if round_number == 0 or inc.iterate:
-                found += _reverse(tx, inc, [r for _, r in frontier], at)
+                found += _reverse(tx, inc, [r for _, r in frontier], at, visibility)
         frontier = []
         for vid, resource in found:
             key = (resource.resource_type, resource.id)
@@ -209,8 +235,14 @@ class EverythingQuery:
     count: int = 50
 
 
-def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
-    """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references."""
+def everything(
+    tx: Tx, query: EverythingQuery, *, visibility: Visibility, at: int | None = None, offset: int = 0
+) -> SearchPage:
+    """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references.
+
+    Only rows ``visibility`` lets the caller see are counted or returned; nothing is added through an element
+    a restricted patient hides (their GP, their places).
+    """
     check_snapshot(tx, at)
     live_cv, live_params = valid_at("cv", at)
     live_rv, _ = valid_at("rv", at)
@@ -218,16 +250,29 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
         f" WHERE pc.patient_id = ? AND {live_cv}"
     )
+    # what the compartment references is found only from its rows the caller may see
+    seen_cv, seen_cv_params = visibility.rows("cv")
+    shown_compartment = f"{compartment} AND {seen_cv}"
+    not_hidden, hidden_params = "", []
+    if visibility.is_restricted(query.patient_id):
+        hidden_params = sorted(f"{t}:{c}" for t, codes in visibility.restricted_params.items() for c in codes)
+        not_hidden = " AND r.target_type <> 'Location'"
+        if hidden_params:
+            not_hidden += f" AND r.res_type || ':' || r.param NOT IN ({','.join('?' * len(hidden_params))})"
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
         "SELECT rv.vid FROM (SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM idx_reference r"
-        f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})) tr"
+        f" WHERE r.vid IN ({shown_compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})"
+        f"{not_hidden}) tr"
         f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {live_rv}"
     )
+    seen, seen_params = visibility.rows("v")
     params: list[object] = [
-        query.patient_id, *live_params, query.patient_id, *live_params, *EVERYTHING_REFERENCED, *live_params,
+        query.patient_id, *live_params,
+        query.patient_id, *live_params, *seen_cv_params, *EVERYTHING_REFERENCED, *hidden_params, *live_params,
+        *seen_params,
     ]  # fmt: skip
-    where = f"v.vid IN ({compartment} UNION {referenced})"
+    where = f"v.vid IN ({compartment} UNION {referenced}) AND {seen}"
     if query.types:
         where += f" AND v.res_type IN ({','.join('?' * len(query.types))})"
         params += list(query.types)
@@ -263,3 +308,22 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
         total = int(row[0]) if row else None
     return SearchPage(t, offset, matches, [], total, has_more)
+
+
+def current_ids_with_token(tx: Tx, resource_type: str, param: str, tokens: Sequence[tuple[str, str]]) -> set[str]:
+    """Ids of current (live) ``resource_type`` resources whose ``param`` carries one of ``(system, code)``.
+
+    For system lookups (which patients are restricted, which Patient carries an NHS number), never an answer
+    to a caller.
+    """
+    found: set[str] = set()
+    hashes = [token_hash(resource_type, param, system, code) for system, code in tokens]
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        rows = tx.query(
+            "SELECT DISTINCT v.res_id FROM idx_token x JOIN resource_versions v ON v.vid = x.vid"
+            f" WHERE x.hash_sys_value IN ({','.join('?' * len(chunk))}) AND v.t_end IS NULL AND v.deleted = 0",
+            chunk,
+        )
+        found.update(str(r[0]) for r in rows)
+    return found

@@ -16,7 +16,7 @@ import orjson
 
 from bcconnect.fhir.constants import BCCONNECT_BASE
 from bcconnect.identity import Rules, compose_golden, is_person, person_patients, persons_of
-from bcconnect.store import EverythingQuery, SearchPage, StoredResource, Tx, everything, read_current
+from bcconnect.store import EverythingQuery, SearchPage, StoredResource, Tx, Visibility, everything, read_current
 from bcconnect.view._dedupe import collapse_same_facts
 
 #: extension on a re-pointed Reference: the source Patient it pointed at as stored
@@ -143,6 +143,7 @@ def everything_for_person(
     offset: int,
     golden: StoredResource | None,
     priority: Sequence[str] = (),
+    visibility: Visibility,
 ) -> SearchPage:
     """``$everything`` of a golden Patient: the compartments of all its source Patients at one logical time.
 
@@ -155,7 +156,9 @@ def everything_for_person(
     for source in person_patients(tx, person_id):
         step = 0
         while True:
-            page = everything(tx, replace(query, patient_id=source, count=_GATHER), at=t, offset=step)
+            page = everything(
+                tx, replace(query, patient_id=source, count=_GATHER), at=t, offset=step, visibility=visibility
+            )
             t = page.t
             for item in page.matches:
                 collected.setdefault((item.resource_type, item.id), item)

@@ -17,13 +17,7 @@ from typing import Any
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
 from bcconnect.identity import Rules, is_person, load_rules, match_patient, person_of, person_patients
 from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
-from bcconnect.security import (
-    DEFAULT_POLICY,
-    SensitivityPolicy,
-    screen_one,
-    screen_page,
-    screen_resources,
-)
+from bcconnect.security import DEFAULT_POLICY, Screen, SensitivityPolicy, patient_key, search_audit_events
 from bcconnect.store import (
     EverythingQuery,
     SearchPage,
@@ -94,13 +88,12 @@ class View:
         self.source_ods = dict(source_ods or {})
         self.staleness_limits = dict(staleness_limits or {})
 
-    def _screen_list(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
-        return screen_resources(
-            tx, items, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-        ).resources
+    def _screen(self, tx: Tx, access: AccessContext) -> Screen:
+        """The caller's screen at this snapshot: every store call below takes its visibility."""
+        return Screen.build(tx, access, policy=self.sensitivity, related=same_person)
 
-    def _golden(self, tx: Tx, access: AccessContext, person_id: str) -> StoredResource | None:
-        return golden_patient(tx, person_id, self.rules, screen=lambda items: self._screen_list(tx, access, items))
+    def _golden(self, tx: Tx, screen: Screen, person_id: str) -> StoredResource | None:
+        return golden_patient(tx, person_id, self.rules, screen=lambda items: screen.apply(items).resources)
 
     async def _centred(self, items: list[StoredResource]) -> list[StoredResource]:
         return await self.store.read(lambda tx: person_centred(tx, items))
@@ -112,7 +105,7 @@ class View:
     def _shown(
         self,
         tx: Tx,
-        access: AccessContext,
+        screen: Screen,
         found: StoredResource | None,
         resource_type: str,
         resource_id: str,
@@ -123,23 +116,24 @@ class View:
             raise ResourceNotFound(missing)
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        shown = screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person)
-        if shown is None:
+        shown = screen.apply([found]).resources
+        if not shown:
             raise ResourceNotFound(missing)
-        return person_centred(tx, [shown])[0]
+        return person_centred(tx, shown)[0]
 
     async def read(self, access: AccessContext, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; ResourceNotFound if absent, ResourceGone if deleted (one snapshot)."""
         self._check_type(resource_type)
 
         def run(tx: Tx) -> StoredResource:
+            screen = self._screen(tx, access)
             found = read_current(tx, resource_type, resource_id)
             if found is None and resource_type == "Patient":
-                golden = self._golden(tx, access, resource_id)
+                golden = self._golden(tx, screen, resource_id)
                 if golden is not None:
                     return golden
             return self._shown(
-                tx, access, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
+                tx, screen, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
             )
 
         return await self.store.read(run)
@@ -152,15 +146,19 @@ class View:
         missing = f"{resource_type}/{resource_id} has no version {version}"
 
         def run(tx: Tx) -> StoredResource:
+            screen = self._screen(tx, access)
             found = read_version(tx, resource_type, resource_id, int(version))
             if found is None and resource_type == "Patient":
                 # a golden Patient has only its current version (it is composed on read)
-                golden = self._golden(tx, access, resource_id)
+                golden = self._golden(tx, screen, resource_id)
                 if golden is not None and golden.version_id == version:
                     return golden
             if found is not None and found.deleted:
+                # a deletion of something the caller may not see is as absent as the rest of it
+                if not screen.apply([replace(found, body=b"{}")]).resources:
+                    raise ResourceNotFound(missing)
                 raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
-            return self._shown(tx, access, found, resource_type, resource_id, missing)
+            return self._shown(tx, screen, found, resource_type, resource_id, missing)
 
         return await self.store.read(run)
 
@@ -178,25 +176,32 @@ class View:
         self._check_type(resource_type)
         size = min(count or self.default_count, self.max_count)
         since_instant = _instant(since, "_since") if since else None
-        versions = await self.store.read(
-            lambda tx: history(tx, resource_type, resource_id, since=since_instant, count=size + 1, offset=offset)
-        )
-        if not versions and resource_type == "Patient" and offset == 0:
-            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
-            if golden is not None:
-                return HistoryPage([golden], False)
-        if not versions and offset == 0 and since is None:
-            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        shown = await self.store.read(
-            lambda tx: (
-                screen_resources(
-                    tx, versions[:size], access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-                ).resources
+        missing = f"{resource_type}/{resource_id} is not known"
+
+        def run(tx: Tx) -> HistoryPage:
+            screen = self._screen(tx, access)
+            versions = history(
+                tx,
+                resource_type,
+                resource_id,
+                since=since_instant,
+                count=size + 1,
+                offset=offset,
+                visibility=screen.visibility,
             )
-        )
-        if versions and not shown and not any(v.body is None for v in versions[:size]):
-            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        return HistoryPage(await self._centred(shown), len(versions) > size)
+            if not versions and resource_type == "Patient" and offset == 0:
+                golden = self._golden(tx, screen, resource_id)
+                if golden is not None:
+                    return HistoryPage([golden], False)
+            if not versions and offset == 0 and since is None:
+                raise ResourceNotFound(missing)
+            shown = screen.apply(versions[:size], expected_clean=True).resources
+            if versions and not any(v.body is not None for v in shown):
+                # only deletions left (the rest withheld): as absent as an unknown resource
+                raise ResourceNotFound(missing)
+            return HistoryPage(person_centred(tx, shown), len(versions) > size)
+
+        return await self.store.read(run)
 
     async def search(
         self,
@@ -217,14 +222,8 @@ class View:
             query = parse_search(
                 resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
             )
-            page = screen_page(
-                tx,
-                search(tx, query, at=at, offset=offset),
-                access,
-                policy=self.sensitivity,
-                confine_to=access.patient,
-                related=same_person,
-            )
+            screen = self._screen(tx, access)
+            page = screen.page(search(tx, query, at=at, offset=offset, visibility=screen.visibility))
             centred = replace(
                 page, matches=person_centred(tx, page.matches), included=person_centred(tx, page.included)
             )
@@ -251,22 +250,25 @@ class View:
         person = await self.store.read(lambda tx: is_person(tx, patient_id)) and patient.compartment == patient_id
 
         def gather(tx: Tx) -> SearchPage:
+            screen = self._screen(tx, access)
             if person:
-                wanted = patient if not query.types or "Patient" in query.types else None
+                shown = screen.visibility.allows_type("Patient")
+                wanted = patient if shown and (not query.types or "Patient" in query.types) else None
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
                 found = everything_for_person(
-                    tx, patient_id, query, at=at, offset=offset, golden=wanted, priority=self.rules.source_priority
+                    tx,
+                    patient_id,
+                    query,
+                    at=at,
+                    offset=offset,
+                    golden=wanted,
+                    priority=self.rules.source_priority,
+                    visibility=screen.visibility,
                 )
                 head = [m for m in found.matches if m is wanted]
-                rest = replace(found, matches=[m for m in found.matches if m is not wanted])
-                page = screen_page(
-                    tx, rest, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-                )
-                return replace(page, matches=[*head, *person_centred(tx, page.matches)])
-            found = everything(tx, query, at=at, offset=offset)
-            page = screen_page(
-                tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-            )
+                rest = screen.page(replace(found, matches=[m for m in found.matches if m is not wanted]))
+                return replace(rest, matches=[*head, *person_centred(tx, rest.matches)])
+            page = screen.page(everything(tx, query, at=at, offset=offset, visibility=screen.visibility))
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
@@ -276,14 +278,29 @@ class View:
         resource, count, only_certain = parse_match_parameters(parameters)
 
         def run(tx: Tx) -> list[tuple[Any, bytes]]:
+            screen = self._screen(tx, access)
             found = []
             for candidate in match_patient(tx, resource, count=count, only_certain=only_certain, rules=self.rules):
-                golden = self._golden(tx, access, candidate.person_id)
+                golden = self._golden(tx, screen, candidate.person_id)
                 if golden is not None and golden.body is not None:
                     found.append((candidate, golden.body))
             return found
 
         return match_bundle(base_url, await self.store.read(run))
+
+    async def audit_events(self, access: AccessContext, patient: str, *, count: int, offset: int = 0) -> list[bytes]:
+        """AuditEvents about a person, newest first: ``patient`` may be any Patient id of the person (golden or a
+        trust's record). A ``patient/``-confined caller sees only their own person's trail; asking about anyone
+        else answers as for an unknown patient (empty)."""
+        ident = patient_key(patient).removeprefix("Patient/")
+
+        def run(tx: Tx) -> list[bytes]:
+            ids = same_person(tx, ident)
+            if access.patient is not None and not set(ids) & set(same_person(tx, access.patient)):
+                return []
+            return search_audit_events(tx, patient=ids, count=count, offset=offset)
+
+        return await self.store.read(run)
 
     async def freshness(self, access: AccessContext) -> tuple[SourceFreshness, ...]:
         """How current each trust's data is (last successful sync per source, stale past its limit)."""
