@@ -168,13 +168,18 @@ class Endpoint:
 
 @asynccontextmanager
 async def secured(
-    store_url: str, data_dir: Path, *, parts: Iterable[str] = ALL_PARTS, default_count: int = 50
+    store_url: str,
+    data_dir: Path,
+    *,
+    parts: Iterable[str] = ALL_PARTS,
+    default_count: int = 50,
+    **security: Any,
 ) -> AsyncIterator[Endpoint]:
     """The app with the security hooks over :func:`world` (the objector registered when present)."""
     chosen = set(parts)
     issuer = ensure_local_issuer(data_dir)
     settings = Settings(
-        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)), security=SecuritySettings(), root=data_dir
+        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)), security=SecuritySettings(**security), root=data_dir
     )
     async with open_store(store_url) as store:
         await store.write(lambda tx: put_resources(tx, world(chosen)))
