@@ -20,7 +20,7 @@ from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.errors import InvalidRequest
-from bcconnect.search import TRANSPORT_PARAMS, Summary
+from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
 from bcconnect.store import StoredResource
 from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
 
@@ -106,10 +106,7 @@ async def vread(env: Env, request: Request, access: AccessContext, route: Route)
 
 
 def _offset(request: Request) -> int:
-    raw = request.param("_getpagesoffset") or "0"
-    if not raw.isdigit():
-        raise InvalidRequest("_getpagesoffset: expected a non-negative integer", expression=["_getpagesoffset"])
-    return int(raw)
+    return parse_non_negative(request.param("_getpagesoffset") or "0", "_getpagesoffset")
 
 
 async def history_instance(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
@@ -117,14 +114,13 @@ async def history_instance(env: Env, request: Request, access: AccessContext, ro
     assert route.resource_type
     assert route.id
     count_text = request.param("_count")
-    if count_text is not None and not count_text.isdigit():
-        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
+    count = parse_non_negative(count_text, "_count", maximum=env.view.max_count) if count_text else None
     offset = _offset(request)
     page = await env.view.history(
         access,
         route.resource_type,
         route.id,
-        count=int(count_text) if count_text else None,
+        count=count,
         offset=offset,
         since=request.param("_since"),
     )
@@ -209,9 +205,7 @@ async def audit_search(env: Env, request: Request, access: AccessContext) -> Res
     if not patient:
         raise InvalidRequest("AuditEvent search needs patient=", expression=["patient"])
     count_text = request.param("_count") or str(env.view.default_count)
-    if not count_text.isdigit():
-        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
-    count, offset = min(int(count_text), env.view.max_count), _offset(request)
+    count, offset = parse_non_negative(count_text, "_count", maximum=env.view.max_count), _offset(request)
     bodies = await env.view.audit_events(access, patient, count=count + 1, offset=offset)
     kept = [(k, v) for k, v in request.query if k != "_getpagesoffset"]
     links = [("self", link_url(request.base_url, "AuditEvent", request.query))]

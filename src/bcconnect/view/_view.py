@@ -16,7 +16,16 @@ from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
 from bcconnect.identity import Rules, is_person, load_rules, match_patient, person_of, person_patients
-from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
+from bcconnect.search import (
+    MAX_REQUEST_INTEGER,
+    ParamType,
+    SearchParam,
+    SearchQuery,
+    date_range,
+    parse_non_negative,
+    parse_search,
+    registry,
+)
 from bcconnect.security import DEFAULT_POLICY, Screen, SensitivityPolicy, patient_key, search_audit_events
 from bcconnect.store import (
     EverythingQuery,
@@ -141,8 +150,14 @@ class View:
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
         self._check_type(resource_type)
-        if not version.isdigit():
-            raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
+        # a version id is ASCII digits within a 64-bit column; anything else names no version (404, never 500)
+        if (
+            not version
+            or len(version) > 19
+            or not _ASCII_DIGITS.issuperset(version)
+            or int(version) > MAX_REQUEST_INTEGER
+        ):
+            raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version[:40]!r}")
         missing = f"{resource_type}/{resource_id} has no version {version}"
 
         def run(tx: Tx) -> StoredResource:
@@ -331,6 +346,7 @@ class View:
         return tuple(out)
 
 
+_ASCII_DIGITS = frozenset("0123456789")
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "start", "end", "_count"})
 
 
@@ -368,9 +384,7 @@ def _everything_query(
     unknown = [t for t in types if t not in registry().by_type]
     if unknown:
         raise InvalidRequest(f"_type: not served here: {', '.join(unknown)}", expression=["_type"])
-    count_text = values.get("_count", str(default_count))
-    if not count_text.isdigit():
-        raise InvalidRequest(f"_count: expected a non-negative integer, got {count_text!r}", expression=["_count"])
+    count = parse_non_negative(values.get("_count", str(default_count)), "_count", maximum=max_count)
     bounds: dict[str, int] = {}
     for name, pick in (("start", 0), ("end", 1)):
         if name in values:
@@ -384,5 +398,5 @@ def _everything_query(
         since=_instant(values["_since"], "_since") if "_since" in values else None,
         start=bounds.get("start"),
         end=bounds.get("end"),
-        count=min(int(count_text), max_count),
+        count=count,
     )
