@@ -11,7 +11,7 @@ Each page is committed in one transaction together with its cursor (see ``_commi
 from bcconnect.ingest._daemon import mllp_sink, run_daemon
 from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
 from bcconnect.ingest._report import PageCounts, SyncReport
-from bcconnect.ingest._runs import RunSummary, summarise
+from bcconnect.ingest._runs import RunSummary, summarise, watermark_of
 from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
@@ -32,4 +32,5 @@ __all__ = [
     "sweep_deletes",
     "sync_adapter",
     "sync_adapters",
+    "watermark_of",
 ]

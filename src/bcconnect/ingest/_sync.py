@@ -152,9 +152,15 @@ async def sync_adapter(
         report.error = "; ".join(str(exc) for exc in group_error.exceptions)
     finally:
         report.duration_seconds = time.perf_counter() - started
+        limits = config.thresholds
+        report.judge(
+            max_patients_quarantined=limits.max_patients_quarantined,
+            max_quarantine_rate=limits.max_quarantine_rate,
+            max_held_rate=limits.max_held_rate,
+        )
         with anyio.CancelScope(shield=True):
             await store.write(partial(_runs.finish_run, run_id=run_id, report=report))
-    log_event = log.info if report.ok else log.warning
+    log_event = log.info if report.status == "OK" else log.warning
     log_event("sync_finished", **report.as_dict())
     return report
 

@@ -11,9 +11,10 @@ pipeline commits a page's resources and its cursor together). Each write transac
 takes the next logical time ``t``; versions record the ``t`` that created and superseded them, so searches can
 be repeated at an earlier ``t`` (stable paging while ingest writes)::
 
-    page = await store.read(lambda tx: search(tx, parse_search("Observation", params)))        # page.t
-    more = await store.read(lambda tx: search(tx, query, at=page.t, offset=page.offset + 50))  # same snapshot
-    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",))))
+    seen = Visibility.everything()    # system work; a caller's comes from bcconnect.security.Screen
+    page = await store.read(lambda tx: search(tx, parse_search("Observation", params), visibility=seen))  # page.t
+    more = await store.read(lambda tx: search(tx, query, at=page.t, offset=page.offset + 50, visibility=seen))
+    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",)), visibility=seen))
 
 Tables (``migrations/0001_store.*.sql``): ``resource_versions`` (every version, body as served),
 ``resources`` (the current version of each resource, with its source and compartment Patient id), one index
@@ -49,6 +50,7 @@ from bcconnect.store._resources import (
     StoredResource,
     WriteCounts,
     content_hash,
+    current_ids,
     current_t,
     delete_resource,
     history,
@@ -79,6 +81,7 @@ __all__ = [
     "add_quarantine",
     "content_hash",
     "count_open_quarantine",
+    "current_ids",
     "current_ids_with_token",
     "current_t",
     "cursor_updated_at",
