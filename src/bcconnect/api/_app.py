@@ -20,7 +20,7 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.config import Settings
-from bcconnect.errors import InvalidRequest
+from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
 from bcconnect.security import request_deadline
 from bcconnect.store import open_store
@@ -133,12 +133,20 @@ class FhirApp:
         access: AccessContext | None = None
         interaction = "unknown"
         try:
-            found = route(request.method, request.path)
-            interaction = found.interaction
-            if request.method == "POST":
+            # the caller is authenticated before a routing or format refusal is reported, so the AuditEvent
+            # of a 404, 405 or 406 names who asked, for which organisation and purpose
+            refusal: RequestError | None = None
+            try:
+                found = route(request.method, request.path)
+                interaction = found.interaction
+                check_format(request.param("_format"), request.header("accept"))
+            except RequestError as exc:
+                refusal = exc
+            if request.method == "POST" and refusal is None:
                 request = replace(request, body=await _read_body(receive, limit=MAX_BODY_BYTES))
-            check_format(request.param("_format"), request.header("accept"))
             access = await self.authenticate(request)
+            if refusal is not None:
+                raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
                 response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bcconnect.config import Settings
 from bcconnect.errors import NotAuthenticated, RequestError
+from bcconnect.identity import is_person, person_of, person_patients
 from bcconnect.security._audit import AuditRecord, build_audit_event
 from bcconnect.security._audit_store import append_audit_event
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
@@ -49,6 +50,22 @@ _STATUS_DETAIL = {
     429: "busy",
     503: "unavailable",
 }
+
+
+def with_persons(tx: Tx, patients: Iterable[str]) -> set[str]:
+    """``Patient/<id>`` references plus the person (golden id) of each source record, and the source records of
+    each golden id: the record ids touched and the person they belong to."""
+    out: set[str] = set()
+    for ref in patients:
+        out.add(ref)
+        ident = ref.removeprefix("Patient/")
+        if is_person(tx, ident):
+            out.update(f"Patient/{p}" for p in person_patients(tx, ident))
+        else:
+            person = person_of(tx, ident)
+            if person is not None:
+                out.add(f"Patient/{person}")
+    return out
 
 
 class SecurityGate:
@@ -181,10 +198,11 @@ class SecurityGate:
             detail=detail,
         )
         event_id = str(uuid.uuid4())
-        event = build_audit_event(record, event_id=event_id)
 
         def write(tx: Tx) -> None:
-            append_audit_event(tx, event, patients=record.patients)
+            # named by person as well as by record, so "who looked at this person" finds every event
+            named = replace(record, patients=tuple(sorted(with_persons(tx, record.patients))))
+            append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
 
         await self.store.write(write)
         return event_id

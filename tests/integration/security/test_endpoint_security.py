@@ -141,7 +141,9 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def endpoint(store_url: str, tmp_path: Path) -> AsyncIterator[Endpoint]:
     """A secured endpoint over SQLite or PostgreSQL."""
-    async with secured_endpoint(store_url, tmp_path) as opened:
+    # a burst large enough for the longest test here (the rate limit has its own test): every request counts,
+    # unroutable ones too, since the caller is authenticated before routing
+    async with secured_endpoint(store_url, tmp_path, rate_limit_burst=2_000) as opened:
         yield opened
 
 
