@@ -113,6 +113,10 @@ class SecuritySettings:
     max_chain_depth: int = 2
     #: wall-clock limit of one request
     request_timeout_seconds: float = 30.0
+    #: a signed checkpoint of the audit chain head every this many events, outside the database
+    audit_checkpoint_every: int = 100
+    #: where checkpoints and their signing key live (default: ``<data_dir>/audit-anchor``)
+    audit_anchor_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,13 @@ Also: the local development issuer (:func:`ensure_local_issuer`), the objection 
 (:func:`apply_national_opt_out`). Layer: above the store; the view and the API call in.
 """
 
+from bcconnect.security._anchor import AuditAnchor, Checkpoint, check_against_anchors
 from bcconnect.security._audit import AuditRecord, build_audit_event, outcome_code
 from bcconnect.security._audit_store import (
     AuditEntry,
     ChainReport,
     append_audit_event,
+    audit_chain_head,
     count_audit_events,
     patient_key,
     search_audit_events,
@@ -82,7 +84,7 @@ from bcconnect.security._screen import (
     screen_resources,
     withheld_in_request,
 )
-from bcconnect.security._service import Admission, SecurityGate
+from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir
 
 __all__ = [
     "ANONYMOUS_DEVELOPER",
@@ -93,11 +95,13 @@ __all__ = [
     "SENSITIVE_SCOPE",
     "AccessNotes",
     "Admission",
+    "AuditAnchor",
     "AuditEntry",
     "AuditRecord",
     "Authenticator",
     "Caller",
     "ChainReport",
+    "Checkpoint",
     "FileKeySource",
     "Interaction",
     "JwksCache",
@@ -125,11 +129,14 @@ __all__ = [
     "add_withheld_issue",
     "append_audit_event",
     "apply_national_opt_out",
+    "audit_anchor_dir",
+    "audit_chain_head",
     "authorise",
     "bearer_token",
     "build_audit_event",
     "build_authenticator",
     "chain_depth",
+    "check_against_anchors",
     "check_query",
     "count_audit_events",
     "current_notes",

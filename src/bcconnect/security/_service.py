@@ -12,12 +12,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
 
 from bcconnect.config import Settings
 from bcconnect.errors import NotAuthenticated, RequestError
 from bcconnect.identity import is_person, person_of, person_patients
+from bcconnect.security._anchor import AuditAnchor
 from bcconnect.security._audit import AuditRecord, build_audit_event
-from bcconnect.security._audit_store import append_audit_event
+from bcconnect.security._audit_store import AuditEntry, append_audit_event
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
@@ -52,6 +56,13 @@ _STATUS_DETAIL = {
 }
 
 
+def audit_anchor_dir(settings: Settings) -> Path:
+    """Where the audit chain's checkpoints and signing key live: ``[security] audit_anchor_dir``, by default
+    ``<data_dir>/audit-anchor``."""
+    configured = settings.security.audit_anchor_dir
+    return settings.resolve(configured or str(Path(settings.paths.data_dir) / "audit-anchor"))
+
+
 def with_persons(tx: Tx, patients: Iterable[str]) -> set[str]:
     """``Patient/<id>`` references plus the person (golden id) of each source record, and the source records of
     each golden id: the record ids touched and the person they belong to."""
@@ -82,7 +93,12 @@ class SecurityGate:
         opt_out: NationalOptOut,
         request_timeout_seconds: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        anchor: AuditAnchor | None = None,
+        checkpoint_every: int = 100,
     ) -> None:
+        #: where signed checkpoints of the audit chain go (outside the database); None: no anchoring
+        self.anchor = anchor
+        self.checkpoint_every = max(1, checkpoint_every)
         self.store = store
         self.authenticator = authenticator
         self.limiter = limiter
@@ -105,6 +121,8 @@ class SecurityGate:
             policy=SensitivityPolicy.from_settings(sec),
             opt_out=NationalOptOut.load(settings.resolve(opt_out_file) if opt_out_file else None),
             request_timeout_seconds=sec.request_timeout_seconds,
+            anchor=AuditAnchor(audit_anchor_dir(settings)),
+            checkpoint_every=sec.audit_checkpoint_every,
         )
 
     async def authenticate(self, authorization: str | None, *, remote_address: str | None = None) -> Principal:
@@ -199,10 +217,13 @@ class SecurityGate:
         )
         event_id = str(uuid.uuid4())
 
-        def write(tx: Tx) -> None:
+        def write(tx: Tx) -> AuditEntry:
             # named by person as well as by record, so "who looked at this person" finds every event
             named = replace(record, patients=tuple(sorted(with_persons(tx, record.patients))))
-            append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
+            return append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
 
-        await self.store.write(write)
+        entry = await self.store.write(write)
+        if self.anchor is not None and entry.seq % self.checkpoint_every == 0:
+            # committed first: a checkpoint never names an event that could still roll back
+            await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)
         return event_id
