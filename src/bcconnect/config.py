@@ -81,6 +81,10 @@ class AuthSettings:
     jwks_min_refetch_seconds: float = 10.0
     #: timeout of one JWKS fetch
     jwks_timeout_seconds: float = 5.0
+    #: the identity provider's OAuth 2.0 endpoints, advertised for SMART App Launch discovery
+    #: (``.well-known/smart-configuration`` and the CapabilityStatement's ``rest.security``)
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,9 @@ class FhirApp:
                 raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
-                response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)
+                response = await HANDLERS[found.interaction](
+                    Env(self.view, self.page_key, self.settings.auth), request, access, found
+                )
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
             response = Response(status, body, headers)
@@ -194,7 +196,7 @@ async def _read_body(receive: Receive, *, limit: int) -> bytes:
 async def _send(send: Send, response: Response, *, head: bool, accept_encoding: str | None) -> None:
     body, compressed = maybe_gzip(response.body, accept_encoding)
     headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
-    if response.body:
+    if response.body and "content-type" not in response.headers:
         headers.append((b"content-type", FHIR_JSON.encode()))
     headers.append((b"vary", b"accept-encoding"))
     if compressed:

@@ -6,19 +6,20 @@ Handlers know FHIR and HTTP semantics, not SQL (they call the view) and not ASGI
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import orjson
 
 from bcconnect.api._bundle import history_bundle, http_date, link_url, resource_url, searchset
-from bcconnect.api._capability import capability_statement
+from bcconnect.api._capability import capability_statement, smart_configuration
 from bcconnect.api._format import subset
 from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
+from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest
 from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
 from bcconnect.store import StoredResource
@@ -34,6 +35,8 @@ class Env:
 
     view: View
     page_key: bytes
+    #: the identity provider's endpoints, for SMART discovery
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:
@@ -275,7 +278,13 @@ async def _freshness(
 
 async def capabilities(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
     """``GET [base]/metadata``."""
-    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access)))
+    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access), env.auth))
+
+
+async def smart_configuration_document(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/.well-known/smart-configuration`` (public, plain JSON)."""
+    body = smart_configuration(request.base_url, env.auth)
+    return Response(200, body, {"content-type": "application/json", "cache-control": "max-age=3600"}, fhir=False)
 
 
 HANDLERS = {
@@ -286,4 +295,5 @@ HANDLERS = {
     "everything": everything,
     "match": match,
     "capabilities": capabilities,
+    "smart-configuration": smart_configuration_document,
 }

@@ -35,7 +35,7 @@ _INTERACTIONS = {
 #: interactions anyone may call without a token
 PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 #: AuditEvent restful-interaction codes for the app's interaction names
-_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation"}
+_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation", "smart-configuration": "capabilities"}
 
 
 def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
