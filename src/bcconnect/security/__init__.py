@@ -84,6 +84,7 @@ from bcconnect.security._screen import (
     screen_resources,
     withheld_in_request,
 )
+from bcconnect.security._sensitivity import SensitiveCodes, direct_labels, label_sensitive, packaged_codes
 from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir
 
 __all__ = [
@@ -120,6 +121,7 @@ __all__ = [
     "Screen",
     "Screened",
     "SecurityGate",
+    "SensitiveCodes",
     "SensitivityGrant",
     "SensitivityPolicy",
     "TokenVerifier",
@@ -140,17 +142,20 @@ __all__ = [
     "check_query",
     "count_audit_events",
     "current_notes",
+    "direct_labels",
     "ensure_local_issuer",
     "filter_resource",
     "forget_objection_origin",
     "is_objecting",
     "is_restricted_patient",
     "is_sensitive",
+    "label_sensitive",
     "list_objections",
     "note_access",
     "objecting_patient_ids",
     "objecting_subjects",
     "outcome_code",
+    "packaged_codes",
     "parse_scope",
     "patient_identities",
     "patient_key",

@@ -35,7 +35,7 @@ from bcconnect.security._filters import (
 )
 from bcconnect.security._notes import current_notes, note_access
 from bcconnect.security._objection import list_objections
-from bcconnect.store import SearchPage, StoredResource, Tx, Visibility, current_ids_with_token
+from bcconnect.store import SearchPage, StoredResource, Tx, Visibility, current_ids_with_token, visible_versions
 
 log = get_logger(__name__)
 
@@ -67,6 +67,29 @@ RESTRICTED_SEARCH_PARAMS: Mapping[str, frozenset[str]] = {
     "Encounter": frozenset({"location", "location-period"}),
     "Appointment": frozenset({"location", "actor"}),
 }
+
+
+#: reference parameters that put a resource in the clinical context of its target: pointing through one of
+#: them at a sensitive resource makes a resource sensitive too (see ``Visibility.context_params``)
+CONTEXT_PARAMS = frozenset(
+    {
+        "encounter",
+        "context",
+        "based-on",
+        "reason-reference",
+        "result",
+        "assessed-condition",
+        "diagnosis",
+        "part-of",
+        "focus",
+        "derived-from",
+        "has-member",
+        "condition",
+        "evidence-detail",
+        "episode-of-care",
+        "target",
+    }
+)
 
 
 def _only_itself(tx: Tx, patient_id: str) -> Iterable[str]:
@@ -147,6 +170,8 @@ class Screen:
     policy: SensitivityPolicy
     #: places and GPs pointed to by restricted persons' records (never shown alongside them)
     hidden_places: frozenset[str] = frozenset()
+    #: the caller's read transaction: resources read one by one are checked against :attr:`visibility` in it
+    tx: Tx | None = field(default=None, compare=False)
 
     @classmethod
     def build(
@@ -171,8 +196,9 @@ class Screen:
             types=types,
             restricted_patients=restricted,
             restricted_params=RESTRICTED_SEARCH_PARAMS,
+            context_params=CONTEXT_PARAMS if labels else frozenset(),
         )
-        return cls(visibility, caller.allow_sensitive, policy)
+        return cls(visibility, caller.allow_sensitive, policy, tx=tx)
 
     def _reason(self, resource: StoredResource, owner: str | None, parsed: dict[str, Any] | None) -> str | None:
         vis = self.visibility
@@ -194,6 +220,11 @@ class Screen:
         shown.
         """
         owners = {id(r): _owner(r) for r in resources}
+        # resources read one by one are decided by the same SQL predicate as searches (context labels included)
+        sql_visible: set[tuple[str, str, int]] | None = None
+        if not expected_clean and self.tx is not None:
+            keys = [(r.resource_type, r.id, r.version) for r in resources if r.body is not None]
+            sql_visible = visible_versions(self.tx, keys, self.visibility)
         result = Screened(resources=[], patients={f"Patient/{p}" for p in owners.values() if p is not None})
         hidden_places: set[str] = set(self.hidden_places)
         kept: list[StoredResource] = []
@@ -204,6 +235,9 @@ class Screen:
             owner = owners[id(resource)]
             parsed = orjson.loads(resource.body) if b'"security"' in resource.body else None
             reason = self._reason(resource, owner, parsed)
+            key = (resource.resource_type, resource.id, resource.version)
+            if reason is None and sql_visible is not None and key not in sql_visible:
+                reason = SENSITIVE
             if reason is not None:
                 result.withheld.add(reason)
                 if expected_clean:

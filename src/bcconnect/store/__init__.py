@@ -58,7 +58,14 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._search import EverythingQuery, SearchPage, current_ids_with_token, everything, search
+from bcconnect.store._search import (
+    EverythingQuery,
+    SearchPage,
+    current_ids_with_token,
+    everything,
+    search,
+    visible_versions,
+)
 from bcconnect.store._store import Store, open_store
 from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
@@ -104,4 +111,5 @@ __all__ = [
     "resource_types",
     "search",
     "set_cursor",
+    "visible_versions",
 ]

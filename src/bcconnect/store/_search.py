@@ -326,3 +326,26 @@ def current_ids_with_token(tx: Tx, resource_type: str, param: str, tokens: Seque
         )
         found.update(str(r[0]) for r in rows)
     return found
+
+
+def visible_versions(
+    tx: Tx, versions: Sequence[tuple[str, str, int]], visibility: Visibility
+) -> set[tuple[str, str, int]]:
+    """Which of these ``(type, id, version)`` rows ``visibility`` lets a caller see.
+
+    One-by-one reads (read, vread, the sources of a golden Patient) ask this, so they are decided by exactly the
+    predicate every search, count and include is filtered with.
+    """
+    if visibility.unscreened or not versions:
+        return set(versions)
+    seen, seen_params = visibility.rows("v")
+    found: set[tuple[str, str, int]] = set()
+    for start in range(0, len(versions), 200):
+        chunk = versions[start : start + 200]
+        keys = " OR ".join("(v.res_type = ? AND v.res_id = ? AND v.version = ?)" for _ in chunk)
+        rows = tx.query(
+            f"SELECT v.res_type, v.res_id, v.version FROM resource_versions v WHERE ({keys}) AND {seen}",
+            [*(x for key in chunk for x in key), *seen_params],
+        )
+        found.update((str(r[0]), str(r[1]), int(r[2])) for r in rows)
+    return found

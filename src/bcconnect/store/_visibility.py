@@ -42,6 +42,11 @@ class Visibility:
     restricted_patients: frozenset[str] = frozenset()
     #: resource type → parameter codes on elements a restricted patient never shows
     restricted_params: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: reference parameters that put a resource in the clinical context of what they point to: a row pointing
+    #: through one of them at a resource with a hidden label (or at an encounter a labelled resource belongs to)
+    #: is withheld as well — the viral load of an HIV diagnosis, the report of that result, the encounter of
+    #: that diagnosis and everything recorded in it
+    context_params: frozenset[str] = frozenset()
 
     @classmethod
     def everything(cls) -> Visibility:
@@ -78,11 +83,23 @@ class Visibility:
             params += names
         if self.hidden_labels:
             labels = sorted(self.hidden_labels)
-            conds.append(
-                f"NOT EXISTS (SELECT 1 FROM idx_token sl WHERE sl.vid = {alias}.vid AND sl.param = '_security'"
-                f" AND sl.system || '|' || sl.code IN ({_marks(labels)}))"
-            )
+            conds.append(f"NOT {_labelled(f'{alias}.vid', labels)}")
             params += labels
+            if self.context_params:
+                context = sorted(self.context_params)
+                # an encounter a labelled resource belongs to is sensitive itself
+                own, own_params = _sensitive_encounter(f"{alias}.res_id", labels)
+                conds.append(f"NOT ({alias}.res_type = 'Encounter' AND {own})")
+                params += own_params
+                # a resource pointing (in context) at a labelled resource, or at such an encounter
+                via, via_params = _sensitive_encounter("ct.res_id", labels)
+                conds.append(
+                    "NOT EXISTS (SELECT 1 FROM idx_reference cr JOIN resources ct"
+                    " ON ct.res_type = cr.target_type AND ct.res_id = cr.target_id AND ct.deleted = 0"
+                    f" WHERE cr.vid = {alias}.vid AND cr.param IN ({_marks(context)})"
+                    f" AND ({_labelled('ct.vid', labels)} OR (ct.res_type = 'Encounter' AND {via})))"
+                )
+                params += [*context, *labels, *via_params]
         if not conds:
             return "1 = 1", []
         return " AND ".join(conds), params
@@ -105,6 +122,25 @@ class Visibility:
     def allows_type(self, resource_type: str) -> bool:
         """Whether rows of ``resource_type`` may be seen at all."""
         return self.types is None or resource_type in self.types
+
+
+def _labelled(vid: str, labels: Sequence[str]) -> str:
+    """SQL: version ``vid`` carries one of ``labels`` (``system|code``) in ``meta.security``."""
+    return (
+        f"EXISTS (SELECT 1 FROM idx_token sl WHERE sl.vid = {vid} AND sl.param = '_security'"
+        f" AND sl.system || '|' || sl.code IN ({_marks(labels)}))"
+    )
+
+
+def _sensitive_encounter(encounter_id: str, labels: Sequence[str]) -> SQL:
+    """SQL: the Encounter ``encounter_id`` has a current resource with one of ``labels`` recorded in it."""
+    return (
+        "EXISTS (SELECT 1 FROM idx_reference er JOIN resources es ON es.vid = er.vid"
+        f" WHERE er.target_id = {encounter_id} AND er.target_type = 'Encounter' AND er.param = 'encounter'"
+        f" AND EXISTS (SELECT 1 FROM idx_token el WHERE el.vid = es.vid AND el.param = '_security'"
+        f" AND el.system || '|' || el.code IN ({_marks(labels)})))",
+        list(labels),
+    )
 
 
 def _marks(values: Sequence[object] | Iterable[object]) -> str:
