@@ -66,7 +66,7 @@ def requested_patients(request: Request, resource_type: str | None) -> set[str]:
     """Patient ids a request names: ``Patient/<id>`` paths and ``patient``/``subject``/``_id`` values."""
     named: set[str] = set()
     parts = request.path.strip("/").split("/")
-    if len(parts) >= 2 and parts[0] == "Patient" and not parts[1].startswith("$"):
+    if len(parts) >= 2 and parts[0] == "Patient" and _FHIR_ID.fullmatch(parts[1]):
         named.add(parts[1])
     for name, value in request.query:
         if name in _PATIENT_PARAMS or (name == "_id" and resource_type == "Patient"):

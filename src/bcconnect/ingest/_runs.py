@@ -10,7 +10,7 @@ import orjson
 
 from bcconnect.ingest._held import count_held
 from bcconnect.ingest._report import SyncReport
-from bcconnect.store import Tx, count_open_quarantine, cursor_updated_at, get_cursor
+from bcconnect.store import Tx, count_open_quarantine, cursor_updated_at, get_cursor, mark_synced
 
 #: how many recent runs the error rate is computed over
 ERROR_RATE_WINDOW = 20
@@ -49,6 +49,8 @@ def finish_run(tx: Tx, run_id: str, report: SyncReport) -> None:
             run_id,
         ),
     )
+    if report.ok:  # the one definition of a source's last successful sync (bcconnect.store.source_freshness)
+        mark_synced(tx, report.adapter)
 
 
 @dataclass(frozen=True, slots=True)

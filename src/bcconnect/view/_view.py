@@ -1,10 +1,11 @@
 """The view: what the API may ask for, in FHIR terms, with the caller's :class:`AccessContext`.
 
-Person-centred: ``Patient/<person id>`` is the golden Patient composed from the person's source Patients;
-every resource is served with its Patient references pointing at the golden Patient (the source reference kept
-in an extension); ``patient=<golden id>`` searches and the golden ``$everything`` span every trust. Screening
-(objection, sensitivity, restriction) runs on the source-level resources first. The API depends only on these
-method signatures and on JSON bytes coming back.
+Person-centred (see :mod:`bcconnect.view._person` for the model): ``Patient/<person id>`` is the golden
+Patient the patient index stores; every resource is served with its Patient references pointing at the golden
+Patient (the source reference kept in an extension); any Patient id of a person (golden or a trust's record)
+in ``patient=``/``subject=`` and ``$everything`` spans every trust. Screening (objection, sensitivity,
+restriction) runs on the source-level resources first. The API depends only on these method signatures and on
+JSON bytes coming back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
-from bcconnect.identity import Rules, is_person, load_rules, match_patient, person_of, person_patients
+from bcconnect.identity import Rules, load_rules, match_patient
 from bcconnect.search import (
     MAX_REQUEST_INTEGER,
     ParamType,
@@ -30,19 +31,30 @@ from bcconnect.security import DEFAULT_POLICY, Screen, SensitivityPolicy, patien
 from bcconnect.store import (
     EverythingQuery,
     SearchPage,
+    SourceFreshness,
     Store,
     StoredResource,
     Tx,
     everything,
     history,
+    iter_current,
     read_current,
     read_version,
+    resource_types,
     search,
+    source_freshness,
 )
 from bcconnect.view._context import AccessContext
-from bcconnect.view._freshness import SourceFreshness, source_freshness
 from bcconnect.view._match import match_bundle, parse_match_parameters
-from bcconnect.view._person import everything_for_person, expand_patient_params, golden_patient, person_centred
+from bcconnect.view._person import (
+    everything_for_person,
+    is_golden,
+    person_centred,
+    person_id_of,
+    present_golden,
+    present_goldens,
+    same_person_ids,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +114,14 @@ class View:
         return Screen.build(tx, access, policy=self.sensitivity, related=same_person)
 
     def _golden(self, tx: Tx, screen: Screen, person_id: str) -> StoredResource | None:
-        return golden_patient(tx, person_id, self.rules, screen=lambda items: screen.apply(items).resources)
+        stored = read_current(tx, "Patient", person_id)
+        if stored is None or stored.deleted or not screen.apply([stored]).resources:
+            return None
+        return present_golden(tx, stored, self.rules, lambda items: screen.apply(items).resources)
 
-    async def _centred(self, items: list[StoredResource]) -> list[StoredResource]:
-        return await self.store.read(lambda tx: person_centred(tx, items))
+    def _present(self, tx: Tx, screen: Screen, items: list[StoredResource]) -> list[StoredResource]:
+        """Golden Patients as this caller may see them (composed from the visible sources only)."""
+        return present_goldens(tx, items, self.rules, lambda found: screen.apply(found).resources)
 
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
@@ -125,7 +141,8 @@ class View:
             raise ResourceNotFound(missing)
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        shown = screen.apply([found]).resources
+        # the stored row is screened (the same SQL predicate as every search), then a golden one is composed
+        shown = self._present(tx, screen, screen.apply([found]).resources)
         if not shown:
             raise ResourceNotFound(missing)
         return person_centred(tx, shown)[0]
@@ -135,14 +152,14 @@ class View:
         self._check_type(resource_type)
 
         def run(tx: Tx) -> StoredResource:
-            screen = self._screen(tx, access)
             found = read_current(tx, resource_type, resource_id)
-            if found is None and resource_type == "Patient":
-                golden = self._golden(tx, screen, resource_id)
-                if golden is not None:
-                    return golden
             return self._shown(
-                tx, screen, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
+                tx,
+                self._screen(tx, access),
+                found,
+                resource_type,
+                resource_id,
+                f"{resource_type}/{resource_id} is not known",
             )
 
         return await self.store.read(run)
@@ -151,23 +168,15 @@ class View:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
         self._check_type(resource_type)
         # a version id is ASCII digits within a 64-bit column; anything else names no version (404, never 500)
-        if (
-            not version
-            or len(version) > 19
-            or not _ASCII_DIGITS.issuperset(version)
-            or int(version) > MAX_REQUEST_INTEGER
-        ):
+        if not version or len(version) > 19 or not _ASCII_DIGITS.issuperset(version):
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version[:40]!r}")
+        if int(version) > MAX_REQUEST_INTEGER:
+            raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
         missing = f"{resource_type}/{resource_id} has no version {version}"
 
         def run(tx: Tx) -> StoredResource:
             screen = self._screen(tx, access)
             found = read_version(tx, resource_type, resource_id, int(version))
-            if found is None and resource_type == "Patient":
-                # a golden Patient has only its current version (it is composed on read)
-                golden = self._golden(tx, screen, resource_id)
-                if golden is not None and golden.version_id == version:
-                    return golden
             if found is not None and found.deleted:
                 # a deletion of something the caller may not see is as absent as the rest of it
                 if not screen.apply([replace(found, body=b"{}")]).resources:
@@ -204,13 +213,9 @@ class View:
                 offset=offset,
                 visibility=screen.visibility,
             )
-            if not versions and resource_type == "Patient" and offset == 0:
-                golden = self._golden(tx, screen, resource_id)
-                if golden is not None:
-                    return HistoryPage([golden], False)
             if not versions and offset == 0 and since is None:
                 raise ResourceNotFound(missing)
-            shown = screen.apply(versions[:size], expected_clean=True).resources
+            shown = self._present(tx, screen, screen.apply(versions[:size], expected_clean=True).resources)
             if versions and not any(v.body is not None for v in shown):
                 # only deletions left (the rest withheld): as absent as an unknown resource
                 raise ResourceNotFound(missing)
@@ -232,13 +237,18 @@ class View:
         self._check_type(resource_type)
 
         def run(tx: Tx) -> SearchResult:
-            # a golden id in patient/subject becomes the person's source Patients, so the search spans every trust
-            expanded = expand_patient_params(tx, params)
+            # any Patient id of a person in a reference parameter matches all of them (the store's aliases)
             query = parse_search(
-                resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+                resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
             )
             screen = self._screen(tx, access)
+            # screened inside the store's SQL (counts, filters, sorts, includes), then redacted and composed
             page = screen.page(search(tx, query, at=at, offset=offset, visibility=screen.visibility))
+            page = replace(
+                page,
+                matches=self._present(tx, screen, page.matches),
+                included=self._present(tx, screen, page.included),
+            )
             centred = replace(
                 page, matches=person_centred(tx, page.matches), included=person_centred(tx, page.included)
             )
@@ -258,21 +268,25 @@ class View:
     ) -> SearchPage:
         """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``.
 
-        For a golden id: the golden Patient and every source Patient's compartment, across all trusts.
+        For any Patient id of a person (its golden id or any trust's source record): the golden Patient first,
+        then every source Patient's compartment, across all trusts.
         """
-        patient = await self.read(access, "Patient", patient_id)
+        await self.read(access, "Patient", patient_id)  # 404/410 as for a read; screened like one
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
-        person = await self.store.read(lambda tx: is_person(tx, patient_id)) and patient.compartment == patient_id
 
         def gather(tx: Tx) -> SearchPage:
             screen = self._screen(tx, access)
-            if person:
+            person = person_id_of(tx, patient_id)
+            if person is not None:
+                golden = self._golden(tx, screen, person)
                 shown = screen.visibility.allows_type("Patient")
-                wanted = patient if shown and (not query.types or "Patient" in query.types) else None
+                wanted = golden if shown and (not query.types or "Patient" in query.types) else None
+                if golden is not None and wanted is not None:
+                    wanted = person_centred(tx, [golden])[0]
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
                 found = everything_for_person(
                     tx,
-                    patient_id,
+                    person,
                     query,
                     at=at,
                     offset=offset,
@@ -287,6 +301,32 @@ class View:
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
+
+    async def export_batch(self, resource_type: str, *, after_id: str = "", raw: bool = False) -> list[StoredResource]:
+        """Up to 1000 current resources of a type after ``after_id`` (id order), for ``bcconnect export``.
+
+        The view (default): golden Patients and source Patients with their ``refer`` links, every reference
+        re-pointed as served; a golden id retired by a merge (only a ``replaced-by`` link, no data) is left
+        out. ``raw``: the source records exactly as stored, and no golden Patients. An operator's export: no
+        caller screening (it is not a FHIR read).
+        """
+
+        def run(tx: Tx) -> tuple[list[StoredResource], str]:
+            batch = iter_current(tx, resource_type, after_id=after_id, limit=1000)
+            last = batch[-1].id if batch else ""
+            if raw:
+                return [r for r in batch if not is_golden(r)], last
+            kept = [r for r in batch if not (is_golden(r) and r.body is not None and b'"replaced-by"' in r.body)]
+            return person_centred(tx, kept), last
+
+        found, last = await self.store.read(run)
+        if last and not found:
+            return await self.export_batch(resource_type, after_id=last, raw=raw)
+        return found
+
+    async def export_types(self) -> list[str]:
+        """Every resource type with current resources (what ``bcconnect export`` writes files for)."""
+        return await self.store.read(resource_types)
 
     async def match(self, parameters: Mapping[str, Any], access: AccessContext, *, base_url: str = "") -> bytes:
         """``Patient/$match``: golden Patients of the candidate persons, with score and match grade (Bundle)."""
@@ -355,10 +395,7 @@ def same_person(tx: Tx, patient_id: str) -> list[str]:
 
     The security screen uses it so that an objection or a restriction on one record covers the whole person.
     """
-    person = patient_id if is_person(tx, patient_id) else person_of(tx, patient_id)
-    if person is None:
-        return [patient_id]
-    return [person, *person_patients(tx, person)]
+    return same_person_ids(tx, patient_id)
 
 
 def _instant(text: str, name: str) -> str:
