@@ -85,7 +85,7 @@ from bcconnect.security._screen import (
     withheld_in_request,
 )
 from bcconnect.security._sensitivity import SensitiveCodes, direct_labels, label_sensitive, packaged_codes
-from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir
+from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir, record_operator_action
 
 __all__ = [
     "ANONYMOUS_DEVELOPER",
@@ -161,6 +161,7 @@ __all__ = [
     "patient_key",
     "principal_from_claims",
     "record_objection_from_resource",
+    "record_operator_action",
     "redact_for_restricted_patient",
     "redact_restricted_patient",
     "remove_objection",

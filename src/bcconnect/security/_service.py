@@ -8,6 +8,7 @@ sends no response that is not already audited.
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -227,3 +228,28 @@ class SecurityGate:
             # committed first: a checkpoint never names an event that could still roll back
             await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)
         return event_id
+
+
+async def record_operator_action(
+    store: Store, *, action: str, detail: str, user: str | None = None, now: datetime | None = None
+) -> str:
+    """Audit an operator command that reads patient data outside the FHIR endpoint (``bcconnect export``).
+
+    The operating-system user is the agent (no token exists); the event joins the same hash chain.
+    """
+    who = user or getpass.getuser()
+    record = AuditRecord(
+        recorded=now or datetime.now(UTC),
+        interaction="operation",
+        status=200,
+        method="CLI",
+        path=action,
+        query="",
+        user=f"os:{who}",
+        purpose="operations",
+        detail=detail,
+    )
+    event_id = str(uuid.uuid4())
+    event = build_audit_event(record, event_id=event_id)
+    await store.write(lambda tx: append_audit_event(tx, event))
+    return event_id

@@ -27,7 +27,14 @@ from bcconnect.search import (
     parse_search,
     registry,
 )
-from bcconnect.security import DEFAULT_POLICY, Screen, SensitivityPolicy, patient_key, search_audit_events
+from bcconnect.security import (
+    DEFAULT_POLICY,
+    Screen,
+    SensitivityPolicy,
+    objecting_patient_ids,
+    patient_key,
+    search_audit_events,
+)
 from bcconnect.store import (
     EverythingQuery,
     SearchPage,
@@ -308,12 +315,20 @@ class View:
         The view (default): golden Patients and source Patients with their ``refer`` links, every reference
         re-pointed as served; a golden id retired by a merge (only a ``replaced-by`` link, no data) is left
         out. ``raw``: the source records exactly as stored, and no golden Patients. An operator's export: no
-        caller screening (it is not a FHIR read).
+        caller screening (it is not a FHIR read), but persons in the objection register are left out (the
+        command is audited by the CLI).
         """
 
         def run(tx: Tx) -> tuple[list[StoredResource], str]:
             batch = iter_current(tx, resource_type, after_id=after_id, limit=1000)
             last = batch[-1].id if batch else ""
+            # a person who objects to the shared record is never exported, in either form
+            objecting = objecting_patient_ids(tx, same_person)
+            batch = [
+                r
+                for r in batch
+                if r.compartment not in objecting and not (r.resource_type == "Patient" and r.id in objecting)
+            ]
             if raw:
                 return [r for r in batch if not is_golden(r)], last
             kept = [r for r in batch if not (is_golden(r) and r.body is not None and b'"replaced-by"' in r.body)]
