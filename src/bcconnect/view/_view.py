@@ -122,9 +122,13 @@ class View:
 
     def _golden(self, tx: Tx, screen: Screen, person_id: str) -> StoredResource | None:
         stored = read_current(tx, "Patient", person_id)
-        if stored is None or stored.deleted or not screen.apply([stored]).resources:
+        if stored is None or stored.deleted:
             return None
-        return present_golden(tx, stored, self.rules, lambda items: screen.apply(items).resources)
+        # screened (and a restricted person's whereabouts redacted) as stored, then composed if need be
+        shown = screen.apply([stored]).resources
+        if not shown:
+            return None
+        return present_golden(tx, shown[0], self.rules, lambda items: screen.apply(items).resources)
 
     def _present(self, tx: Tx, screen: Screen, items: list[StoredResource]) -> list[StoredResource]:
         """Golden Patients as this caller may see them (composed from the visible sources only)."""
