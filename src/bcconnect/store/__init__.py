@@ -69,6 +69,7 @@ from bcconnect.store._search import (
     SearchPage,
     current_ids_with_token,
     everything,
+    everything_of,
     search,
     visible_versions,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "delete_resource",
     "drop_aliases",
     "everything",
+    "everything_of",
     "export_ndjson",
     "get_cursor",
     "get_quarantine",

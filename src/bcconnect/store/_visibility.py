@@ -53,6 +53,18 @@ class Visibility:
         """Every row: for system work (ingest, identity, export before its own screen), never for a caller."""
         return cls()
 
+    def key(self) -> tuple[object, ...]:
+        """A hashable summary (for caches of screened answers: one caller's is not another's)."""
+        return (
+            self.hidden_patients,
+            self.only_patients,
+            self.hidden_labels,
+            self.types,
+            self.restricted_patients,
+            tuple(sorted((t, frozenset(c)) for t, c in self.restricted_params.items())),
+            self.context_params,
+        )
+
     @property
     def unscreened(self) -> bool:
         """Whether this visibility hides nothing."""

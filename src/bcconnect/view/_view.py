@@ -54,6 +54,7 @@ from bcconnect.store import (
 from bcconnect.view._context import AccessContext
 from bcconnect.view._match import match_bundle, parse_match_parameters
 from bcconnect.view._person import (
+    RecordCache,
     everything_for_person,
     is_golden,
     person_centred,
@@ -115,6 +116,8 @@ class View:
         #: adapter name → trust ODS code, and adapter name → staleness limit (seconds), from adapter.toml
         self.source_ods = dict(source_ods or {})
         self.staleness_limits = dict(staleness_limits or {})
+        #: a person's deduplicated record per snapshot, so the pages after the first of $everything are cheap
+        self._records = RecordCache()
 
     def _screen(self, tx: Tx, access: AccessContext) -> Screen:
         """The caller's screen at this snapshot: every store call below takes its visibility."""
@@ -243,8 +246,9 @@ class View:
         lenient: bool = False,
         at: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> SearchResult:
-        """One page of a search; ``at``/``offset`` come back from the previous page's link."""
+        """One page of a search; ``at``/``offset``/``after`` come back from the previous page's link."""
         self._check_type(resource_type)
 
         def run(tx: Tx) -> SearchResult:
@@ -254,7 +258,7 @@ class View:
             )
             screen = self._screen(tx, access)
             # screened inside the store's SQL (counts, filters, sorts, includes), then redacted and composed
-            page = screen.page(search(tx, query, at=at, offset=offset, visibility=screen.visibility))
+            page = screen.page(search(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
             page = replace(
                 page,
                 matches=self._present(tx, screen, page.matches),
@@ -276,6 +280,7 @@ class View:
         *,
         at: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> SearchPage:
         """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``.
 
@@ -303,12 +308,14 @@ class View:
                     offset=offset,
                     golden=wanted,
                     priority=self.rules.source_priority,
+                    after=after,
+                    cache=self._records,
                     visibility=screen.visibility,
                 )
                 head = [m for m in found.matches if m is wanted]
                 rest = screen.page(replace(found, matches=[m for m in found.matches if m is not wanted]))
                 return replace(rest, matches=[*head, *person_centred(tx, rest.matches)])
-            page = screen.page(everything(tx, query, at=at, offset=offset, visibility=screen.visibility))
+            page = screen.page(everything(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
