@@ -21,6 +21,7 @@ from bcconnect.store import (
     EverythingQuery,
     SearchPage,
     StoredResource,
+    Visibility,
     everything,
     open_store,
     read_current,
@@ -51,7 +52,9 @@ class PlainView(View):
         offset: int = 0,
     ) -> SearchResult:
         query = parse_search(resource_type, params, default_count=self.default_count, max_count=self.max_count)
-        page: SearchPage = await self.store.read(lambda tx: search(tx, query, at=at, offset=offset))
+        page: SearchPage = await self.store.read(
+            lambda tx: search(tx, query, at=at, offset=offset, visibility=Visibility.everything())
+        )
         return SearchResult(query, page)
 
     async def everything(
@@ -64,7 +67,9 @@ class PlainView(View):
         offset: int = 0,
     ) -> SearchPage:
         query = EverythingQuery(patient_id, count=int(dict(params).get("_count", self.default_count)))
-        return await self.store.read(lambda tx: everything(tx, query, at=at, offset=offset))
+        return await self.store.read(
+            lambda tx: everything(tx, query, at=at, offset=offset, visibility=Visibility.everything())
+        )
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -30,6 +30,7 @@ from bcconnect.store import (
     ResourceWrite,
     Store,
     Tx,
+    Visibility,
     WriteCounts,
     everything,
     open_store,
@@ -58,7 +59,7 @@ async def queries(store: Store, patients: int, runs: int) -> dict[str, Any]:
 
     def identifier(tx: Any) -> Any:
         q = parse_search("Patient", [("identifier", f"{NHS}|{nhs_number(rng.randrange(patients))}")])
-        page = search(tx, q)
+        page = search(tx, q, visibility=Visibility.everything())
         assert len(page.matches) == 1
         return page
 
@@ -71,10 +72,10 @@ async def queries(store: Store, patients: int, runs: int) -> dict[str, Any]:
                 ("date", "ge2018-01-01"),
             ],
         )
-        return search(tx, q)
+        return search(tx, q, visibility=Visibility.everything())
 
     def everything_big(tx: Any) -> Any:
-        page = everything(tx, EverythingQuery("pat-big", count=1000))
+        page = everything(tx, EverythingQuery("pat-big", count=1000), visibility=Visibility.everything())
         assert len(page.matches) >= 300
         return page
 

@@ -126,6 +126,10 @@ class AuthSettings:
     jwks_min_refetch_seconds: float = 10.0
     #: timeout of one JWKS fetch
     jwks_timeout_seconds: float = 5.0
+    #: the identity provider's OAuth 2.0 endpoints, advertised for SMART App Launch discovery
+    #: (``.well-known/smart-configuration`` and the CapabilityStatement's ``rest.security``)
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,10 @@ class SecuritySettings:
     max_chain_depth: int = 2
     #: wall-clock limit of one request
     request_timeout_seconds: float = 30.0
+    #: a signed checkpoint of the audit chain head every this many events, outside the database
+    audit_checkpoint_every: int = 100
+    #: where checkpoints and their signing key live (default: ``<data_dir>/audit-anchor``)
+    audit_anchor_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

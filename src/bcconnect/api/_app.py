@@ -20,7 +20,7 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.config import Settings
-from bcconnect.errors import InvalidRequest
+from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
 from bcconnect.security import request_deadline
 from bcconnect.store import open_store
@@ -133,15 +133,25 @@ class FhirApp:
         access: AccessContext | None = None
         interaction = "unknown"
         try:
-            found = route(request.method, request.path)
-            interaction = found.interaction
-            if request.method == "POST":
+            # the caller is authenticated before a routing or format refusal is reported, so the AuditEvent
+            # of a 404, 405 or 406 names who asked, for which organisation and purpose
+            refusal: RequestError | None = None
+            try:
+                found = route(request.method, request.path)
+                interaction = found.interaction
+                check_format(request.param("_format"), request.header("accept"))
+            except RequestError as exc:
+                refusal = exc
+            if request.method == "POST" and refusal is None:
                 request = replace(request, body=await _read_body(receive, limit=MAX_BODY_BYTES))
-            check_format(request.param("_format"), request.header("accept"))
             access = await self.authenticate(request)
+            if refusal is not None:
+                raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
-                response = await HANDLERS[found.interaction](Env(self.view, self.page_key), request, access, found)
+                response = await HANDLERS[found.interaction](
+                    Env(self.view, self.page_key, self.settings.auth), request, access, found
+                )
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
             response = Response(status, body, headers)
@@ -186,7 +196,7 @@ async def _read_body(receive: Receive, *, limit: int) -> bytes:
 async def _send(send: Send, response: Response, *, head: bool, accept_encoding: str | None) -> None:
     body, compressed = maybe_gzip(response.body, accept_encoding)
     headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
-    if response.body:
+    if response.body and "content-type" not in response.headers:
         headers.append((b"content-type", FHIR_JSON.encode()))
     headers.append((b"vary", b"accept-encoding"))
     if compressed:

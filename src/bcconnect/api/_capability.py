@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
 from bcconnect import __version__
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
+from bcconnect.config import AuthSettings
 from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
 
 _OPERATION_DEFINITIONS = {
@@ -19,7 +21,80 @@ _COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> bytes:
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SMART_CAPABILITIES = (
+    "launch-standalone",
+    "client-public",
+    "client-confidential-asymmetric",
+    "context-standalone-patient",
+    "permission-patient",
+    "permission-user",
+    "permission-v1",
+    "permission-v2",
+)
+
+
+def smart_configuration(base_url: str, auth: AuthSettings) -> bytes:
+    """``[base]/.well-known/smart-configuration`` (SMART App Launch 2.0 discovery), from ``[auth]``."""
+    document: dict[str, Any] = {
+        "capabilities": list(SMART_CAPABILITIES),
+        "scopes_supported": [
+            "openid",
+            "fhirUser",
+            "launch/patient",
+            "patient/*.rs",
+            "user/*.rs",
+            "system/*.rs",
+            "user/AuditEvent.rs",
+            "bcconnect/sensitive.read",
+        ],
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    }
+    if auth.issuers:
+        document["issuer"] = auth.issuers[0].issuer
+        if auth.issuers[0].jwks_url:
+            document["jwks_uri"] = auth.issuers[0].jwks_url
+    if auth.authorization_endpoint:
+        document["authorization_endpoint"] = auth.authorization_endpoint
+    if auth.token_endpoint:
+        document["token_endpoint"] = auth.token_endpoint
+    return orjson.dumps(document)
+
+
+def rest_security(auth: AuthSettings) -> dict[str, Any]:
+    """``CapabilityStatement.rest.security``: SMART on FHIR, with the OAuth endpoints as ``oauth-uris``."""
+    uris = [
+        {"url": name, "valueUri": value}
+        for name, value in (("authorize", auth.authorization_endpoint), ("token", auth.token_endpoint))
+        if value
+    ]
+    security: dict[str, Any] = {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see .well-known/smart-configuration)",
+            }
+        ],
+        "description": (
+            "Bearer JWTs (RS256/ES256) from a trusted issuer; SMART v1/v2 scopes; purpose of use must be direct care;"
+            " sensitive records need bcconnect/sensitive.read; every access is audited."
+        ),
+    }
+    if uris:
+        security["extension"] = [{"url": OAUTH_URIS, "extension": uris}]
+    return security
+
+
+def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth: AuthSettings | None = None) -> bytes:
     """The server's CapabilityStatement as JSON bytes."""
     resources = []
     for cap in types:
@@ -70,6 +145,7 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
                 "mode": "server",
                 "documentation": "Read-only: create, update, patch and delete are refused with 405. "
                 + PERSON_MODEL_DOC,
+                "security": rest_security(auth or AuthSettings()),
                 "resource": resources,
             }
         ],

@@ -6,22 +6,22 @@ Handlers know FHIR and HTTP semantics, not SQL (they call the view) and not ASGI
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import orjson
 
 from bcconnect.api._bundle import history_bundle, http_date, link_url, resource_url, searchset
-from bcconnect.api._capability import capability_statement
+from bcconnect.api._capability import capability_statement, smart_configuration
 from bcconnect.api._format import subset
 from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
+from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest
-from bcconnect.search import TRANSPORT_PARAMS, Summary
-from bcconnect.security import add_withheld_issue, patient_key, search_audit_events, withheld_in_request
+from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
 from bcconnect.store import StoredResource
 from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
 
@@ -35,6 +35,8 @@ class Env:
 
     view: View
     page_key: bytes
+    #: the identity provider's endpoints, for SMART discovery
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:
@@ -107,10 +109,7 @@ async def vread(env: Env, request: Request, access: AccessContext, route: Route)
 
 
 def _offset(request: Request) -> int:
-    raw = request.param("_getpagesoffset") or "0"
-    if not raw.isdigit():
-        raise InvalidRequest("_getpagesoffset: expected a non-negative integer", expression=["_getpagesoffset"])
-    return int(raw)
+    return parse_non_negative(request.param("_getpagesoffset") or "0", "_getpagesoffset")
 
 
 async def history_instance(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
@@ -118,14 +117,13 @@ async def history_instance(env: Env, request: Request, access: AccessContext, ro
     assert route.resource_type
     assert route.id
     count_text = request.param("_count")
-    if count_text is not None and not count_text.isdigit():
-        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
+    count = parse_non_negative(count_text, "_count", maximum=env.view.max_count) if count_text else None
     offset = _offset(request)
     page = await env.view.history(
         access,
         route.resource_type,
         route.id,
-        count=int(count_text) if count_text else None,
+        count=count,
         offset=offset,
         since=request.param("_since"),
     )
@@ -170,7 +168,7 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     assert route.resource_type
     rtype = route.resource_type
     if rtype == "AuditEvent":
-        return await audit_search(env, request)
+        return await audit_search(env, request, access)
     state = _page_state(env, request, "search", rtype)
     params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
     lenient = "handling=lenient" in (request.header("prefer") or "").replace(" ", "")
@@ -203,8 +201,6 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
         outcome = operation_outcome(
             "warning", "not-supported", f"ignored unknown or unsupported parameters: {', '.join(query.ignored)}"
         )
-    if withheld_in_request():
-        outcome = add_withheld_issue(outcome)
     total = page.total
     if summary is Summary.COUNT:
         entries = []
@@ -214,18 +210,14 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     return Response(200, body, headers, patients=patients)
 
 
-async def audit_search(env: Env, request: Request) -> Response:
+async def audit_search(env: Env, request: Request, access: AccessContext) -> Response:
     """``GET [base]/AuditEvent?patient=…``: who looked at this person's record (the scope was checked already)."""
     patient = request.param("patient")
     if not patient:
         raise InvalidRequest("AuditEvent search needs patient=", expression=["patient"])
     count_text = request.param("_count") or str(env.view.default_count)
-    if not count_text.isdigit():
-        raise InvalidRequest("_count: expected a non-negative integer", expression=["_count"])
-    count, offset = min(int(count_text), env.view.max_count), _offset(request)
-    bodies = await env.view.store.read(
-        lambda tx: search_audit_events(tx, patient=patient, count=count + 1, offset=offset)
-    )
+    count, offset = parse_non_negative(count_text, "_count", maximum=env.view.max_count), _offset(request)
+    bodies = await env.view.audit_events(access, patient, count=count + 1, offset=offset)
     kept = [(k, v) for k, v in request.query if k != "_getpagesoffset"]
     links = [("self", link_url(request.base_url, "AuditEvent", request.query))]
     if len(bodies) > count:
@@ -236,7 +228,7 @@ async def audit_search(env: Env, request: Request) -> Response:
     return Response(
         200,
         searchset(links=links, entries=entries, total=None),
-        patients=frozenset({patient_key(patient).removeprefix("Patient/")}),
+        patients=frozenset({patient.strip().rstrip("/").rsplit("/", 1)[-1]}),
     )
 
 
@@ -263,7 +255,7 @@ async def everything(env: Env, request: Request, access: AccessContext, route: R
         )
         links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
     entries = _entries(request, page.matches, "match", None, None)
-    outcome = add_withheld_issue(None) if withheld_in_request() else None
+    outcome = None
     patients = frozenset({route.id}) | _patients(page.matches)
     meta, headers = await _freshness(env, access, patients)
     body = searchset(links=links, entries=entries, total=page.total, outcome=outcome, meta=meta)
@@ -300,7 +292,13 @@ async def _freshness(
 
 async def capabilities(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
     """``GET [base]/metadata``."""
-    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access)))
+    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access), env.auth))
+
+
+async def smart_configuration_document(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
+    """``GET [base]/.well-known/smart-configuration`` (public, plain JSON)."""
+    body = smart_configuration(request.base_url, env.auth)
+    return Response(200, body, {"content-type": "application/json", "cache-control": "max-age=3600"}, fhir=False)
 
 
 HANDLERS = {
@@ -311,4 +309,5 @@ HANDLERS = {
     "everything": everything,
     "match": match,
     "capabilities": capabilities,
+    "smart-configuration": smart_configuration_document,
 }

@@ -49,6 +49,8 @@ def route(method: str, path: str) -> Route:
         raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")
     if parts == ["metadata"]:
         return Route("capabilities")
+    if parts == [".well-known", "smart-configuration"]:
+        return Route("smart-configuration")
     if not parts:
         raise Unsupported("system-level search is not supported; search one resource type")
     rtype = parts[0]

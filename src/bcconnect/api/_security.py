@@ -13,12 +13,14 @@ interaction, then hands the view an :class:`AccessContext`. ``on_request_complet
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from bcconnect.api._app import Authenticate, RequestCompleteHook
 from bcconnect.api._http import Request
 from bcconnect.api._router import route
 from bcconnect.errors import RequestError
+from bcconnect.search import registry
 from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
 from bcconnect.view import AccessContext
 
@@ -30,8 +32,10 @@ _INTERACTIONS = {
     "search-type": Interaction.SEARCH,
     "everything": Interaction.OPERATION,
 }
+#: interactions anyone may call without a token
+PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
 #: AuditEvent restful-interaction codes for the app's interaction names
-_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation"}
+_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation", "smart-configuration": "capabilities"}
 
 
 def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
@@ -46,6 +50,7 @@ def access_context(principal: Principal, *, confined_to: str | None) -> AccessCo
         client_id=principal.client_id,
         allow_sensitive=principal.allow_sensitive,
         anonymous=principal.issuer == "none",
+        readable_types=principal.scopes.readable_types(registry().resource_types),
     )
 
 
@@ -53,14 +58,38 @@ def _query_text(request: Request) -> str:
     return urlencode(list(request.query))
 
 
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_PATIENT_PARAMS = frozenset({"patient", "subject", "subject:Patient", "patient:Patient", "beneficiary"})
+
+
+def requested_patients(request: Request, resource_type: str | None) -> set[str]:
+    """Patient ids a request names: ``Patient/<id>`` paths and ``patient``/``subject``/``_id`` values."""
+    named: set[str] = set()
+    parts = request.path.strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "Patient" and _FHIR_ID.fullmatch(parts[1]):
+        named.add(parts[1])
+    for name, value in request.query:
+        if name in _PATIENT_PARAMS or (name == "_id" and resource_type == "Patient"):
+            for item in value.split(","):
+                ident = item.strip().rsplit("/", 1)[-1]
+                if _FHIR_ID.fullmatch(ident):
+                    named.add(ident)
+    return named
+
+
 def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHook]:
     """The ``authenticate`` and ``on_request_complete`` callables for :func:`create_app`."""
 
     async def authenticate(request: Request) -> AccessContext:
         start_notes(owner=request)
-        found = route(request.method, request.path)  # the app routed it already; this cannot fail now
-        if found.interaction == "capabilities":
-            # the CapabilityStatement is public (SMART clients read it before they have a token)
+        try:
+            found = route(request.method, request.path)
+        except RequestError:
+            # unroutable (404/405): still establish who asks, for the audit record; the app then refuses
+            principal = await gate.authenticate(request.header("authorization"), remote_address=request.client)
+            return access_context(principal, confined_to=None)
+        if found.interaction in PUBLIC_INTERACTIONS:
+            # the CapabilityStatement and SMART discovery are public (clients read them before they have a token)
             return AccessContext(anonymous=True)
         principal = await gate.authenticate(request.header("authorization"), remote_address=request.client)
         admission = gate.admit_request(
@@ -89,7 +118,8 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
             interaction=interaction,
             status=status,
             resource_type=resource_type,
-            patients=[f"Patient/{p}" for p in patients],
+            # the patients answered with, and those the request names (so a refusal names them too)
+            patients=[f"Patient/{p}" for p in {*patients, *requested_patients(request, resource_type)}],
             remote_address=request.client,
             owner=request,
         )

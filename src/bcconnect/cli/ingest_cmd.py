@@ -30,6 +30,7 @@ from bcconnect.ingest import (
     watermark_of,
 )
 from bcconnect.mapping import load_mapping_set
+from bcconnect.security import record_operator_action
 from bcconnect.store import (
     get_quarantine,
     is_stale,
@@ -463,10 +464,14 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:
-            return await export_view_ndjson(View(store), out, with_store_meta=args.with_store_meta, raw=args.raw)
+            counts = await export_view_ndjson(View(store), out, with_store_meta=args.with_store_meta, raw=args.raw)
+            # an export reads every person's record: it is audited like any access
+            kind = "raw" if args.raw else "view"
+            await record_operator_action(store, action=f"export {kind}", detail=f"{sum(counts.values())} resources")
+            return counts
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
         print(f"{resource_type}: {count}")
-    print(f"exported {sum(counts.values())} resources to {out}")
+    print(f"exported {sum(counts.values())} resources to {out} (persons who object to the shared record left out)")
     return 0

@@ -14,9 +14,12 @@ from bcconnect.cli import common
 from bcconnect.config import Settings
 from bcconnect.security import (
     DIRECT_CARE,
+    AuditAnchor,
     ChainReport,
     Objection,
     add_objection,
+    audit_anchor_dir,
+    audit_chain_head,
     ensure_local_issuer,
     list_objections,
     remove_objection,
@@ -50,6 +53,10 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
     verify = audit_sub.add_parser("verify", help="check the hash chain of every AuditEvent (exit 1 if broken)")
     verify.set_defaults(handler=_audit_verify)
+    checkpoint = audit_sub.add_parser(
+        "checkpoint", help="sign the chain head now and record it outside the database (file and log)"
+    )
+    checkpoint.set_defaults(handler=_audit_checkpoint)
 
     objection = subparsers.add_parser("objection", help="the register of patients who object to the record")
     obj_sub = objection.add_subparsers(dest="objection_command", metavar="SUBCOMMAND")
@@ -99,13 +106,27 @@ def _in_store(settings: Settings, fn: Callable[[Tx], T], *, write: bool) -> T:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    report: ChainReport = _in_store(common.settings_from(args), verify_audit_chain, write=False)
+    settings = common.settings_from(args)
+    checkpoints = AuditAnchor(audit_anchor_dir(settings)).checkpoints()
+    report: ChainReport = _in_store(settings, lambda tx: verify_audit_chain(tx, checkpoints), write=False)
     if report.ok:
-        print(f"audit chain intact: {report.events} event(s)")
+        anchored = f", {len(checkpoints)} signed checkpoint(s) agree" if checkpoints else ", no checkpoints yet"
+        print(f"audit chain intact: {report.events} event(s){anchored}")
         return 0
     where = f" at event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
     print(f"audit chain BROKEN{where}: {report.problem} ({report.events} event(s) verified before it)")
     return 1
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+    head = _in_store(settings, audit_chain_head, write=False)
+    if head.seq == 0:
+        print("the audit trail is empty: nothing to checkpoint")
+        return 0
+    point = AuditAnchor(audit_anchor_dir(settings)).checkpoint(head.seq, head.hash)
+    print(f"checkpoint: event {point.seq} hash {point.hash} at {point.at}")
+    return 0
 
 
 def _objection_add(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from bcconnect.ingest._ordering import record_source_times, source_order, stored
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
 from bcconnect.ingest._report import PageCounts
 from bcconnect.mapping import MappingSet
-from bcconnect.security import forget_objection_origin, record_objection_from_resource
+from bcconnect.security import forget_objection_origin, label_sensitive, record_objection_from_resource
 from bcconnect.store import (
     QuarantineEntry as StoredQuarantineEntry,
 )
@@ -157,6 +157,8 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     resources, held = _hold_orphans(tx, resources, origin, adapter=adapter)
     released = take_held(tx, [r["id"] for r in resources if r["resourceType"] == "Patient"])
     resources += [h.body for h in released]
+    # sensitivity rules (packaged ValueSets) label by code and by clinical context within the batch
+    label_sensitive(resources)
     writes = [
         ResourceWrite(
             resource_type=resource["resourceType"],

@@ -24,7 +24,7 @@ from bcconnect.search._model import (
     Total,
     UriValue,
 )
-from bcconnect.search._query import TRANSPORT_PARAMS, parse_search
+from bcconnect.search._query import MAX_REQUEST_INTEGER, TRANSPORT_PARAMS, parse_non_negative, parse_search
 from bcconnect.search._values import (
     MAX_TIME,
     MIN_TIME,
@@ -35,6 +35,7 @@ from bcconnect.search._values import (
 )
 
 __all__ = [
+    "MAX_REQUEST_INTEGER",
     "MAX_TIME",
     "MIN_TIME",
     "TRANSPORT_PARAMS",
@@ -62,6 +63,7 @@ __all__ = [
     "extract_index",
     "normalize_string",
     "number_range",
+    "parse_non_negative",
     "parse_search",
     "registry",
     "split_reference",

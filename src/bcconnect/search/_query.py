@@ -206,10 +206,30 @@ def _include(resource_type: str, name: str, raw: str, *, reverse: bool) -> Inclu
     return Include(source, param, target, iterate)
 
 
-def _count(raw: str, maximum: int) -> int:
-    if not raw.isdigit():
-        raise InvalidRequest(f"_count: expected a non-negative integer, got {raw!r}", expression=["_count"])
+#: the largest integer any request parameter may carry (a signed 64-bit column holds it)
+MAX_REQUEST_INTEGER = 2**63 - 1
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def parse_non_negative(raw: str, name: str, *, maximum: int = MAX_REQUEST_INTEGER) -> int:
+    """A request integer: ASCII digits only (``str.isdigit`` also accepts '²' and other Unicode digits that
+    ``int`` refuses), at most ``maximum`` (larger values clamp, so no database column can overflow).
+
+    >>> parse_non_negative("20", "_count", maximum=10)
+    10
+    >>> parse_non_negative("99999999999999999999", "_getpagesoffset") == 2**63 - 1
+    True
+    >>> parse_non_negative("\u00b2", "_count")
+    Traceback (most recent call last):
+    bcconnect.errors.InvalidRequest: _count: expected a non-negative integer, got '²'
+    """
+    if not raw or not _ASCII_DIGITS.issuperset(raw) or len(raw) > 4300:
+        raise InvalidRequest(f"{name}: expected a non-negative integer, got {raw[:40]!r}", expression=[name])
     return min(int(raw), maximum)
+
+
+def _count(raw: str, maximum: int) -> int:
+    return parse_non_negative(raw, "_count", maximum=maximum)
 
 
 def _sort(resource_type: str, raw: str) -> tuple[SortKey, ...]:

@@ -7,7 +7,8 @@ Who may see what, and a record of every look. The API plugs :class:`SecurityGate
     principal = await gate.authenticate(authorization, remote_address=ip)        # 401, 429
     admission = gate.admit_request(principal, resource_type="Observation",
                                    interaction=Interaction.SEARCH, query=query)   # 400, 403
-    page = screen_page(tx, page, access, policy=..., confine_to=..., related=...) # objection, labels, R
+    screen = Screen.build(tx, access, policy=..., related=...)    # objection, labels, R, scopes
+    page = search(tx, query, visibility=screen.visibility)                     # screened in the SQL
     await gate.record(principal=..., method=..., path=..., query=..., interaction=..., status=...,
                       patients=[...])                                              # AuditEvent, committed
 
@@ -17,11 +18,13 @@ Also: the local development issuer (:func:`ensure_local_issuer`), the objection 
 (:func:`apply_national_opt_out`). Layer: above the store; the view and the API call in.
 """
 
+from bcconnect.security._anchor import AuditAnchor, Checkpoint, check_against_anchors
 from bcconnect.security._audit import AuditRecord, build_audit_event, outcome_code
 from bcconnect.security._audit_store import (
     AuditEntry,
     ChainReport,
     append_audit_event,
+    audit_chain_head,
     count_audit_events,
     patient_key,
     search_audit_events,
@@ -70,21 +73,36 @@ from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import RateLimiter
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
-from bcconnect.security._screen import Related, Screened, screen_one, screen_page, screen_resources, withheld_in_request
-from bcconnect.security._service import Admission, SecurityGate
+from bcconnect.security._screen import (
+    RESTRICTED_SEARCH_PARAMS,
+    Caller,
+    Related,
+    Screen,
+    Screened,
+    objecting_patient_ids,
+    restricted_patient_ids,
+    screen_resources,
+    withheld_in_request,
+)
+from bcconnect.security._sensitivity import SensitiveCodes, direct_labels, label_sensitive, packaged_codes
+from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir, record_operator_action
 
 __all__ = [
     "ANONYMOUS_DEVELOPER",
     "DEFAULT_OBJECTION_CODING",
     "DEFAULT_POLICY",
     "DIRECT_CARE",
+    "RESTRICTED_SEARCH_PARAMS",
     "SENSITIVE_SCOPE",
     "AccessNotes",
     "Admission",
+    "AuditAnchor",
     "AuditEntry",
     "AuditRecord",
     "Authenticator",
+    "Caller",
     "ChainReport",
+    "Checkpoint",
     "FileKeySource",
     "Interaction",
     "JwksCache",
@@ -100,8 +118,10 @@ __all__ = [
     "Related",
     "Scope",
     "ScopeSet",
+    "Screen",
     "Screened",
     "SecurityGate",
+    "SensitiveCodes",
     "SensitivityGrant",
     "SensitivityPolicy",
     "TokenVerifier",
@@ -111,35 +131,42 @@ __all__ = [
     "add_withheld_issue",
     "append_audit_event",
     "apply_national_opt_out",
+    "audit_anchor_dir",
+    "audit_chain_head",
     "authorise",
     "bearer_token",
     "build_audit_event",
     "build_authenticator",
     "chain_depth",
+    "check_against_anchors",
     "check_query",
     "count_audit_events",
     "current_notes",
+    "direct_labels",
     "ensure_local_issuer",
     "filter_resource",
     "forget_objection_origin",
     "is_objecting",
     "is_restricted_patient",
     "is_sensitive",
+    "label_sensitive",
     "list_objections",
     "note_access",
+    "objecting_patient_ids",
     "objecting_subjects",
     "outcome_code",
+    "packaged_codes",
     "parse_scope",
     "patient_identities",
     "patient_key",
     "principal_from_claims",
     "record_objection_from_resource",
+    "record_operator_action",
     "redact_for_restricted_patient",
     "redact_restricted_patient",
     "remove_objection",
     "request_deadline",
-    "screen_one",
-    "screen_page",
+    "restricted_patient_ids",
     "screen_resources",
     "search_audit_events",
     "start_notes",

@@ -9,13 +9,14 @@ transaction commits, which the API awaits before it sends the response.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bcconnect.errors import StoreError
+from bcconnect.security._anchor import Checkpoint, check_against_anchors
 
 if TYPE_CHECKING:
     from bcconnect.store import Tx
@@ -85,8 +86,22 @@ class ChainReport:
     problem: str | None = None
 
 
-def verify_audit_chain(tx: Tx) -> ChainReport:
-    """Recompute every link; report the first sequence number where the chain is broken."""
+def verify_audit_chain(tx: Tx, checkpoints: Sequence[Checkpoint] = ()) -> ChainReport:
+    """Recompute every link; report the first sequence number where the chain is broken.
+
+    ``checkpoints`` (signed, kept outside the database) catch what a self-consistent chain cannot: truncation
+    (a checkpointed event is gone) and re-hashing (a checkpointed event has another hash).
+    """
+    anchored = {c.seq for c in checkpoints}
+    seen_at: dict[int, str] = {}
+    report = _walk_chain(tx, anchored, seen_at)
+    problem = check_against_anchors(seen_at, report.events, checkpoints)
+    if problem is not None and (report.ok or report.first_bad_seq is None):
+        return ChainReport(False, report.events, None, problem)
+    return report
+
+
+def _walk_chain(tx: Tx, anchored: set[int], seen_at: dict[int, str]) -> ChainReport:
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     while True:
         rows = tx.query(
@@ -102,6 +117,8 @@ def verify_audit_chain(tx: Tx) -> ChainReport:
             text = body if isinstance(body, str) else bytes(body).decode("utf-8")
             if chain_hash(seq, prev_hash, text.encode("utf-8")) != stored_hash:
                 return ChainReport(False, count, seq, "the event's content does not match its hash")
+            if seq in anchored:
+                seen_at[seq] = stored_hash
             prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
         if len(rows) < _VERIFY_BATCH:
             break
@@ -117,14 +134,25 @@ def verify_audit_chain(tx: Tx) -> ChainReport:
     return ChainReport(True, count)
 
 
-def search_audit_events(tx: Tx, *, patient: str, count: int = 50, offset: int = 0) -> list[bytes]:
-    """AuditEvents about one patient, newest first, as stored JSON bytes."""
+def search_audit_events(tx: Tx, *, patient: str | Iterable[str], count: int = 50, offset: int = 0) -> list[bytes]:
+    """AuditEvents about one patient (or any of several ids of one person), newest first, as stored JSON."""
+    keys = sorted({patient_key(p) for p in ([patient] if isinstance(patient, str) else patient)})
+    if not keys:
+        return []
     rows = tx.query(
-        "SELECT e.body FROM audit_event_patients p JOIN audit_events e ON e.seq = p.seq"
-        " WHERE p.patient = ? ORDER BY e.seq DESC LIMIT ? OFFSET ?",
-        (patient_key(patient), max(0, count), max(0, offset)),
+        "SELECT e.body FROM audit_events e WHERE e.seq IN (SELECT p.seq FROM audit_event_patients p"  # noqa: S608 - only '?' marks
+        f" WHERE p.patient IN ({','.join('?' * len(keys))})) ORDER BY e.seq DESC LIMIT ? OFFSET ?",
+        (*keys, max(0, count), max(0, offset)),
     )
     return [(r[0] if isinstance(r[0], str) else bytes(r[0]).decode("utf-8")).encode("utf-8") for r in rows]
+
+
+def audit_chain_head(tx: Tx) -> AuditEntry:
+    """The newest event's sequence number and hash, as the head row holds them."""
+    row = tx.query_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+    if row is None:
+        raise StoreError("the audit chain head row is missing (migration 0200 not applied)")
+    return AuditEntry(int(row[0]), str(row[1]))
 
 
 def count_audit_events(tx: Tx) -> int:

@@ -77,7 +77,8 @@ def check_query(query: str, limits: QueryLimits) -> int | None:
     count: int | None = None
     for key, value in pairs:
         if key == "_count":
-            if not value.isdigit():
+            # ASCII digits only: str.isdigit() alone accepts '²', which int() refuses
+            if not (value.isascii() and value.isdigit()):
                 raise InvalidRequest("_count must be a non-negative whole number", expression=["_count"])
             count = min(int(value[:12]), limits.max_count)
     return count

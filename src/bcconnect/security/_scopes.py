@@ -123,6 +123,13 @@ class ScopeSet:
         granting = [s for s in self.scopes if s.allows(resource_type, interaction)]
         return bool(granting) and all(s.context is Context.PATIENT for s in granting)
 
+    def readable_types(self, resource_types: Iterable[str]) -> frozenset[str]:
+        """The types a response may carry for this token: those it may read or search (never AuditEvent
+        through a wildcard). Included resources, ``$everything`` and history are held to the same grant."""
+        return frozenset(
+            t for t in resource_types if self.allows(t, Interaction.READ) or self.allows(t, Interaction.SEARCH)
+        )
+
     @property
     def has_patient_context(self) -> bool:
         """Whether any scope is a ``patient/`` scope (the token must then name its patient)."""

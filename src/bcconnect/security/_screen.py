@@ -1,36 +1,43 @@
-"""Screening stored resources for one caller: objections, sensitivity and restricted patients, in one pass.
+"""The information-governance screen: one per request, applied once, inside the store's answer.
 
-:func:`screen_resources` is what the view calls on everything it is about to return: a read's resource, a
-search page's matches and ``_include``\\ d resources, a ``$everything`` page, a history page. For each resource
-it finds the patient it belongs to (its compartment, or itself for a Patient), then
+:meth:`Screen.build` gathers, in the caller's read transaction, every fact that decides what the caller may
+see: the persons in the objection register (all their records at every trust), the restricted (``R``)
+persons, the caller's sensitivity grant, ``patient/`` confinement and the resource types their SMART scopes
+can read. It turns them into two things that always agree, because they come from the same facts:
 
-1. withholds every resource of a patient in the objection register (and notes the attempt for the audit);
-2. withholds a sensitive resource unless the caller holds the sensitive grant;
-3. redacts the whereabouts of a restricted (``R``) patient, and withholds the places and GP that patient's
-   resources point to when they were included alongside.
+- :attr:`Screen.visibility`, the store's SQL predicate: every store function that answers a caller takes it,
+  so withheld rows never take part in a count, a filter, a sort key, an include, a chain or a page offset;
+- :meth:`Screen.apply`, for resources read one by one (read, vread, golden Patients) and as a last check on
+  everything the store returned: it withholds by the same rules and redacts a restricted person's whereabouts
+  (address, telecom, contacts, GP; encounter and appointment locations).
 
-It runs inside the caller's read transaction so the register and the patients are read at the same snapshot.
+Because the store predicate and the per-resource rules are one object, a new endpoint cannot screen one and
+forget the other; and because what is withheld never reaches a count, an objector and an unknown person get
+answers of the same shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM, V3_CONFIDENTIALITY_SYSTEM
+from bcconnect.logging import get_logger
 from bcconnect.security._filters import (
     DEFAULT_POLICY,
     SensitivityGrant,
     SensitivityPolicy,
-    is_restricted_patient,
     is_sensitive,
     redact_for_restricted_patient,
 )
 from bcconnect.security._notes import current_notes, note_access
-from bcconnect.security._objection import objecting_subjects, patient_identities
-from bcconnect.store import SearchPage, StoredResource, Tx, read_current
+from bcconnect.security._objection import list_objections
+from bcconnect.store import SearchPage, StoredResource, Tx, Visibility, current_ids_with_token, visible_versions
+
+log = get_logger(__name__)
 
 OBJECTION = "objection"
 SENSITIVE = "sensitive"
@@ -41,32 +48,220 @@ OUT_OF_SCOPE = "out-of-scope"
 #: Objection and restriction are facts about the person, so one objecting record withholds them all.
 Related = Callable[[Tx, str], Iterable[str]]
 
+#: search parameters on the elements a restricted patient never shows (they match, sort and include nothing)
+RESTRICTED_SEARCH_PARAMS: Mapping[str, frozenset[str]] = {
+    "Patient": frozenset(
+        {
+            "address",
+            "address-city",
+            "address-country",
+            "address-postalcode",
+            "address-state",
+            "address-use",
+            "email",
+            "phone",
+            "telecom",
+            "general-practitioner",
+        }
+    ),
+    "Encounter": frozenset({"location", "location-period"}),
+    "Appointment": frozenset({"location", "actor"}),
+}
+
+
+#: reference parameters that put a resource in the clinical context of its target: pointing through one of
+#: them at a sensitive resource makes a resource sensitive too (see ``Visibility.context_params``)
+CONTEXT_PARAMS = frozenset(
+    {
+        "encounter",
+        "context",
+        "based-on",
+        "reason-reference",
+        "result",
+        "assessed-condition",
+        "diagnosis",
+        "part-of",
+        "focus",
+        "derived-from",
+        "has-member",
+        "condition",
+        "evidence-detail",
+        "episode-of-care",
+        "target",
+    }
+)
+
 
 def _only_itself(tx: Tx, patient_id: str) -> Iterable[str]:
     return (patient_id,)
 
 
+class Caller(SensitivityGrant, Protocol):
+    """What the screen needs to know about the caller (the view's AccessContext satisfies it)."""
+
+    @property
+    def patient(self) -> str | None:
+        """The Patient a ``patient/``-scoped caller is confined to."""
+        ...
+
+    @property
+    def readable_types(self) -> frozenset[str] | None:
+        """The resource types the caller's scopes may read (None: every type)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    allow_sensitive: bool
+    patient: str | None = None
+    readable_types: frozenset[str] | None = None
+
+
 @dataclass(slots=True)
 class Screened:
-    """What may be shown, and what the audit and the Bundle need to know about what was not."""
+    """What may be shown, and what the audit needs to know about what was not."""
 
     resources: list[StoredResource]
-    #: reasons anything was withheld (empty: nothing was); the Bundle then carries a withheld_entry()
+    #: reasons anything was withheld (empty: nothing was)
     withheld: set[str] = field(default_factory=set)
     #: every patient the resources belonged to, shown or not ("Patient/<id>")
     patients: set[str] = field(default_factory=set)
 
     @property
     def any_withheld(self) -> bool:
-        """Whether the answer is incomplete (say so, without saying what)."""
+        """Whether anything was withheld."""
         return bool(self.withheld)
 
 
+def _person_ids(tx: Tx, ids: Iterable[str], related: Related) -> frozenset[str]:
+    out: set[str] = set()
+    for pid in ids:
+        out.add(pid)
+        out.update(related(tx, pid))
+    return frozenset(out)
+
+
+def objecting_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[str]:
+    """Every Patient id (source records and golden ids) of every person in the objection register."""
+    direct: set[str] = set()
+    numbers: list[tuple[str, str]] = []
+    for objection in list_objections(tx):
+        if objection.subject.startswith("Patient/"):
+            direct.add(objection.subject.removeprefix("Patient/"))
+        else:
+            numbers.append((NHS_NUMBER_SYSTEM, objection.subject))
+    if numbers:
+        direct |= current_ids_with_token(tx, "Patient", "identifier", numbers)
+    return _person_ids(tx, direct, related)
+
+
+def restricted_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[str]:
+    """Every Patient id of every person one of whose records is labelled restricted (v3-Confidentiality R)."""
+    found = current_ids_with_token(tx, "Patient", "_security", [(V3_CONFIDENTIALITY_SYSTEM, "R")])
+    return _person_ids(tx, found, related)
+
+
 @dataclass(frozen=True, slots=True)
-class _PatientFacts:
-    objecting: bool
-    restricted: bool
-    gp_refs: frozenset[str]
+class Screen:
+    """Everything that decides what one caller may see, fixed for one request (see the module docstring)."""
+
+    visibility: Visibility
+    allow_sensitive: bool
+    policy: SensitivityPolicy
+    #: places and GPs pointed to by restricted persons' records (never shown alongside them)
+    hidden_places: frozenset[str] = frozenset()
+    #: the caller's read transaction: resources read one by one are checked against :attr:`visibility` in it
+    tx: Tx | None = field(default=None, compare=False)
+
+    @classmethod
+    def build(
+        cls,
+        tx: Tx,
+        caller: Caller | SensitivityGrant,
+        *,
+        policy: SensitivityPolicy = DEFAULT_POLICY,
+        related: Related = _only_itself,
+        confine_to: str | None = None,
+    ) -> Screen:
+        """The screen for ``caller`` at this transaction's snapshot."""
+        confined = confine_to if confine_to is not None else getattr(caller, "patient", None)
+        types = getattr(caller, "readable_types", None)
+        allowed = _person_ids(tx, [confined], related) if confined is not None else None
+        restricted = restricted_patient_ids(tx, related)
+        labels = frozenset() if caller.allow_sensitive else frozenset(f"{s}|{c}" for s, c in policy.labels)
+        visibility = Visibility(
+            hidden_patients=objecting_patient_ids(tx, related),
+            only_patients=allowed,
+            hidden_labels=labels,
+            types=types,
+            restricted_patients=restricted,
+            restricted_params=RESTRICTED_SEARCH_PARAMS,
+            context_params=CONTEXT_PARAMS if labels else frozenset(),
+        )
+        return cls(visibility, caller.allow_sensitive, policy, tx=tx)
+
+    def _reason(self, resource: StoredResource, owner: str | None, parsed: dict[str, Any] | None) -> str | None:
+        vis = self.visibility
+        if owner is not None and owner in vis.hidden_patients:
+            return OBJECTION
+        if vis.only_patients is not None and owner is not None and owner not in vis.only_patients:
+            return OUT_OF_SCOPE
+        if not vis.allows_type(resource.resource_type):
+            return OUT_OF_SCOPE
+        if parsed is not None and not self.allow_sensitive and is_sensitive(parsed, self.policy):
+            return SENSITIVE
+        return None
+
+    def apply(self, resources: Sequence[StoredResource], *, expected_clean: bool = False) -> Screened:
+        """Withhold and redact ``resources`` (order kept).
+
+        ``expected_clean``: the resources come from a store query already filtered by :attr:`visibility`, so
+        nothing should be withheld here; if something is, it is withheld and logged (a screen defect), never
+        shown.
+        """
+        owners = {id(r): _owner(r) for r in resources}
+        # resources read one by one are decided by the same SQL predicate as searches (context labels included)
+        sql_visible: set[tuple[str, str, int]] | None = None
+        if not expected_clean and self.tx is not None:
+            keys = [(r.resource_type, r.id, r.version) for r in resources if r.body is not None]
+            sql_visible = visible_versions(self.tx, keys, self.visibility)
+        result = Screened(resources=[], patients={f"Patient/{p}" for p in owners.values() if p is not None})
+        hidden_places: set[str] = set(self.hidden_places)
+        kept: list[StoredResource] = []
+        for resource in resources:
+            if resource.body is None:  # a deletion in a history page: nothing to show or hide
+                kept.append(resource)
+                continue
+            owner = owners[id(resource)]
+            parsed = orjson.loads(resource.body) if b'"security"' in resource.body else None
+            reason = self._reason(resource, owner, parsed)
+            key = (resource.resource_type, resource.id, resource.version)
+            if reason is None and sql_visible is not None and key not in sql_visible:
+                reason = SENSITIVE
+            if reason is not None:
+                result.withheld.add(reason)
+                if expected_clean:
+                    log.error("screen_mismatch", resource_type=resource.resource_type, reason=reason)
+                continue
+            if self.visibility.is_restricted(owner):
+                original = parsed if parsed is not None else orjson.loads(resource.body)
+                hidden_places.update(r for r in _references(original) if r.startswith("Location/"))
+                hidden_places.update(_references(original.get("generalPractitioner")))
+                resource = replace(resource, body=orjson.dumps(redact_for_restricted_patient(original)))
+            kept.append(resource)
+        for resource in kept:
+            if _owner(resource) is None and f"{resource.resource_type}/{resource.id}" in hidden_places:
+                result.withheld.add(RESTRICTED)
+                continue
+            result.resources.append(resource)
+        note_access(patients=result.patients, withheld=result.withheld)
+        return result
+
+    def page(self, page: SearchPage) -> SearchPage:
+        """A store page (already filtered by :attr:`visibility`) with its restricted whereabouts redacted."""
+        matches = self.apply(page.matches, expected_clean=True)
+        included = self.apply(page.included, expected_clean=True)
+        return replace(page, matches=matches.resources, included=included.resources)
 
 
 #: the elements that name the patient a resource is about, when the store did not record its compartment
@@ -102,33 +297,6 @@ def _references(value: Any) -> Iterator[str]:
             yield from _references(item)
 
 
-def _one_patient(tx: Tx, pid: str) -> _PatientFacts:
-    stored = read_current(tx, "Patient", pid)
-    body: dict[str, Any] = orjson.loads(stored.body) if stored is not None and stored.body else {"id": pid}
-    body.setdefault("id", pid)
-    numbers, refs = patient_identities(body)
-    return _PatientFacts(
-        objecting=bool(objecting_subjects(tx, nhs_numbers=numbers, patient_refs=refs)),
-        restricted=is_restricted_patient(body),
-        gp_refs=frozenset(_references(body.get("generalPractitioner"))),
-    )
-
-
-def _patient_facts(tx: Tx, patient_ids: set[str], related: Related) -> dict[str, _PatientFacts]:
-    """Facts per patient id, each about the whole person the id belongs to."""
-    single: dict[str, _PatientFacts] = {}
-    facts: dict[str, _PatientFacts] = {}
-    for pid in sorted(patient_ids):
-        group = {pid, *related(tx, pid)}
-        parts = [single.setdefault(member, _one_patient(tx, member)) for member in sorted(group)]
-        facts[pid] = _PatientFacts(
-            objecting=any(p.objecting for p in parts),
-            restricted=any(p.restricted for p in parts),
-            gp_refs=frozenset().union(*(p.gp_refs for p in parts)),
-        )
-    return facts
-
-
 def screen_resources(
     tx: Tx,
     resources: Sequence[StoredResource],
@@ -138,94 +306,12 @@ def screen_resources(
     confine_to: str | None = None,
     related: Related = _only_itself,
 ) -> Screened:
-    """Apply objection, sensitivity and restriction rules to resources about to be returned (order kept).
-
-    ``confine_to`` (a Patient id, from a ``patient/`` scope) also withholds every other person's resources.
-    ``related`` widens each patient to its person (the view passes the identity layer's links).
-    """
-    owner_of = {id(r): _owner(r) for r in resources}
-    owners = {pid for pid in owner_of.values() if pid is not None}
-    facts = _patient_facts(tx, owners, related)
-    allowed = {confine_to, *related(tx, confine_to)} if confine_to is not None else None
-    result = Screened(resources=[], patients={f"Patient/{pid}" for pid in owners})
-    hidden_places: set[str] = set()
-    kept: list[StoredResource] = []
-    for resource in resources:
-        if resource.body is None:  # a deletion in a history page: nothing to show or hide
-            kept.append(resource)
-            continue
-        pid = owner_of[id(resource)]
-        fact = facts.get(pid) if pid is not None else None
-        if fact is not None and fact.objecting:
-            result.withheld.add(OBJECTION)
-            continue
-        if allowed is not None and pid is not None and pid not in allowed:
-            result.withheld.add(OUT_OF_SCOPE)
-            continue
-        parsed: dict[str, Any] | None = None
-        if b'"security"' in resource.body:
-            parsed = orjson.loads(resource.body)
-            if is_sensitive(parsed, policy) and not access.allow_sensitive:
-                result.withheld.add(SENSITIVE)
-                continue
-        if fact is not None and fact.restricted:
-            original = parsed if parsed is not None else orjson.loads(resource.body)
-            hidden_places.update(r for r in _references(original) if r.startswith("Location/"))
-            hidden_places.update(fact.gp_refs)
-            resource = replace(resource, body=orjson.dumps(redact_for_restricted_patient(original)))
-        kept.append(resource)
-    for resource in kept:
-        if _owner(resource) is None and f"{resource.resource_type}/{resource.id}" in hidden_places:
-            result.withheld.add(RESTRICTED)
-            continue
-        result.resources.append(resource)
-    note_access(patients=result.patients, withheld=result.withheld)
-    return result
-
-
-def screen_page(
-    tx: Tx,
-    page: SearchPage,
-    access: SensitivityGrant,
-    *,
-    policy: SensitivityPolicy = DEFAULT_POLICY,
-    confine_to: str | None = None,
-    related: Related = _only_itself,
-) -> SearchPage:
-    """A search or ``$everything`` page with its matches and includes screened.
-
-    Paging stays exact: ``offset`` is moved forward by the number of withheld matches, so that
-    ``offset + len(matches)`` is still where the next page starts. When anything was withheld ``total`` is
-    dropped, since a count of everything would reveal how much was withheld.
-    """
-    matches = screen_resources(tx, page.matches, access, policy=policy, confine_to=confine_to, related=related)
-    included = screen_resources(tx, page.included, access, policy=policy, confine_to=confine_to, related=related)
-    dropped = len(page.matches) - len(matches.resources)
-    withheld = matches.any_withheld or included.any_withheld
-    return replace(
-        page,
-        matches=matches.resources,
-        included=included.resources,
-        offset=page.offset + dropped,
-        total=None if withheld else page.total,
-    )
-
-
-def screen_one(
-    tx: Tx,
-    resource: StoredResource,
-    access: SensitivityGrant,
-    *,
-    policy: SensitivityPolicy = DEFAULT_POLICY,
-    confine_to: str | None = None,
-    related: Related = _only_itself,
-) -> StoredResource | None:
-    """One resource as the caller may see it, or None when it is withheld (the API then answers 404)."""
-    result = screen_resources(tx, [resource], access, policy=policy, confine_to=confine_to, related=related)
-    return result.resources[0] if result.resources else None
+    """Build the caller's :class:`Screen` and apply it to ``resources`` (for callers outside a request)."""
+    grant = _Grant(access.allow_sensitive, confine_to, getattr(access, "readable_types", None))
+    return Screen.build(tx, grant, policy=policy, related=related).apply(resources)
 
 
 def withheld_in_request() -> bool:
-    """Whether the request being served had anything withheld (its Bundle must say so)."""
+    """Whether the request being served had anything withheld (for its audit record only, never the answer)."""
     notes = current_notes()
     return notes is not None and bool(notes.withheld)

@@ -8,15 +8,21 @@ sends no response that is not already audited.
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
 
 from bcconnect.config import Settings
 from bcconnect.errors import NotAuthenticated, RequestError
+from bcconnect.identity import is_person, person_of, person_patients
+from bcconnect.security._anchor import AuditAnchor
 from bcconnect.security._audit import AuditRecord, build_audit_event
-from bcconnect.security._audit_store import append_audit_event
+from bcconnect.security._audit_store import AuditEntry, append_audit_event
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
@@ -51,6 +57,29 @@ _STATUS_DETAIL = {
 }
 
 
+def audit_anchor_dir(settings: Settings) -> Path:
+    """Where the audit chain's checkpoints and signing key live: ``[security] audit_anchor_dir``, by default
+    ``<data_dir>/audit-anchor``."""
+    configured = settings.security.audit_anchor_dir
+    return settings.resolve(configured or str(Path(settings.paths.data_dir) / "audit-anchor"))
+
+
+def with_persons(tx: Tx, patients: Iterable[str]) -> set[str]:
+    """``Patient/<id>`` references plus the person (golden id) of each source record, and the source records of
+    each golden id: the record ids touched and the person they belong to."""
+    out: set[str] = set()
+    for ref in patients:
+        out.add(ref)
+        ident = ref.removeprefix("Patient/")
+        if is_person(tx, ident):
+            out.update(f"Patient/{p}" for p in person_patients(tx, ident))
+        else:
+            person = person_of(tx, ident)
+            if person is not None:
+                out.add(f"Patient/{person}")
+    return out
+
+
 class SecurityGate:
     """Authentication, limits, authorisation and audit for the FHIR endpoint (one per app, built at start-up)."""
 
@@ -65,7 +94,12 @@ class SecurityGate:
         opt_out: NationalOptOut,
         request_timeout_seconds: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        anchor: AuditAnchor | None = None,
+        checkpoint_every: int = 100,
     ) -> None:
+        #: where signed checkpoints of the audit chain go (outside the database); None: no anchoring
+        self.anchor = anchor
+        self.checkpoint_every = max(1, checkpoint_every)
         self.store = store
         self.authenticator = authenticator
         self.limiter = limiter
@@ -88,6 +122,8 @@ class SecurityGate:
             policy=SensitivityPolicy.from_settings(sec),
             opt_out=NationalOptOut.load(settings.resolve(opt_out_file) if opt_out_file else None),
             request_timeout_seconds=sec.request_timeout_seconds,
+            anchor=AuditAnchor(audit_anchor_dir(settings)),
+            checkpoint_every=sec.audit_checkpoint_every,
         )
 
     async def authenticate(self, authorization: str | None, *, remote_address: str | None = None) -> Principal:
@@ -181,10 +217,39 @@ class SecurityGate:
             detail=detail,
         )
         event_id = str(uuid.uuid4())
-        event = build_audit_event(record, event_id=event_id)
 
-        def write(tx: Tx) -> None:
-            append_audit_event(tx, event, patients=record.patients)
+        def write(tx: Tx) -> AuditEntry:
+            # named by person as well as by record, so "who looked at this person" finds every event
+            named = replace(record, patients=tuple(sorted(with_persons(tx, record.patients))))
+            return append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
 
-        await self.store.write(write)
+        entry = await self.store.write(write)
+        if self.anchor is not None and entry.seq % self.checkpoint_every == 0:
+            # committed first: a checkpoint never names an event that could still roll back
+            await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)
         return event_id
+
+
+async def record_operator_action(
+    store: Store, *, action: str, detail: str, user: str | None = None, now: datetime | None = None
+) -> str:
+    """Audit an operator command that reads patient data outside the FHIR endpoint (``bcconnect export``).
+
+    The operating-system user is the agent (no token exists); the event joins the same hash chain.
+    """
+    who = user or getpass.getuser()
+    record = AuditRecord(
+        recorded=now or datetime.now(UTC),
+        interaction="operation",
+        status=200,
+        method="CLI",
+        path=action,
+        query="",
+        user=f"os:{who}",
+        purpose="operations",
+        detail=detail,
+    )
+    event_id = str(uuid.uuid4())
+    event = build_audit_event(record, event_id=event_id)
+    await store.write(lambda tx: append_audit_event(tx, event))
+    return event_id

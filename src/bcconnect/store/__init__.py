@@ -11,9 +11,10 @@ pipeline commits a page's resources and its cursor together). Each write transac
 takes the next logical time ``t``; versions record the ``t`` that created and superseded them, so searches can
 be repeated at an earlier ``t`` (stable paging while ingest writes)::
 
-    page = await store.read(lambda tx: search(tx, parse_search("Observation", params)))        # page.t
-    more = await store.read(lambda tx: search(tx, query, at=page.t, offset=page.offset + 50))  # same snapshot
-    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",))))
+    seen = Visibility.everything()    # system work; a caller's comes from bcconnect.security.Screen
+    page = await store.read(lambda tx: search(tx, parse_search("Observation", params), visibility=seen))  # page.t
+    more = await store.read(lambda tx: search(tx, query, at=page.t, offset=page.offset + 50, visibility=seen))
+    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",)), visibility=seen))
 
 Tables (``migrations/0001_store.*.sql``): ``resource_versions`` (every version, body as served),
 ``resources`` (the current version of each resource, with its source and compartment Patient id), one index
@@ -63,9 +64,18 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._search import EverythingQuery, SearchPage, everything, everything_of, search
+from bcconnect.store._search import (
+    EverythingQuery,
+    SearchPage,
+    current_ids_with_token,
+    everything,
+    everything_of,
+    search,
+    visible_versions,
+)
 from bcconnect.store._store import Store, open_store
 from bcconnect.store._tx import Dialect, Tx
+from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "Dialect",
@@ -82,6 +92,7 @@ __all__ = [
     "Store",
     "StoredResource",
     "Tx",
+    "Visibility",
     "WriteCounts",
     "add_quarantine",
     "alias_closure",
@@ -91,6 +102,7 @@ __all__ = [
     "content_hash",
     "count_open_quarantine",
     "current_ids",
+    "current_ids_with_token",
     "current_t",
     "cursor_updated_at",
     "delete_resource",
@@ -121,4 +133,5 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "visible_versions",
 ]

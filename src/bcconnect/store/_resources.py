@@ -18,6 +18,7 @@ import orjson
 from bcconnect.errors import StoreError
 from bcconnect.search import IndexRows, extract_index
 from bcconnect.store._tx import BulkTx, Tx
+from bcconnect.store._visibility import Visibility
 
 _CHUNK = 500
 
@@ -328,10 +329,19 @@ def history(
     since: str | None = None,
     count: int = 100,
     offset: int = 0,
+    visibility: Visibility,
 ) -> list[StoredResource]:
-    """Versions newest first (``since``: only versions last updated at or after this instant)."""
-    sql = f"SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE v.res_type = ? AND v.res_id = ?"  # noqa: S608
-    params: list[object] = [resource_type, resource_id]
+    """Versions newest first (``since``: only versions last updated at or after this instant).
+
+    Only versions ``visibility`` lets the caller see (a version labelled sensitive is not shown, nor counted
+    in the paging, to a caller without the grant). Deletions have no labels and stay.
+    """
+    seen, seen_params = visibility.rows("v")
+    sql = (
+        f"SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE v.res_type = ? AND v.res_id = ?"  # noqa: S608
+        f" AND {seen}"
+    )
+    params: list[object] = [resource_type, resource_id, *seen_params]
     if since is not None:
         sql += " AND v.last_updated >= ?"
         params.append(since)

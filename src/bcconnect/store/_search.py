@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bcconnect.errors import InvalidRequest
-from bcconnect.search import Include, ParamType, ReferenceValue, SearchQuery, Total
+from bcconnect.search import Include, ParamType, ReferenceValue, SearchQuery, Total, token_hash
 from bcconnect.store._alias import alias_closure, alias_members, canonical_ids
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._search_sql import (
@@ -25,6 +25,7 @@ from bcconnect.store._search_sql import (
     valid_at,
 )
 from bcconnect.store._tx import Tx
+from bcconnect.store._visibility import Visibility
 
 #: at most this many resources are added by _include/_revinclude to one page
 MAX_INCLUDED = 1000
@@ -104,18 +105,21 @@ def _aliased(tx: Tx, query: SearchQuery) -> tuple[SearchQuery, dict[int, list[st
     return replace(query, clauses=tuple(clauses)), extra
 
 
-def _where(query: SearchQuery, at: int | None, extra: dict[int, list[str]] | None = None) -> tuple[str, list[object]]:
+def _where(
+    query: SearchQuery, at: int | None, visibility: Visibility, extra: dict[int, list[str]] | None = None
+) -> tuple[str, list[object]]:
     extra = extra or {}
     ranked = sorted(query.clauses, key=driver_rank)
     has_id = any(c.param.code == "_id" for c in query.clauses)
     driven = bool(ranked) and not has_id and driver_rank(ranked[0]) < 99
     live, live_params = valid_at("v", at)
-    conds = [f"{type_match('v', driven)} AND {live}"]
-    params: list[object] = [query.resource_type, *live_params]
+    seen, seen_params = visibility.rows("v")
+    conds = [f"{type_match('v', driven)} AND {live} AND {seen}"]
+    params: list[object] = [query.resource_type, *live_params, *seen_params]
     for position, clause in enumerate(ranked):
         check_supported(clause)
         driver = position == 0 and not has_id and driver_rank(clause) < 99
-        cond, values = compile_clause(query.resource_type, clause, "v", at, driver=driver)
+        cond, values = compile_clause(query.resource_type, clause, "v", at, driver=driver, visibility=visibility)
         own = extra.get(id(clause))
         if own and clause.modifier is None:
             cond = f"({cond} OR v.res_id IN ({','.join('?' * len(own))}))"
@@ -126,9 +130,17 @@ def _where(query: SearchQuery, at: int | None, extra: dict[int, list[str]] | Non
 
 
 def search(
-    tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0, after: str | None = None
+    tx: Tx,
+    query: SearchQuery,
+    *,
+    visibility: Visibility,
+    at: int | None = None,
+    offset: int = 0,
+    after: str | None = None,
 ) -> SearchPage:
     """One page of ``query``: ``query.count`` matches at logical time ``at`` (default: now).
+
+    Only rows ``visibility`` lets the caller see take part: in matching, counting, sorting, paging and includes.
 
     Without ``_sort`` results come in version-key order and a page starts after the previous page's last key
     (``after``, from :attr:`SearchPage.after`): a deep page costs what the first costs. With ``_sort`` the
@@ -136,7 +148,7 @@ def search(
     """
     check_snapshot(tx, at)
     query, self_linked = _aliased(tx, query)
-    where, params = _where(query, at, self_linked)
+    where, params = _where(query, at, visibility, self_linked)
     keyed = not query.sort
     page_where, page_params = where, list(params)
     if keyed and after is not None:
@@ -153,7 +165,7 @@ def search(
     order: list[str] = ["v.vid"]
     order_params: list[object] = []
     for key in query.sort:
-        expr, extra = sort_expression(key, "v")
+        expr, extra = sort_expression(key, "v", query.resource_type, visibility)
         order.insert(len(order) - 1, expr)
         order_params += extra
     rows = tx.query(
@@ -174,27 +186,33 @@ def search(
             # counted on the first page (and whenever _total asks): later pages stay as cheap as the first
             row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
             total = int(row[0]) if row else None
-    included = _includes(tx, query, [int(r[1]) for r in rows], matches, at)
+    included = _includes(tx, query, [int(r[1]) for r in rows], matches, at, visibility)
     return SearchPage(t, offset, matches, included, total, has_more, cursor)
 
 
-def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int | None) -> list[tuple[int, StoredResource]]:
+def _versions_at(
+    tx: Tx, rtype: str, ids: Sequence[str], at: int | None, visibility: Visibility
+) -> list[tuple[int, StoredResource]]:
     out = []
     live, live_params = valid_at("v", at)
+    seen, seen_params = visibility.rows("v")
     for i in range(0, len(ids), 500):
         chunk = list(ids[i : i + 500])
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {live}",
-            [rtype, *chunk, *live_params],
+            f" WHERE v.res_type = ? AND v.res_id IN ({','.join('?' * len(chunk))}) AND {live} AND {seen}",
+            [rtype, *chunk, *live_params, *seen_params],
         )
         out += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return out
 
 
 def _forward(
-    tx: Tx, inc: Include, frontier: Sequence[tuple[int, StoredResource]], at: int | None
+    tx: Tx, inc: Include, frontier: Sequence[tuple[int, StoredResource]], at: int | None, visibility: Visibility
 ) -> list[tuple[int, StoredResource]]:
+    hidden = visibility.hides_param(inc.source_type, inc.param.code)
+    # nothing is included through an element a restricted patient hides (their GP, their places)
+    frontier = [(vid, r) for vid, r in frontier if not (hidden and visibility.is_restricted(r.compartment))]
     vids = [v for v, _ in frontier]
     if not vids:
         return []
@@ -219,13 +237,23 @@ def _forward(
         # a reference to a source Patient is served pointing at its golden Patient: include that one
         canon = canonical_ids(tx, "Patient", by_type["Patient"])
         by_type["Patient"] = list(dict.fromkeys(canon.get(i, i) for i in by_type["Patient"]))
-    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, list(dict.fromkeys(ids)), at)]
+    return [
+        item
+        for rtype, ids in by_type.items()
+        for item in _versions_at(tx, rtype, list(dict.fromkeys(ids)), at, visibility)
+    ]
 
 
 def _reverse(
-    tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int | None
+    tx: Tx, inc: Include, targets: Sequence[StoredResource], at: int | None, visibility: Visibility
 ) -> list[tuple[int, StoredResource]]:
     live, live_params = valid_at("v", at)
+    seen, seen_params = visibility.rows("v")
+    if visibility.hides_param(inc.source_type, inc.param.code):
+        restricted, restricted_params = visibility.restricted_row("v")
+        seen, seen_params = f"{seen} AND NOT {restricted}", [*seen_params, *restricted_params]
+    if not visibility.allows_type(inc.source_type):
+        return []
     found: list[tuple[int, StoredResource]] = []
     by_type: dict[str, list[str]] = {}
     for r in targets:
@@ -240,22 +268,28 @@ def _reverse(
         members = alias_members(tx, inc.source_type, by_type.get(inc.source_type, []))
         own = [m for canon, group in members.items() for m in group if m != canon]
         if own:
-            found += _versions_at(tx, inc.source_type, own, at)
+            found += _versions_at(tx, inc.source_type, own, at, visibility)
     for rtype, ids in by_type.items():
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
-            f" WHERE {type_match('v', True)} AND {live} AND v.vid IN (SELECT vid FROM idx_reference"
+            f" WHERE {type_match('v', True)} AND {live} AND {seen} AND v.vid IN (SELECT vid FROM idx_reference"
             f" WHERE res_type = ? AND param = ? AND target_type = ? AND target_id IN ({','.join('?' * len(ids))}))"
             " LIMIT ?",
-            [inc.source_type, *live_params, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
+            [inc.source_type, *live_params, *seen_params, inc.source_type, inc.param.code, rtype, *ids, MAX_INCLUDED],
         )
         found += [(int(r[0]), stored_from_row(r[1:])) for r in rows]
     return found
 
 
 def _includes(
-    tx: Tx, query: SearchQuery, vids: list[int], matches: list[StoredResource], at: int | None
+    tx: Tx,
+    query: SearchQuery,
+    vids: list[int],
+    matches: list[StoredResource],
+    at: int | None,
+    visibility: Visibility,
 ) -> list[StoredResource]:
+    """Resources included from ``matches`` (already screened), each itself screened by ``visibility``."""
     if not (query.includes or query.revincludes) or not matches:
         return []
     seen = {(m.resource_type, m.id) for m in matches}
@@ -266,10 +300,10 @@ def _includes(
         for inc in query.includes:
             if round_number == 0 or inc.iterate:
                 sources = [(v, r) for v, r in frontier if r.resource_type == inc.source_type]
-                found += _forward(tx, inc, sources, at)
+                found += _forward(tx, inc, sources, at, visibility)
         for inc in query.revincludes:
             if round_number == 0 or inc.iterate:
-                found += _reverse(tx, inc, [r for _, r in frontier], at)
+                found += _reverse(tx, inc, [r for _, r in frontier], at, visibility)
         frontier = []
         for vid, resource in found:
             key = (resource.resource_type, resource.id)
@@ -294,7 +328,9 @@ class EverythingQuery:
     count: int = 50
 
 
-def _everything_where(query: EverythingQuery, patients: Sequence[str], at: int | None) -> tuple[str, list[object]]:
+def _everything_where(
+    query: EverythingQuery, patients: Sequence[str], at: int | None, visibility: Visibility
+) -> tuple[str, list[object]]:
     live_cv, live_params = valid_at("cv", at)
     live_rv, _ = valid_at("rv", at)
     marks = ",".join("?" * len(patients))
@@ -302,16 +338,29 @@ def _everything_where(query: EverythingQuery, patients: Sequence[str], at: int |
         "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
         f" WHERE pc.patient_id IN ({marks}) AND {live_cv}"
     )
+    # what the compartment references is found only from its rows the caller may see
+    seen_cv, seen_cv_params = visibility.rows("cv")
+    shown_compartment = f"{compartment} AND {seen_cv}"
+    not_hidden, hidden_params = "", []
+    if any(visibility.is_restricted(p) for p in patients):
+        hidden_params = sorted(f"{t}:{c}" for t, codes in visibility.restricted_params.items() for c in codes)
+        not_hidden = " AND r.target_type <> 'Location'"
+        if hidden_params:
+            not_hidden += f" AND r.res_type || ':' || r.param NOT IN ({','.join('?' * len(hidden_params))})"
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
         "SELECT rv.vid FROM (SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM idx_reference r"
-        f" WHERE r.vid IN ({compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})) tr"
+        f" WHERE r.vid IN ({shown_compartment}) AND r.target_type IN ({','.join('?' * len(EVERYTHING_REFERENCED))})"
+        f"{not_hidden}) tr"
         f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {live_rv}"
     )
+    seen, seen_params = visibility.rows("v")
     params: list[object] = [
-        *patients, *live_params, *patients, *live_params, *EVERYTHING_REFERENCED, *live_params,
+        *patients, *live_params,
+        *patients, *live_params, *seen_cv_params, *EVERYTHING_REFERENCED, *hidden_params, *live_params,
+        *seen_params,
     ]  # fmt: skip
-    where = f"v.vid IN ({compartment} UNION {referenced})"
+    where = f"v.vid IN ({compartment} UNION {referenced}) AND {seen}"
     if query.types:
         where += f" AND v.res_type IN ({','.join('?' * len(query.types))})"
         params += list(query.types)
@@ -334,7 +383,13 @@ def _everything_where(query: EverythingQuery, patients: Sequence[str], at: int |
 
 
 def everything(
-    tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0, after: str | None = None
+    tx: Tx,
+    query: EverythingQuery,
+    *,
+    visibility: Visibility,
+    at: int | None = None,
+    offset: int = 0,
+    after: str | None = None,
 ) -> SearchPage:
     """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references.
 
@@ -342,7 +397,7 @@ def everything(
     :attr:`SearchPage.after`), so a deep page costs what the first costs. ``offset`` is the position reported.
     """
     check_snapshot(tx, at)
-    where, params = _everything_where(query, [query.patient_id], at)
+    where, params = _everything_where(query, [query.patient_id], at, visibility)
     if query.count == 0:
         row = tx.query_one(f"SELECT COUNT(*), {_CLOCK} FROM resource_versions v WHERE {where}", params)
         assert row is not None  # an aggregate always returns a row
@@ -372,7 +427,7 @@ def everything(
 
 
 def everything_of(
-    tx: Tx, query: EverythingQuery, patients: Sequence[str], *, at: int | None = None
+    tx: Tx, query: EverythingQuery, patients: Sequence[str], *, visibility: Visibility, at: int | None = None
 ) -> tuple[int, list[StoredResource]]:
     """Every resource of several Patients' compartments (a person's records) at ``at``, in one read.
 
@@ -381,9 +436,51 @@ def everything_of(
     check_snapshot(tx, at)
     if not patients:
         return (at if at is not None else current_t(tx)), []
-    where, params = _everything_where(query, patients, at)
+    where, params = _everything_where(query, patients, at, visibility)
     rows = tx.query(
         f"SELECT {_CLOCK}, {VERSION_COLUMNS} FROM resource_versions v WHERE {where} ORDER BY v.res_type, v.vid",
         params,
     )
     return _page_t(tx, at, rows), [stored_from_row(r[1:]) for r in rows]
+
+
+def current_ids_with_token(tx: Tx, resource_type: str, param: str, tokens: Sequence[tuple[str, str]]) -> set[str]:
+    """Ids of current (live) ``resource_type`` resources whose ``param`` carries one of ``(system, code)``.
+
+    For system lookups (which patients are restricted, which Patient carries an NHS number), never an answer
+    to a caller.
+    """
+    found: set[str] = set()
+    hashes = [token_hash(resource_type, param, system, code) for system, code in tokens]
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        rows = tx.query(
+            "SELECT DISTINCT v.res_id FROM idx_token x JOIN resource_versions v ON v.vid = x.vid"
+            f" WHERE x.hash_sys_value IN ({','.join('?' * len(chunk))}) AND v.t_end IS NULL AND v.deleted = 0",
+            chunk,
+        )
+        found.update(str(r[0]) for r in rows)
+    return found
+
+
+def visible_versions(
+    tx: Tx, versions: Sequence[tuple[str, str, int]], visibility: Visibility
+) -> set[tuple[str, str, int]]:
+    """Which of these ``(type, id, version)`` rows ``visibility`` lets a caller see.
+
+    One-by-one reads (read, vread, the sources of a golden Patient) ask this, so they are decided by exactly the
+    predicate every search, count and include is filtered with.
+    """
+    if visibility.unscreened or not versions:
+        return set(versions)
+    seen, seen_params = visibility.rows("v")
+    found: set[tuple[str, str, int]] = set()
+    for start in range(0, len(versions), 200):
+        chunk = versions[start : start + 200]
+        keys = " OR ".join("(v.res_type = ? AND v.res_id = ? AND v.version = ?)" for _ in chunk)
+        rows = tx.query(
+            f"SELECT v.res_type, v.res_id, v.version FROM resource_versions v WHERE ({keys}) AND {seen}",
+            [*(x for key in chunk for x in key), *seen_params],
+        )
+        found.update((str(r[0]), str(r[1]), int(r[2])) for r in rows)
+    return found

@@ -27,6 +27,7 @@ from bcconnect.search import (
     UriValue,
     token_hash,
 )
+from bcconnect.store._visibility import Visibility
 
 SQL = tuple[str, Sequence[object]]
 _TABLE = {
@@ -142,18 +143,20 @@ def _token_condition(rtype: str, code: str, values: tuple[object, ...]) -> SQL:
     return " OR ".join(parts), params
 
 
-def _value_condition(clause: Clause, at: int | None, alias: str) -> SQL:
+def _value_condition(clause: Clause, at: int | None, alias: str, visibility: Visibility) -> SQL:
     """The OR of the clause's values over one index table's columns (unqualified)."""
     ors: list[str] = []
     params: list[object] = []
     if clause.chain is not None:
         for target_type, inner in clause.chain.clauses:
             inner_alias = f"{alias}c"
-            cond, inner_params = compile_clause(target_type, inner, inner_alias, at, driver=True)
+            cond, inner_params = compile_clause(target_type, inner, inner_alias, at, driver=True, visibility=visibility)
             live, live_params = valid_at(inner_alias, at)
+            # the chained resource must itself be visible: a withheld one can neither match nor be probed
+            seen, seen_params = visibility.rows(inner_alias)
             inner_ids = (
                 f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
-                f" WHERE {type_match(inner_alias, True)} AND {live} AND {cond}"
+                f" WHERE {type_match(inner_alias, True)} AND {live} AND {seen} AND {cond}"
             )
             # what the chain found, and every id that answers as the same resource (a person's records)
             aliases = (
@@ -162,7 +165,7 @@ def _value_condition(clause: Clause, at: int | None, alias: str) -> SQL:
                 f" WHERE aa.res_type = ? AND aa.member_id IN ({inner_ids})"
             )
             ors.append(f"(target_type = ? AND (target_id IN ({inner_ids}) OR target_id IN ({aliases})))")
-            found: list[object] = [target_type, *live_params, *inner_params]
+            found: list[object] = [target_type, *live_params, *seen_params, *inner_params]
             params += [target_type, *found, target_type, *found]
         return " OR ".join(ors), params
     for v in clause.values:
@@ -226,12 +229,27 @@ def driver_rank(clause: Clause) -> int:
     }[kind]
 
 
-def compile_clause(rtype: str, clause: Clause, alias: str, at: int | None, *, driver: bool) -> SQL:
+def compile_clause(
+    rtype: str, clause: Clause, alias: str, at: int | None, *, driver: bool, visibility: Visibility
+) -> SQL:
     """A condition on version row ``alias`` for ``clause`` at logical time ``at`` (None: now).
 
     The ``driver`` clause is written ``vid IN (index lookup)`` so the database starts from its index; the
     others are correlated ``EXISTS`` probes of the candidates (cheap through the ``(vid, param)`` indexes).
+    On an element a restricted patient hides, that patient's rows behave as if the element were absent.
     """
+    cond, params = _compile_clause(rtype, clause, alias, at, driver=driver, visibility=visibility)
+    if not visibility.hides_param(rtype, clause.param.code):
+        return cond, params
+    restricted, restricted_params = visibility.restricted_row(alias)
+    if clause.modifier == "not" or (clause.modifier == "missing" and clause.missing_value):
+        return f"(({cond}) OR {restricted})", [*params, *restricted_params]
+    return f"(({cond}) AND NOT {restricted})", [*params, *restricted_params]
+
+
+def _compile_clause(
+    rtype: str, clause: Clause, alias: str, at: int | None, *, driver: bool, visibility: Visibility
+) -> SQL:
     param = clause.param
     if param.code == "_id":
         if clause.modifier == "missing":
@@ -247,7 +265,7 @@ def compile_clause(rtype: str, clause: Clause, alias: str, at: int | None, *, dr
     if hashed:
         cond, params = _token_condition(rtype, param.code, clause.values)
     else:
-        cond, params = _value_condition(clause, at, alias)
+        cond, params = _value_condition(clause, at, alias, visibility)
     if driver:
         if hashed:
             return f"{alias}.vid IN (SELECT vid FROM idx_token WHERE {cond})", params
@@ -258,8 +276,11 @@ def compile_clause(rtype: str, clause: Clause, alias: str, at: int | None, *, dr
     return f"{exists} ({probe})", [param.code, *params]
 
 
-def sort_expression(key: SortKey, alias: str) -> SQL:
-    """An ORDER BY expression for one key (missing values sort last in both directions)."""
+def sort_expression(key: SortKey, alias: str, rtype: str, visibility: Visibility) -> SQL:
+    """An ORDER BY expression for one key (missing values sort last in both directions).
+
+    A restricted patient's hidden element sorts as missing, so the order reveals nothing of it.
+    """
     param = key.param
     params: list[object]
     if param.code == "_id":
@@ -280,6 +301,10 @@ def sort_expression(key: SortKey, alias: str) -> SQL:
         table = _TABLE[param.type]
         expr = f"(SELECT {agg}({column}) FROM {table} s WHERE s.vid = {alias}.vid AND s.param = ?)"
         params = [param.code]
+        if visibility.hides_param(rtype, param.code):
+            restricted, restricted_params = visibility.restricted_row(alias)
+            expr = f"(CASE WHEN {restricted} THEN NULL ELSE {expr} END)"
+            params = [*restricted_params, *params]
     direction = "DESC" if key.descending else "ASC"
     return f"({expr}) IS NULL, {expr} {direction}", params * 2
 

@@ -25,6 +25,9 @@ class AccessContext:
     allow_sensitive: bool = False
     #: True for the unauthenticated open context
     anonymous: bool = False
+    #: the resource types the caller's scopes may read; every resource a response carries (matches, includes,
+    #: ``$everything``, history) is of one of them. None: every type (the open context)
+    readable_types: frozenset[str] | None = None
 
 
 #: the context of an endpoint run without authentication

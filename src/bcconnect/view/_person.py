@@ -29,6 +29,7 @@ from bcconnect.store import (
     SearchPage,
     StoredResource,
     Tx,
+    Visibility,
     alias_closure,
     alias_members,
     canonical_ids,
@@ -231,6 +232,7 @@ def everything_for_person(
     priority: Sequence[str] = (),
     after: str | None = None,
     cache: RecordCache | None = None,
+    visibility: Visibility,
 ) -> SearchPage:
     """``$everything`` of a person: the compartments of all its source Patients at one logical time.
 
@@ -239,16 +241,18 @@ def everything_for_person(
     ``t`` is pinned. A fact two trusts both sent appears once (see :mod:`bcconnect.view._dedupe`), which needs
     the person's whole record in hand: it is read in one query per page.
     """
-    cached = cache.get((person_id, replace(query, count=0), at)) if cache is not None and at is not None else None
+    # the records are screened for this caller in the SQL, so the cache is keyed by what the caller may see
+    key = visibility.key()
+    cached = cache.get((person_id, replace(query, count=0), at, key)) if cache is not None and at is not None else None
     if cached is None:
-        t, found = everything_of(tx, query, person_members(tx, person_id), at=at)
+        t, found = everything_of(tx, query, person_members(tx, person_id), at=at, visibility=visibility)
         collected = {(r.resource_type, r.id): r for r in found}
         collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
         # one fact sent by two trusts is shown once, carrying both trusts' tags
         deduped = collapse_same_facts(list(collected.values()), priority)
         cached = (t, sorted(deduped, key=lambda r: (r.resource_type, r.id)))
         if cache is not None:
-            cache.put((person_id, replace(query, count=0), t), cached)
+            cache.put((person_id, replace(query, count=0), t, key), cached)
     t, records = cached
     ordered = list(records)
     if golden is not None and (not query.types or "Patient" in query.types):

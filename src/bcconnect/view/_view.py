@@ -17,13 +17,23 @@ from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
 from bcconnect.identity import Rules, load_rules, match_patient
-from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
+from bcconnect.search import (
+    MAX_REQUEST_INTEGER,
+    ParamType,
+    SearchParam,
+    SearchQuery,
+    date_range,
+    parse_non_negative,
+    parse_search,
+    registry,
+)
 from bcconnect.security import (
     DEFAULT_POLICY,
+    Screen,
     SensitivityPolicy,
-    screen_one,
-    screen_page,
-    screen_resources,
+    objecting_patient_ids,
+    patient_key,
+    search_audit_events,
 )
 from bcconnect.store import (
     EverythingQuery,
@@ -109,20 +119,23 @@ class View:
         #: a person's deduplicated record per snapshot, so the pages after the first of $everything are cheap
         self._records = RecordCache()
 
-    def _screen_list(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
-        return screen_resources(
-            tx, items, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-        ).resources
+    def _screen(self, tx: Tx, access: AccessContext) -> Screen:
+        """The caller's screen at this snapshot: every store call below takes its visibility."""
+        return Screen.build(tx, access, policy=self.sensitivity, related=same_person)
 
-    def _golden(self, tx: Tx, access: AccessContext, person_id: str) -> StoredResource | None:
+    def _golden(self, tx: Tx, screen: Screen, person_id: str) -> StoredResource | None:
         stored = read_current(tx, "Patient", person_id)
         if stored is None or stored.deleted:
             return None
-        return present_golden(tx, stored, self.rules, lambda items: self._screen_list(tx, access, items))
+        # screened (and a restricted person's whereabouts redacted) as stored, then composed if need be
+        shown = screen.apply([stored]).resources
+        if not shown:
+            return None
+        return present_golden(tx, shown[0], self.rules, lambda items: screen.apply(items).resources)
 
-    def _present(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
+    def _present(self, tx: Tx, screen: Screen, items: list[StoredResource]) -> list[StoredResource]:
         """Golden Patients as this caller may see them (composed from the visible sources only)."""
-        return present_goldens(tx, items, self.rules, lambda found: self._screen_list(tx, access, found))
+        return present_goldens(tx, items, self.rules, lambda found: screen.apply(found).resources)
 
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
@@ -131,7 +144,7 @@ class View:
     def _shown(
         self,
         tx: Tx,
-        access: AccessContext,
+        screen: Screen,
         found: StoredResource | None,
         resource_type: str,
         resource_id: str,
@@ -142,14 +155,11 @@ class View:
             raise ResourceNotFound(missing)
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
-        presented = self._present(tx, access, [found])
-        if not presented:
+        # the stored row is screened (the same SQL predicate as every search), then a golden one is composed
+        shown = self._present(tx, screen, screen.apply([found]).resources)
+        if not shown:
             raise ResourceNotFound(missing)
-        found = presented[0]
-        shown = screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person)
-        if shown is None:
-            raise ResourceNotFound(missing)
-        return person_centred(tx, [shown])[0]
+        return person_centred(tx, shown)[0]
 
     async def read(self, access: AccessContext, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; ResourceNotFound if absent, ResourceGone if deleted (one snapshot)."""
@@ -158,7 +168,12 @@ class View:
         def run(tx: Tx) -> StoredResource:
             found = read_current(tx, resource_type, resource_id)
             return self._shown(
-                tx, access, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
+                tx,
+                self._screen(tx, access),
+                found,
+                resource_type,
+                resource_id,
+                f"{resource_type}/{resource_id} is not known",
             )
 
         return await self.store.read(run)
@@ -166,15 +181,22 @@ class View:
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
         self._check_type(resource_type)
-        if not version.isdigit():
+        # a version id is ASCII digits within a 64-bit column; anything else names no version (404, never 500)
+        if not version or len(version) > 19 or not _ASCII_DIGITS.issuperset(version):
+            raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version[:40]!r}")
+        if int(version) > MAX_REQUEST_INTEGER:
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
         missing = f"{resource_type}/{resource_id} has no version {version}"
 
         def run(tx: Tx) -> StoredResource:
+            screen = self._screen(tx, access)
             found = read_version(tx, resource_type, resource_id, int(version))
             if found is not None and found.deleted:
+                # a deletion of something the caller may not see is as absent as the rest of it
+                if not screen.apply([replace(found, body=b"{}")]).resources:
+                    raise ResourceNotFound(missing)
                 raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
-            return self._shown(tx, access, found, resource_type, resource_id, missing)
+            return self._shown(tx, screen, found, resource_type, resource_id, missing)
 
         return await self.store.read(run)
 
@@ -192,27 +214,28 @@ class View:
         self._check_type(resource_type)
         size = min(count or self.default_count, self.max_count)
         since_instant = _instant(since, "_since") if since else None
-        versions = await self.store.read(
-            lambda tx: history(tx, resource_type, resource_id, since=since_instant, count=size + 1, offset=offset)
-        )
-        if not versions and offset == 0 and since is None:
-            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
+        missing = f"{resource_type}/{resource_id} is not known"
 
-        def run(tx: Tx) -> list[StoredResource]:
-            shown = screen_resources(
+        def run(tx: Tx) -> HistoryPage:
+            screen = self._screen(tx, access)
+            versions = history(
                 tx,
-                self._present(tx, access, versions[:size]),
-                access,
-                policy=self.sensitivity,
-                confine_to=access.patient,
-                related=same_person,
-            ).resources
-            return person_centred(tx, shown)
+                resource_type,
+                resource_id,
+                since=since_instant,
+                count=size + 1,
+                offset=offset,
+                visibility=screen.visibility,
+            )
+            if not versions and offset == 0 and since is None:
+                raise ResourceNotFound(missing)
+            shown = self._present(tx, screen, screen.apply(versions[:size], expected_clean=True).resources)
+            if versions and not any(v.body is not None for v in shown):
+                # only deletions left (the rest withheld): as absent as an unknown resource
+                raise ResourceNotFound(missing)
+            return HistoryPage(person_centred(tx, shown), len(versions) > size)
 
-        shown = await self.store.read(run)
-        if versions and not shown and not any(v.body is None for v in versions[:size]):
-            raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        return HistoryPage(shown, len(versions) > size)
+        return await self.store.read(run)
 
     async def search(
         self,
@@ -233,19 +256,13 @@ class View:
             query = parse_search(
                 resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
             )
-            found = search(tx, query, at=at, offset=offset, after=after)
-            found = replace(
-                found,
-                matches=self._present(tx, access, found.matches),
-                included=self._present(tx, access, found.included),
-            )
-            page = screen_page(
-                tx,
-                found,
-                access,
-                policy=self.sensitivity,
-                confine_to=access.patient,
-                related=same_person,
+            screen = self._screen(tx, access)
+            # screened inside the store's SQL (counts, filters, sorts, includes), then redacted and composed
+            page = screen.page(search(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
+            page = replace(
+                page,
+                matches=self._present(tx, screen, page.matches),
+                included=self._present(tx, screen, page.included),
             )
             centred = replace(
                 page, matches=person_centred(tx, page.matches), included=person_centred(tx, page.included)
@@ -274,10 +291,12 @@ class View:
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
 
         def gather(tx: Tx) -> SearchPage:
+            screen = self._screen(tx, access)
             person = person_id_of(tx, patient_id)
             if person is not None:
-                golden = self._golden(tx, access, person)
-                wanted = golden if not query.types or "Patient" in query.types else None
+                golden = self._golden(tx, screen, person)
+                shown = screen.visibility.allows_type("Patient")
+                wanted = golden if shown and (not query.types or "Patient" in query.types) else None
                 if golden is not None and wanted is not None:
                     wanted = person_centred(tx, [golden])[0]
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
@@ -291,18 +310,12 @@ class View:
                     priority=self.rules.source_priority,
                     after=after,
                     cache=self._records,
+                    visibility=screen.visibility,
                 )
-                # the golden Patient is screened like any resource (a restricted person's whereabouts redacted)
-                head = self._screen_list(tx, access, [m for m in found.matches if m is wanted])
-                rest = replace(found, matches=[m for m in found.matches if m is not wanted])
-                page = screen_page(
-                    tx, rest, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-                )
-                return replace(page, matches=[*head, *person_centred(tx, page.matches)])
-            found = everything(tx, query, at=at, offset=offset, after=after)
-            page = screen_page(
-                tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-            )
+                head = [m for m in found.matches if m is wanted]
+                rest = screen.page(replace(found, matches=[m for m in found.matches if m is not wanted]))
+                return replace(rest, matches=[*head, *person_centred(tx, rest.matches)])
+            page = screen.page(everything(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
@@ -313,12 +326,20 @@ class View:
         The view (default): golden Patients and source Patients with their ``refer`` links, every reference
         re-pointed as served; a golden id retired by a merge (only a ``replaced-by`` link, no data) is left
         out. ``raw``: the source records exactly as stored, and no golden Patients. An operator's export: no
-        caller screening (it is not a FHIR read).
+        caller screening (it is not a FHIR read), but persons in the objection register are left out (the
+        command is audited by the CLI).
         """
 
         def run(tx: Tx) -> tuple[list[StoredResource], str]:
             batch = iter_current(tx, resource_type, after_id=after_id, limit=1000)
             last = batch[-1].id if batch else ""
+            # a person who objects to the shared record is never exported, in either form
+            objecting = objecting_patient_ids(tx, same_person)
+            batch = [
+                r
+                for r in batch
+                if r.compartment not in objecting and not (r.resource_type == "Patient" and r.id in objecting)
+            ]
             if raw:
                 return [r for r in batch if not is_golden(r)], last
             kept = [r for r in batch if not (is_golden(r) and r.body is not None and b'"replaced-by"' in r.body)]
@@ -338,14 +359,29 @@ class View:
         resource, count, only_certain = parse_match_parameters(parameters)
 
         def run(tx: Tx) -> list[tuple[Any, bytes]]:
+            screen = self._screen(tx, access)
             found = []
             for candidate in match_patient(tx, resource, count=count, only_certain=only_certain, rules=self.rules):
-                golden = self._golden(tx, access, candidate.person_id)
+                golden = self._golden(tx, screen, candidate.person_id)
                 if golden is not None and golden.body is not None:
                     found.append((candidate, golden.body))
             return found
 
         return match_bundle(base_url, await self.store.read(run))
+
+    async def audit_events(self, access: AccessContext, patient: str, *, count: int, offset: int = 0) -> list[bytes]:
+        """AuditEvents about a person, newest first: ``patient`` may be any Patient id of the person (golden or a
+        trust's record). A ``patient/``-confined caller sees only their own person's trail; asking about anyone
+        else answers as for an unknown patient (empty)."""
+        ident = patient_key(patient).removeprefix("Patient/")
+
+        def run(tx: Tx) -> list[bytes]:
+            ids = same_person(tx, ident)
+            if access.patient is not None and not set(ids) & set(same_person(tx, access.patient)):
+                return []
+            return search_audit_events(tx, patient=ids, count=count, offset=offset)
+
+        return await self.store.read(run)
 
     async def freshness(self, access: AccessContext) -> tuple[SourceFreshness, ...]:
         """How current each trust's data is (last successful sync per source, stale past its limit)."""
@@ -376,6 +412,7 @@ class View:
         return tuple(out)
 
 
+_ASCII_DIGITS = frozenset("0123456789")
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "start", "end", "_count"})
 
 
@@ -410,9 +447,7 @@ def _everything_query(
     unknown = [t for t in types if t not in registry().by_type]
     if unknown:
         raise InvalidRequest(f"_type: not served here: {', '.join(unknown)}", expression=["_type"])
-    count_text = values.get("_count", str(default_count))
-    if not count_text.isdigit():
-        raise InvalidRequest(f"_count: expected a non-negative integer, got {count_text!r}", expression=["_count"])
+    count = parse_non_negative(values.get("_count", str(default_count)), "_count", maximum=max_count)
     bounds: dict[str, int] = {}
     for name, pick in (("start", 0), ("end", 1)):
         if name in values:
@@ -426,5 +461,5 @@ def _everything_query(
         since=_instant(values["_since"], "_since") if "_since" in values else None,
         start=bounds.get("start"),
         end=bounds.get("end"),
-        count=min(int(count_text), max_count),
+        count=count,
     )

@@ -15,6 +15,7 @@ from bcconnect.store import (
     QuarantineEntry,
     ResourceWrite,
     Tx,
+    Visibility,
     WriteCounts,
     add_quarantine,
     current_t,
@@ -88,7 +89,7 @@ async def test_vread_history_and_delete(store_url: str) -> None:
                 read_current(tx, "Patient", "a"),
                 read_version(tx, "Patient", "a", 1),
                 read_version(tx, "Patient", "a", 9),
-                history(tx, "Patient", "a"),
+                history(tx, "Patient", "a", visibility=Visibility.everything()),
                 read_current(tx, "Patient", "nope"),
             )
 
@@ -284,5 +285,5 @@ async def test_concurrent_writers_of_one_resource_both_succeed(store_url: str) -
         async with anyio.create_task_group() as tg:
             for family in ("Ng", "Li"):
                 tg.start_soon(store.write, partial(put_resources, writes=[patient("same", family)]))
-        versions = await store.read(lambda tx: history(tx, "Patient", "same"))
+        versions = await store.read(lambda tx: history(tx, "Patient", "same", visibility=Visibility.everything()))
     assert [v.version for v in versions] == [2, 1]

@@ -17,6 +17,7 @@ from bcconnect.store import (
     ResourceWrite,
     SearchPage,
     Store,
+    Visibility,
     delete_resource,
     everything,
     open_store,
@@ -104,7 +105,7 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 async def run(store: Store, rtype: str, params: list[tuple[str, str]], **kw: Any) -> SearchPage:
     query = parse_search(rtype, params)
-    return await store.read(lambda tx: search(tx, query, **kw))
+    return await store.read(lambda tx: search(tx, query, visibility=Visibility.everything(), **kw))
 
 
 async def ids(store: Store, rtype: str, *params: tuple[str, str]) -> list[str]:
@@ -265,11 +266,17 @@ async def test_include_and_revinclude(store: Store) -> None:
 
 async def test_everything(store: Store) -> None:
     """$everything: the compartment plus referenced practitioners; _type and paging."""
-    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", count=100)))
+    page = await store.read(
+        lambda tx: everything(tx, EverythingQuery("p1", count=100), visibility=Visibility.everything())
+    )
     assert sorted(f"{r.resource_type}/{r.id}" for r in page.matches) == [
         "Condition/c1", "Observation/o1", "Observation/o2", "Observation/o3", "Patient/p1", "Practitioner/dr1",
     ]  # fmt: skip
-    page = await store.read(lambda tx: everything(tx, EverythingQuery("p1", types=("Observation",), count=2)))
+    page = await store.read(
+        lambda tx: everything(
+            tx, EverythingQuery("p1", types=("Observation",), count=2), visibility=Visibility.everything()
+        )
+    )
     assert page.total == 3
     assert page.has_more
 
@@ -288,7 +295,7 @@ def test_unknown_parameters_are_refused_unless_lenient() -> None:
 async def test_paging_while_ingest_writes_concurrently(store: Store) -> None:
     """A writer task adds and deletes observations while a reader pages: the pages are exactly the snapshot."""
     query = parse_search("Observation", [("_count", "1"), ("_sort", "date")])
-    first = await store.read(lambda tx: search(tx, query))
+    first = await store.read(lambda tx: search(tx, query, visibility=Visibility.everything()))
     expected = ["o4", "o1", "o2", "o3"]
     seen = [r.id for r in first.matches]
     writes_done = anyio.Event()
@@ -304,10 +311,12 @@ async def test_paging_while_ingest_writes_concurrently(store: Store) -> None:
         tg.start_soon(ingest)
         offset = 1
         while offset < 4:
-            page = await store.read(partial(search, query=query, at=first.t, offset=offset))
+            page = await store.read(
+                partial(search, query=query, at=first.t, offset=offset, visibility=Visibility.everything())
+            )
             seen += [r.id for r in page.matches]
             offset += 1
         await writes_done.wait()
     assert seen == expected
-    later = await store.read(lambda tx: search(tx, query, at=first.t, offset=3))
+    later = await store.read(lambda tx: search(tx, query, at=first.t, offset=3, visibility=Visibility.everything()))
     assert [r.id for r in later.matches] == ["o3"]  # the deleted one is still in the pinned snapshot
