@@ -3,7 +3,7 @@
 Layout (the same bytes for the same settings)::
 
     DIR/manifest.json          settings and counts
-    DIR/ground_truth.csv       ods_code,source_patient_id,person_id (person order)
+    DIR/ground_truth.csv       ods_code,source_patient_id,person_id,noise (person order)
     DIR/RL4/<Type>.ndjson      FHIR resources as RL4 serves them, one per line
     DIR/RXK/<Type>.ndjson      the same with RXK's quirks
     DIR/RNA/changes.ndjson     RNA change-feed entries, one per line
@@ -26,7 +26,7 @@ from bcconnect_sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
 from bcconnect_sandbox.dialects.hl7 import messages
 from bcconnect_sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
-from bcconnect_sandbox.ground_truth import HEADER
+from bcconnect_sandbox.ground_truth import HEADER, noise_of
 from bcconnect_sandbox.population import make_person, person_id
 from bcconnect_sandbox.settings import SandboxSettings
 from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
@@ -69,7 +69,7 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
             for k, record in enumerate(static_records(trust)):
                 _write(files, counts, trust, record, None, k, epoch)
         for index in range(settings.persons):
-            person = make_person(settings.seed, index, settings.now)
+            person = make_person(settings.seed, index, settings.now, settings.noise)
             for trust in settings.trusts:
                 records = trust_records(person, trust, seed=settings.seed, noise=settings.noise, codec=codecs[trust])[
                     : TICKS_PER_PERSON - 1
@@ -77,7 +77,7 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
                 patients = {r.id: r.fact for r in records if isinstance(r.fact, SourcePatient)}
                 for r in records:
                     if isinstance(r.fact, SourcePatient):
-                        truth.writerow((trust, r.id, person_id(index)))
+                        truth.writerow((trust, r.id, person_id(index), noise_of(r.fact)))
                 tick0 = STATIC_TICKS + index * TICKS_PER_PERSON
                 for k, record in enumerate(records):
                     owner = patients.get(record.patient_id)

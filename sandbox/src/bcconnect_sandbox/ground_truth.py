@@ -11,11 +11,16 @@ from bcconnect_sandbox.population import person_id
 from bcconnect_sandbox.sources import SourcePatient
 from bcconnect_sandbox.state import TrustState
 
-HEADER: Final = ("ods_code", "source_patient_id", "person_id")
+HEADER: Final = ("ods_code", "source_patient_id", "person_id", "noise")
 
 
-def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator[tuple[str, str, str]]:
-    """``(ods_code, source_patient_id, person_id)`` for every patient record.
+def noise_of(patient: SourcePatient) -> str:
+    """The ground truth's ``noise`` column: the record's noise categories, ``;``-separated (empty: clean)."""
+    return ";".join(patient.noise)
+
+
+def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator[tuple[str, str, str, str]]:
+    """``(ods_code, source_patient_id, person_id, noise)`` for every patient record.
 
     Person order first (each person's trusts in settings order, as ``generate`` writes them), then the records
     registered after time moved. Each person is computed once, whatever the number of trusts.
@@ -24,16 +29,16 @@ def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator
         for state in states:
             for record in state.base_records(index):
                 if isinstance(record.fact, SourcePatient):
-                    yield state.trust, record.id, person_id(index)
+                    yield state.trust, record.id, person_id(index), noise_of(record.fact)
     for state in states:
         for version in state.history("patient", state.first_change_tick):
             added = version.record
             # version 1 of an overlay record is a registration after the start (later versions are changes)
             if added is not None and version.version == 1 and isinstance(added.fact, SourcePatient):
-                yield state.trust, added.id, person_id(added.fact.person_index)
+                yield state.trust, added.id, person_id(added.fact.person_index), noise_of(added.fact)
 
 
-def write_rows(out: TextIO, rows: Iterable[tuple[str, str, str]]) -> int:
+def write_rows(out: TextIO, rows: Iterable[tuple[str, ...]]) -> int:
     """Write the CSV header and ``rows``; returns how many rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)

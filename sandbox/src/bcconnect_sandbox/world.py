@@ -106,7 +106,7 @@ class World:
         """Write ``ground_truth.csv`` for the records served so far (merges included); returns rows written."""
         return write_ground_truth(path, list(self.states.values()), persons=self.settings.persons)
 
-    def ground_truth_rows(self) -> list[tuple[str, str, str]]:
+    def ground_truth_rows(self) -> list[tuple[str, str, str, str]]:
         """The ground-truth rows as a list (small worlds; use :meth:`write_ground_truth` for large ones)."""
         return list(ground_truth_rows(list(self.states.values()), persons=self.settings.persons))
 
