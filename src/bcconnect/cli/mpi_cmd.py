@@ -46,7 +46,7 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
     review = sub.add_parser("review", help="the review queue of possible matches")
     rsub = review.add_subparsers(dest="review_command", metavar="SUBCOMMAND")
     lst = rsub.add_parser("list", help="review items (default: open ones)")
-    lst.add_argument("--status", default="open", choices=["open", "accepted", "rejected", "superseded"])
+    lst.add_argument("--status", default="open", choices=["open", "accepted", "rejected", "superseded", "resolved"])
     lst.add_argument("--limit", type=int, default=50)
     lst.set_defaults(handler=_review_list)
     show = rsub.add_parser("show", help="a review item with the records side by side")

@@ -36,6 +36,8 @@ class Rules:
     source_priority: tuple[str, ...]
     default_staleness_seconds: float
     weights_generated: str = ""
+    #: a scored MATCH needs evidence beyond names, date of birth and sex (NHS number, postcode sector, phone)
+    require_support: bool = False
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -109,6 +111,7 @@ def load_rules(path: Path | None = None) -> Rules:
         source_priority=tuple(surv.get("source_priority", ())),
         default_staleness_seconds=float(surv.get("default_staleness_seconds", 3600)),
         weights_generated=generated,
+        require_support=bool(prob.get("require_support", False)),
     )
 
 

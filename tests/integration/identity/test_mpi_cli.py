@@ -37,7 +37,7 @@ def config(tmp_path: Path) -> Path:
             for ods, rec in (
                 ("RL4", patient("a", ods="RL4")),
                 ("RBK", patient("b", ods="RBK")),
-                ("RNA", patient("c", ods="RNA", nhs=None, postcode="DY1 4AB", phone="07700900999")),
+                ("RNA", patient("c", ods="RNA", nhs=None, given="Margret", postcode="DY1 4AB", phone="07700900999")),
             ):
                 await store.write(lambda tx, rec=rec, ods=ods: link_patients(tx, [rec], ods_code=ods))
 
