@@ -6,8 +6,8 @@ Tiers, first that applies wins (see ``rules.toml``):
 2. the twin guard: same date of birth, family name and address (postcode or phone), a different given name
    (not a short form, spelling, typo or middle name of it) → never an automatic MATCH: POSSIBLE_MATCH when the
    NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH;
-   a given name that only sounds alike or is one typo away (twins are often named so: Hassan and Hussein) →
-   at most POSSIBLE_MATCH, unless the same NHS number is verified on both sides;
+   a given name that only sounds alike or is one typo away (twins are often named so: Hassan and Hussein) and
+   no NHS number in common → at most POSSIBLE_MATCH;
 3. same NHS number, verified on both sides, a date of birth that agrees (exactly, day and month swapped, or one
    year digit wrong) and names that do not both disagree (read either way round) → MATCH; a date of birth
    that does not agree, or both names different → POSSIBLE_MATCH;
@@ -92,7 +92,7 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
             if same_nhs:
                 return PairDecision(LinkState.POSSIBLE_MATCH, "twin-guard-review", score, vector)
             return PairDecision(LinkState.NO_MATCH, "twin-guard", score, vector)
-        if given in (GIVEN_PHONETIC, GIVEN_CLOSE) and not (same_nhs and a.nhs_verified and b.nhs_verified):
+        if given in (GIVEN_PHONETIC, GIVEN_CLOSE) and not same_nhs:
             # twins are often given names that sound alike (Hassan and Hussein): only review, never automatic
             state = LinkState.POSSIBLE_MATCH if score >= rules.review_at else LinkState.NO_MATCH
             return PairDecision(state, "twin-guard-similar-name", score, vector)
