@@ -51,9 +51,11 @@ FIELD_NAMES: Final = tuple(f.name for f in FIELDS)
 #: levels (indices) used by the rules
 GIVEN_PHONETIC: Final = 2
 GIVEN_CLOSE: Final = 3
+GIVEN_MIDDLE: Final = 4
 GIVEN_DIFFERENT: Final = 5
 FAMILY_DIFFERENT: Final = 4
 FAMILY_PHONETIC: Final = 2
+FAMILY_CLOSE: Final = 3
 DOB_EXACT, DOB_SWAPPED, DOB_YEAR_TYPO, DOB_TWO_PARTS, DOB_DIFFERENT = range(5)
 
 Vector = tuple[int, ...]
@@ -98,22 +100,26 @@ def _phonetic_equal(a: tuple[str, str], b: tuple[str, str]) -> bool:
 
 
 def _short_form(a: str, b: str) -> bool:
-    """One name is the start or the end of the other (Jas/Jaswinder, Preet/Gurpreet), keeping 3+ letters."""
+    """One name is the start of the other (Jas/Jaswinder, Sukh/Sukhdev), keeping 3+ letters.
+
+    Only the start: a name's end is often a name of its own (Sana in Rukhsana), and twins are named so.
+    """
     short, full = sorted((a, b), key=len)
-    return len(short) >= _SHORT_FORM and (full.startswith(short) or full.endswith(short))
+    return len(short) >= _SHORT_FORM and full.startswith(short)
 
 
 def given_level(a: str | None, b: str | None, a_other: str | None = None, b_other: str | None = None) -> int:
-    """Level of two given names: exact, alias, phonetic, close, middle (one's middle name), different."""
+    """Level of two given names: exact, alias (a known short form), phonetic, close (a typo, or the start of
+    the other name), middle (one's middle name), different."""
     if a is None or b is None:
         return NULL
     if a == b:
         return 0
-    if same_given_name(a, b) or _short_form(a, b):
+    if same_given_name(a, b):
         return 1
     if _phonetic_equal(double_metaphone(a), double_metaphone(b)) or romanisation_key(a) == romanisation_key(b):
         return 2
-    if jaro_winkler(a, b) >= CLOSE_NAME:
+    if _short_form(a, b) or jaro_winkler(a, b) >= CLOSE_NAME:
         return 3
     if (b_other and a in b_other.split()) or (a_other and b in a_other.split()):
         return 4

@@ -6,8 +6,8 @@ Tiers, first that applies wins (see ``rules.toml``):
 2. the twin guard: same date of birth, family name and address (postcode or phone), a different given name
    (not a short form, spelling, typo or middle name of it) → never an automatic MATCH: POSSIBLE_MATCH when the
    NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH;
-   a given name that only sounds alike or is one typo away (twins are often named so: Hassan and Hussein) and
-   no NHS number in common → at most POSSIBLE_MATCH;
+   a given name that only sounds alike, is one typo away or is the other's middle name (twins are often named
+   so: Hassan and Hussein) and no NHS number in common → at most POSSIBLE_MATCH;
 3. same NHS number, verified on both sides, a date of birth that agrees (exactly, day and month swapped, or one
    year digit wrong) and names that do not both disagree (read either way round) → MATCH; a date of birth
    that does not agree, or both names different → POSSIBLE_MATCH;
@@ -27,10 +27,11 @@ from bcconnect.identity._compare import (
     DOB_EXACT,
     DOB_SWAPPED,
     DOB_YEAR_TYPO,
+    FAMILY_CLOSE,
     FAMILY_DIFFERENT,
-    FAMILY_PHONETIC,
     GIVEN_CLOSE,
     GIVEN_DIFFERENT,
+    GIVEN_MIDDLE,
     GIVEN_PHONETIC,
     Vector,
     compare,
@@ -92,8 +93,8 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
             if same_nhs:
                 return PairDecision(LinkState.POSSIBLE_MATCH, "twin-guard-review", score, vector)
             return PairDecision(LinkState.NO_MATCH, "twin-guard", score, vector)
-        if given in (GIVEN_PHONETIC, GIVEN_CLOSE) and not same_nhs:
-            # twins are often given names that sound alike (Hassan and Hussein): only review, never automatic
+        if given in (GIVEN_PHONETIC, GIVEN_CLOSE, GIVEN_MIDDLE) and not same_nhs:
+            # twins are often given names that sound alike (Hassan and Hussein), or each other's as a middle name
             state = LinkState.POSSIBLE_MATCH if score >= rules.review_at else LinkState.NO_MATCH
             return PairDecision(state, "twin-guard-similar-name", score, vector)
     if same_nhs and a.nhs_verified and b.nhs_verified:
@@ -123,8 +124,9 @@ def _supported(vector: Vector) -> bool:
 
 
 def _household_birthday(vector: Vector) -> bool:
-    """Same date of birth, family name and address (postcode or phone): one person, or twins."""
-    if vector[3] != DOB_EXACT or not 0 <= vector[2] <= FAMILY_PHONETIC:
+    """Same date of birth (or one keying slip of it), family name (or a typo of it) and address (postcode or
+    phone): one person, or twins."""
+    if vector[3] not in (DOB_EXACT, DOB_SWAPPED, DOB_YEAR_TYPO) or not 0 <= vector[2] <= FAMILY_CLOSE:
         return False  # (names entered the wrong way round were already read the right way by compare)
     return vector[5] == 0 or vector[6] == 0
 
