@@ -42,6 +42,11 @@ from bcconnect.identity._rules import Rules
 
 #: rules whose NO_MATCH is a hard conflict: two records so decided are never put into one person
 HARD_CONFLICTS = frozenset({"nhs-verified-differ", "twin-guard", "generation-guard"})
+#: the prefix of decisions on twin-like pairs (one birthday, surname and address) that share an NHS number
+#: verified on at most one side and have similar given names: a match any other match outranks
+WEAK_PREFIX = "nhs-household-"
+#: pair rules that forbid joining two persons automatically (a steward may still join them)
+JOIN_BLOCKERS = HARD_CONFLICTS | {"twin-guard-review", "twin-guard-similar-name"}
 _GENERATION_YEARS = 10
 
 
@@ -74,8 +79,15 @@ class PairDecision:
     vector: Vector
 
     @property
+    def weak(self) -> bool:
+        """A match on a twin-like pair through an NHS number not verified on both sides (see the rules)."""
+        return self.rule.startswith(WEAK_PREFIX)
+
+    @property
     def strength(self) -> tuple[int, float]:
-        """Orders decisions: deterministic matches above scored ones, then by score."""
+        """Orders decisions: deterministic matches above scored ones, weak matches last, then by score."""
+        if self.weak:
+            return (-1, self.score)
         deterministic = self.state is LinkState.MATCH and self.rule.startswith("nhs-")
         return (1 if deterministic else 0, self.score)
 
@@ -93,10 +105,15 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
             if same_nhs:
                 return PairDecision(LinkState.POSSIBLE_MATCH, "twin-guard-review", score, vector)
             return PairDecision(LinkState.NO_MATCH, "twin-guard", score, vector)
-        if given in (GIVEN_PHONETIC, GIVEN_CLOSE, GIVEN_MIDDLE) and not same_nhs:
+        similar = given in (GIVEN_PHONETIC, GIVEN_CLOSE, GIVEN_MIDDLE)
+        if similar and not same_nhs:
             # twins are often given names that sound alike (Hassan and Hussein), or each other's as a middle name
             state = LinkState.POSSIBLE_MATCH if score >= rules.review_at else LinkState.NO_MATCH
             return PairDecision(state, "twin-guard-similar-name", score, vector)
+        if similar and not (a.nhs_verified and b.nhs_verified):
+            # most likely a typo in the name, but a twin's number typed on the other twin's record looks the same:
+            # a weak match, which any other match outranks and which never joins two persons
+            return _banded(score, vector, rules, prefix=WEAK_PREFIX)
     if same_nhs and a.nhs_verified and b.nhs_verified:
         swapped_ok = dob == DOB_SWAPPED and not rules.dob_swap_is_conflict
         if dob not in (DOB_EXACT, DOB_YEAR_TYPO) and not swapped_ok:

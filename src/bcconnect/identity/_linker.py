@@ -19,7 +19,7 @@ from typing import Any
 from bcconnect.errors import ConflictError
 from bcconnect.identity import _db
 from bcconnect.identity._blocking import block_keys
-from bcconnect.identity._decide import HARD_CONFLICTS, LinkSource, LinkState, decide_pair
+from bcconnect.identity._decide import JOIN_BLOCKERS, LinkSource, LinkState, decide_pair
 from bcconnect.identity._evaluate import new_person_id
 from bcconnect.identity._normalise import Demographics, demographics
 from bcconnect.identity._plan import PersonDecision, plan_link
@@ -149,7 +149,9 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
         # this record MATCHes other persons too: the evidence says they are one person (whatever order the
         # records came in), so they are joined unless that would break a veto or a steward's decision
         for dup in plan.duplicates:
-            if _absorb(tx, person, dup.person_id, via=pid, rules=rules):
+            if not (plan.match.decision.weak or dup.decision.weak) and _absorb(
+                tx, person, dup.person_id, via=pid, rules=rules
+            ):
                 flagged.pop(dup.person_id, None)
     flags = (LinkState.POSSIBLE_MATCH, LinkState.POSSIBLE_DUPLICATE)
     for stale in links:
@@ -165,7 +167,7 @@ def _absorb(tx: Tx, into: str, other: str, *, via: str, rules: Rules) -> bool:
     """Join person ``other`` into ``into``: its AUTO records move, its reviews follow; False when unsafe.
 
     Unsafe: a steward's link in ``other``, a steward's NO_MATCH between a record and ``into``, two different
-    verified NHS numbers, or a hard conflict (twin or generation guard) between any two records of the pair.
+    verified NHS numbers, or a pair of records (one from each) that a guard keeps from linking automatically.
     The join is recorded in ``identity_person_merge`` so the absorbed person id redirects to the survivor.
     """
     if into == other:
@@ -181,7 +183,7 @@ def _absorb(tx: Tx, into: str, other: str, *, via: str, rules: Rules) -> bool:
         return False
     for a in moving:
         for b in staying:
-            if decide_pair(a, b, rules).rule in HARD_CONFLICTS:
+            if decide_pair(a, b, rules).rule in JOIN_BLOCKERS:
                 return False
     for lk in members:
         if any(x.person_id == into and x.state is LinkState.NO_MATCH for x in _db.links_of(tx, lk.patient_id)):
