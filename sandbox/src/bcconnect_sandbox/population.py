@@ -238,9 +238,12 @@ def _as_kin(seed: int, person: Person, base: Person, kin: str, now: datetime) ->
     person = replace(person, ethnic_category=base.ethnic_category, family=base.family, kin=kin, kin_index=base.index)
     if kin == "twin":
         sex = base.sex if rng.random() < 0.5 else ("male" if base.sex == "female" else "female")
-        names = [g for g in (pool.female if sex == "female" else pool.male) if g != base.given]
+        names = [g for g in (pool.female if sex == "female" else pool.male) if g not in (base.given, base.middle)]
+        given = rng.choice(names)
+        # parents do not give one twin the other's first name as a middle name
+        middle = person.middle if person.middle not in (base.given, given) else ""
         return replace(
-            person, given=rng.choice(names), sex=sex, birth_date=base.birth_date, borough=base.borough,
+            person, given=given, middle=middle, sex=sex, birth_date=base.birth_date, borough=base.borough,
             address_line=base.address_line, town=base.town, postcode=base.postcode,
             phone=base.phone if rng.random() < 0.5 else person.phone, gp_practice=base.gp_practice,
             previous_family="",
