@@ -210,6 +210,27 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdSettings:
+    """When a sync that ran to the end is still reported DEGRADED (exit status 3), not ok.
+
+    Defaults: any Patient record quarantined, or more than 1% of the fetched records quarantined, or held
+    resources (clinical resources waiting for their Patient) above 1% of the fetched records.
+    """
+
+    max_patients_quarantined: int = 0
+    max_quarantine_rate: float = 0.01
+    max_held_rate: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierSettings:
+    """The trust's own identifier systems, for a generic mapping set (all optional)."""
+
+    #: the system of the trust's medical record number; that identifier is also kept as the trust's MRN
+    mrn_system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hl7Settings:
     """HL7 v2 intake: an MLLP listener, or a directory files are dropped into."""
 
@@ -234,6 +255,8 @@ class AdapterConfig:
     auth: SourceAuthSettings = field(default_factory=SourceAuthSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    identifiers: IdentifierSettings = field(default_factory=IdentifierSettings)
     hl7v2: Hl7Settings = field(default_factory=Hl7Settings)
     #: the file this was read from
     source_file: Path | None = None
@@ -254,7 +277,8 @@ class AdapterConfig:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad syntax is a ConfigError naming the file (the one reader)."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -353,6 +377,8 @@ _NESTED: dict[str, type[Any]] = {
     "FetchSettings": FetchSettings,
     "BreakerSettings": BreakerSettings,
     "Hl7Settings": Hl7Settings,
+    "ThresholdSettings": ThresholdSettings,
+    "IdentifierSettings": IdentifierSettings,
 }
 
 
@@ -379,7 +405,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     config_path = path or Path(DEFAULT_CONFIG_FILE)
     if config_path.exists():
-        data = _read_toml(config_path)
+        data = read_toml(config_path)
         root = config_path.resolve().parent
         source: Path | None = config_path
     elif required:
@@ -412,7 +438,7 @@ def _check_settings(settings: Settings, label: str) -> None:
 
 def load_adapter(path: Path) -> AdapterConfig:
     """Read one ``adapter.toml``; errors name the file and key."""
-    data = _read_toml(path)
+    data = read_toml(path)
     label = str(path)
     config = _build(AdapterConfig, data, file=label, prefix="")
     if config.kind in (SourceKind.FHIR_API, SourceKind.JSON_API) and not config.base_url:

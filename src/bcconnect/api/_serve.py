@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import uvicorn
 
-from bcconnect.api._app import Authenticate, RequestCompleteHook, create_app, ignore_completion, open_access
+from bcconnect.api._app import AsgiApp, Authenticate, RequestCompleteHook, create_app, ignore_completion, open_access
 from bcconnect.config import Settings
 from bcconnect.view import View
 
@@ -19,10 +19,16 @@ def make_server(
     authenticate: Authenticate = open_access,
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
+    mounts: Mapping[str, AsgiApp] | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for the app on ``settings.api.host:port`` (not started)."""
     app = create_app(
-        settings, view, authenticate=authenticate, on_request_complete=on_request_complete, page_key=page_key
+        settings,
+        view,
+        authenticate=authenticate,
+        on_request_complete=on_request_complete,
+        page_key=page_key,
+        mounts=mounts,
     )
     config = uvicorn.Config(
         app,

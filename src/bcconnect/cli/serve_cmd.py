@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import anyio
 
-from bcconnect.api import make_server
-from bcconnect.api._security import security_hooks
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.api import make_server, security_hooks
+from bcconnect.app import GatePageGuard, PagesApp, standard_pages
+from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
@@ -19,6 +19,9 @@ from bcconnect.store import Store, open_store
 from bcconnect.view import View
 
 log = get_logger("bcconnect.serve")
+
+#: where the web pages are served, beside the FHIR endpoint
+PAGES_PREFIX = "/app"
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -56,7 +59,10 @@ async def serve_api(
         source_ods={a.name: a.ods_code for a in adapters},
         staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
     )
-    server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete)
+    pages = PagesApp(standard_pages(view), guard=GatePageGuard(gate, prefix=PAGES_PREFIX), prefix=PAGES_PREFIX)
+    server = make_server(
+        settings, view=view, authenticate=authenticate, on_request_complete=on_complete, mounts={PAGES_PREFIX: pages}
+    )
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve)
         while not server.started:
@@ -79,12 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
         async with open_store(settings.store_url()) as store:
 
             async def announce() -> None:
-                print(f"FHIR endpoint: http://{settings.api.host}:{settings.api.port}{settings.api.base_path}")
+                root = f"http://{settings.api.host}:{settings.api.port}"
+                print(f"FHIR endpoint: {root}{settings.api.base_path}")
+                print(f"web pages: {root}{PAGES_PREFIX}/")
 
             await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
 
-    try:
-        anyio.run(go)
-    except KeyboardInterrupt:
-        return 0
+    anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
     return 0

@@ -1,3 +1,4 @@
+-- owner: identity
 -- Re-clustering in the patient index. Other given names (middle names) are compared with the first given name
 -- of other records (a middle name used as the first name). When evidence joins two persons, the absorbed
 -- person is recorded as merged into the survivor, so its id can redirect and the join can be traced.
