@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bcconnect.identity._blocking import block_keys
+from bcconnect.identity._decide import JOIN_BLOCKERS, decide_pair
 from bcconnect.identity._normalise import Demographics
 from bcconnect.identity._plan import Candidate, LinkPlan, plan_link
 from bcconnect.identity._rules import Rules
@@ -103,6 +104,9 @@ class MemoryIndex:
         self.review: set[str] = set()
         self._blocks: dict[str, list[str]] = {}
         self._mrn: dict[tuple[str | None, str], str] = {}
+        self._members: dict[str, set[str]] = {}
+        #: absorbed person → the person it was joined into (re-clustering, as the store linker does)
+        self.joined: dict[str, str] = {}
 
     def link(self, record: Demographics) -> LinkPlan:
         """Link one record (new or updated) and return the plan that was applied."""
@@ -126,12 +130,33 @@ class MemoryIndex:
             for key in keys:
                 self._blocks.setdefault(key, []).append(record.patient_id)
         self.records[record.patient_id] = record
+        previous = self.person_of.get(record.patient_id)
+        if previous is not None and previous != person:
+            self._members.get(previous, set()).discard(record.patient_id)
         self.person_of[record.patient_id] = person
+        self._members.setdefault(person, set()).add(record.patient_id)
         if record.mrn:
             self._mrn.setdefault((record.ods_code, record.mrn), record.patient_id)
-        if plan.possible or plan.duplicates:
+        unjoined = list(plan.duplicates)
+        if plan.match is not None and plan.match.person_id == person and not plan.match.decision.weak:
+            unjoined = [d for d in plan.duplicates if d.decision.weak or not self._join(person, d.person_id)]
+        if plan.possible or unjoined:
             self.review.add(record.patient_id)
         return plan
+
+    def _join(self, into: str, other: str) -> bool:
+        """Join person ``other`` into ``into`` unless a veto or a guard forbids it (as the store linker)."""
+        moving = [self.records[p] for p in self._members.get(other, ())]
+        staying = [self.records[p] for p in self._members.get(into, ())]
+        if not moving or len({r.nhs_number for r in (*moving, *staying) if r.nhs_verified}) > 1:
+            return False
+        if any(decide_pair(a, b, self.rules).rule in JOIN_BLOCKERS for a in moving for b in staying):
+            return False
+        for r in moving:
+            self.person_of[r.patient_id] = into
+        self._members[into] |= self._members.pop(other)
+        self.joined[other] = into
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,3 +136,19 @@ def test_require_support_sends_unsupported_matches_to_review(rules: Rules) -> No
     strict = dataclasses.replace(rules, require_support=True)
     decision = decide_pair(a, b, strict)
     assert (decision.state, decision.rule) == (LinkState.POSSIBLE_MATCH, "fs-unsupported-review")
+
+
+@pytest.mark.parametrize("order", ["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"])
+def test_the_in_memory_index_joins_persons_whatever_the_arrival_order(rules: Rules, order: str) -> None:
+    from bcconnect.identity._evaluate import MemoryIndex
+
+    records = {
+        "x": patient("x", ods="RL4", status="02", phone=None),
+        "y": patient("y", ods="RBK", nhs=None, given="Peggy", birth="1951-03-14", postcode="DY1 4AB",
+                     phone="07700900999"),
+        "z": patient("z", ods="RNA", status="01", given="Peggy", postcode="DY1 4AB", phone="07700900999"),
+    }  # fmt: skip
+    index = MemoryIndex(rules)
+    for key in order:
+        index.link(demographics(records[key]))
+    assert len({index.person_of[k] for k in "xyz"}) == 1
