@@ -11,8 +11,9 @@ Tiers, first that applies wins (see ``rules.toml``):
 3. same NHS number, verified on both sides, a date of birth that agrees (exactly, day and month swapped, or one
    year digit wrong) and names that do not both disagree (read either way round) → MATCH; a date of birth
    that does not agree, or both names different → POSSIBLE_MATCH;
-4. the generation guard: birth years ten or more apart (not one mistyped digit) and no NHS number in common →
-   NO_MATCH (a parent and child with one name at one address score high on everything else);
+4. the generation guard: birth years ten or more apart (not one mistyped digit) and no NHS number verified on
+   both sides → NO_MATCH (a parent and child with one name at one address score high on everything else, and
+   a parent's number is the one most often typed on a child's record);
 5. otherwise the Fellegi–Sunter weight of the pair (an NHS number verified on one side or neither counts as
    evidence with its weight), in bands: MATCH / POSSIBLE_MATCH (review) / NO_MATCH.
 """
@@ -123,7 +124,7 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
         rule = {DOB_SWAPPED: "nhs-verified-dob-swapped", DOB_YEAR_TYPO: "nhs-verified-dob-year-typo"}
         return PairDecision(LinkState.MATCH, rule.get(dob, "nhs-verified-dob"), score, vector)
     apart = abs(a.birth_date.year - b.birth_date.year) if a.birth_date and b.birth_date else 0
-    if not same_nhs and dob == DOB_DIFFERENT and apart >= _GENERATION_YEARS:
+    if dob == DOB_DIFFERENT and apart >= _GENERATION_YEARS:
         return PairDecision(LinkState.NO_MATCH, "generation-guard", score, vector)
     if same_nhs:
         one = a.nhs_verified or b.nhs_verified

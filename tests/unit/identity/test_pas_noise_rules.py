@@ -152,3 +152,10 @@ def test_the_in_memory_index_joins_persons_whatever_the_arrival_order(rules: Rul
     for key in order:
         index.link(demographics(records[key]))
     assert len({index.person_of[k] for k in "xyz"}) == 1
+
+
+def test_a_parents_unverified_number_on_the_childs_record_does_not_link_them(rules: Rules) -> None:
+    father = demographics(patient("a", given="Delroy", family="Campbell", gender="male", birth="1961-04-09"))
+    son = demographics(patient("b", status="03", given="Del", family="Campbell", gender="male", birth="1989-11-23"))
+    decision = decide_pair(father, son, rules)
+    assert (decision.state, decision.rule) == (LinkState.NO_MATCH, "generation-guard")
