@@ -159,7 +159,14 @@ def name_levels(a: Demographics, b: Demographics) -> tuple[int, int, bool]:
     error; a swap is taken only when both names then agree at least phonetically.
     """
     given, family = compare_given(a, b), compare_family(a, b)
-    if given in (GIVEN_DIFFERENT, NULL) and family in (FAMILY_DIFFERENT, NULL) and a.given and b.given:
+    if (
+        given in (GIVEN_DIFFERENT, NULL)
+        and family in (FAMILY_DIFFERENT, NULL)
+        and a.given
+        and b.given
+        and a.given[0] == (b.family or " ")[0]  # a swap keeps initials crossed: most pairs stop here
+        and (a.family or " ")[0] == b.given[0]
+    ):
         b_first_family = (b.family or "").split("-")[0] or None
         crossed_given = given_level(a.given, b_first_family)
         crossed_family = family_level(a.family, b.given)
