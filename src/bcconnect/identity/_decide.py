@@ -34,6 +34,7 @@ from bcconnect.identity._compare import (
     GIVEN_DIFFERENT,
     GIVEN_MIDDLE,
     GIVEN_PHONETIC,
+    POSTCODE_DIFFERENT,
     Vector,
     compare,
 )
@@ -141,6 +142,11 @@ def _supported(vector: Vector) -> bool:
     return vector[0] == 0 or 0 <= vector[5] <= 1 or vector[6] == 0
 
 
+def _contradicted(vector: Vector) -> bool:
+    """The postcode is in another district, or the phone differs (present on both sides)."""
+    return vector[5] == POSTCODE_DIFFERENT or vector[6] == 1
+
+
 def _household_birthday(vector: Vector) -> bool:
     """Same date of birth (or one keying slip of it), family name (or a typo of it) and address (postcode or
     phone): one person, or twins."""
@@ -154,8 +160,9 @@ def _banded(score: float, vector: Vector, rules: Rules, *, prefix: str) -> PairD
         if vector[1] == GIVEN_DIFFERENT and vector[2] == FAMILY_DIFFERENT:
             # neither name agrees: a birthday, an address and a phone are what a household shares
             return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "names-differ-review", score, vector)
-        if rules.require_support and not _supported(vector):
-            # names, date of birth and sex alone are shared by strangers often enough in 10^6 people
+        if not _supported(vector) and (rules.require_support or _contradicted(vector)):
+            # names, date of birth and sex alone are shared by strangers often enough in 10^6 people: with the
+            # address or phone saying otherwise (and nothing else for it), a person must look
             return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "unsupported-review", score, vector)
         return PairDecision(LinkState.MATCH, prefix + "match", score, vector)
     if score >= rules.review_at:
