@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters
 from bcconnect.config import PathSettings, Settings
 from bcconnect.ingest import sync_adapters
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
 from bcconnect_sandbox import NoiseSettings, SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 #: identity noise off, so these tests check triage, not linkage (the patient index has its own tests)
