@@ -160,7 +160,7 @@ def _banded(score: float, vector: Vector, rules: Rules, *, prefix: str) -> PairD
         if vector[1] == GIVEN_DIFFERENT and vector[2] == FAMILY_DIFFERENT:
             # neither name agrees: a birthday, an address and a phone are what a household shares
             return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "names-differ-review", score, vector)
-        if not _supported(vector) and (rules.require_support or _contradicted(vector)):
+        if not _supported(vector) and (rules.require_support or (rules.review_contradicted and _contradicted(vector))):
             # names, date of birth and sex alone are shared by strangers often enough in 10^6 people: with the
             # address or phone saying otherwise (and nothing else for it), a person must look
             return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "unsupported-review", score, vector)

@@ -38,6 +38,8 @@ class Rules:
     weights_generated: str = ""
     #: a scored MATCH needs evidence beyond names, date of birth and sex (NHS number, postcode sector, phone)
     require_support: bool = False
+    #: a scored MATCH with no support and the postcode district or the phone against it goes to review
+    review_contradicted: bool = False
 
 
 def load_weights(path: Path) -> tuple[FsModel, str]:
@@ -102,6 +104,7 @@ def load_rules(path: Path | None = None) -> Rules:
         default_staleness_seconds=float(surv.get("default_staleness_seconds", 3600)),
         weights_generated=generated,
         require_support=bool(prob.get("require_support", False)),
+        review_contradicted=bool(prob.get("review_contradicted", False)),
     )
 
 
