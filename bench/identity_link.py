@@ -46,7 +46,9 @@ async def run(args: argparse.Namespace) -> None:
                 for start in range(0, len(mine), args.page):
                     batch = mine[start : start + args.page]
                     t0 = time.perf_counter()
-                    await store.write(lambda tx, b=batch, o=ods: link_patients(tx, b, ods_code=o))
+                    await store.write(
+                        lambda tx, b=batch, o=ods: link_patients(tx, b, ods_code=o, settle=not args.no_settle)
+                    )
                     linking += time.perf_counter() - t0
             if args.progress and (chunk_start // args.chunk) % 10 == 9:
                 rate = len(truth) / linking
@@ -61,7 +63,7 @@ async def run(args: argparse.Namespace) -> None:
 
             def one(tx: Tx, rec: object = rec) -> float:
                 t0 = time.perf_counter()
-                link_patients(tx, [rec.patient], ods_code=rec.ods_code)  # type: ignore[attr-defined]
+                link_patients(tx, [rec.patient], ods_code=rec.ods_code, settle=not args.no_settle)  # type: ignore[attr-defined]
                 return time.perf_counter() - t0
 
             timings.append(await store.write(one))
@@ -83,6 +85,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--noise", type=float, default=1.0)
     parser.add_argument("--url", default="sqlite:///bench-data/identity.db")
+    parser.add_argument(
+        "--no-settle", action="store_true", help="links only: no stable ids or golden Patients (to apportion time)"
+    )
     args = parser.parse_args()
     if args.url.startswith("sqlite:///"):
         path = Path(args.url.removeprefix("sqlite:///"))

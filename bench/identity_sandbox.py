@@ -27,7 +27,7 @@ from bcconnect.fhir.constants import (
     SOURCE_ORG_TAG_SYSTEM,
     mrn_system,
 )
-from bcconnect.identity import count_reviews, evaluate, link_patients
+from bcconnect.identity import count_reviews, link_patients, load_rules, quality
 from bcconnect.store import open_store
 from bcconnect_sandbox.population import make_person, person_id
 from bcconnect_sandbox.settings import DEFAULT_NOW, NoiseSettings
@@ -54,7 +54,7 @@ def fhir_patient(p: SourcePatient) -> dict[str, Any]:
         "meta": {"tag": [{"system": SOURCE_ORG_TAG_SYSTEM, "code": p.trust}]},
         "identifier": identifiers,
         "active": p.active,
-        "name": [{"family": p.family, "given": [p.given]}],
+        "name": [{"family": p.family, "given": p.given.split()}],
         "gender": p.sex,
         "birthDate": p.birth_date.isoformat(),
     }
@@ -72,7 +72,7 @@ def sandbox_patients(persons: int, seed: int, noise: NoiseSettings) -> dict[str,
     codecs = {t: IdCodec(seed, t) for t in TRUSTS}
     out: dict[str, list[tuple[SourcePatient, str]]] = {t: [] for t in TRUSTS}
     for index in range(persons):
-        person = make_person(seed, index, DEFAULT_NOW)
+        person = make_person(seed, index, DEFAULT_NOW, noise)
         for trust in person.trusts:
             for record in trust_records(person, trust, seed=seed, noise=noise, codec=codecs[trust]):
                 if isinstance(record.fact, SourcePatient):
@@ -80,20 +80,25 @@ def sandbox_patients(persons: int, seed: int, noise: NoiseSettings) -> dict[str,
     return out
 
 
-def scaled(noise: float) -> NoiseSettings:
-    """The sandbox's default noise with every rate multiplied by ``noise`` (at most 1)."""
-    base = NoiseSettings()
+def scaled(noise: float, base: NoiseSettings | None = None) -> NoiseSettings:
+    """``base`` noise (default: the sandbox's) with every rate multiplied by ``noise`` (at most 1)."""
+    base = base or NoiseSettings()
     values = {f.name: min(getattr(base, f.name) * noise, 1.0) for f in dataclasses.fields(base)}
     values["merged_at_start"] = base.merged_at_start
     return NoiseSettings(**values)
 
 
 async def run(args: argparse.Namespace) -> None:
+    rules = load_rules()
+    if args.match_at is not None:
+        rules = dataclasses.replace(rules, match_at=args.match_at)
+    if args.review_at is not None:
+        rules = dataclasses.replace(rules, review_at=args.review_at)
     for level in args.noise:
         started = time.perf_counter()
-        by_trust = sandbox_patients(args.persons, args.seed, scaled(level))
+        by_trust = sandbox_patients(args.persons, args.seed, scaled(level, NoiseSettings.parse(args.noise_spec)))
         generated = time.perf_counter() - started
-        truth = [(t, p.id, person) for t, items in by_trust.items() for p, person in items]
+        truth = [(t, p.id, person, p.noise) for t, items in by_trust.items() for p, person in items]
         with tempfile.TemporaryDirectory() as tmp:
             async with open_store(f"sqlite:///{Path(tmp) / 'identity.db'}") as store:
                 t0 = time.perf_counter()
@@ -101,12 +106,17 @@ async def run(args: argparse.Namespace) -> None:
                     patients = [fhir_patient(p) for p, _ in by_trust[trust]]
                     for start in range(0, len(patients), args.page):
                         page = patients[start : start + args.page]
-                        await store.write(lambda tx, page=page, trust=trust: link_patients(tx, page, ods_code=trust))
+                        await store.write(
+                            lambda tx, page=page, trust=trust: link_patients(tx, page, ods_code=trust, rules=rules)
+                        )
                 linking = time.perf_counter() - t0
-                metrics = await store.read(lambda tx, truth=truth: evaluate(tx, truth))
+                report = await store.read(lambda tx, truth=truth: quality(tx, truth, rules))
                 reviews = await store.read(lambda tx: count_reviews(tx))
-        print(f"noise x{level}: {metrics.summary()} open_reviews={reviews} "
-              f"(generated {generated:.0f}s, linked {linking:.0f}s)", flush=True)  # fmt: skip
+        print(f"noise x{level} seed {args.seed}: {report.overall.summary()} open_reviews={reviews} "
+              f"twins_merged={report.twins_merged} (generated {generated:.0f}s, linked {linking:.0f}s)",
+              flush=True)  # fmt: skip
+        if args.report:
+            print("\n".join(report.lines(examples=args.examples)), flush=True)
 
 
 def main() -> int:
@@ -115,6 +125,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--noise", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--noise-spec", default="", help="rates over the defaults (name=value,…) before scaling")
+    parser.add_argument("--report", action="store_true", help="per-category and per-rule tables, example misses")
+    parser.add_argument("--examples", type=int, default=3)
+    parser.add_argument("--match-at", type=float, help="override the rules' match threshold (bits)")
+    parser.add_argument("--review-at", type=float, help="override the rules' review threshold (bits)")
     anyio.run(run, parser.parse_args())
     return 0
 

@@ -3,7 +3,7 @@
 Layout (the same bytes for the same settings)::
 
     DIR/manifest.json          settings and counts
-    DIR/ground_truth.csv       ods_code,source_patient_id,person_id (person order)
+    DIR/ground_truth.csv       ods_code,source_patient_id,person_id,noise (person order)
     DIR/rtt_truth.csv          each RTT pathway's true clock at the reference date (ground_truth.RTT_HEADER)
     DIR/referral_truth.csv     each referral's triage state and duplicate (ground_truth.REFERRAL_HEADER)
     DIR/RL4/<Type>.ndjson      FHIR resources as RL4 serves them, one per line
@@ -28,7 +28,7 @@ from bcconnect_sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
 from bcconnect_sandbox.dialects.hl7 import messages
 from bcconnect_sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
-from bcconnect_sandbox.ground_truth import HEADER, REFERRAL_HEADER, RTT_HEADER, referral_rows, rtt_rows
+from bcconnect_sandbox.ground_truth import HEADER, REFERRAL_HEADER, RTT_HEADER, noise_of, referral_rows, rtt_rows
 from bcconnect_sandbox.population import make_person, person_id
 from bcconnect_sandbox.settings import SandboxSettings
 from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
@@ -80,7 +80,7 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
             for k, record in enumerate(static_records(trust)):
                 _write(files, counts, trust, record, None, k, epoch)
         for index in range(settings.persons):
-            person = make_person(settings.seed, index, settings.now, referrals=settings.referrals)
+            person = make_person(settings.seed, index, settings.now, settings.noise, referrals=settings.referrals)
             rtt.writerows(rtt_rows(person, reference=settings.now.date()))
             referral_truth.writerows(referral_rows(person))
             for trust in settings.trusts:
@@ -91,7 +91,7 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
                 for r in records:
                     # a Consent's fact is its patient too; only patient records are linkage truth
                     if isinstance(r.fact, SourcePatient) and r.kind == "patient":
-                        truth.writerow((trust, r.id, person_id(index)))
+                        truth.writerow((trust, r.id, person_id(index), noise_of(r.fact)))
                 tick0 = STATIC_TICKS + index * TICKS_PER_PERSON
                 for k, record in enumerate(records):
                     owner = patients.get(record.patient_id)

@@ -15,11 +15,16 @@ from bcconnect_sandbox.referrals import Referral
 from bcconnect_sandbox.sources import SourcePatient
 from bcconnect_sandbox.state import TrustState
 
-HEADER: Final = ("ods_code", "source_patient_id", "person_id")
+HEADER: Final = ("ods_code", "source_patient_id", "person_id", "noise")
 
 
-def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator[tuple[str, str, str]]:
-    """``(ods_code, source_patient_id, person_id)`` for every patient record.
+def noise_of(patient: SourcePatient) -> str:
+    """The ground truth's ``noise`` column: the record's noise categories, ``;``-separated (empty: clean)."""
+    return ";".join(patient.noise)
+
+
+def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator[tuple[str, str, str, str]]:
+    """``(ods_code, source_patient_id, person_id, noise)`` for every patient record.
 
     Person order first (each person's trusts in settings order, as ``generate`` writes them), then the records
     registered after time moved. Each person is computed once, whatever the number of trusts.
@@ -28,7 +33,7 @@ def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator
         for state in states:
             for record in state.base_records(index):
                 if isinstance(record.fact, SourcePatient) and record.kind == "patient":
-                    yield state.trust, record.id, person_id(index)
+                    yield state.trust, record.id, person_id(index), noise_of(record.fact)
     for state in states:
         for version in state.history("patient", state.first_change_tick):
             added = version.record
@@ -39,10 +44,10 @@ def ground_truth_rows(states: Sequence[TrustState], *, persons: int) -> Iterator
                 and added.kind == "patient"
                 and isinstance(added.fact, SourcePatient)
             ):
-                yield state.trust, added.id, person_id(added.fact.person_index)
+                yield state.trust, added.id, person_id(added.fact.person_index), noise_of(added.fact)
 
 
-def write_rows(out: TextIO, rows: Iterable[tuple[str, str, str]]) -> int:
+def write_rows(out: TextIO, rows: Iterable[tuple[str, ...]]) -> int:
     """Write the CSV header and ``rows``; returns how many rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)

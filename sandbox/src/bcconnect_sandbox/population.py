@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Final
 
 from bcconnect_sandbox import reference as ref
 from bcconnect_sandbox.nhs_numbers import ALLOCATOR
 from bcconnect_sandbox.referrals import Referral, ReferralDrawer
-from bcconnect_sandbox.settings import ReferralSettings
+from bcconnect_sandbox.settings import NoiseSettings, ReferralSettings
 
 _DAY: Final = timedelta(days=1)
 _HISTORY_DAYS: Final = 5 * 365
@@ -116,6 +116,13 @@ class Person:
     medications: tuple[Medication, ...]
     allergies: tuple[Allergy, ...]
     referrals: tuple[Referral, ...]
+    #: a middle name ("" when none): clerks record it, drop it, or take it for the first name
+    middle: str = ""
+    #: the surname before marriage ("" when unchanged): some trusts still hold it
+    previous_family: str = ""
+    #: how this person is related to person ``kin_index`` (twin, same_name_stranger, parent_child), if at all
+    kin: str | None = None
+    kin_index: int | None = None
 
     @property
     def ltc_count(self) -> int:
@@ -143,8 +150,114 @@ def random_postcode(rng: random.Random, borough: ref.Borough) -> str:
     return f"{district} {rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
 
 
-def make_person(seed: int, index: int, now: datetime, *, referrals: ReferralSettings | None = None) -> Person:
-    """Person ``index`` of the population seeded ``seed``, as seen at ``now`` (a pure function)."""
+def make_person(
+    seed: int,
+    index: int,
+    now: datetime,
+    noise: NoiseSettings | None = None,
+    *,
+    referrals: ReferralSettings | None = None,
+) -> Person:
+    """Person ``index`` of the population seeded ``seed``, as seen at ``now`` (a pure function).
+
+    Persons come in pairs ``(2k, 2k+1)``: at the rates of ``noise`` (default rates when None) person ``2k+1``
+    is the twin of ``2k``, a stranger with the same name and date of birth in the same borough, or a parent or
+    child with the same name at the same address; both persons of a pair know the relation.
+    """
+    noise = noise or _DEFAULT_NOISE
+    person = _identity_extras(seed, _make_person(seed, index, now, referrals=referrals))
+    kin = _kin_of(seed, index, noise)
+    if kin is not None:
+        base = _identity_extras(seed, _make_person(seed, index - 1, now, referrals=referrals))
+        home = next(b for b in ref.BOROUGHS if b.name == base.borough)
+        person = _identity_extras(seed, _make_person(seed, index, now, home, referrals))
+        return _as_kin(seed, person, base, kin, now)
+    if index % 2 == 0:
+        partner = _kin_of(seed, index + 1, noise)
+        if partner is not None:
+            return replace(person, kin=partner, kin_index=index + 1)
+    return person
+
+
+_DEFAULT_NOISE: Final = NoiseSettings()
+#: the share of persons with a middle name, of women whose surname changed at marriage, of double surnames
+_MIDDLE_NAME_SHARE: Final = 0.6
+_MARRIED_SHARE: Final = 0.35
+_DOUBLE_SURNAME_SHARE: Final = 0.04
+
+
+def _kin_of(seed: int, index: int, noise: NoiseSettings) -> str | None:
+    """The relation of odd person ``index`` to person ``index - 1`` (its own draw, so both sides can ask)."""
+    if index % 2 == 0:
+        return None
+    roll = random.Random(f"{seed}:{index}:kin").random()
+    for kind, rate in (
+        ("twin", noise.twins),
+        ("same_name_stranger", noise.same_name_strangers),
+        ("parent_child", noise.parent_child),
+    ):
+        if roll < rate:
+            return kind
+        roll -= rate
+    return None
+
+
+def _identity_extras(seed: int, person: Person) -> Person:
+    """Middle name, double surname and maiden name, from a draw of their own (the rest stays as it was)."""
+    rng = random.Random(f"{seed}:{person.index}:identity")
+    pool = ref.NAME_POOLS[ref.NAME_POOL_OF_ETHNICITY[person.ethnic_category]]
+    given_pool = pool.female if person.sex == "female" else pool.male
+    middle = rng.choice([g for g in given_pool if g != person.given]) if rng.random() < _MIDDLE_NAME_SHARE else ""
+    family = person.family
+    if rng.random() < _DOUBLE_SURNAME_SHARE:
+        other = rng.choice([f for f in pool.family if f != family and "-" not in f])
+        family = f"{family}-{other}" if rng.random() < 0.6 else f"{family} {other}"
+    previous = ""
+    adult = (_REFERENCE_DAY - person.birth_date).days > 20 * 365
+    if person.sex == "female" and adult and rng.random() < _MARRIED_SHARE:
+        previous = rng.choice([f for f in pool.family if f != family])
+    return replace(person, middle=middle, family=family, previous_family=previous)
+
+
+_REFERENCE_DAY: Final = date(2026, 1, 1)
+
+
+def _as_kin(seed: int, person: Person, base: Person, kin: str, now: datetime) -> Person:
+    """Person ``person`` re-drawn as the twin, same-name stranger, or parent/child of ``base``."""
+    rng = random.Random(f"{seed}:{person.index}:kin-details")
+    pool = ref.NAME_POOLS[ref.NAME_POOL_OF_ETHNICITY[base.ethnic_category]]
+    person = replace(person, ethnic_category=base.ethnic_category, family=base.family, kin=kin, kin_index=base.index)
+    if kin == "twin":
+        sex = base.sex if rng.random() < 0.5 else ("male" if base.sex == "female" else "female")
+        names = [g for g in (pool.female if sex == "female" else pool.male) if g not in (base.given, base.middle)]
+        given = rng.choice(names)
+        # parents do not give one twin the other's first name as a middle name
+        middle = person.middle if person.middle not in (base.given, given) else ""
+        return replace(
+            person, given=given, middle=middle, sex=sex, birth_date=base.birth_date, borough=base.borough,
+            address_line=base.address_line, town=base.town, postcode=base.postcode,
+            phone=base.phone if rng.random() < 0.5 else person.phone, gp_practice=base.gp_practice,
+            previous_family="",
+        )  # fmt: skip
+    if kin == "same_name_stranger":
+        borough = next(b for b in ref.BOROUGHS if b.name == base.borough)
+        return replace(
+            person, given=base.given, sex=base.sex, birth_date=base.birth_date, borough=base.borough,
+            town=rng.choice(borough.towns), postcode=random_postcode(rng, borough), middle="", previous_family="",
+        )  # fmt: skip
+    gap = timedelta(days=rng.randint(20 * 365, 40 * 365))
+    child_birth = base.birth_date + gap
+    birth = child_birth if child_birth < now.date() - timedelta(days=365) else base.birth_date - gap
+    return replace(
+        person, given=base.given, sex=base.sex, birth_date=birth, borough=base.borough,
+        address_line=base.address_line, town=base.town, postcode=base.postcode, phone=base.phone,
+        previous_family="", middle="" if rng.random() < 0.5 else person.middle,
+    )  # fmt: skip
+
+
+def _make_person(
+    seed: int, index: int, now: datetime, home: ref.Borough | None = None, referrals: ReferralSettings | None = None
+) -> Person:
     rng = random.Random(f"{seed}:{index}")
     band = ref.AGE_BANDS[_pick(rng, _AGE_CUM)][0]
     age = rng.randint(band[0], band[1])
@@ -155,6 +268,7 @@ def make_person(seed: int, index: int, now: datetime, *, referrals: ReferralSett
     given = rng.choice(pool.female if sex == "female" else pool.male)
     family = rng.choice(pool.family)
     borough = ref.BOROUGHS[_pick(rng, _BOROUGH_CUM)]
+    borough = home or borough  # a relative living with (or near) another person: same draws, their borough
     practice = rng.choice(ref.PRACTICES_BY_BOROUGH[borough.name])
     trusts = _known_trusts(rng, borough.trust)
     history = _History(rng, now, trusts, age, referrals or ReferralSettings(), practice.code)

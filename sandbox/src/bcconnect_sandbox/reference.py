@@ -276,6 +276,41 @@ NICKNAMES: Final = {
     "Katarzyna": "Kasia",
 }
 
+#: Every short form or pet name a clerk may type for a registered given name, in the region's languages
+#: (English, Punjabi, Urdu, Bengali, Polish, Romanian, Yoruba, Igbo, Shona, Arabic, Jamaican usage).
+NICKNAME_VARIANTS: Final = {
+    "James": ("Jim", "Jimmy", "Jamie"), "William": ("Bill", "Will", "Billy", "Liam"),
+    "Robert": ("Bob", "Rob", "Robbie"),
+    "David": ("Dave", "Davey"), "Thomas": ("Tom", "Tommy"), "Daniel": ("Dan", "Danny"), "Michael": ("Mick", "Mike"),
+    "Richard": ("Rich", "Rick", "Dick"), "Stephen": ("Steve",), "Anthony": ("Tony", "Ant"), "Joseph": ("Joe",),
+    "Christopher": ("Chris", "Kit"), "Harry": ("Haz",), "George": ("Georgie",), "Oliver": ("Ollie", "Olly"),
+    "Alfie": ("Alf",), "Kevin": ("Kev",), "Jack": ("Jacky",), "Paul": ("Paulie",),
+    "Margaret": ("Maggie", "Peggy", "Meg"), "Elizabeth": ("Liz", "Beth", "Betty", "Lizzie"), "Susan": ("Sue", "Susie"),
+    "Sarah": ("Sally",), "Emma": ("Em",), "Jessica": ("Jess",), "Olivia": ("Liv",), "Amelia": ("Millie", "Amy"),
+    "Patricia": ("Pat", "Trish"), "Jennifer": ("Jenny", "Jen"), "Katherine": ("Kate", "Kathy", "Katie"),
+    "Rebecca": ("Becky", "Becca"), "Deborah": ("Debbie", "Deb"), "Victoria": ("Vicky", "Tori"),
+    "Jacqueline": ("Jackie",), "Samantha": ("Sam",), "Joan": ("Joanie",), "Christine": ("Chris", "Chrissie"),
+    "Alexandra": ("Alex", "Sandra"),
+    "Gurpreet": ("Preet", "Guri"), "Harjit": ("Harry", "Jit"), "Rajinder": ("Raj", "Rajji"), "Sukhdev": ("Sukhi",),
+    "Amandeep": ("Aman", "Deep"), "Manjit": ("Manny",), "Jaswinder": ("Jas", "Jassi"), "Kulwant": ("Kully",),
+    "Vikram": ("Vik", "Vicky"), "Sanjay": ("Sanj",), "Harpreet": ("Preeti", "Harpi"), "Manpreet": ("Mani",),
+    "Sukhvinder": ("Sukhi",), "Rupinder": ("Rupi", "Ruby"), "Parminder": ("Pam", "Pinky"), "Jaspreet": ("Jassi",),
+    "Navdeep": ("Nav",), "Simran": ("Simi",), "Mohammed": ("Mo", "Mohd"), "Muhammad": ("Mo", "Muhd"),
+    "Imran": ("Immy",), "Tariq": ("Taz",), "Bilal": ("Billy",), "Kamran": ("Kam",), "Hamza": ("Hamz",),
+    "Fatima": ("Fatty", "Tima"), "Ayesha": ("Aisha",), "Zainab": ("Zainy",), "Maryam": ("Mariam", "Mary"),
+    "Abdul": ("Abdi",), "Shahid": ("Shah",), "Jamal": ("Jay",), "Rafiq": ("Raf",), "Farzana": ("Farzi",),
+    "Chinedu": ("Chi", "Nedu"), "Oluwaseun": ("Seun", "Shaun"), "Kwame": ("Kwam",), "Tendai": ("Tee",),
+    "Emeka": ("Meka",), "Tafadzwa": ("Tafa", "Taff"), "Tunde": ("Tee",), "Abimbola": ("Bimbo", "Bola"),
+    "Folake": ("Fola",), "Yetunde": ("Yeti", "Tunde"), "Adaeze": ("Ada", "Eze"), "Ngozi": ("Ngo",),
+    "Piotr": ("Piotrek",), "Tomasz": ("Tomek", "Tom"), "Łukasz": ("Luke", "Lukasz"), "Krzysztof": ("Krzys", "Chris"),
+    "Agnieszka": ("Aga", "Agnes"), "Katarzyna": ("Kasia", "Kate"), "Małgorzata": ("Gosia", "Margaret"),
+    "Andrei": ("Andy",), "Mihai": ("Mike",), "Marius": ("Mario",), "Ioana": ("Jo",), "Elena": ("Ella", "Lena"),
+    "Delroy": ("Del",), "Winston": ("Winnie",), "Leroy": ("Roy",), "Jermaine": ("Jay",), "Tyrone": ("Ty",),
+    "Marcia": ("Marcy",), "Beverley": ("Bev",), "Claudette": ("Claudie",), "Hyacinth": ("Cinth",),
+    "Wei": ("William",), "Ming": ("Michael",), "Mei": ("May",), "Hui": ("Helen",),
+    "Ahmad": ("Ahmed",), "Yusuf": ("Joseph", "Yus"), "Omar": ("Omi",), "Hassan": ("Hass",), "Mariam": ("Mary",),
+}  # fmt: skip
+
 # --- places -----------------------------------------------------------------------------------------------
 
 

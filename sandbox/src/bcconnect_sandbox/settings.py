@@ -77,17 +77,61 @@ class FaultSettings:
 
 @dataclass(frozen=True, slots=True)
 class NoiseSettings:
-    """Identity noise in each trust's copy of a person (probabilities per source patient record)."""
+    """Identity noise: per source patient record unless said otherwise (each rate in 0–1).
 
+    The defaults are what a trust PAS of the region plausibly carries; each comment gives the reasoning. They
+    are deliberately round figures, not fitted to any linkage result: the linker must hold at any of them.
+    Every record's ground truth lists the categories it carries (``ground_truth.csv`` column ``noise``).
+    """
+
+    #: no NHS number (newborns before registration, overseas visitors, walk-ins): ~5% of PAS records
     nhs_missing: float = 0.05
+    #: NHS number present but not verified by a trace (status 02–05): ~8% (PDS trace backlog at registration)
     nhs_unverified: float = 0.08
+    #: one keyboard slip in a name (swap, drop or double a letter)
     typo: float = 0.03
+    #: a nickname or short form (Jim, Kasia, Preet, Mo), from the region's languages, not a formal name
     nickname: float = 0.04
+    #: day and month swapped (US-style keying) when both are ≤ 12
     dob_swapped: float = 0.01
+    #: an old address (the trust was never told of the move)
     moved_house: float = 0.05
+    #: an in-trust duplicate registration (worse noise on the duplicate)
     duplicate: float = 0.02
     #: share of in-trust duplicates that are already merged at the start (the rest merge as time moves)
     merged_at_start: float = 0.5
+    #: given and family name entered the wrong way round (naming orders differ between cultures): ~0.5%
+    name_swap: float = 0.005
+    #: one digit of the year of birth mistyped (1985 → 1958, 1985 → 1986)
+    dob_year_typo: float = 0.005
+    #: a wrong NHS number that still passes Modulus 11 (two digits transposed); never verified by a trace
+    nhs_transposed: float = 0.002
+    #: another person's NHS number (a relative's, or the next patient's on the clerk's screen); never verified
+    nhs_other_person: float = 0.001
+    #: no phone number recorded
+    phone_missing: float = 0.10
+    #: a landline recorded instead of the person's mobile
+    landline: float = 0.05
+    #: a transliteration variant of a name from a non-Latin script (Mohammed/Muhammad, Siddiqui/Siddiqi)
+    transliteration: float = 0.05
+    #: one part of a hyphenated or double surname dropped (of persons who have one)
+    surname_part_dropped: float = 0.25
+    #: the maiden surname still on the record (of persons who changed surname on marriage)
+    maiden_name: float = 0.15
+    #: the middle name used as the first name (of persons who have a middle name and go by it)
+    middle_as_first: float = 0.02
+    #: a title typed into the given name field ("Mr John")
+    title_in_given: float = 0.01
+    #: names typed in capitals
+    capitals: float = 0.10
+    #: sex not recorded or unknown
+    sex_unknown: float = 0.01
+    #: share of person pairs (2k, 2k+1) that are twins: same surname, date of birth, address; ~1.5% of births
+    twins: float = 0.015
+    #: share of person pairs that are strangers with the same name and date of birth in the same borough
+    same_name_strangers: float = 0.004
+    #: share of person pairs that are a parent and child with the same name at the same address
+    parent_child: float = 0.004
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Final
 
 from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.nhs_numbers import ALLOCATOR
 from bcconnect_sandbox.population import (
     Allergy,
     Condition,
@@ -74,6 +75,8 @@ class SourcePatient:
     replaced_by: str | None = None
     replaces: str | None = None
     pseudonymous: bool = False
+    #: the identity noise categories this record carries (ground truth, never served)
+    noise: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,49 +210,172 @@ def _noisy_patient(
     *,
     worse: bool = False,
 ) -> SourcePatient:
+    """This trust's copy of ``person`` with identity noise; each category applied is named in ``noise``."""
+    labels: list[str] = [person.kin] if person.kin else []
     nhs: str | None = person.nhs_number
     status: str | None = "01"
     roll = rng.random()
     if nhs is None or roll < noise.nhs_missing * (6 if worse else 1):
         nhs, status = None, None
+        labels.append("nhs_missing")
     elif roll < noise.nhs_missing + noise.nhs_unverified:
-        status = rng.choice(("02", "02", "03", "05"))
+        status = rng.choice(("02", "02", "03", "04", "05"))
+        labels.append("nhs_unverified")
     given, family = person.given, person.family
-    if rng.random() < noise.nickname:
-        given = ref.NICKNAMES.get(given, given)
+    if rng.random() < noise.nickname and given in ref.NICKNAME_VARIANTS:
+        given = rng.choice(ref.NICKNAME_VARIANTS[given])
+        labels.append("nickname")
+    elif person.middle and rng.random() < noise.middle_as_first:
+        given = person.middle
+        labels.append("middle_as_first")
+    elif person.middle and rng.random() < 0.5:
+        given = f"{given} {person.middle}"  # the middle name recorded: not noise
+    if rng.random() < noise.transliteration and ref.NAME_POOL_OF_ETHNICITY[person.ethnic_category] in _ROMANISED_POOLS:
+        varied_given, varied_family = _transliterate(rng, given), _transliterate(rng, family)
+        if (varied_given, varied_family) != (given, family):
+            given, family = varied_given, varied_family
+            labels.append("transliteration")
+    if person.previous_family and rng.random() < noise.maiden_name:
+        family = person.previous_family
+        labels.append("maiden_name")
+    elif ("-" in family or " " in family) and rng.random() < noise.surname_part_dropped:
+        family = rng.choice(family.replace("-", " ").split())
+        labels.append("surname_part_dropped")
     if rng.random() < noise.typo * (4 if worse else 1):
         if rng.random() < 0.5:
             family = _typo(rng, family)
         else:
             given = _typo(rng, given)
+        labels.append("typo")
+    if rng.random() < noise.name_swap:
+        given, family = family, given.split(" ")[0]
+        labels.append("name_swap")
+    if rng.random() < noise.title_in_given:
+        title = {"male": ("Mr", "Mr", "Dr"), "female": ("Mrs", "Miss", "Ms")}.get(person.sex, ("Mx",))
+        given = f"{rng.choice(title)} {given}"
+        labels.append("title_in_given")
+    if rng.random() < noise.capitals:
+        given, family = given.upper(), family.upper()
+        labels.append("capitals")
     birth = person.birth_date
     if rng.random() < noise.dob_swapped and birth.day <= 12 and birth.day != birth.month:
         birth = date(birth.year, birth.day, birth.month)
+        labels.append("dob_swapped")
+    if rng.random() < noise.dob_year_typo:
+        typo_year = _year_typo(rng, birth)
+        if typo_year is not None:
+            birth = typo_year
+            labels.append("dob_year_typo")
+    if nhs is not None and rng.random() < noise.nhs_transposed:
+        transposed = _transposed_nhs_number(rng, nhs)
+        if transposed is not None:
+            nhs, status = transposed, rng.choice(("02", "03", "04", "05"))
+            labels.append("nhs_transposed")
+    if rng.random() < noise.nhs_other_person:
+        other = person.kin_index if person.kin_index is not None else person.index + rng.choice((-7, -3, 2, 5, 11))
+        number = ALLOCATOR.number(max(other, 0)) if other != person.index else None
+        if number is not None and number != nhs:
+            nhs, status = number, rng.choice(("02", "03", "04", "05"))
+            labels.append("nhs_other_person")
+    sex = person.sex
+    if rng.random() < noise.sex_unknown:
+        sex = "unknown"
+        labels.append("sex_unknown")
     address, town, postcode = person.address_line, person.town, person.postcode
-    if rng.random() < noise.moved_house:  # the trust still has a previous address
+    phone = person.phone
+    if rng.random() < noise.moved_house:  # the trust still has a previous address (and often phone)
         borough = next(b for b in ref.BOROUGHS if b.name == person.borough)
         address = f"{rng.randint(1, 240)} {rng.choice(ref.STREET_NAMES)}"
         town, postcode = rng.choice(borough.towns), random_postcode(rng, borough)
+        if rng.random() < 0.3:
+            phone = f"07{rng.randint(100_000_000, 999_999_999)}"
+        labels.append("moved_house")
+    if rng.random() < noise.phone_missing:
+        phone = ""
+        labels.append("phone_missing")
+    elif rng.random() < noise.landline:
+        phone = f"{rng.choice(_LANDLINE_CODES)}{rng.randint(200_000, 999_999)}"
+        labels.append("landline")
+    if worse:
+        labels.append("duplicate")
     return SourcePatient(
         id=record_id,
         trust=trust,
         person_index=person.index,
         record_no=record_no,
         nhs_number=nhs,
-        nhs_status=status,
+        nhs_status=status if nhs else None,
         given=given,
         family=family,
-        sex=person.sex,
+        sex=sex,
         birth_date=birth,
         address_line=address,
         town=town,
         postcode=postcode,
-        phone=person.phone,
+        phone=phone,
         ethnic_category=person.ethnic_category,
         gp_practice=person.gp_practice.code,
         restricted=person.restricted,
         objects_to_sharing=person.objects_to_sharing,
+        noise=tuple(dict.fromkeys(labels)),
     )
+
+
+#: name pools whose names are romanised from another script (Gurmukhi, Urdu, Bengali, Chinese, Arabic)
+_ROMANISED_POOLS: Final = frozenset({"south_asian", "pakistani", "bangladeshi", "chinese", "middle_eastern"})
+#: the region's landline area codes: Wolverhampton, Dudley, Walsall, Sandwell/Birmingham
+_LANDLINE_CODES: Final = ("01902", "01384", "01922", "0121")
+#: spelling alternations seen when one name is romanised by different clerks (each both ways)
+_TRANSLITERATIONS: Final = (
+    ("ammed", "ammad"), ("mohamm", "muhamm"), ("moham", "muham"), ("mm", "m"), ("ee", "i"), ("oo", "u"),
+    ("qui", "qi"), ("q", "k"), ("ou", "u"), ("ch", "sh"), ("dh", "d"), ("th", "t"), ("kh", "k"), ("ph", "f"),
+    ("y", "i"), ("w", "u"), ("z", "s"), ("j", "g"), ("ai", "ay"), ("a", "e"), ("u", "o"), ("i", "ee"),
+)  # fmt: skip
+
+
+def _transliterate(rng: random.Random, name: str) -> str:
+    """One romanisation variant of ``name`` (one alternation applied, in either direction), case kept."""
+    lower = name.lower()
+    options = [(a, b) for a, b in _TRANSLITERATIONS if a in lower[1:]] + [
+        (b, a) for a, b in _TRANSLITERATIONS if b in lower[1:]
+    ]
+    if not options:
+        return name
+    old, new = rng.choice(options)
+    at = lower.index(old, 1)
+    varied = lower[:at] + new + lower[at + len(old) :]
+    return varied.upper() if name.isupper() else varied.title()
+
+
+def _year_typo(rng: random.Random, birth: date) -> date | None:
+    """The date with one digit of the year mistyped (last digit off by one, or the last two transposed)."""
+    year = birth.year
+    options = [year + 1, year - 1]
+    tens, units = divmod(year % 100, 10)
+    if tens != units:
+        options.append(year - year % 100 + units * 10 + tens)
+    try:
+        return birth.replace(year=rng.choice(options))
+    except ValueError:
+        return None  # 29 February in a year that has none
+
+
+def _transposed_nhs_number(rng: random.Random, number: str) -> str | None:
+    """``number`` with two neighbouring digits swapped such that Modulus 11 still holds, if any swap does."""
+    positions = list(range(8))
+    rng.shuffle(positions)
+    for at in positions:
+        digits = number[:at] + number[at + 1] + number[at] + number[at + 2 :]
+        if digits != number and _mod11_valid(digits):
+            return digits
+    return None
+
+
+def _mod11_valid(number: str) -> bool:
+    total = sum(int(d) * (10 - i) for i, d in enumerate(number[:9]))
+    check = 11 - total % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(number[9])
 
 
 def _pseudonymous_patient(primary: SourcePatient, record_id: str) -> SourcePatient:

@@ -116,7 +116,7 @@ class World:
         people = (population.person(i) for i in range(self.settings.persons))
         return write_referral_truth(directory, people, reference=self.settings.now.date())
 
-    def ground_truth_rows(self) -> list[tuple[str, str, str]]:
+    def ground_truth_rows(self) -> list[tuple[str, str, str, str]]:
         """The ground-truth rows as a list (small worlds; use :meth:`write_ground_truth` for large ones)."""
         return list(ground_truth_rows(list(self.states.values()), persons=self.settings.persons))
 

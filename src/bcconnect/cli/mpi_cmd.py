@@ -3,7 +3,9 @@
 ``review list|show|accept|reject`` works the review queue (``show`` puts the records side by side, field by
 field, with each field's agreement level and weight); ``explain PATIENT`` says why a record is linked where it
 is; ``merge``/``unmerge`` are a steward's merges; ``evaluate --truth ground_truth.csv`` measures pairwise
-precision, recall and F1 against the sandbox's ground truth. Every decision names who made it (``--by``).
+precision, recall, F1 and the review rate against the sandbox's ground truth, overall, per noise category (the
+truth file's ``noise`` column) and per rule, with example pairs behind every split and false merge. Every
+decision names who made it (``--by``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from bcconnect.identity import (
     Comparison,
     Demographics,
     Metrics,
+    QualityReport,
     accept_review,
     compare_with_person,
     count_reviews,
-    evaluate,
     explain,
     get_review,
     list_reviews,
     load_record,
     merge,
+    quality,
     reject_review,
     unmerge,
 )
@@ -46,7 +49,7 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
     review = sub.add_parser("review", help="the review queue of possible matches")
     rsub = review.add_subparsers(dest="review_command", metavar="SUBCOMMAND")
     lst = rsub.add_parser("list", help="review items (default: open ones)")
-    lst.add_argument("--status", default="open", choices=["open", "accepted", "rejected", "superseded"])
+    lst.add_argument("--status", default="open", choices=["open", "accepted", "rejected", "superseded", "resolved"])
     lst.add_argument("--limit", type=int, default=50)
     lst.set_defaults(handler=_review_list)
     show = rsub.add_parser("show", help="a review item with the records side by side")
@@ -73,8 +76,13 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
     unm.add_argument("patient")
     unm.add_argument("--by", required=True)
     unm.set_defaults(handler=_unmerge)
-    ev = sub.add_parser("evaluate", help="pairwise precision, recall and F1 against a ground truth file")
-    ev.add_argument("--truth", required=True, type=Path, help="CSV: ods_code,source_patient_id,person_id")
+    ev = sub.add_parser(
+        "evaluate", help="precision, recall, F1 and review rate against a ground truth file, per noise category"
+    )
+    ev.add_argument(
+        "--truth", required=True, type=Path, help="CSV: ods_code,source_patient_id,person_id[,noise] (synthetic)"
+    )
+    ev.add_argument("--examples", type=int, default=3, help="example pairs shown behind each rule's misses")
     ev.set_defaults(handler=_evaluate)
 
 
@@ -192,22 +200,35 @@ def _unmerge(args: argparse.Namespace) -> int:
 
 def read_truth(path: Path) -> list[tuple[str, str, str]]:
     """Rows of a ground-truth CSV (``ods_code,source_patient_id,person_id``)."""
+    return [(ods, source, person) for ods, source, person, _ in read_truth_with_noise(path)]
+
+
+def read_truth_with_noise(path: Path) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """Rows of a ground-truth CSV with each record's noise categories (the optional ``noise`` column)."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = {"ods_code", "source_patient_id", "person_id"} - set(reader.fieldnames or ())
             if missing:
                 raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            return [(r["ods_code"], r["source_patient_id"], r["person_id"]) for r in reader]
+            return [(r["ods_code"], r["source_patient_id"], r["person_id"], _noise(r.get("noise"))) for r in reader]
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a ground-truth CSV ({exc})") from exc
+
+
+def _noise(cell: str | None) -> tuple[str, ...]:
+    return tuple(filter(None, (cell or "").split(";")))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    truth = read_truth(args.truth)
-    metrics: Metrics = _run(args, lambda tx: evaluate(tx, truth))
+    truth = read_truth_with_noise(args.truth)
+    report: QualityReport = _run(args, lambda tx: quality(tx, truth))
+    metrics: Metrics = report.overall
     print(f"records matched to the truth file: {metrics.records} of {len(truth)} rows")
     print(f"true pairs {metrics.true_pairs}, linked pairs {metrics.predicted_pairs}, correct {metrics.true_positives}")
     print(f"precision {metrics.precision:.5f}  recall {metrics.recall:.5f}  F1 {metrics.f1:.5f}")
     print(f"review queue {metrics.review_queue} record(s) ({metrics.review_share:.3%} of matched records)")
+    print("\n".join(report.lines(examples=args.examples)[2:]))
     return 0

@@ -8,7 +8,7 @@ from bcconnect.identity._blocking import BLOCKING_KEYS, EM_PASSES, block_keys
 from bcconnect.identity._compare import FIELDS, compare, jaro_winkler
 from bcconnect.identity._db import Link, load_record
 from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, decide_pair, explain_pair
-from bcconnect.identity._evaluate import Metrics, pairwise_metrics
+from bcconnect.identity._evaluate import GroupQuality, Metrics, Miss, QualityReport, pairwise_metrics, quality_report
 from bcconnect.identity._fs import Contribution, Estimate, FieldWeights, FsModel, estimate_model
 from bcconnect.identity._golden import CONFLICT_EXTENSION, GOLDEN_TAG, compose_golden, conflicts_of
 from bcconnect.identity._linker import LinkOutcome
@@ -42,7 +42,9 @@ from bcconnect.identity._steward import (
     person_identifiers,
     person_of,
     person_patients,
+    person_redirect,
     persons_of,
+    quality,
 )
 
 __all__ = [
@@ -60,13 +62,16 @@ __all__ = [
     "Explanation",
     "FieldWeights",
     "FsModel",
+    "GroupQuality",
     "Link",
     "LinkOutcome",
     "LinkSource",
     "LinkState",
     "MatchCandidate",
     "Metrics",
+    "Miss",
     "PairDecision",
+    "QualityReport",
     "ReviewItem",
     "Rules",
     "accept_review",
@@ -99,7 +104,10 @@ __all__ = [
     "person_identifiers",
     "person_of",
     "person_patients",
+    "person_redirect",
     "persons_of",
+    "quality",
+    "quality_report",
     "reject_review",
     "settle_persons",
     "stable_person_id",

@@ -31,6 +31,16 @@ def _names_phonetic_birth_year(d: Demographics) -> str | None:
     return f"f:{family}:{given}:{d.birth_date.year}" if given and family and d.birth_date else None
 
 
+def _family_phonetic_birthday(d: Demographics) -> str | None:
+    # the family name and the day and month of birth (either order): a mistyped year of birth, with a
+    # nickname or a move, still meets its pair (a block holds ~1/365 of a family name's bearers)
+    family = d.family_keys[0]
+    if not (family and d.birth_date):
+        return None
+    low, high = sorted((d.birth_date.day, d.birth_date.month))
+    return f"b:{family}:{low}:{high}"
+
+
 def _postcode_given_phonetic(d: Demographics) -> str | None:
     key = d.given_keys[0]
     return f"p:{d.postcode}:{key}" if key and d.postcode else None
@@ -44,6 +54,7 @@ BLOCKING_KEYS: Final[dict[str, Callable[[Demographics], str | None]]] = {
     "nhs_number": _nhs,
     "birth_date_any_order": _birth_date_any_order,
     "names_phonetic_birth_year": _names_phonetic_birth_year,
+    "family_phonetic_birthday": _family_phonetic_birthday,
     "postcode_given_phonetic": _postcode_given_phonetic,
     "phone": _phone,
 }

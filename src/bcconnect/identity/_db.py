@@ -22,8 +22,10 @@ MAX_CANDIDATES = 500
 SYSTEM_ACTOR = "system"
 
 _RECORD_COLUMNS = (
-    "patient_id, ods_code, nhs_number, verification, mrn, given, family, birth_date, sex, postcode, phone, replaced_by"
+    "patient_id, ods_code, nhs_number, verification, mrn, given, family, birth_date, sex, postcode, phone, "
+    "replaced_by, given_other"
 )
+_RECORD_WIDTH = 13
 _LINK_COLUMNS = "patient_id, person_id, state, source, score, rule, rules_version, updated_at"
 
 
@@ -58,7 +60,7 @@ def record_from_row(row: Sequence[Any]) -> Demographics:
     return Demographics(
         patient_id=str(row[0]), ods_code=row[1], nhs_number=row[2], verification=row[3], mrn=row[4],
         given=row[5], family=row[6], birth_date=date.fromisoformat(row[7]) if row[7] else None,
-        sex=row[8], postcode=row[9], phone=row[10], replaced_by=row[11],
+        sex=row[8], postcode=row[9], phone=row[10], replaced_by=row[11], given_other=row[12],
     )  # fmt: skip
 
 
@@ -67,16 +69,17 @@ def save_record(tx: Tx, record: Demographics, keys: Sequence[str], *, source_key
     values = (
         record.patient_id, record.ods_code, source_key, record.nhs_number, record.verification, record.mrn,
         record.given, record.family, record.birth_date.isoformat() if record.birth_date else None, record.sex,
-        record.postcode, record.phone, record.replaced_by, now,
+        record.postcode, record.phone, record.replaced_by, record.given_other, now,
     )  # fmt: skip
     tx.execute(
         "INSERT INTO identity_record (patient_id, ods_code, source_key, nhs_number, verification, mrn, given, "
-        "family, birth_date, sex, postcode, phone, replaced_by, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (patient_id) DO UPDATE SET "
+        "family, birth_date, sex, postcode, phone, replaced_by, given_other, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (patient_id) DO UPDATE SET "
         "ods_code = excluded.ods_code, source_key = excluded.source_key, nhs_number = excluded.nhs_number, "
         "verification = excluded.verification, mrn = excluded.mrn, given = excluded.given, "
         "family = excluded.family, birth_date = excluded.birth_date, sex = excluded.sex, "
         "postcode = excluded.postcode, phone = excluded.phone, replaced_by = excluded.replaced_by, "
+        "given_other = excluded.given_other, "
         "updated_at = excluded.updated_at",
         values,
     )
@@ -120,7 +123,7 @@ def candidates(tx: Tx, keys: Sequence[str], *, exclude: str) -> list[Candidate]:
         f"WHERE b.block_key IN ({marks}) AND b.patient_id <> ? LIMIT {MAX_CANDIDATES}",
         [*keys, exclude],
     )
-    return [Candidate(record_from_row(r[:12]), str(r[12])) for r in rows]
+    return [Candidate(record_from_row(r[:_RECORD_WIDTH]), str(r[_RECORD_WIDTH])) for r in rows]
 
 
 def links_of(tx: Tx, patient_id: str) -> list[Link]:

@@ -1,13 +1,21 @@
-"""The tiered decision for one pair of source records: deterministic NHS number rules, then Fellegi–Sunter.
+"""The tiered decision for one pair of source records: deterministic rules, guards, then Fellegi–Sunter.
 
 Tiers, first that applies wins (see ``rules.toml``):
 
 1. both NHS numbers verified and different → NO_MATCH, whatever the demographics say;
-2. same NHS number: verified on both sides with the same date of birth (or day and month swapped, unless the
-   rules call a swap a conflict) and no name conflict → MATCH; a date of birth that differs or is missing, or
-   both names different → POSSIBLE_MATCH; verified on neither side → POSSIBLE_MATCH; verified on one side →
-   scored;
-3. otherwise the Fellegi–Sunter weight of the pair, in bands: MATCH / POSSIBLE_MATCH (review) / NO_MATCH.
+2. the twin guard: same date of birth, family name and address (postcode or phone), a different given name
+   (not a short form, spelling, typo or middle name of it) → never an automatic MATCH: POSSIBLE_MATCH when the
+   NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH;
+   a given name that only sounds alike, is one typo away or is the other's middle name (twins are often named
+   so: Hassan and Hussein) and no NHS number in common → at most POSSIBLE_MATCH;
+3. same NHS number, verified on both sides, a date of birth that agrees (exactly, day and month swapped, or one
+   year digit wrong) and names that do not both disagree (read either way round) → MATCH; a date of birth
+   that does not agree, or both names different → POSSIBLE_MATCH;
+4. the generation guard: birth years ten or more apart (not one mistyped digit) and no NHS number verified on
+   both sides → NO_MATCH (a parent and child with one name at one address score high on everything else, and
+   a parent's number is the one most often typed on a child's record);
+5. otherwise the Fellegi–Sunter weight of the pair (an NHS number verified on one side or neither counts as
+   evidence with its weight), in bands: MATCH / POSSIBLE_MATCH (review) / NO_MATCH.
 """
 
 from __future__ import annotations
@@ -15,15 +23,33 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from bcconnect.identity._compare import Vector, compare
+from bcconnect.identity._compare import (
+    DOB_DIFFERENT,
+    DOB_EXACT,
+    DOB_SWAPPED,
+    DOB_YEAR_TYPO,
+    FAMILY_CLOSE,
+    FAMILY_DIFFERENT,
+    GIVEN_CLOSE,
+    GIVEN_DIFFERENT,
+    GIVEN_MIDDLE,
+    GIVEN_PHONETIC,
+    POSTCODE_DIFFERENT,
+    Vector,
+    compare,
+)
 from bcconnect.identity._fs import Contribution
 from bcconnect.identity._normalise import Demographics
 from bcconnect.identity._rules import Rules
 
-_DIFFERENT_GIVEN = 4
-_DIFFERENT_FAMILY = 3
-_SAME_DOB = 0
-_SWAPPED_DOB = 1
+#: rules whose NO_MATCH is a hard conflict: two records so decided are never put into one person
+HARD_CONFLICTS = frozenset({"nhs-verified-differ", "twin-guard", "generation-guard"})
+#: the prefix of decisions on twin-like pairs (one birthday, surname and address) that share an NHS number
+#: verified on at most one side and have similar given names: a match any other match outranks
+WEAK_PREFIX = "nhs-household-"
+#: pair rules that forbid joining two persons automatically (a steward may still join them)
+JOIN_BLOCKERS = HARD_CONFLICTS | {"twin-guard-review", "twin-guard-similar-name"}
+_GENERATION_YEARS = 10
 
 
 class LinkState(enum.Enum):
@@ -55,8 +81,15 @@ class PairDecision:
     vector: Vector
 
     @property
+    def weak(self) -> bool:
+        """A match on a twin-like pair through an NHS number not verified on both sides (see the rules)."""
+        return self.rule.startswith(WEAK_PREFIX)
+
+    @property
     def strength(self) -> tuple[int, float]:
-        """Orders decisions: deterministic matches above scored ones, then by score."""
+        """Orders decisions: deterministic matches above scored ones, weak matches last, then by score."""
+        if self.weak:
+            return (-1, self.score)
         deterministic = self.state is LinkState.MATCH and self.rule.startswith("nhs-")
         return (1 if deterministic else 0, self.score)
 
@@ -67,30 +100,70 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
     score = rules.model.score(vector)
     if a.nhs_verified and b.nhs_verified and a.nhs_number != b.nhs_number:
         return PairDecision(LinkState.NO_MATCH, "nhs-verified-differ", score, vector)
-    if a.nhs_number is not None and a.nhs_number == b.nhs_number:
-        names_conflict = vector[1] == _DIFFERENT_GIVEN and vector[2] == _DIFFERENT_FAMILY
-        swapped_ok = vector[3] == _SWAPPED_DOB and not rules.dob_swap_is_conflict
-        if vector[3] != _SAME_DOB and not swapped_ok:
+    same_nhs = a.nhs_number is not None and a.nhs_number == b.nhs_number
+    given, family, dob = vector[1], vector[2], vector[3]
+    if _household_birthday(vector):
+        if given == GIVEN_DIFFERENT:
+            if same_nhs:
+                return PairDecision(LinkState.POSSIBLE_MATCH, "twin-guard-review", score, vector)
+            return PairDecision(LinkState.NO_MATCH, "twin-guard", score, vector)
+        similar = given in (GIVEN_PHONETIC, GIVEN_CLOSE, GIVEN_MIDDLE)
+        if similar and not same_nhs:
+            # twins are often given names that sound alike (Hassan and Hussein), or each other's as a middle name
+            state = LinkState.POSSIBLE_MATCH if score >= rules.review_at else LinkState.NO_MATCH
+            return PairDecision(state, "twin-guard-similar-name", score, vector)
+        if similar and not (a.nhs_verified and b.nhs_verified):
+            # most likely a typo in the name, but a twin's number typed on the other twin's record looks the same:
+            # a weak match, which any other match outranks and which never joins two persons
+            return _banded(score, vector, rules, prefix=WEAK_PREFIX)
+    if same_nhs and a.nhs_verified and b.nhs_verified:
+        swapped_ok = dob == DOB_SWAPPED and not rules.dob_swap_is_conflict
+        if dob not in (DOB_EXACT, DOB_YEAR_TYPO) and not swapped_ok:
             return PairDecision(LinkState.POSSIBLE_MATCH, "nhs-same-dob-conflict", score, vector)
-        if names_conflict:
+        if given == GIVEN_DIFFERENT and family == FAMILY_DIFFERENT:
             return PairDecision(LinkState.POSSIBLE_MATCH, "nhs-same-names-conflict", score, vector)
-        if a.nhs_verified and b.nhs_verified:
-            rule = "nhs-verified-dob-swapped" if swapped_ok else "nhs-verified-dob"
-            return PairDecision(LinkState.MATCH, rule, score, vector)
-        if not a.nhs_verified and not b.nhs_verified:
-            state = rules.same_nhs_both_unverified
-            if state != "SCORE":
-                return PairDecision(LinkState(state), "nhs-same-unverified", score, vector)
-            return _banded(score, vector, rules, prefix="nhs-unverified-")
-        state = rules.same_nhs_one_verified
-        if state != "SCORE":
-            return PairDecision(LinkState(state), "nhs-same-one-verified", score, vector)
-        return _banded(score, vector, rules, prefix="nhs-one-verified-")
+        rule = {DOB_SWAPPED: "nhs-verified-dob-swapped", DOB_YEAR_TYPO: "nhs-verified-dob-year-typo"}
+        return PairDecision(LinkState.MATCH, rule.get(dob, "nhs-verified-dob"), score, vector)
+    apart = abs(a.birth_date.year - b.birth_date.year) if a.birth_date and b.birth_date else 0
+    if dob == DOB_DIFFERENT and apart >= _GENERATION_YEARS:
+        return PairDecision(LinkState.NO_MATCH, "generation-guard", score, vector)
+    if same_nhs:
+        one = a.nhs_verified or b.nhs_verified
+        policy = rules.same_nhs_one_verified if one else rules.same_nhs_both_unverified
+        if policy != "SCORE":
+            return PairDecision(LinkState(policy), "nhs-same-one-verified" if one else "nhs-same-unverified",
+                                score, vector)  # fmt: skip
+        return _banded(score, vector, rules, prefix="nhs-one-verified-" if one else "nhs-unverified-")
     return _banded(score, vector, rules, prefix="fs-")
+
+
+def _supported(vector: Vector) -> bool:
+    """Evidence beyond names, date of birth and sex: the NHS number, the postcode (its sector) or the phone."""
+    return vector[0] == 0 or 0 <= vector[5] <= 1 or vector[6] == 0
+
+
+def _contradicted(vector: Vector) -> bool:
+    """The postcode is in another district, or the phone differs (present on both sides)."""
+    return vector[5] == POSTCODE_DIFFERENT or vector[6] == 1
+
+
+def _household_birthday(vector: Vector) -> bool:
+    """Same date of birth (or one keying slip of it), family name (or a typo of it) and address (postcode or
+    phone): one person, or twins."""
+    if vector[3] not in (DOB_EXACT, DOB_SWAPPED, DOB_YEAR_TYPO) or not 0 <= vector[2] <= FAMILY_CLOSE:
+        return False  # (names entered the wrong way round were already read the right way by compare)
+    return vector[5] == 0 or vector[6] == 0
 
 
 def _banded(score: float, vector: Vector, rules: Rules, *, prefix: str) -> PairDecision:
     if score >= rules.match_at:
+        if vector[1] == GIVEN_DIFFERENT and vector[2] == FAMILY_DIFFERENT:
+            # neither name agrees: a birthday, an address and a phone are what a household shares
+            return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "names-differ-review", score, vector)
+        if not _supported(vector) and (rules.require_support or (rules.review_contradicted and _contradicted(vector))):
+            # names, date of birth and sex alone are shared by strangers often enough in 10^6 people: with the
+            # address or phone saying otherwise (and nothing else for it), a person must look
+            return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "unsupported-review", score, vector)
         return PairDecision(LinkState.MATCH, prefix + "match", score, vector)
     if score >= rules.review_at:
         return PairDecision(LinkState.POSSIBLE_MATCH, prefix + "review", score, vector)

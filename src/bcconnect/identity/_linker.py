@@ -19,7 +19,7 @@ from typing import Any
 from bcconnect.errors import ConflictError
 from bcconnect.identity import _db
 from bcconnect.identity._blocking import block_keys
-from bcconnect.identity._decide import LinkSource, LinkState
+from bcconnect.identity._decide import JOIN_BLOCKERS, LinkSource, LinkState, decide_pair
 from bcconnect.identity._evaluate import new_person_id
 from bcconnect.identity._normalise import Demographics, demographics
 from bcconnect.identity._plan import PersonDecision, plan_link
@@ -145,11 +145,13 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
     flagged = {p.person_id: (p, LinkState.POSSIBLE_MATCH) for p in plan.possible}
     flagged.update({p.person_id: (p, LinkState.POSSIBLE_DUPLICATE) for p in plan.duplicates})
     flagged.pop(person, None)
-    if plan.match is not None and plan.match.person_id == person and plan.match.decision.rule.startswith("nhs-"):
-        # this record is the same NHS number as two persons (e.g. two unverified records it now verifies):
-        # they are one person, unless that would put two verified NHS numbers or a steward's decision together
+    if plan.match is not None and plan.match.person_id == person:
+        # this record MATCHes other persons too: the evidence says they are one person (whatever order the
+        # records came in), so they are joined unless that would break a veto or a steward's decision
         for dup in plan.duplicates:
-            if dup.decision.rule.startswith("nhs-") and _absorb(tx, person, dup.person_id, via=pid, rules=rules):
+            if not (plan.match.decision.weak or dup.decision.weak) and _absorb(
+                tx, person, dup.person_id, via=pid, rules=rules
+            ):
                 flagged.pop(dup.person_id, None)
     flags = (LinkState.POSSIBLE_MATCH, LinkState.POSSIBLE_DUPLICATE)
     for stale in links:
@@ -162,15 +164,27 @@ def _link_one(tx: Tx, record: Demographics, rules: Rules, *, now: str) -> LinkOu
 
 
 def _absorb(tx: Tx, into: str, other: str, *, via: str, rules: Rules) -> bool:
-    """Move every AUTO record of person ``other`` into ``into``; False (nothing moved) when unsafe."""
+    """Join person ``other`` into ``into``: its AUTO records move, its reviews follow; False when unsafe.
+
+    Unsafe: a steward's link in ``other``, a steward's NO_MATCH between a record and ``into``, two different
+    verified NHS numbers, or a pair of records (one from each) that a guard keeps from linking automatically.
+    The join is recorded in ``identity_person_merge`` so the absorbed person id redirects to the survivor.
+    """
+    if into == other:
+        return False
     now = _db.utc_now()
     members = _db.links_to(tx, other, (LinkState.MATCH, LinkState.REDIRECT))
-    if any(lk.source is LinkSource.MANUAL for lk in members):
+    if not members or any(lk.source is LinkSource.MANUAL for lk in members):
         return False
     kept = _db.links_to(tx, into, (LinkState.MATCH, LinkState.REDIRECT))
-    records = _db.load_records(tx, [lk.patient_id for lk in (*members, *kept)])
-    if len({r.nhs_number for r in records if r.nhs_verified}) > 1:
+    moving = _db.load_records(tx, [lk.patient_id for lk in members])
+    staying = _db.load_records(tx, [lk.patient_id for lk in kept])
+    if len({r.nhs_number for r in (*moving, *staying) if r.nhs_verified}) > 1:
         return False
+    for a in moving:
+        for b in staying:
+            if decide_pair(a, b, rules).rule in JOIN_BLOCKERS:
+                return False
     for lk in members:
         if any(x.person_id == into and x.state is LinkState.NO_MATCH for x in _db.links_of(tx, lk.patient_id)):
             return False  # a steward said this record is not that person
@@ -180,12 +194,65 @@ def _absorb(tx: Tx, into: str, other: str, *, via: str, rules: Rules) -> bool:
         for old in _db.links_of(tx, lk.patient_id):
             if old.state is LinkState.MATCH or old.person_id == into:
                 _db.remove_link(tx, old, actor=_db.SYSTEM_ACTOR, reason=f"persons joined via {via}", now=now)
-                _close_reviews(tx, lk.patient_id, old.person_id, status="superseded", now=now)
+                _close_reviews(tx, lk.patient_id, old.person_id, status="resolved", now=now)
         _db.set_link(tx, _db.Link(lk.patient_id, into, LinkState.MATCH, LinkSource.AUTO, lk.score,
-                                  "nhs-transitive", rules.version, now), actor=_db.SYSTEM_ACTOR,
-                     reason=f"same NHS number as {via}")  # fmt: skip
+                                  "person-join", rules.version, now), actor=_db.SYSTEM_ACTOR,
+                     reason=f"person {other} joined into {into} via {via}")  # fmt: skip
         _follow_redirects(tx, lk.patient_id, into, now=now)
+    _follow_person(tx, other, into, now=now)
+    _record_person_merge(tx, other, into, via=via, rule="person-join", rules=rules, now=now)
     return True
+
+
+def _record_person_merge(tx: Tx, other: str, into: str, *, via: str, rule: str, rules: Rules, now: str) -> None:
+    """Remember that person ``other`` now lives on as ``into`` (its id redirects there)."""
+    tx.execute(
+        "INSERT INTO identity_person_merge (absorbed_person_id, into_person_id, via_patient_id, rule, rules_version, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (absorbed_person_id) DO UPDATE SET "
+        "into_person_id = excluded.into_person_id, via_patient_id = excluded.via_patient_id, "
+        "rule = excluded.rule, rules_version = excluded.rules_version, created_at = excluded.created_at",
+        (other, into, via, rule, rules.version, now),
+    )
+    # persons absorbed into ``other`` earlier now redirect straight to the survivor (no chains to walk)
+    tx.execute("UPDATE identity_person_merge SET into_person_id = ? WHERE into_person_id = ?", (into, other))
+    # a person that comes back (a split) is no longer absorbed
+    tx.execute("DELETE FROM identity_person_merge WHERE absorbed_person_id = ?", (into,))
+
+
+def _follow_person(tx: Tx, other: str, into: str, *, now: str) -> None:
+    """Review items and flags that pointed at the absorbed person point at the survivor, or close.
+
+    A review asking "is record R person ``other``?" now asks about ``into``; when R is already in ``into``
+    (or ``into`` already has that question open) the item is closed as ``resolved`` by the join.
+    """
+    members = {lk.patient_id for lk in _db.links_to(tx, into, (LinkState.MATCH, LinkState.REDIRECT))}
+    flags = (LinkState.POSSIBLE_MATCH, LinkState.POSSIBLE_DUPLICATE)
+    for link in _db.links_to(tx, other, flags):
+        _db.remove_link(tx, link, actor=_db.SYSTEM_ACTOR, reason=f"person {other} joined into {into}", now=now)
+        already = any(x.person_id == into for x in _db.links_of(tx, link.patient_id))
+        if link.patient_id not in members and not already:
+            _db.set_link(tx, _db.Link(link.patient_id, into, link.state, link.source, link.score, link.rule,
+                                      link.rules_version, now), actor=_db.SYSTEM_ACTOR,
+                         reason=f"person {other} joined into {into}")  # fmt: skip
+    rows = tx.query(
+        "SELECT review_id, patient_id FROM identity_review WHERE person_id = ? AND status = 'open'", (other,)
+    )
+    for review_id, patient_id in rows:
+        duplicate = tx.query_one(
+            "SELECT 1 FROM identity_review WHERE patient_id = ? AND person_id = ? AND status = 'open'",
+            (patient_id, into),
+        )
+        if str(patient_id) in members or duplicate is not None:
+            tx.execute(
+                "UPDATE identity_review SET status = 'resolved', decided_at = ?, decided_by = ?, "
+                "note = ? WHERE review_id = ?",
+                (now, _db.SYSTEM_ACTOR, f"person {other} joined into {into}", review_id),
+            )
+        else:
+            tx.execute("UPDATE identity_review SET person_id = ? WHERE review_id = ?", (into, review_id))
+    # questions about records now inside ``into`` asking whether they are ``into`` are answered
+    for patient_id in members:
+        _close_reviews(tx, patient_id, into, status="resolved", now=now)
 
 
 def _flag(tx: Tx, pid: str, person: str, p: PersonDecision, state: LinkState, rules: Rules, *, now: str) -> None:
@@ -275,6 +342,11 @@ def merge(
         (str(uuid.uuid4()), patient_id, target_patient_id, origin, saved, actor, now),
     )
     _follow_redirects(tx, patient_id, person, now=now)
+    for old in {lk.person_id for lk in prior if lk.state is LinkState.MATCH and lk.person_id != person}:
+        if not _db.links_to(tx, old):
+            # the merge emptied the retired record's person: what pointed at it now points at the survivor
+            _follow_person(tx, old, person, now=now)
+            _record_person_merge(tx, old, person, via=patient_id, rule=f"merge-{origin}", rules=rules, now=now)
     return person
 
 

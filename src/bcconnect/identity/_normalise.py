@@ -72,11 +72,80 @@ _NAME_GROUPS: Final = (
     ("joan", "joanie"),
     ("lily", "lillie"),
     ("amelia", "millie"),
-    ("oliver", "ollie"),
+    ("oliver", "ollie", "olly", "ol"),
     ("alfred", "alfie"),
     ("krzysztof", "chris"),
     ("kulwant", "kully"),
     ("tafadzwa", "tafa"),
+    # further English short forms
+    ("sarah", "sally", "sal"),
+    ("emma", "em", "emmy"),
+    ("amelia", "amy"),
+    ("kevin", "kev"),
+    ("anthony", "ant"),
+    ("george", "georgie"),
+    ("harry", "haz"),
+    ("paul", "paulie"),
+    ("jack", "jacky", "jackie"),
+    ("beverley", "bev"),
+    ("leroy", "roy"),
+    ("delroy", "del"),
+    ("winston", "winnie"),
+    ("tyrone", "ty"),
+    ("jermaine", "jay"),
+    ("jamal", "jay"),
+    # Punjabi, Urdu, Bengali short forms and English names taken in the UK
+    ("gurpreet", "preet", "guri"),
+    ("harpreet", "preeti", "harpi"),
+    ("manpreet", "mani"),
+    ("jaspreet", "jassi", "jas"),
+    ("jaswinder", "jas", "jassi"),
+    ("sukhdev", "sukhi"),
+    ("sukhvinder", "sukhi"),
+    ("harjit", "harry", "jit"),
+    ("amandeep", "aman", "deep"),
+    ("navdeep", "nav"),
+    ("rupinder", "rupi", "ruby"),
+    ("parminder", "pam", "pinky"),
+    ("manjit", "manny"),
+    ("vikram", "vik", "vicky"),
+    ("sanjay", "sanj"),
+    ("simran", "simi"),
+    ("mohammed", "mo", "muhd", "mohd"),
+    ("imran", "immy"),
+    ("tariq", "taz"),
+    ("kamran", "kam"),
+    ("bilal", "billy"),
+    ("ayesha", "aisha"),
+    ("maryam", "mariam", "mary"),
+    ("fatima", "tima"),
+    ("abdul", "abdi"),
+    ("rafiq", "raf"),
+    ("yusuf", "joseph", "yus"),
+    ("ahmad", "ahmed"),
+    # Polish, Romanian, Yoruba, Igbo, Shona and Chinese names and the English names their bearers use
+    ("piotr", "piotrek", "peter"),
+    ("tomasz", "tomek", "tom"),
+    ("lukasz", "luke"),
+    ("krzysztof", "krzys"),
+    ("agnieszka", "aga", "agnes"),
+    ("katarzyna", "kate"),
+    ("malgorzata", "margaret"),
+    ("andrei", "andy"),
+    ("mihai", "mike", "michael"),
+    ("elena", "ella", "lena"),
+    ("ioana", "jo"),
+    ("oluwaseun", "shaun"),
+    ("abimbola", "bimbo", "bola"),
+    ("folake", "fola"),
+    ("yetunde", "yeti", "tunde"),
+    ("adaeze", "ada"),
+    ("chinedu", "chi", "nedu"),
+    ("emeka", "meka"),
+    ("wei", "william"),
+    ("ming", "michael"),
+    ("mei", "may"),
+    ("hui", "helen"),
 )
 _NAME_GROUP_OF: Final[dict[str, frozenset[int]]] = {}
 for _index, _group in enumerate(_NAME_GROUPS):
@@ -104,6 +173,8 @@ class Demographics:
     phone: str | None = None
     #: the id of the Patient this record was merged into (``Patient.link`` type ``replaced-by``)
     replaced_by: str | None = None
+    #: the other given names (middle names), space-separated, normalised; None when there are none
+    given_other: str | None = None
 
     @property
     def nhs_verified(self) -> bool:
@@ -160,14 +231,33 @@ def normalise_name(value: str | None) -> str | None:
     return letters or None
 
 
-def first_given(values: list[str]) -> str | None:
-    """The first given name that is not a title (``["Mr", "John Paul"]`` → ``john``)."""
+def given_names(values: list[str]) -> list[str]:
+    """Every given name, normalised, titles typed into the field dropped (``["Mr", "John Paul"]`` → both)."""
+    out = []
     for value in values:
         for token in value.replace(".", " ").split():
             name = normalise_name(token)
             if name and name not in _TITLES:
-                return name
-    return None
+                out.append(name)
+    return out
+
+
+def first_given(values: list[str]) -> str | None:
+    """The first given name that is not a title (``["Mr", "John Paul"]`` → ``john``)."""
+    names = given_names(values)
+    return names[0] if names else None
+
+
+def normalise_family(value: str | None) -> str | None:
+    """A family name's parts (split at spaces and hyphens), each normalised, joined by ``-``.
+
+    >>> normalise_family("Dudley-Smith"), normalise_family("KAUR  SANDHU"), normalise_family("O'Neill")
+    ('dudley-smith', 'kaur-sandhu', 'oneill')
+    """
+    if not value:
+        return None
+    parts = [p for p in (normalise_name(t) for t in value.replace("-", " ").split()) if p]
+    return "-".join(parts) or None
 
 
 def same_given_name(a: str, b: str) -> bool:
@@ -261,6 +351,7 @@ def demographics(patient: Mapping[str, Any], *, ods_code: str | None = None) -> 
         (t.get("value") for t in patient.get("telecom") or () if t.get("system") == "phone" and t.get("value")),
         None,
     )
+    givens = given_names(list(name.get("given") or ()))
     addresses = [a for a in patient.get("address") or () if a.get("use") != "old"]
     postcode = next((normalise_postcode(a.get("postalCode")) for a in addresses if a.get("postalCode")), None)
     replaced_by = next(
@@ -277,13 +368,14 @@ def demographics(patient: Mapping[str, Any], *, ods_code: str | None = None) -> 
         nhs_number=nhs,
         verification=verification,
         mrn=mrn,
-        given=first_given(list(name.get("given") or ())),
-        family=normalise_name(name.get("family")),
+        given=givens[0] if givens else None,
+        family=normalise_family(name.get("family")),
         birth_date=normalise_birth_date(patient.get("birthDate")),
         sex=normalise_sex(patient.get("gender")),
         postcode=postcode,
         phone=normalise_phone(phone),
         replaced_by=replaced_by,
+        given_other=" ".join(givens[1:]) or None,
     )
 
 

@@ -70,6 +70,15 @@ def _rename(tx: Tx, old: str, new: str, *, now: str) -> None:
                              link.rules_version, now)  # fmt: skip
             _db.set_link(tx, moved, actor=_db.SYSTEM_ACTOR, reason=f"person {old} renamed")
     tx.execute("UPDATE identity_review SET person_id = ? WHERE person_id = ? AND status = 'open'", (new, old))
+    # persons joined into ``old`` by re-clustering now redirect to ``new``, and so does ``old`` itself
+    tx.execute("UPDATE identity_person_merge SET into_person_id = ? WHERE into_person_id = ?", (new, old))
+    tx.execute(
+        "INSERT INTO identity_person_merge (absorbed_person_id, into_person_id, via_patient_id, rule, rules_version, "
+        "created_at) VALUES (?, ?, '', 'stable-id', '', ?) ON CONFLICT (absorbed_person_id) DO UPDATE SET "
+        "into_person_id = excluded.into_person_id, rule = excluded.rule, created_at = excluded.created_at",
+        (old, new, now),
+    )
+    tx.execute("DELETE FROM identity_person_merge WHERE absorbed_person_id = ?", (new,))
 
 
 def _settle_id(tx: Tx, person: str, renames: dict[str, str], visiting: set[str], *, now: str) -> str:

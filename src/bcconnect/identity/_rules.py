@@ -36,6 +36,10 @@ class Rules:
     source_priority: tuple[str, ...]
     default_staleness_seconds: float
     weights_generated: str = ""
+    #: a scored MATCH needs evidence beyond names, date of birth and sex (NHS number, postcode sector, phone)
+    require_support: bool = False
+    #: a scored MATCH with no support and the postcode district or the phone against it goes to review
+    review_contradicted: bool = False
 
 
 def load_weights(path: Path) -> tuple[FsModel, str]:
@@ -99,6 +103,8 @@ def load_rules(path: Path | None = None) -> Rules:
         source_priority=tuple(surv.get("source_priority", ())),
         default_staleness_seconds=float(surv.get("default_staleness_seconds", 3600)),
         weights_generated=generated,
+        require_support=bool(prob.get("require_support", False)),
+        review_contradicted=bool(prob.get("review_contradicted", False)),
     )
 
 

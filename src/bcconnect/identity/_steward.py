@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from bcconnect.errors import ConflictError, ResourceNotFound
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM, PERSON_ID_SYSTEM, mrn_system
 from bcconnect.identity import _db
-from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, explain_pair
-from bcconnect.identity._evaluate import Metrics, pairwise_metrics
+from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, decide_pair, explain_pair
+from bcconnect.identity._evaluate import Metrics, QualityReport, pairwise_metrics, quality_report
 from bcconnect.identity._fs import Contribution
 from bcconnect.identity._linker import _close_reviews, _follow_redirects, default_rules
 from bcconnect.identity._normalise import Demographics
@@ -166,6 +166,12 @@ def explain(tx: Tx, patient_id: str) -> Explanation:
     return Explanation(record, links, history, comparisons)
 
 
+def person_redirect(tx: Tx, person_id: str) -> str | None:
+    """The person an absorbed person id now lives on as (re-clustering or a merge joined them), or None."""
+    row = tx.query_one("SELECT into_person_id FROM identity_person_merge WHERE absorbed_person_id = ?", (person_id,))
+    return str(row[0]) if row else None
+
+
 def person_of(tx: Tx, patient_id: str) -> str | None:
     """The person (golden id) a source record belongs to (MATCH or REDIRECT), or None."""
     return _db.matched_person(tx, patient_id)
@@ -201,11 +207,7 @@ def find_persons(tx: Tx, system: str, value: str) -> list[str]:
     return sorted({p for p in persons if p})
 
 
-def evaluate(tx: Tx, truth: Iterable[tuple[str, str, str]]) -> Metrics:
-    """Pairwise precision/recall of the current links against ``(ods_code, source_patient_id, person_id)`` rows.
-
-    A truth row names a record by the source's id (the last part of ``meta.source``), by its MRN, or by our id.
-    """
+def _truth_ids(tx: Tx) -> dict[tuple[str, str], str]:
     by_key: dict[tuple[str, str], str] = {}
     for pid, ods, source_key, mrn in tx.query("SELECT patient_id, ods_code, source_key, mrn FROM identity_record"):
         by_key.setdefault((str(ods), str(pid)), str(pid))
@@ -213,17 +215,66 @@ def evaluate(tx: Tx, truth: Iterable[tuple[str, str, str]]) -> Metrics:
             by_key.setdefault((str(ods), str(source_key)), str(pid))
         if mrn:
             by_key.setdefault((str(ods), str(mrn)), str(pid))
+    return by_key
+
+
+def _resolve(by_key: dict[tuple[str, str], str], ods: str, source_id: str) -> str | None:
+    return by_key.get((ods, source_id)) or by_key.get((ods, source_id.strip().upper()))
+
+
+def evaluate(tx: Tx, truth: Iterable[tuple[str, str, str]]) -> Metrics:
+    """Pairwise precision/recall of the current links against ``(ods_code, source_patient_id, person_id)`` rows.
+
+    A truth row names a record by the source's id (the last part of ``meta.source``), by its MRN, or by our id.
+    """
+    by_key = _truth_ids(tx)
     predicted = {
         str(r[0]): str(r[1])
         for r in tx.query("SELECT patient_id, person_id FROM identity_link WHERE state IN ('MATCH', 'REDIRECT')")
     }
     true_map: dict[str, str] = {}
     for ods, source_id, person in truth:
-        pid = by_key.get((ods, source_id)) or by_key.get((ods, source_id.strip().upper()))
+        pid = _resolve(by_key, ods, source_id)
         if pid is not None:
             true_map[pid] = person
     row = tx.query_one("SELECT COUNT(DISTINCT patient_id) FROM identity_review WHERE status = 'open'")
     return pairwise_metrics(predicted, true_map, review_queue=int(row[0]) if row else 0)
+
+
+def quality(
+    tx: Tx, truth: Iterable[tuple[str, str, str, tuple[str, ...]]], rules: Rules | None = None
+) -> QualityReport:
+    """:func:`evaluate` per noise category and per rule, with the pairs behind every miss.
+
+    ``truth`` rows are ``(ods_code, source_patient_id, person_id, noise categories)`` (the sandbox's ground
+    truth); each split is explained by the pair decision between its two records under ``rules``.
+    """
+    rules = rules or default_rules()
+    by_key = _truth_ids(tx)
+    predicted: dict[str, str] = {}
+    link_rule: dict[str, str] = {}
+    for pid, person, rule in tx.query(
+        "SELECT patient_id, person_id, rule FROM identity_link WHERE state IN ('MATCH', 'REDIRECT')"
+    ):
+        predicted[str(pid)] = str(person)
+        link_rule[str(pid)] = str(rule)
+    true_map: dict[str, str] = {}
+    noise: dict[str, tuple[str, ...]] = {}
+    for ods, source_id, person, categories in truth:
+        pid = _resolve(by_key, ods, source_id)
+        if pid is not None:
+            true_map[pid] = person
+            noise[pid] = categories
+    review = {str(r[0]) for r in tx.query("SELECT DISTINCT patient_id FROM identity_review WHERE status = 'open'")}
+
+    def explain_split(a: str, b: str) -> tuple[str, float | None]:
+        left, right = _db.load_record(tx, a), _db.load_record(tx, b)
+        if left is None or right is None:
+            return "?", None
+        decision = decide_pair(left, right, rules)
+        return decision.rule, decision.score
+
+    return quality_report(predicted, true_map, noise=noise, link_rule=link_rule, review=review, explain=explain_split)
 
 
 def persons_of(tx: Tx, patient_ids: Iterable[str]) -> dict[str, str]:

@@ -37,7 +37,7 @@ def config(tmp_path: Path) -> Path:
             for ods, rec in (
                 ("RL4", patient("a", ods="RL4")),
                 ("RBK", patient("b", ods="RBK")),
-                ("RNA", patient("c", ods="RNA", nhs=None, postcode="DY1 4AB", phone="07700900999")),
+                ("RNA", patient("c", ods="RNA", nhs=None, given="Margret", postcode="DY1 4AB", phone="07700900999")),
             ):
                 await store.write(lambda tx, rec=rec, ods=ods: link_patients(tx, [rec], ods_code=ods))
 
@@ -83,9 +83,18 @@ def test_merge_unmerge_and_evaluate(config: Path, tmp_path: Path, capsys: pytest
     assert _run(config, "mpi", "merge", "c", "a", "--by", "steward1") == 0
     assert _run(config, "mpi", "unmerge", "c", "--by", "steward1") == 0
     truth = tmp_path / "ground_truth.csv"
-    truth.write_text("ods_code,source_patient_id,person_id\nRL4,Ma,P1\nRBK,Mb,P1\nRNA,Mc,P1\n", encoding="utf-8")
+    truth.write_text(
+        "ods_code,source_patient_id,person_id,noise\nRL4,Ma,P1,\nRBK,Mb,P1,moved_house\nRNA,Mc,P1,typo;moved_house\n",
+        encoding="utf-8",
+    )
     capsys.readouterr()
     assert _run(config, "mpi", "evaluate", "--truth", str(truth)) == 0
     out = capsys.readouterr().out
     assert "records matched to the truth file: 3 of 3 rows" in out
     assert "precision 1.00000  recall 0.33333" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    # per category: moved_house touches all three true pairs, one of them found; typo two pairs, none found
+    assert rows["moved_house"][1:4] == ["2", "3", "0.3333"]
+    assert rows["typo"][1:4] == ["1", "2", "0.0000"]
+    assert "splits: 2 pair(s)" in out
+    assert "Patient/" in out.split("splits:")[1]

@@ -35,17 +35,21 @@ def test_a_swapped_day_and_month_is_not_a_conflict(rules: Rules) -> None:
     assert decide_pair(a, b, rules).rule == "nhs-verified-dob-swapped"
 
 
-def test_same_nhs_unverified_on_both_sides_goes_to_review(rules: Rules) -> None:
+def test_same_nhs_unverified_on_both_sides_is_scored_and_links_when_everything_agrees(rules: Rules) -> None:
     a = demographics(patient("a", status="02"))
     b = demographics(patient("b", status=None))
     decision = decide_pair(a, b, rules)
-    assert (decision.state, decision.rule) == (LinkState.POSSIBLE_MATCH, "nhs-same-unverified")
+    assert (decision.state, decision.rule) == (LinkState.MATCH, "nhs-unverified-match")
+    # the unverified number is evidence, not proof: another person's number with nothing else agreeing
+    other = demographics(patient("c", status="03", given="Kwame", family="Mensah", birth="1980-05-05",
+                                 gender="male", postcode="B66 1AB", phone=None))  # fmt: skip
+    assert decide_pair(a, other, rules).state is LinkState.NO_MATCH
 
 
 def test_without_nhs_numbers_the_score_bands_decide(rules: Rules) -> None:
     a = demographics(patient("a", nhs=None))
     full = demographics(patient("b", nhs=None))
-    moved = demographics(patient("c", nhs=None, postcode="DY1 4AB", phone="07700900999"))
+    moved = demographics(patient("c", nhs=None, given="Margret", postcode="DY1 4AB", phone="07700900999"))
     stranger = demographics(
         patient("d", nhs=None, given="Harjit", family="Sandhu", gender="male", postcode="B66 1AB", phone=None)
     )

@@ -38,7 +38,9 @@ def test_scores_order_pairs_by_evidence(rules) -> None:  # type: ignore[no-untyp
     a = demographics(patient("a", nhs=None))
     same = demographics(patient("b", nhs=None))
     moved = demographics(patient("c", nhs=None, postcode="DY1 4AB", phone=None))
-    stranger = demographics(patient("d", nhs=None, given="James", family="Singh", birth="1988-07-01"))
+    stranger = demographics(
+        patient("d", nhs=None, given="James", family="Singh", birth="1988-07-01", postcode="B66 1AB", phone=None)
+    )
     scores = [rules.model.score(compare(a, x)) for x in (same, moved, stranger)]
     assert scores[0] > scores[1] > 0 > scores[2]
 

@@ -41,7 +41,7 @@ def test_ground_truth_covers_every_source_patient(tmp_path: Path) -> None:
     generate_to_directory(SandboxSettings(persons=400, seed=3), tmp_path)
     with (tmp_path / "ground_truth.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["ods_code", "source_patient_id", "person_id"]
+    assert list(rows[0]) == ["ods_code", "source_patient_id", "person_id", "noise"]
     truth = {(r["ods_code"], r["source_patient_id"]): r["person_id"] for r in rows}
     assert len(truth) == len(rows)
     rl4 = (tmp_path / "RL4" / "Patient.ndjson").read_text().splitlines()

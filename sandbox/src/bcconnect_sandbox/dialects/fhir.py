@@ -66,6 +66,7 @@ _VERIFICATION_DISPLAY: Final = {
     "01": "Number present and verified",
     "02": "Number present but not traced",
     "03": "Trace required",
+    "04": "Trace attempted - No match or multiple match found",
     "05": "Trace needs to be resolved - (NHS number or patient detail conflict)",
 }
 _OBSERVATIONS: Final = {
@@ -145,7 +146,7 @@ def _patient(record: Record, trust: str) -> Json:
         ],
         "identifier": identifiers,
         "active": p.active,
-        "name": [{"use": "official", "family": p.family, "given": [p.given]}],
+        "name": [{"use": "official", "family": p.family, "given": p.given.split()}],
         "gender": p.sex,
         "birthDate": p.birth_date.isoformat(),
     }

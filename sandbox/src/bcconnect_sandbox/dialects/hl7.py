@@ -92,7 +92,8 @@ def _pid(p: SourcePatient) -> str:
     fields = [""] * 32
     fields[0] = "1"
     fields[2] = "~".join(ids)  # PID-3 repeats: MRN and NHS number
-    fields[4] = f"{escape(p.family.upper())}^{escape(p.given)}"
+    first, _, middle = p.given.partition(" ")
+    fields[4] = f"{escape(p.family.upper())}^{escape(first)}^{escape(middle)}".rstrip("^")
     fields[6] = dt(p.birth_date)
     fields[7] = {"male": "M", "female": "F"}.get(p.sex, "U")
     fields[10] = address

@@ -29,7 +29,8 @@ ENTITY: Final = {
     "appointment": "appointment",
     "pathway": "pathway",
 }
-NHS_STATUS: Final = {"01": "V", "02": "U", "03": "T", "05": "R"}
+#: RNA's PAS has no code for 04 (trace attempted, no or several matches): its clerks record it as trace required
+NHS_STATUS: Final = {"01": "V", "02": "U", "03": "T", "04": "T", "05": "R"}
 ETHNICITY: Final = {
     "A": "WBRI",
     "B": "WIRI",
