@@ -8,7 +8,7 @@ import orjson
 
 from bcconnect import __version__
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
-from bcconnect.view import TypeCapability
+from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
 
 _OPERATION_DEFINITIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -38,6 +38,8 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
             "searchRevInclude": list(cap.revincludes),
             "searchParam": [{"name": p.code, "definition": p.url, "type": p.type.value} for p in cap.search_params],
         }
+        if cap.resource_type == "Patient":
+            entry["documentation"] = PERSON_MODEL_DOC
         operations = [op for op in OPERATIONS.get(cap.resource_type, ()) if op in cap.operations]
         if operations:
             entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
@@ -66,7 +68,8 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
         "rest": [
             {
                 "mode": "server",
-                "documentation": "Read-only: create, update, patch and delete are refused with 405.",
+                "documentation": "Read-only: create, update, patch and delete are refused with 405. "
+                + PERSON_MODEL_DOC,
                 "resource": resources,
             }
         ],

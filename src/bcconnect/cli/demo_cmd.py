@@ -65,7 +65,13 @@ def demo_adapters(
         ):
             if env_name and value:
                 environ[env_name] = value
-        configs.append(replace(config, base_url=world.base_url(config.ods_code)))
+        if config.kind is SourceKind.FHIR_API:
+            # the sandbox publishes its FHIR base under /fhir/R4; its token URL is discovered from there
+            base_url = f"{world.base_url(config.ods_code)}/fhir/R4"
+            config = replace(config, auth=replace(config.auth, token_url=None))
+        else:
+            base_url = world.base_url(config.ods_code)
+        configs.append(replace(config, base_url=base_url))
     return configs, environ
 
 
