@@ -40,7 +40,7 @@ def _sekmet_bin() -> Path:
         return binary
     if VENV.exists():
         shutil.rmtree(VENV)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
     done = subprocess.run(
         [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", SEKMET],
         capture_output=True,
@@ -82,7 +82,11 @@ def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         else:
             pytest.fail(f"SEKMET did not start: {(folder / 'sekmet.log').read_text()[-2000:]}")
         subprocess.run(
-            [str(binary), "seed", "-c", str(config), "--count", "5"], cwd=folder, check=True, capture_output=True
+            [str(binary), "seed", "-c", str(config), "--count", "5"],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         _add_clinical_data(base)
         yield base

@@ -377,7 +377,9 @@ def test_the_server_conformance_pack_over_the_cli(demo: RunningDemo, tmp_path: P
     objector = sorted(numbers - {demo.nhs_number})[0]
     config = str(demo.data_dir / "bcconnect.toml")
     cli = [sys.executable, "-m", "bcconnect.cli.main"]
-    added = subprocess.run([*cli, "--config", config, "objection", "add", objector], capture_output=True, text=True)
+    added = subprocess.run(
+        [*cli, "--config", config, "objection", "add", objector], capture_output=True, text=True, timeout=120
+    )
     assert added.returncode == 0, added.stderr
     report_dir = tmp_path / "report"
     argv = [*cli, "conformance", "run", "--pack", "server", "--target", demo.base, "--token", demo.token]
