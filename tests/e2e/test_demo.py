@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -352,3 +353,44 @@ def test_any_patient_id_gives_the_whole_person_with_fhirpy_and_fhirclient(demo: 
         assert everything["entry"][0]["resource"]["id"] == golden_id
     assert len(encounter_sets) == 1
     assert len(encounter_sets.pop()) > 0
+
+
+#: error-severity server-pack checks the demo fails today; each is a real deviation, reported (not weakened)
+CONFORMANCE_GAPS = {
+    "srv.search.date-period",
+    "srv.search.id",
+    "srv.search.include",
+    "srv.search.unknown-param-lenient",
+    "srv.smart.discovery",
+    "ig.restricted-hidden",
+    "ig.restricted-not-filterable",
+}
+
+
+def test_the_server_conformance_pack_over_the_cli(demo: RunningDemo, tmp_path: Path) -> None:
+    """`bcconnect conformance run --pack server` against the demo, as an operator runs it: an objector added
+    with `bcconnect objection add` is invisible; every error check passes but the named gaps; reports written;
+    the exit code says whether an error check failed."""
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    bundle = httpx.get(f"{demo.base}/Patient", params={"_count": "100"}, headers=headers, timeout=10).json()
+    numbers = {i["value"] for e in bundle["entry"] for i in e["resource"].get("identifier", []) if i["system"] == NHS}
+    objector = sorted(numbers - {demo.nhs_number})[0]
+    config = str(demo.data_dir / "bcconnect.toml")
+    cli = [sys.executable, "-m", "bcconnect.cli.main"]
+    added = subprocess.run(
+        [*cli, "--config", config, "objection", "add", objector], capture_output=True, text=True, timeout=120
+    )
+    assert added.returncode == 0, added.stderr
+    report_dir = tmp_path / "report"
+    argv = [*cli, "conformance", "run", "--pack", "server", "--target", demo.base, "--token", demo.token]
+    argv += ["--objector", objector, "--report", str(report_dir)]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    failing = set(re.findall(r"^\s+(?:FAIL|ERROR)\s+error\s+(\S+):", run.stdout, flags=re.MULTILINE))
+    assert failing <= CONFORMANCE_GAPS, run.stdout
+    assert run.returncode == (1 if failing else 0), run.stdout + run.stderr
+    for name in ("report.json", "junit.xml", "report.html"):
+        assert (report_dir / name).is_file()
+    results = {r["id"]: r for r in json.loads((report_dir / "report.json").read_text())["results"]}
+    assert results["ig.objector-invisible"]["outcome"] == "pass", results["ig.objector-invisible"]
+    assert results["srv.auth.negatives"]["outcome"] == "pass"
+    assert demo.token not in (report_dir / "report.json").read_text()

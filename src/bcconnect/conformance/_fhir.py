@@ -164,12 +164,20 @@ def nhs_number_problems(resource: dict[str, Any]) -> list[str]:
     ]
 
 
-def verification_problems(resource: dict[str, Any], *, allow_retired: bool = False) -> list[str]:
-    """NHS numbers without the UK Core verification-status extension, or with a code outside its value set."""
+def verification_problems(
+    resource: dict[str, Any], *, allow_retired: bool = False, require_present: bool = True
+) -> list[str]:
+    """NHS numbers without the UK Core verification-status extension, or with a code outside its value set.
+
+    ``require_present=False`` judges only the codes of statuses that are there (a missing one is another
+    check's finding).
+    """
     where = f"{resource.get('resourceType')}/{resource.get('id')}"
     problems = []
     for ident in nhs_numbers(resource):
         ext = [e for e in ident.get("extension") or [] if e.get("url") == NHS_NUMBER_VERIFICATION_EXTENSION]
+        if not ext and not require_present:
+            continue
         if not ext:
             problems.append(f"{where}: NHS number {ident.get('value')} has no verification status extension")
             continue

@@ -21,6 +21,7 @@ from bcconnect.conformance._fhir import (
     keys,
     link,
     nhs_number_problems,
+    nhs_numbers,
     profile_problems,
     required_element_problems,
     search,
@@ -252,6 +253,13 @@ async def identifier_systems(ctx: Context) -> str:
     return _judge(await returned(ctx), identifier_problems, "every identifier has a system")
 
 
+def _with_nhs_numbers(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = [r for r in resources if nhs_numbers(r)]
+    if not found:
+        raise NotApplicable(f"none of the {len(resources)} resources returned carries an NHS number")
+    return found
+
+
 @check(
     "ukcore.nhs-number",
     "Every NHS number passes the Modulus 11 check",
@@ -259,7 +267,7 @@ async def identifier_systems(ctx: Context) -> str:
     section="UK Core Patient: identifier:nhsNumber (NHS Data Dictionary, NHS number check digit)",
 )
 async def nhs_number(ctx: Context) -> str:
-    return _judge(await returned(ctx), nhs_number_problems, "every NHS number is valid")
+    return _judge(_with_nhs_numbers(await returned(ctx)), nhs_number_problems, "every NHS number is valid")
 
 
 @check(
@@ -269,7 +277,9 @@ async def nhs_number(ctx: Context) -> str:
     section="Extension-UKCore-NHSNumberVerificationStatus (required on identifier:nhsNumber)",
 )
 async def nhs_verification(ctx: Context) -> str:
-    return _judge(await returned(ctx), verification_problems, "every NHS number has its verification status")
+    return _judge(
+        _with_nhs_numbers(await returned(ctx)), verification_problems, "every NHS number has its verification status"
+    )
 
 
 @check(

@@ -8,9 +8,11 @@ search), ``max_pages`` (bound on paging walks, default 40).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from bcconnect.conformance._context import Context, require
 from bcconnect.conformance._fhir import (
@@ -44,6 +46,7 @@ BACKEND = "https://hl7.org/fhir/smart-app-launch/STU2/backend-services.html"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 DEFAULT_MAX_PAGES = 40
 PAGE_SIZE = 50
+SMALL_PAGE = 4
 #: how many requests the rate-limit probe sends back to back (bounded: it stops at the first 429)
 RATE_PROBE_REQUESTS = 150
 
@@ -119,35 +122,46 @@ async def token(ctx: Context) -> str:
     return value
 
 
-async def _walk(ctx: Context, resource_type: str) -> tuple[list[dict[str, Any]], int, bool]:
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """A paging walk: the resources, pages fetched, whether the last page was reached, and paging problems."""
+
+    resources: list[dict[str, Any]]
+    pages: int
+    ended: bool
+    problems: list[str]
+
+
+async def _walk(ctx: Context, resource_type: str, count: int = PAGE_SIZE, limit: int | None = None) -> Walk:
     await token(ctx)
-    limit = int(ctx.option("max_pages") or DEFAULT_MAX_PAGES)
-    url: str | None = f"{resource_type}{query([('_sort', '_lastUpdated'), ('_count', str(PAGE_SIZE))])}"
+    limit = limit or int(ctx.option("max_pages") or DEFAULT_MAX_PAGES)
+    url: str | None = f"{resource_type}{query([('_sort', '_lastUpdated'), ('_count', str(count))])}"
     found: list[dict[str, Any]] = []
+    problems: list[str] = []
     pages = 0
     while url and pages < limit:
         answer = await ctx.get(url)
         require(answer.status == 200, f"page {pages + 1} of {resource_type} answered HTTP {answer.status}")
         bundle = answer.json()
-        require(
-            bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset",
-            "a page is not a searchset Bundle",
-        )
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "searchset":
+            problems.append(f"page {pages + 1} is not a searchset Bundle")
         found += entries(bundle)
         pages += 1
         url = link(bundle, "next")
-        if url is not None:
-            require(url.startswith(("http://", "https://")), f"the next link {url!r} is not an absolute URL")
-    return found, pages, url is None
+        if url is not None and not url.startswith(("http://", "https://")):
+            # the other checks go on with the resolved link; only the paging check judges it
+            problems.append(f"page {pages}'s next link {url!r} is not an absolute URL")
+            url = urljoin(ctx.url(resource_type), url)
+    return Walk(found, pages, url is None, problems)
 
 
-async def walked(ctx: Context, resource_type: str) -> tuple[list[dict[str, Any]], int, bool]:
-    """Every resource of a type by next links (bounded by ``max_pages``): (resources, pages, reached the end)."""
+async def walked(ctx: Context, resource_type: str) -> Walk:
+    """Every resource of a type by next links (bounded by ``max_pages``), walked once per run."""
     result = await ctx.shared(f"walk:{resource_type}", lambda c: _walk(c, resource_type))
     # the walk's page requests would swamp the report; keep the first and last two as the evidence
     if len(ctx.exchanges) > 6:
         ctx.exchanges[2:-2] = []
-    ctx.note(f"{resource_type}: {len(result[0])} resources over {result[1]} pages (end reached: {result[2]})")
+    ctx.note(f"{resource_type}: {len(result.resources)} resources over {result.pages} pages (end: {result.ended})")
     return result
 
 
@@ -221,10 +235,28 @@ async def auth_required(ctx: Context) -> str:
     section="3.1.0.14 paging; search.html 3.1.1.5.7 _count",
 )
 async def paging(ctx: Context) -> str:
-    summary = []
+    summary, problems = [], []
     for rtype in (await offered_types(ctx))[:6]:
-        found, pages, ended = await walked(ctx, rtype)
-        summary.append(f"{rtype} {len(found)} in {pages} pages{'' if ended else ' (bounded)'}")
+        walk = await walked(ctx, rtype)
+        problems += [f"{rtype}: {p}" for p in walk.problems]
+        summary.append(f"{rtype} {len(walk.resources)} in {walk.pages} pages{'' if walk.ended else ' (bounded)'}")
+    # small pages make even a small source page: the same resources, each once, by next links
+    whole = await walked(ctx, "Patient")
+    if whole.ended:
+        small = await _walk(ctx, "Patient", count=SMALL_PAGE, limit=len(whole.resources) // SMALL_PAGE + 5)
+        problems += [f"Patient with _count={SMALL_PAGE}: {p}" for p in small.problems]
+        ids = keys(small.resources)
+        require(
+            len(ids) == len(set(ids)), f"_count={SMALL_PAGE} paging returned {len(ids) - len(set(ids))} resources twice"
+        )
+        require(
+            sorted(ids) == sorted(keys(whole.resources)),
+            f"_count={SMALL_PAGE} paging found {len(ids)} Patients, _count={PAGE_SIZE} found {len(whole.resources)}",
+        )
+        summary.append(f"Patient again in {small.pages} pages of {SMALL_PAGE}, the same {len(ids)}")
+        if len(ctx.exchanges) > 12:
+            ctx.exchanges[6:-3] = []
+    require(not problems, "; ".join(problems[:10]))
     return "; ".join(summary)
 
 
@@ -235,7 +267,7 @@ async def paging(ctx: Context) -> str:
     section="Resource.meta (versionId, lastUpdated) — needed for change detection",
 )
 async def versions(ctx: Context) -> str:
-    found, _, _ = await walked(ctx, "Patient")
+    found = (await walked(ctx, "Patient")).resources
     bad = [
         f"{r.get('resourceType')}/{r.get('id')}"
         for r in found
@@ -252,7 +284,8 @@ async def versions(ctx: Context) -> str:
     section="3.1.1.4.3 _lastUpdated; 3.1.1.5.2 date prefixes",
 )
 async def last_updated(ctx: Context) -> str:
-    found, _, ended = await walked(ctx, "Patient")
+    walk = await walked(ctx, "Patient")
+    found, ended = walk.resources, walk.ended
     if len(found) < 4:
         raise NotApplicable("fewer than four Patients to test _lastUpdated with")
     stamps = sorted(str((r.get("meta") or {}).get("lastUpdated")) for r in found)
@@ -283,39 +316,41 @@ async def last_updated(ctx: Context) -> str:
 )
 async def history_deletes(ctx: Context) -> str:
     await token(ctx)
-    answer = await ctx.get(f"Patient/_history{query([('_count', str(PAGE_SIZE))])}")
-    require(answer.status == 200, f"Patient/_history answered HTTP {answer.status}")
-    bundle = answer.json()
-    require(bundle.get("type") == "history", f"Patient/_history is a {bundle.get('type')!r} Bundle, not history")
-    deletes = 0
-    url: str | None = link(bundle, "next")
-    pages = 1
-    all_entries = list(bundle.get("entry") or [])
-    while url and pages < int(ctx.option("max_pages") or DEFAULT_MAX_PAGES):
-        page = await ctx.get(url)
-        require(page.status == 200, f"a _history page answered HTTP {page.status}")
-        all_entries += page.json().get("entry") or []
-        url = link(page.json(), "next")
-        pages += 1
-    if len(ctx.exchanges) > 6:
-        ctx.exchanges[2:-2] = []
-    for entry in all_entries:
-        method = (entry.get("request") or {}).get("method")
-        require(method in ("POST", "PUT", "DELETE", "PATCH"), f"a history entry has request.method {method!r}")
-        if method == "DELETE":
-            deletes += 1
-            require("resource" not in entry, "a DELETE history entry carries a resource")
-            target = str((entry.get("request") or {}).get("url") or "")
-            require(target.startswith("Patient/"), f"a DELETE entry's request.url is {target!r}, not Patient/id")
-            if deletes == 1:
-                gone = await ctx.get(target)
-                require(
-                    gone.status in (404, 410), f"the deleted {target} reads HTTP {gone.status}, expected 410 (or 404)"
-                )
-    ctx.note(f"{len(all_entries)} history entries over {pages} pages, {deletes} deletes")
-    return f"{len(all_entries)} history entries well formed; {deletes} deletes reported" + (
-        "" if deletes else " (none yet)"
-    )
+    limit = int(ctx.option("max_pages") or DEFAULT_MAX_PAGES)
+    total, deletes, read_back = 0, 0, 0
+    for rtype in (await offered_types(ctx))[:6]:
+        url: str | None = f"{rtype}/_history{query([('_count', str(PAGE_SIZE))])}"
+        pages = 0
+        while url and pages < limit:
+            answer = await ctx.get(url)
+            require(answer.status == 200, f"{rtype}/_history answered HTTP {answer.status}")
+            bundle = answer.json()
+            require(
+                bundle.get("type") == "history", f"{rtype}/_history is a {bundle.get('type')!r} Bundle, not history"
+            )
+            for entry in bundle.get("entry") or []:
+                total += 1
+                method = (entry.get("request") or {}).get("method")
+                require(method in ("POST", "PUT", "DELETE", "PATCH"), f"a history entry has request.method {method!r}")
+                if method != "DELETE":
+                    continue
+                deletes += 1
+                require("resource" not in entry, "a DELETE history entry carries a resource")
+                target = str((entry.get("request") or {}).get("url") or "")
+                require(target.startswith(f"{rtype}/"), f"a DELETE entry's request.url is {target!r}, not {rtype}/id")
+                if read_back < 3:
+                    read_back += 1
+                    gone = await ctx.get(target)
+                    require(
+                        gone.status in (404, 410),
+                        f"the deleted {target} reads HTTP {gone.status}, expected 410 (or 404)",
+                    )
+            url = link(bundle, "next")
+            pages += 1
+    if len(ctx.exchanges) > 10:
+        ctx.exchanges[3:-6] = []
+    ctx.note(f"{total} history entries, {deletes} deletes, {read_back} deleted resources read back")
+    return f"{total} history entries well formed; {deletes} deletes reported" + ("" if deletes else " (none yet)")
 
 
 @check(
@@ -325,7 +360,8 @@ async def history_deletes(ctx: Context) -> str:
     section="Resource.id (logical id never changes); http.html 3.1.0.1 read",
 )
 async def stable_ids(ctx: Context) -> str:
-    found, _, ended = await walked(ctx, "Patient")
+    walk = await walked(ctx, "Patient")
+    found, ended = walk.resources, walk.ended
     if not found:
         raise NotApplicable("no Patients")
     for resource in found[:5]:
@@ -445,7 +481,7 @@ async def src_verification(ctx: Context) -> str:
     severity=Severity.WARNING,
 )
 async def src_current_codes(ctx: Context) -> str:
-    return _judge(await ukcore_sample(ctx), verification_problems)
+    return _judge(await ukcore_sample(ctx), lambda r: verification_problems(r, require_present=False))
 
 
 @check(

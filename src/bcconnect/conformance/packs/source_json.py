@@ -1,7 +1,8 @@
 """The vendor JSON source pack: a trust's change feed as the RNA-style adapter reads it.
 
 Target: the API base (``https://trust.example``). Options: ``api_key`` (sent as ``X-API-Key``), ``feed_path``
-(default ``/api/v2/changes``), ``max_pages`` (bound on the feed walk, default 40).
+(default ``/api/v2/changes``), ``page_size`` (default 100), ``max_pages`` (bound on the feed walk, default 40),
+``expect_deletes`` (``true`` when the operator knows records were deleted: then a feed without deletes fails).
 The feed contract: ``GET {feed}?cursor=<opaque>&limit=<n>`` → ``{"changes": [{"seq", "entity", "id", "op",
 "modified", "data"}], "next_cursor", "has_more"}``; no cursor means from the beginning.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from bcconnect.conformance._context import Answer, Context, require
 from bcconnect.conformance._fhir import query
-from bcconnect.conformance._model import NotApplicable, Pack, Severity
+from bcconnect.conformance._model import Failed, NotApplicable, Pack, Severity
 from bcconnect.fhir.nhs_number import is_valid
 
 PACK = Pack(
@@ -32,9 +33,11 @@ PAGE = 100
 DEFAULT_MAX_PAGES = 40
 
 
-def _feed(ctx: Context, cursor: str | None = None, limit: int = PAGE) -> str:
+def _feed(ctx: Context, cursor: str | None = None, limit: int | None = None) -> str:
     path = ctx.option("feed_path") or "/api/v2/changes"
-    params = [("limit", str(limit))] + ([("cursor", cursor)] if cursor is not None else [])
+    params = [("limit", str(limit or int(ctx.option("page_size") or PAGE)))] + (
+        [("cursor", cursor)] if cursor is not None else []
+    )
     return f"{path}{query(params)}"
 
 
@@ -45,7 +48,7 @@ def _key_headers(ctx: Context) -> dict[str, str]:
     return {"x-api-key": key, "accept": "application/json"}
 
 
-async def _page(ctx: Context, cursor: str | None = None, limit: int = PAGE) -> dict[str, Any]:
+async def _page(ctx: Context, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
     answer: Answer = await ctx.get(_feed(ctx, cursor, limit), headers=_key_headers(ctx), auth=False)
     require(answer.status == 200, f"the feed answered HTTP {answer.status}")
     body = answer.json()
@@ -188,8 +191,12 @@ async def caught_up(ctx: Context) -> str:
 async def deletes(ctx: Context) -> str:
     pages, _, ended = await walked(ctx)
     found = [c for p in pages for c in p if c.get("op") == "delete"]
+    if not found and ctx.option("expect_deletes") == "true":
+        raise Failed("the source has deleted records (expect_deletes) but the feed reports no delete")
     if not found:
-        raise NotApplicable("no delete seen in the feed yet" + ("" if ended else " (bounded walk)"))
+        raise NotApplicable(
+            "no delete seen in the feed" + ("" if ended else " (bounded walk)") + "; set expect_deletes"
+        )
     return f"{len(found)} deletes reported, e.g. {found[0].get('entity')} {found[0].get('id')}"
 
 
