@@ -13,6 +13,9 @@ from bcconnect.view import TypeCapability
 _OPERATION_DEFINITIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+    # our own, served at OperationDefinition/<code>
+    "triage-worklist": "https://bcconnect.nhs.uk/OperationDefinition/triage-worklist",
+    "waiting-list": "https://bcconnect.nhs.uk/OperationDefinition/waiting-list",
 }
 _AUDIT_PATIENT = "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"
 _COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
@@ -37,7 +40,11 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
             "searchRevInclude": list(cap.revincludes),
             "searchParam": [{"name": p.code, "definition": p.url, "type": p.type.value} for p in cap.search_params],
         }
-        operations = [op for op in OPERATIONS.get(cap.resource_type, ()) if op in cap.operations]
+        operations = [
+            op
+            for op in OPERATIONS.get(cap.resource_type, ())
+            if op in cap.operations or op in ("triage-worklist", "waiting-list")
+        ]
         if operations:
             entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
         resources.append(entry)

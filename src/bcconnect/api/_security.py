@@ -20,6 +20,7 @@ from bcconnect.api._http import Request
 from bcconnect.api._router import route
 from bcconnect.errors import RequestError
 from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
+from bcconnect.triage import TRIAGE_READS
 from bcconnect.view import AccessContext
 
 #: the app's interaction names → what a SMART scope must allow
@@ -31,7 +32,15 @@ _INTERACTIONS = {
     "everything": Interaction.OPERATION,
 }
 #: AuditEvent restful-interaction codes for the app's interaction names
-_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation"}
+_AUDIT_INTERACTIONS = {
+    "everything": "operation",
+    "match": "operation",
+    "triage-worklist": "operation",
+    "waiting-list": "operation",
+    "operation-definition": "read",
+}
+#: the triage operations read every type of the record: the caller needs search permission on each
+_TRIAGE_OPERATIONS = frozenset({"triage-worklist", "waiting-list"})
 
 
 def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
@@ -59,10 +68,18 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
     async def authenticate(request: Request) -> AccessContext:
         start_notes(owner=request)
         found = route(request.method, request.path)  # the app routed it already; this cannot fail now
-        if found.interaction == "capabilities":
+        if found.interaction in ("capabilities", "operation-definition"):
             # the CapabilityStatement is public (SMART clients read it before they have a token)
             return AccessContext(anonymous=True)
         principal = await gate.authenticate(request.header("authorization"), remote_address=request.client)
+        if found.interaction in _TRIAGE_OPERATIONS:
+            confined = {
+                gate.admit_request(
+                    principal, resource_type=t, interaction=Interaction.SEARCH, query=_query_text(request)
+                ).confined_to_patient
+                for t in TRIAGE_READS
+            }
+            return access_context(principal, confined_to=next((p for p in confined if p), None))
         admission = gate.admit_request(
             principal,
             resource_type=found.resource_type or "",

@@ -32,6 +32,8 @@ class SyncedWorld:
 
     store: Store
     view: View
+    store_url: str
+    data_dir: Path
     rtt: list[dict[str, str]]
     referrals: list[dict[str, str]]
     as_of: date
@@ -51,7 +53,8 @@ def anyio_backend() -> str:
 async def synced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SyncedWorld]:
     """The world synced into SQLite through the real adapters and mappings (once per module)."""
     tmp = tmp_path_factory.mktemp("triage-world")
-    async with open_store(f"sqlite:///{tmp / 'store.db'}") as store:
+    store_url = f"sqlite:///{tmp / 'store.db'}"
+    async with open_store(store_url) as store:
         async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as world:
             await world.deliver_hl7()
             configs, environ = world_adapters(world, hl7_drop_dir=tmp / "drop")
@@ -60,6 +63,5 @@ async def synced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sync
             assert all(r.ok and r.quarantined == 0 for r in reports), [r.as_dict() for r in reports]
             world.write_referral_truth(tmp)
         view = View(store, default_count=100, max_count=1000)
-        yield SyncedWorld(
-            store, view, _read(tmp / "rtt_truth.csv"), _read(tmp / "referral_truth.csv"), WORLD.now.date()
-        )
+        rtt, referrals = _read(tmp / "rtt_truth.csv"), _read(tmp / "referral_truth.csv")
+        yield SyncedWorld(store, view, store_url, tmp, rtt, referrals, WORLD.now.date())
