@@ -10,7 +10,7 @@ import anyio
 
 from bcconnect.api import make_server, security_hooks
 from bcconnect.app import GatePageGuard, PagesApp, standard_pages
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
@@ -91,8 +91,5 @@ def _serve(args: argparse.Namespace) -> int:
 
             await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
 
-    try:
-        anyio.run(go)
-    except KeyboardInterrupt:
-        return 0
+    anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
     return 0

@@ -9,22 +9,36 @@ Each page is committed in one transaction together with its cursor (see ``_commi
 """
 
 from bcconnect.ingest._daemon import mllp_sink, run_daemon
-from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
+from bcconnect.ingest._held import HeldResource, count_held, held_by_type, list_held
+from bcconnect.ingest._replay import (
+    RemapReport,
+    ReplayAllReport,
+    ReplayResult,
+    remap_adapter,
+    replay_all,
+    replay_quarantined,
+)
 from bcconnect.ingest._report import PageCounts, SyncReport
 from bcconnect.ingest._runs import RunSummary, summarise, watermark_of
 from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
 __all__ = [
+    "HeldResource",
     "PageCounts",
     "RemapReport",
+    "ReplayAllReport",
     "ReplayResult",
     "RunSummary",
     "SweepReport",
     "SyncReport",
+    "count_held",
+    "held_by_type",
+    "list_held",
     "mllp_sink",
     "process_page",
     "remap_adapter",
+    "replay_all",
     "replay_quarantined",
     "resolve_adapter",
     "run_daemon",
