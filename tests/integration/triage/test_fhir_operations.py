@@ -3,67 +3,17 @@ OperationDefinitions in the CapabilityStatement, scopes, bad requests, and an Au
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from fhirpy import AsyncFHIRClient
 
-from bcconnect.cli.serve_cmd import serve_api
-from bcconnect.config import ApiSettings, AuthSettings, Settings, StoreSettings
-from bcconnect.security import LocalIssuer, count_audit_events, ensure_local_issuer
+from bcconnect.security import count_audit_events
 
-from .conftest import SyncedWorld
+from .conftest import Served
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Served:
-    base: str
-    issuer: LocalIssuer
-    world: SyncedWorld
-
-    def token(self, scopes: str = "user/*.rs") -> str:
-        return self.issuer.issue(scopes=scopes, user="555123456789", org="RL4", role="R8000")
-
-    def client(self, scopes: str = "user/*.rs") -> AsyncFHIRClient:
-        return AsyncFHIRClient(f"{self.base}/fhir", authorization=f"Bearer {self.token(scopes)}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-async def served(synced: SyncedWorld) -> AsyncIterator[Served]:
-    """`bcconnect serve` (security, audit, pages) over the synced store on a free loopback port."""
-    issuer = ensure_local_issuer(synced.data_dir / "keys")
-    port = _free_port()
-    settings = Settings(
-        store=StoreSettings(url=synced.store_url),
-        api=ApiSettings(host="127.0.0.1", port=port, default_count=20, max_count=200),
-        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
-        root=synced.data_dir,
-    )
-    ready = anyio.Event()
-
-    async def on_ready() -> None:
-        ready.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(lambda: serve_api(settings, store=synced.store, on_ready=on_ready))
-        with anyio.fail_after(30):
-            await ready.wait()
-        yield Served(f"http://127.0.0.1:{port}", issuer, synced)
-        group.cancel_scope.cancel()
 
 
 async def _all_pages(client: AsyncFHIRClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
