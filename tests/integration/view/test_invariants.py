@@ -21,13 +21,13 @@ import orjson
 import pytest
 
 from bcconnect.api import create_app
-from bcconnect.cli.demo_cmd import world_adapters
 from bcconnect.config import FetchSettings, Settings
 from bcconnect.identity import link_patients
 from bcconnect.ingest import sync_adapters
 from bcconnect.store import ResourceWrite, Store, iter_current, open_store, put_resources, resource_types
 from bcconnect.view import View
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
 from support.view_walk import Get, parse, walk
 
 pytestmark = pytest.mark.anyio
