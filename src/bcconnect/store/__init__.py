@@ -63,7 +63,7 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._search import EverythingQuery, SearchPage, everything, search
+from bcconnect.store._search import EverythingQuery, SearchPage, everything, everything_of, search
 from bcconnect.store._store import Store, open_store
 from bcconnect.store._tx import Dialect, Tx
 
@@ -96,6 +96,7 @@ __all__ = [
     "delete_resource",
     "drop_aliases",
     "everything",
+    "everything_of",
     "export_ndjson",
     "get_cursor",
     "get_quarantine",
