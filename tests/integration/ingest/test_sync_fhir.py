@@ -21,9 +21,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def _store_ids(store: Store, resource_type: str) -> set[str]:
-    # the trust's records only: golden Patients are the patient index's, not a source's
+    """Ids of the source resources of a type (a person's golden Patient, which identity writes, is not one)."""
     found = await store.read(lambda tx: iter_current(tx, resource_type, limit=100_000))
-    return {r.id for r in found if r.body is None or GOLDEN_TAG not in orjson.loads(r.body)["meta"].get("tag", [])}
+    return {r.id for r in found if r.body is not None and GOLDEN_TAG not in orjson.loads(r.body)["meta"].get("tag", [])}
 
 
 async def test_first_sync_loads_every_record_and_balances(tmp_path: Path, any_store: Store) -> None:
