@@ -394,3 +394,21 @@ def test_the_server_conformance_pack_over_the_cli(demo: RunningDemo, tmp_path: P
     assert results["ig.objector-invisible"]["outcome"] == "pass", results["ig.objector-invisible"]
     assert results["srv.auth.negatives"]["outcome"] == "pass"
     assert demo.token not in (report_dir / "report.json").read_text()
+
+
+def test_the_demo_serves_the_triage_pages_and_writes_the_referral_truth(demo: RunningDemo) -> None:
+    """The demo prints the /app/ address; the worklist and waiting-list pages open with its token."""
+    import httpx
+
+    assert "/app/" in demo.output
+    root = demo.base.removesuffix("/fhir")
+    headers = {"authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=root, headers=headers, timeout=60) as client:
+        worklist = client.get("/app/worklist", params={"network": "Orthopaedics"})
+        assert worklist.status_code == 200, worklist.text[:500]
+        assert "Orthopaedics triage worklist" in worklist.text
+        waiting = client.get("/app/waiting-list")
+        assert waiting.status_code == 200
+        assert "<svg" in waiting.text
+    assert (demo.data_dir / "rtt_truth.csv").is_file()
+    assert (demo.data_dir / "referral_truth.csv").is_file()

@@ -19,11 +19,13 @@ from bcconnect.api._handlers import HANDLERS, Env
 from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
+from bcconnect.api._triage_ops import TRIAGE_HANDLERS
 from bcconnect.config import Settings
 from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
 from bcconnect.security import request_deadline
 from bcconnect.store import open_store
+from bcconnect.triage import Triage
 from bcconnect.view import OPEN_ACCESS, AccessContext, View
 
 log = get_logger(__name__)
@@ -63,8 +65,11 @@ class FhirApp:
         on_request_complete: RequestCompleteHook,
         page_key: bytes,
         mounts: Mapping[str, AsgiApp] | None = None,
+        triage: Triage | None = None,
     ) -> None:
         self.settings = settings
+        #: the triage service the operations use (None: built over the view per request)
+        self.triage = triage
         self.mounts = {"/" + k.strip("/"): v for k, v in (mounts or {}).items()}
         self.view = view
         self.authenticate = authenticate
@@ -149,9 +154,9 @@ class FhirApp:
                 raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
-                response = await HANDLERS[found.interaction](
-                    Env(self.view, self.page_key, self.settings.auth), request, access, found
-                )
+                handler = HANDLERS.get(found.interaction) or TRIAGE_HANDLERS[found.interaction]
+                env = Env(self.view, self.page_key, auth=self.settings.auth, triage=self.triage)
+                response = await handler(env, request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
             response = Response(status, body, headers)
@@ -214,6 +219,7 @@ def create_app(
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
     mounts: Mapping[str, AsgiApp] | None = None,
+    triage: Triage | None = None,
 ) -> FhirApp:
     """The FHIR endpoint as an ASGI app.
 
@@ -228,4 +234,5 @@ def create_app(
         on_request_complete=on_request_complete,
         page_key=page_key or secrets.token_bytes(32),
         mounts=mounts,
+        triage=triage,
     )

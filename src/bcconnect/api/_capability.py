@@ -15,6 +15,9 @@ from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
 _OPERATION_DEFINITIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+    # our own, served at OperationDefinition/<code>
+    "triage-worklist": "https://bcconnect.nhs.uk/OperationDefinition/triage-worklist",
+    "waiting-list": "https://bcconnect.nhs.uk/OperationDefinition/waiting-list",
 }
 _AUDIT_PATIENT = "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"
 _COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
@@ -115,7 +118,11 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth:
         }
         if cap.resource_type == "Patient":
             entry["documentation"] = PERSON_MODEL_DOC
-        operations = [op for op in OPERATIONS.get(cap.resource_type, ()) if op in cap.operations]
+        operations = [
+            op
+            for op in OPERATIONS.get(cap.resource_type, ())
+            if op in cap.operations or op in ("triage-worklist", "waiting-list")
+        ]
         if operations:
             entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
         resources.append(entry)

@@ -23,6 +23,7 @@ from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest
 from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
 from bcconnect.store import StoredResource
+from bcconnect.triage import Triage
 from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
 
 #: query parameters carried from a request into its page links
@@ -31,12 +32,13 @@ _CARRIED = ("_format", "_pretty")
 
 @dataclass(frozen=True, slots=True)
 class Env:
-    """What handlers share: the view and the page-token key."""
+    """What handlers share: the view, the page-token key and the triage service (None: built per request)."""
 
     view: View
     page_key: bytes
     #: the identity provider's endpoints, for SMART discovery
     auth: AuthSettings = field(default_factory=AuthSettings)
+    triage: Triage | None = None
 
 
 def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:

@@ -16,9 +16,18 @@ _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 #: instance and type interactions we route (the CapabilityStatement lists exactly these)
 TYPE_INTERACTIONS = ("read", "vread", "history-instance", "search-type")
 #: operations by resource type
-OPERATIONS = {"Patient": ("everything", "match")}
-#: operations invoked on the type (``Patient/$match``) rather than an instance, with the methods they take
-TYPE_OPERATIONS = {("Patient", "$match"): "match"}
+OPERATIONS = {
+    "Patient": ("everything", "match"),
+    "ServiceRequest": ("triage-worklist",),
+    "EpisodeOfCare": ("waiting-list",),
+}
+#: operations invoked on the type (``Patient/$match``) rather than an instance, with the method they take
+TYPE_OPERATIONS = {
+    ("Patient", "$match"): "match",
+    ("ServiceRequest", "$triage-worklist"): "triage-worklist",
+    ("EpisodeOfCare", "$waiting-list"): "waiting-list",
+}
+_TYPE_OPERATION_METHOD = {"match": "POST", "triage-worklist": "GET", "waiting-list": "GET"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +50,21 @@ def route(method: str, path: str) -> Route:
     """The route for ``method path`` (path relative to the FHIR base, without the query)."""
     parts = [p for p in path.strip("/").split("/") if p]
     if len(parts) == 2 and (parts[0], parts[1]) in TYPE_OPERATIONS:
-        # $match takes a Parameters resource, so FHIR invokes it with POST; it changes nothing
-        if method != "POST":
-            raise MethodNotAllowed(f"{parts[0]}/{parts[1]} is invoked with POST and a Parameters resource")
-        return Route(TYPE_OPERATIONS[(parts[0], parts[1])], parts[0])
+        operation = TYPE_OPERATIONS[(parts[0], parts[1])]
+        wanted = _TYPE_OPERATION_METHOD[operation]
+        # $match takes a Parameters resource, so FHIR invokes it with POST; the triage operations take a query
+        if method != wanted and not (wanted == "GET" and method == "HEAD"):
+            how = "with POST and a Parameters resource" if wanted == "POST" else "with GET"
+            raise MethodNotAllowed(f"{parts[0]}/{parts[1]} is invoked {how}")
+        return Route(operation, parts[0])
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")
     if parts == ["metadata"]:
         return Route("capabilities")
     if parts == [".well-known", "smart-configuration"]:
         return Route("smart-configuration")
+    if len(parts) == 2 and parts[0] == "OperationDefinition":
+        return Route("operation-definition", "OperationDefinition", _check_id("OperationDefinition", parts[1]))
     if not parts:
         raise Unsupported("system-level search is not supported; search one resource type")
     rtype = parts[0]

@@ -22,6 +22,7 @@ from bcconnect.api._router import route
 from bcconnect.errors import RequestError
 from bcconnect.search import registry
 from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
+from bcconnect.triage import TRIAGE_READS
 from bcconnect.view import AccessContext
 
 #: the app's interaction names → what a SMART scope must allow
@@ -33,9 +34,18 @@ _INTERACTIONS = {
     "everything": Interaction.OPERATION,
 }
 #: interactions anyone may call without a token
-PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration"})
+PUBLIC_INTERACTIONS = frozenset({"capabilities", "smart-configuration", "operation-definition"})
 #: AuditEvent restful-interaction codes for the app's interaction names
-_AUDIT_INTERACTIONS = {"everything": "operation", "match": "operation", "smart-configuration": "capabilities"}
+_AUDIT_INTERACTIONS = {
+    "everything": "operation",
+    "match": "operation",
+    "triage-worklist": "operation",
+    "waiting-list": "operation",
+    "operation-definition": "read",
+    "smart-configuration": "capabilities",
+}
+#: the triage operations read every type of the record: the caller needs search permission on each
+_TRIAGE_OPERATIONS = frozenset({"triage-worklist", "waiting-list"})
 
 
 def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
@@ -92,6 +102,14 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
             # the CapabilityStatement and SMART discovery are public (clients read them before they have a token)
             return AccessContext(anonymous=True)
         principal = await gate.authenticate(request.header("authorization"), remote_address=request.client)
+        if found.interaction in _TRIAGE_OPERATIONS:
+            confined = {
+                gate.admit_request(
+                    principal, resource_type=t, interaction=Interaction.SEARCH, query=_query_text(request)
+                ).confined_to_patient
+                for t in TRIAGE_READS
+            }
+            return access_context(principal, confined_to=next((p for p in confined if p), None))
         admission = gate.admit_request(
             principal,
             resource_type=found.resource_type or "",

@@ -51,7 +51,8 @@ SECURITY_HEADERS = {
     ),
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # same-origin: our own form posts carry their Origin (checked at sign-in); nothing leaks to other sites
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 
@@ -466,11 +467,16 @@ def _safe_next(candidate: str | None, prefix: str) -> str:
 
 
 def _same_origin(request: PageRequest) -> bool:
-    """A POST's Origin (when the browser sends one) must be this host: a cross-site form cannot sign anyone in."""
+    """A POST must come from these pages: the browser's ``Sec-Fetch-Site`` (when sent) says same-origin, and its
+    ``Origin`` (when sent) is this host — a cross-site form cannot sign anyone in. Clients that send neither
+    (scripts, curl) are not browsers acting for someone else."""
+    site = request.header("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
     origin = request.header("origin")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.header("host")
+    if origin is None:
+        return True
+    return origin != "null" and urlsplit(origin).netloc == request.header("host")
 
 
 async def _send(send: Send, response: _Response, *, head: bool) -> None:

@@ -31,6 +31,7 @@ def _registrars() -> list[Registrar]:
         sandbox_cmd,
         security_cmd,
         serve_cmd,
+        triage_cmd,
     )
 
     return [
@@ -44,6 +45,7 @@ def _registrars() -> list[Registrar]:
         mpi_cmd.register,
         security_cmd.register,
         conformance_cmd.register,
+        triage_cmd.register,
     ]
 
 

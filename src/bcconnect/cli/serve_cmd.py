@@ -64,14 +64,25 @@ async def serve_api(
         settings, view=view, authenticate=authenticate, on_request_complete=on_complete, mounts={PAGES_PREFIX: pages}
     )
     async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        while not server.started:
-            if server.should_exit:
-                return
-            await anyio.sleep(0.02)
-        log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
-        if on_ready is not None:
-            await on_ready()
+
+        async def run_server() -> None:
+            # shielded: a cancelled caller asks uvicorn to stop (should_exit) and it closes its sockets itself
+            with anyio.CancelScope(shield=True):
+                await server.serve()
+            group.cancel_scope.cancel()  # the server stopped on its own (a signal): nothing left to wait for
+
+        group.start_soon(run_server)
+        try:
+            while not server.started:
+                if server.should_exit:
+                    return
+                await anyio.sleep(0.02)
+            log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
+            if on_ready is not None:
+                await on_ready()
+            await anyio.sleep_forever()
+        finally:
+            server.should_exit = True
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ from bcconnect.triage._config import (
     load_triage_config,
     parse_triage_config,
 )
-from bcconnect.triage._context import Fact, PersonContext, build_context
-from bcconnect.triage._records import Appointment, Pathway, Referral
+from bcconnect.triage._context import Fact, PersonContext, build_context, person_name
+from bcconnect.triage._records import Appointment, Pathway, Referral, display, parse_day, trusts_of
 from bcconnect.triage._rtt import Clock, ClockEvent, ClockState, merge_events, run_clock
 from bcconnect.triage._service import (
     LONG_WAIT_WEEKS,
@@ -71,11 +71,15 @@ __all__ = [
     "WorklistItem",
     "build_context",
     "cancer_performance",
+    "display",
     "load_triage_config",
     "merge_events",
+    "parse_day",
     "parse_triage_config",
     "percentile",
+    "person_name",
     "run_clock",
     "summarise",
     "today",
+    "trusts_of",
 ]

@@ -6,6 +6,7 @@ The package ships the defaults; a deployment overrides them with its own file of
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -188,9 +189,20 @@ def parse_triage_config(data: dict[str, Any], *, origin: str = "networks.toml") 
     return config
 
 
+@functools.cache
+def _package_default() -> TriageConfig:
+    return load_triage_config(_PACKAGE_FILE)
+
+
+#: stands for the package's own file (read once per process)
+_PACKAGE_FILE = Path("<package>")
+
+
 def load_triage_config(path: Path | None = None) -> TriageConfig:
     """The package's ``networks.toml``, or the file at ``path`` (same shape) when given."""
     if path is None:
+        return _package_default()
+    if path == _PACKAGE_FILE:
         text = resources.files("bcconnect.triage").joinpath("networks.toml").read_text(encoding="utf-8")
         origin = "bcconnect/triage/networks.toml"
     else:

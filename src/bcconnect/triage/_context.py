@@ -63,7 +63,8 @@ class PersonContext:
         return tuple(seen)
 
 
-def _name(patient: Json) -> str:
+def person_name(patient: Json) -> str:
+    """A Patient's display name ("Ann SMITH"), or a placeholder when none is shown."""
     for name in patient.get("name", []):
         if isinstance(name, Mapping):
             given = " ".join(str(g) for g in name.get("given", []))
@@ -205,7 +206,7 @@ def build_context(
 
     return PersonContext(
         person=person,
-        name=_name(patient) if patient else "(not shown)",
+        name=person_name(patient) if patient else "(not shown)",
         nhs_number=_nhs_number(patient),
         birth_date=birth,
         ae_attendances=newest(ae),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -108,6 +108,8 @@ class Referral:
     reason_text: str
     requester: str | None
     outcome: str | None
+    #: the ServiceRequest as the view served it (screened, person-centred)
+    resource: Json = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def awaiting_triage(self) -> bool:
@@ -145,6 +147,7 @@ def referral_from(resource: Json, systems: Systems) -> Referral | None:
         reason_text=display(resource.get("reasonCode", [])) or display(resource.get("performerType")),
         requester=_ods(resource.get("requester")),
         outcome=outcome,
+        resource=resource,
     )
 
 
@@ -163,6 +166,8 @@ class Pathway:
     referral_ids: tuple[str, ...]
     events: tuple[ClockEvent, ...]
     fds: date | None
+    #: the EpisodeOfCare as the view served it
+    resource: Json = field(default_factory=dict, compare=False, repr=False)
 
 
 def pathway_from(resource: Json, systems: Systems) -> Pathway | None:
@@ -210,6 +215,7 @@ def pathway_from(resource: Json, systems: Systems) -> Pathway | None:
         referral_ids=refs,
         events=tuple(events),
         fds=fds,
+        resource=resource,
     )
 
 

@@ -94,6 +94,8 @@ class PathwayRow:
     referral_ids: tuple[str, ...]
     pidmas_eligible: bool = False
     exclusions: tuple[str, ...] = ()
+    #: the current provider's EpisodeOfCare as the view served it
+    resource: Any = field(default=None, compare=False, repr=False)
 
     @property
     def weeks_waited(self) -> int:
@@ -387,6 +389,7 @@ class Triage:
             next_activity=next_activity,
             fds=next((p.fds for p in group if p.fds), None),
             referral_ids=tuple(r.id for r in linked),
+            resource=current.resource,
         )
 
     async def waiting_list(

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from fhirpy import AsyncFHIRClient
 
-from bcconnect.config import PathSettings, Settings
+from bcconnect.cli.serve_cmd import serve_api
+from bcconnect.config import ApiSettings, AuthSettings, PathSettings, Settings, StoreSettings
 from bcconnect.ingest import sync_adapters
+from bcconnect.security import LocalIssuer, ensure_local_issuer
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
 from bcconnect_sandbox import NoiseSettings, SandboxSettings, running_sandboxes
@@ -32,6 +37,8 @@ class SyncedWorld:
 
     store: Store
     view: View
+    store_url: str
+    data_dir: Path
     rtt: list[dict[str, str]]
     referrals: list[dict[str, str]]
     as_of: date
@@ -42,16 +49,17 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def synced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SyncedWorld]:
-    """The world synced into SQLite through the real adapters and mappings (once per module)."""
+    """The world synced into SQLite through the real adapters and mappings (once for these tests)."""
     tmp = tmp_path_factory.mktemp("triage-world")
-    async with open_store(f"sqlite:///{tmp / 'store.db'}") as store:
+    store_url = f"sqlite:///{tmp / 'store.db'}"
+    async with open_store(store_url) as store:
         async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as world:
             await world.deliver_hl7()
             configs, environ = world_adapters(world, hl7_drop_dir=tmp / "drop")
@@ -60,6 +68,49 @@ async def synced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sync
             assert all(r.ok and r.quarantined == 0 for r in reports), [r.as_dict() for r in reports]
             world.write_referral_truth(tmp)
         view = View(store, default_count=100, max_count=1000)
-        yield SyncedWorld(
-            store, view, _read(tmp / "rtt_truth.csv"), _read(tmp / "referral_truth.csv"), WORLD.now.date()
-        )
+        rtt, referrals = _read(tmp / "rtt_truth.csv"), _read(tmp / "referral_truth.csv")
+        yield SyncedWorld(store, view, store_url, tmp, rtt, referrals, WORLD.now.date())
+
+
+@dataclass
+class Served:
+    base: str
+    issuer: LocalIssuer
+    world: SyncedWorld
+
+    def token(self, scopes: str = "user/*.rs") -> str:
+        return self.issuer.issue(scopes=scopes, user="555123456789", org="RL4", role="R8000")
+
+    def client(self, scopes: str = "user/*.rs") -> AsyncFHIRClient:
+        return AsyncFHIRClient(f"{self.base}/fhir", authorization=f"Bearer {self.token(scopes)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="package")
+async def served(synced: SyncedWorld) -> AsyncIterator[Served]:
+    """`bcconnect serve` (security, audit, pages) over the synced store on a free loopback port."""
+    issuer = ensure_local_issuer(synced.data_dir / "keys")
+    port = _free_port()
+    settings = Settings(
+        store=StoreSettings(url=synced.store_url),
+        api=ApiSettings(host="127.0.0.1", port=port, default_count=20, max_count=200),
+        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
+        root=synced.data_dir,
+    )
+    ready = anyio.Event()
+
+    async def on_ready() -> None:
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: serve_api(settings, store=synced.store, on_ready=on_ready))
+        with anyio.fail_after(30):
+            await ready.wait()
+        yield Served(f"http://127.0.0.1:{port}", issuer, synced)
+        group.cancel_scope.cancel()

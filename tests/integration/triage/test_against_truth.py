@@ -1,7 +1,7 @@
-"""Worklist, waiting list and mutual aid against the sandbox's ground truth (real adapters, mappings, store).
+"""Worklist, waiting list and mutual aid against the sandbox's ground truth (real adapters, mappings, store),
+across all four trusts and dialects (RBK's pathways arrive as HL7 ZRT^Z01, its appointments as SIU).
 
-RBK's HL7 feed carries referrals (REF^I12) but no RTT pathways, so pathways that touched RBK are outside the
-waiting-list comparison; people who object to sharing are withheld by the view and left out of both sides.
+People who object to sharing are withheld by the view and left out of both sides.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.anyio
 
 
 def _rbk_ppis(world: SyncedWorld) -> set[str]:
-    return {r["ppi"] for r in world.referrals if r["ods_code"] == "RBK"}
+    """Pathways left out of the comparison: none (kept as a seam should a feed stop carrying pathways)."""
+    return set()
 
 
 def _visible(row: dict[str, str]) -> bool:
@@ -28,7 +29,7 @@ def _visible(row: dict[str, str]) -> bool:
 
 
 async def test_waiting_list_matches_the_true_clocks(synced: SyncedWorld) -> None:
-    """Every open pathway the truth knows (outside RBK) is on the list with the true start, provider and wait."""
+    """Every open pathway the truth knows is on the list with the true start, provider and wait."""
     triage = Triage(synced.view)
     rows = await triage.waiting_list(OPEN_ACCESS, as_of=synced.as_of)
     by_ppi = {r.ppi: r for r in rows}
@@ -51,7 +52,7 @@ async def test_waiting_list_matches_the_true_clocks(synced: SyncedWorld) -> None
 
 
 async def test_long_waiter_counts_match_the_truth(synced: SyncedWorld) -> None:
-    """Per trust and TFC, the counts past 52 weeks and the list size equal the truth's (outside RBK)."""
+    """Per trust and TFC, the counts past 52 weeks and the list size equal the truth's (all four trusts)."""
     triage = Triage(synced.view)
     summary = {(s.trust, s.tfc): s for s in await triage.summary(OPEN_ACCESS, as_of=synced.as_of)}
     excluded = _rbk_ppis(synced)
@@ -92,7 +93,7 @@ async def test_worklist_is_exactly_the_referrals_awaiting_triage(synced: SyncedW
 
 async def test_mutual_aid_finds_the_pidmas_cohort(synced: SyncedWorld) -> None:
     """PIDMAS-eligible = routine, > 40 weeks, nothing booked within 8 weeks, adult, not transferred — the
-    truth's set (outside RBK), each offered only providers with a shorter current wait for the TFC."""
+    truth's set, each offered only providers with a shorter current wait for the TFC."""
     triage = Triage(synced.view)
     offers = await triage.mutual_aid(OPEN_ACCESS, as_of=synced.as_of)
     horizon = synced.as_of + timedelta(weeks=8)

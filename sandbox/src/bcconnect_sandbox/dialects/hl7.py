@@ -217,7 +217,39 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
             pid,
             segment("NTE", "1", "", escape(f"Referral to {fact.network.name} & review | priority {fact.priority}")),
         )
+    elif isinstance(fact, Referral) and record.kind == "appointment" and fact.appointment_start is not None:
+        if event != "delete":
+            trigger, structure, sch, ais = _appointment(record, fact)
+            emit(trigger, structure, sch, pid, ais)
+    elif isinstance(fact, Referral) and record.kind == "pathway" and event != "delete":
+        start = fact.clock_start if fact.transferred_in and fact.clock_start else (fact.received or fact.authored)
+        end = fact.transferred_out or fact.clock_stop
+        status = "STOPPED" if end else "TRIAGE" if fact.triage == "awaiting" else "WAITING"
+        zrp = segment(
+            "ZRP", record.id, fact.ppi, record.refs[0], fact.network.tfc or "", dt(start), dt(end) if end else "",
+            status, dt(fact.fds) if fact.fds else "",
+        )  # fmt: skip
+        events = [segment("ZRE", str(n + 1), code, dt(day)) for n, (day, code) in enumerate(fact.events)]
+        emit("ZRT^Z01", "ZRT_Z01", pid, zrp, *events)
     return out
+
+
+def _appointment(record: Record, fact: Referral) -> tuple[str, str, str, str]:
+    """SIU trigger and the SCH and AIS segments of a clinic appointment (S12 booked, S14 attended, S15
+    cancelled with the canceller in SCH-6, S26 no-show); SCH-26 names the referral (RF1-6)."""
+    assert fact.appointment_start is not None
+    status = record.status or fact.appointment_status or "booked"
+    trigger = {"booked": "SIU^S12", "cancelled": "SIU^S15", "noshow": "SIU^S26"}.get(status, "SIU^S14")
+    fields = [""] * 26
+    fields[1] = record.id
+    if status == "cancelled" and fact.cancelled_by:
+        fields[5] = {"patient": "PAT", "provider": "PROV"}[fact.cancelled_by]
+    fields[10] = f"^^^{ts(fact.appointment_start)}"
+    fields[24] = {"booked": "Booked", "fulfilled": "Complete", "cancelled": "Cancelled", "noshow": "Noshow"}[status]
+    fields[25] = record.refs[0]
+    sch = segment("SCH", *fields)
+    ais = segment("AIS", "1", "", f"{fact.network.tfc or ''}^{escape(fact.network.name)}")
+    return trigger, "SIU_S12", sch, ais
 
 
 def _results(record: Record, obs: Observation, event: str) -> list[str]:
