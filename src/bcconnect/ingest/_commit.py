@@ -145,6 +145,14 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     origin: dict[int, str] = {}
     guarded: list[tuple[str, str, str]] = []
     stale: set[str] = set()
+    # within one batch the newest source record of a resource wins too (a page may carry an older message after a
+    # newer one): it counts as what is stored when the older one is weighed
+    for p in prepared:
+        when = times[id(p)]
+        if when is not None:
+            for r in p.resources:
+                key = (r["resourceType"], r["id"])
+                stored[key] = max(stored.get(key, ""), when)
     for p in prepared:
         when = times[id(p)]
         kept = [r for r in p.resources if when is None or stored.get((r["resourceType"], r["id"]), "") <= when]

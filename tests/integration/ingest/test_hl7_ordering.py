@@ -94,3 +94,19 @@ async def test_in_order_delivery_still_applies_both(store: Store) -> None:
     discharge = _message("A03", sent="20261029000005", control_id="MSG10")
     encounter = await _apply(store, discharge)
     assert encounter["status"] == "finished"
+
+
+async def test_an_older_message_later_in_the_same_page_does_not_win(store: Store) -> None:
+    """Within one page the newest message of a resource wins too: a transfer sent before the discharge but
+    delivered after it in the same batch (a resend) leaves the Encounter finished."""
+    mapping_set = load_mapping_set(MAPPINGS / "rbk-hl7v2")
+    admit = _message("A01", sent="20261029000004", control_id="MSG0")
+    discharge = _message("A03", sent="20261029000005", control_id="MSG10")
+    transfer = _message("A02", sent="20261029000005", control_id="MSG9", ward="WARD9")
+    page = Page((admit, discharge, transfer), (), "c0")
+    await process_page(page, config=CONFIG, store=store, mapping_set=mapping_set)
+    encounter_id = resource_id(source_system("RBK"), "Encounter", VISIT)
+    stored = await store.read(lambda tx: read_current(tx, "Encounter", encounter_id))
+    assert stored is not None
+    assert stored.body is not None
+    assert orjson.loads(stored.body)["status"] == "finished"
