@@ -9,6 +9,7 @@ Every error names the file, the key and what was expected.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -128,6 +129,21 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Prometheus metrics, health and readiness endpoints of the API server.
+
+    ``port = 0`` serves ``path`` on the API's own port; another port runs a separate listener (for a
+    scraper on a management network). Scrapes are unauthenticated, so they are answered only for clients in
+    ``allow_networks`` (loopback by default); everyone else gets 403.
+    """
+
+    enabled: bool = True
+    path: str = "/metrics"
+    port: int = 0
+    allow_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
@@ -153,6 +169,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)
@@ -348,6 +365,7 @@ _NESTED: dict[str, type[Any]] = {
     "AuthSettings": AuthSettings,
     "SecuritySettings": SecuritySettings,
     "LoggingSettings": LoggingSettings,
+    "MetricsSettings": MetricsSettings,
     "PathSettings": PathSettings,
     "SourceAuthSettings": SourceAuthSettings,
     "FetchSettings": FetchSettings,
@@ -356,9 +374,14 @@ _NESTED: dict[str, type[Any]] = {
 }
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay ``BCCONNECT_<SECTION>_<KEY>`` variables onto the engine's TOML tables."""
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Overlay ``BCCONNECT_<SECTION>_<KEY>`` variables onto the engine's TOML tables.
+
+    Returns the merged tables and, for each overridden ``section.key``, the variable that set it (so an error
+    in its value names the variable, not the file).
+    """
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    origins: dict[str, str] = {}
     sections = {f.name for f in fields(Settings) if f.name not in ("root", "source_file")}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
@@ -369,7 +392,8 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, An
             table = merged.setdefault(section, {})
             if isinstance(table, dict):
                 table[key] = value
-    return merged
+                origins[f"{section}.{key}"] = name
+    return merged, origins
 
 
 def load_settings(
@@ -386,11 +410,18 @@ def load_settings(
         raise ConfigError("file not found", file=str(config_path))
     else:
         data, root, source = {}, Path.cwd(), None
-    data = _apply_env(data, env)
+    data, origins = _apply_env(data, env)
     label = str(config_path) if source else "environment"
-    settings = _build(Settings, data, file=label, prefix="")
-    settings = replace(settings, root=root, source_file=source)
-    _check_settings(settings, label)
+    try:
+        settings = _build(Settings, data, file=label, prefix="")
+        settings = replace(settings, root=root, source_file=source)
+        _check_settings(settings, label)
+    except ConfigError as exc:
+        variable = origins.get(exc.key or "")
+        if variable is None:
+            raise
+        # the bad value came from the environment: say so, and do not blame the file
+        raise ConfigError(f"the environment variable {variable} is invalid: {exc.detail}") from None
     return settings
 
 
@@ -402,6 +433,21 @@ def _check_settings(settings: Settings, label: str) -> None:
         raise ConfigError(f"expected a TCP port 1–65535, got {settings.api.port}", file=label, key="api.port")
     if not 0 < settings.api.default_count <= settings.api.max_count:
         raise ConfigError("expected 0 < default_count <= max_count", file=label, key="api.default_count")
+    if not 0 <= settings.metrics.port < 65536:
+        raise ConfigError(
+            f"expected 0 (the API's port) or 1–65535, got {settings.metrics.port}", file=label, key="metrics.port"
+        )
+    if not settings.metrics.path.startswith("/"):
+        raise ConfigError(
+            f"expected a path starting with '/', got {settings.metrics.path!r}", file=label, key="metrics.path"
+        )
+    for network in settings.metrics.allow_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"expected IP networks like '10.0.0.0/8', got {network!r}", file=label, key="metrics.allow_networks"
+            ) from None
     if settings.logging.format not in ("auto", "json", "console"):
         raise ConfigError(
             f"expected 'auto', 'json' or 'console', got {settings.logging.format!r}",

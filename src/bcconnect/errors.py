@@ -72,6 +72,8 @@ class ConfigError(BcconnectError):
         super().__init__(f"{where}: {message}" if where else message)
         self.file = file
         self.key = key
+        #: what is wrong, without where
+        self.detail = message
 
 
 class UsageError(BcconnectError):

@@ -60,9 +60,31 @@ def test_a_bad_value_names_file_key_and_expectation(tmp_path: Path, text: str, k
 
 
 def test_a_bad_environment_value_is_reported_too(tmp_path: Path) -> None:
-    """An override that does not convert names its key like a file value would."""
-    with pytest.raises(ConfigError, match=r"'api\.port'.*expected int"):
+    """An override that does not convert names the environment variable and what was expected."""
+    with pytest.raises(ConfigError, match=r"environment variable BCCONNECT_API_PORT is invalid: expected int"):
         load_settings(tmp_path / "absent.toml", environ={"BCCONNECT_API_PORT": "http"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BCCONNECT_API_PORT", "http", "expected int"),
+        ("BCCONNECT_API_PORT", "99999", "expected a TCP port"),
+        ("BCCONNECT_STORE_URL", "mysql://x", "expected a sqlite"),
+        ("BCCONNECT_API_PROT", "8080", "unknown key"),
+    ],
+)
+def test_a_bad_environment_value_is_not_blamed_on_the_file(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    """The file is fine; the variable is wrong: the message names the variable and never the file."""
+    cfg = _write(tmp_path / "bcconnect.toml", "[api]\nport = 8080\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg, environ={variable: value})
+    message = str(caught.value)
+    assert f"environment variable {variable}" in message
+    assert expected in message
+    assert str(cfg) not in message
 
 
 def test_toml_syntax_errors_name_the_file(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "bcconnect"
 RANK: dict[str, int] = {
     "cli": 100,
     "api": 90,
+    "ops": 85,
     "triage": 90,
     "view": 80,
     "ingest": 80,
@@ -30,6 +31,7 @@ RANK: dict[str, int] = {
     "hl7v2": 30,
     "config": 10,
     "logging": 10,
+    "metrics": 10,
     "errors": 5,
 }
 #: packages that may import only these modules of the engine

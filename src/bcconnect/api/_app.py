@@ -126,6 +126,10 @@ class FhirApp:
         try:
             found = route(request.method, request.path)
             interaction = found.interaction
+            # the operations layer wrapped around this app labels its request metrics with the interaction
+            observed = scope.get("bcconnect.observed")
+            if isinstance(observed, dict):
+                observed["interaction"] = interaction
             if request.method == "POST":
                 request = replace(request, body=await _read_body(receive, limit=MAX_BODY_BYTES))
             check_format(request.param("_format"), request.header("accept"))

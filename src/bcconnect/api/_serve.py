@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import uvicorn
 
-from bcconnect.api._app import Authenticate, RequestCompleteHook, create_app, ignore_completion, open_access
+from bcconnect.api._app import (
+    Authenticate,
+    FhirApp,
+    RequestCompleteHook,
+    create_app,
+    ignore_completion,
+    open_access,
+)
 from bcconnect.config import Settings
 from bcconnect.view import View
 
@@ -19,13 +27,17 @@ def make_server(
     authenticate: Authenticate = open_access,
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
+    wrap: Callable[[FhirApp], Any] | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app on ``settings.api.host:port`` (not started)."""
+    """A uvicorn server for the app on ``settings.api.host:port`` (not started).
+
+    ``wrap`` puts an outer ASGI layer around the FHIR app (the operations layer: ids, metrics, probes).
+    """
     app = create_app(
         settings, view, authenticate=authenticate, on_request_complete=on_request_complete, page_key=page_key
     )
     config = uvicorn.Config(
-        app,
+        wrap(app) if wrap is not None else app,
         host=settings.api.host,
         port=settings.api.port,
         lifespan="on",

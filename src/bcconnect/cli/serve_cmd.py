@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 import anyio
 
-from bcconnect.api import make_server
+from bcconnect.api import FhirApp, make_server
 from bcconnect.api._security import security_hooks
 from bcconnect.cli.common import SubParsers, settings_from
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
+from bcconnect.ops import OpsApp, readiness_checks, store_scrape
 from bcconnect.security import SecurityGate
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
@@ -40,8 +43,12 @@ async def serve_api(
     store: Store,
     allow_no_auth: bool = False,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    listening: Sequence[socket.socket] = (),
 ) -> None:
-    """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts."""
+    """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts.
+
+    ``listening``: sockets bound beforehand by :func:`listen_all` (closed here on exit); bound here if empty.
+    """
     if settings.auth.mode is AuthMode.NONE and not allow_no_auth:
         raise UsageError("auth mode is 'none' in the configuration: start with --no-auth to confirm it")
     gate = SecurityGate.from_settings(settings, store, allow_no_auth=allow_no_auth)
@@ -56,16 +63,63 @@ async def serve_api(
         source_ods={a.name: a.ods_code for a in adapters},
         staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
     )
-    server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete)
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        while not server.started:
-            if server.should_exit:
-                return
-            await anyio.sleep(0.02)
-        log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
-        if on_ready is not None:
-            await on_ready()
+    checks = readiness_checks(store, keys_ready=gate.authenticator.keys_ready)
+    scrape = store_scrape(
+        store,
+        ods_codes={a.name: a.ods_code for a in adapters},
+        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+    )
+
+    def wrap(app: FhirApp) -> OpsApp:
+        return OpsApp(app, metrics_settings=settings.metrics, checks=checks, scrape=scrape)
+
+    server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete, wrap=wrap)
+    sockets = list(listening) if listening else listen_all(settings)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(partial(server.serve, sockets=sockets))
+            while not server.started:
+                if server.should_exit:
+                    return
+                await anyio.sleep(0.02)
+            log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
+            if on_ready is not None:
+                await on_ready()
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def listen_all(settings: Settings) -> list[socket.socket]:
+    """The server's listening sockets: the API port, and the metrics port when it has its own.
+
+    Bound before any work starts, so a busy port is one clear error up front (not after a sync).
+    With a metrics port, one server has two listeners: the ops layer answers /metrics only on the metrics
+    port, and FHIR only on the API's.
+    """
+    sockets = [listen(settings.api.host, settings.api.port)]
+    if settings.metrics.enabled and settings.metrics.port:
+        try:
+            sockets.append(listen(settings.api.host, settings.metrics.port))
+        except UsageError:
+            sockets[0].close()
+            raise
+    return sockets
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; UsageError (one sentence, exit 2) when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ Each page is committed in one transaction together with its cursor (see ``_commi
 from bcconnect.ingest._daemon import mllp_sink, run_daemon
 from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
 from bcconnect.ingest._report import PageCounts, SyncReport
-from bcconnect.ingest._runs import RunSummary, summarise
+from bcconnect.ingest._runs import RunSummary, RunTotals, run_totals, summarise, watermark_of
 from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
@@ -20,6 +20,7 @@ __all__ = [
     "RemapReport",
     "ReplayResult",
     "RunSummary",
+    "RunTotals",
     "SweepReport",
     "SyncReport",
     "mllp_sink",
@@ -28,8 +29,10 @@ __all__ = [
     "replay_quarantined",
     "resolve_adapter",
     "run_daemon",
+    "run_totals",
     "summarise",
     "sweep_deletes",
     "sync_adapter",
     "sync_adapters",
+    "watermark_of",
 ]

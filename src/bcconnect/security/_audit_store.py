@@ -127,6 +127,12 @@ def search_audit_events(tx: Tx, *, patient: str, count: int = 50, offset: int = 
     return [(r[0] if isinstance(r[0], str) else bytes(r[0]).decode("utf-8")).encode("utf-8") for r in rows]
 
 
+def audit_chain_head(tx: Tx) -> tuple[int, str]:
+    """The sequence number and hash of the newest link of the chain (0 and the genesis hash when empty)."""
+    row = tx.query_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+
+
 def count_audit_events(tx: Tx) -> int:
     """How many events the trail holds."""
     row = tx.query_one("SELECT COUNT(*) FROM audit_events")

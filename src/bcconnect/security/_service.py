@@ -143,6 +143,7 @@ class SecurityGate:
         remote_address: str | None = None,
         detail: str | None = None,
         owner: object | None = None,
+        request_id: str | None = None,
     ) -> str:
         """Write this request's AuditEvent durably; returns its id. Call it for every request, refused or not.
 
@@ -179,6 +180,7 @@ class SecurityGate:
             remote_address=remote_address,
             patients=tuple(sorted(set(patients))),
             detail=detail,
+            request_id=request_id,
         )
         event_id = str(uuid.uuid4())
         event = build_audit_event(record, event_id=event_id)

@@ -57,7 +57,7 @@ from bcconnect.store._resources import (
     read_version,
 )
 from bcconnect.store._search import EverythingQuery, SearchPage, everything, search
-from bcconnect.store._store import Store, open_store
+from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "EverythingQuery",
     "LandedRecord",
     "MigrationStatus",
+    "PoolStats",
     "QuarantineEntry",
     "QuarantineRecord",
     "RawRecordLike",
@@ -79,6 +80,7 @@ __all__ = [
     "count_open_quarantine",
     "current_t",
     "cursor_updated_at",
+    "database_size_bytes",
     "delete_resource",
     "everything",
     "get_cursor",

@@ -16,6 +16,7 @@ from bcconnect.view._freshness import (
     SourceFreshness,
     freshness_extension,
     freshness_header,
+    source_freshness,
 )
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
@@ -36,4 +37,5 @@ __all__ = [
     "View",
     "freshness_extension",
     "freshness_header",
+    "source_freshness",
 ]
