@@ -26,7 +26,7 @@ from bcconnect.mapping import MappingContext, MappingSet, load_mapping_set
 from bcconnect_sandbox.generate import generate_to_directory
 from bcconnect_sandbox.settings import SandboxSettings
 
-SETS = {"RL4": "fhir-ukcore", "RXK": "rxk-fhir", "RNA": "rna-json", "RBK": "rbk-hl7v2"}
+SETS = {"RL4": "rl4-fhir", "RXK": "rxk-fhir", "RNA": "rna-json", "RBK": "rbk-hl7v2"}
 SYSTEMS = {
     "RL4": "https://fhir.rl4.nhs.uk",
     "RXK": "https://fhir.rxk.nhs.uk",

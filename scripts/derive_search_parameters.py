@@ -90,7 +90,10 @@ def main(source: Path) -> None:
     bundle = json.loads((source / "search-parameters.json").read_text(encoding="utf-8"))
     compartment = json.loads((source / "CompartmentDefinition-patient.json").read_text(encoding="utf-8"))
     params: dict[str, dict[str, Any]] = {t: {} for t in (*TYPES, "Resource")}
-    for entry in bundle["entry"]:
+    # the bundle carries examples (``example-reference`` says Condition.subject targets Organization) that share
+    # codes with the real definitions: real ones first, an experimental one only for a code nothing else defines
+    entries = sorted(bundle["entry"], key=lambda e: bool(e["resource"].get("experimental")))
+    for entry in entries:
         sp = entry["resource"]
         if sp["type"] not in SEARCHABLE or not sp.get("expression"):
             continue
@@ -102,6 +105,10 @@ def main(source: Path) -> None:
             else:
                 continue
             if expression:
+                if sp["code"] in params[base]:
+                    if sp.get("experimental"):
+                        continue
+                    raise SystemExit(f"{base}.{sp['code']} is defined twice ({sp['url']}): refusing to guess")
                 params[base][sp["code"]] = {
                     "type": sp["type"],
                     "expression": expression,

@@ -227,6 +227,27 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdSettings:
+    """When a sync that ran to the end is still reported DEGRADED (exit status 3), not ok.
+
+    Defaults: any Patient record quarantined, or more than 1% of the fetched records quarantined, or held
+    resources (clinical resources waiting for their Patient) above 1% of the fetched records.
+    """
+
+    max_patients_quarantined: int = 0
+    max_quarantine_rate: float = 0.01
+    max_held_rate: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierSettings:
+    """The trust's own identifier systems, for a generic mapping set (all optional)."""
+
+    #: the system of the trust's medical record number; that identifier is also kept as the trust's MRN
+    mrn_system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hl7Settings:
     """HL7 v2 intake: an MLLP listener, or a directory files are dropped into."""
 
@@ -251,6 +272,8 @@ class AdapterConfig:
     auth: SourceAuthSettings = field(default_factory=SourceAuthSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    identifiers: IdentifierSettings = field(default_factory=IdentifierSettings)
     hl7v2: Hl7Settings = field(default_factory=Hl7Settings)
     #: the file this was read from
     source_file: Path | None = None
@@ -371,6 +394,8 @@ _NESTED: dict[str, type[Any]] = {
     "FetchSettings": FetchSettings,
     "BreakerSettings": BreakerSettings,
     "Hl7Settings": Hl7Settings,
+    "ThresholdSettings": ThresholdSettings,
+    "IdentifierSettings": IdentifierSettings,
 }
 
 

@@ -49,7 +49,7 @@ INGEST_PAGES: Final = Counter(
 )
 INGEST_SYNCS: Final = Counter(
     "bcconnect_ingest_syncs_total",
-    "Sync runs finished by this process, by adapter and result (ok or failed)",
+    "Sync runs finished by this process, by adapter and result (ok, degraded or failed)",
     ["adapter", "result"],
 )
 BREAKER_STATE: Final = Gauge(

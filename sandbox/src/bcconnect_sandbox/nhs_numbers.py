@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from typing import Final
 
-from bcconnect.fhir.nhs_number import check_digit
+from bcconnect_sandbox.wire import check_digit
 
 _SPACE: Final = 1_000_000
 # multiplier coprime to 10**6: a bijection of the prefixes that scatters neighbouring indices

@@ -11,7 +11,8 @@ UNPARSED_HL7 = "hl7v2"
 
 
 def hl7_record(payload: bytes) -> tuple[Message | None, RawRecord | RawReject]:
-    """Parse enough to key the message: ``source_key`` is ``"<MSH-4>|<MSH-10>"``, ``record_type`` MSH-9.
+    """Parse enough to key the message: ``source_key`` is ``"<MSH-4>|<MSH-10>"``, ``record_type`` MSH-9,
+    ``version`` the sender's sequence number (MSH-13) when it sends one, ``last_updated`` MSH-7 as sent.
 
     An unparseable message becomes a :class:`RawReject` whose reason is the parser's message, so it is kept.
     """
@@ -26,7 +27,7 @@ def hl7_record(payload: bytes) -> tuple[Message | None, RawRecord | RawReject]:
         record_type=message.message_type,
         source_key=f"{facility}|{message.control_id}",
         payload=payload,
-        version=None,
+        version=(message.msh.get("13") or "").strip() or None,
         last_updated=message.timestamp,
     )
     return message, record

@@ -31,6 +31,7 @@ from bcconnect.api._app import (
     open_access,
 )
 from bcconnect.api._http import Request, Response
+from bcconnect.api._security import security_hooks
 from bcconnect.api._serve import make_server, serve
 from bcconnect.view import OPEN_ACCESS, AccessContext
 
@@ -46,5 +47,6 @@ __all__ = [
     "ignore_completion",
     "make_server",
     "open_access",
+    "security_hooks",
     "serve",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
@@ -36,6 +36,8 @@ Send = Callable[[Message], Awaitable[None]]
 Authenticate = Callable[[Request], Awaitable[AccessContext]]
 #: ``on_request_complete(request, access, status, patients)``; access is None when authentication failed
 RequestCompleteHook = Callable[[Request, AccessContext | None, int, frozenset[str]], Awaitable[None]]
+#: another ASGI app served beside the endpoint below a path prefix (the web pages at ``/app``)
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def open_access(request: Request) -> AccessContext:
@@ -60,8 +62,10 @@ class FhirApp:
         authenticate: Authenticate,
         on_request_complete: RequestCompleteHook,
         page_key: bytes,
+        mounts: Mapping[str, AsgiApp] | None = None,
     ) -> None:
         self.settings = settings
+        self.mounts = {"/" + k.strip("/"): v for k, v in (mounts or {}).items()}
         self.view = view
         self.authenticate = authenticate
         self.on_request_complete = on_request_complete
@@ -72,6 +76,11 @@ class FhirApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            path: str = scope.get("path", "/")
+            for prefix, mounted in self.mounts.items():
+                if path == prefix or path.startswith(prefix + "/"):
+                    await mounted(scope, receive, send)
+                    return
             await self._http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -198,12 +207,13 @@ def create_app(
     authenticate: Authenticate = open_access,
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
+    mounts: Mapping[str, AsgiApp] | None = None,
 ) -> FhirApp:
     """The FHIR endpoint as an ASGI app.
 
     ``view``: serve this view (tests, or a caller that manages the store); otherwise the lifespan opens the
     store at ``settings.store.url``. ``page_key`` signs page tokens (random per process unless given; replicas
-    must share one).
+    must share one). ``mounts``: other ASGI apps served below a path prefix (``{"/app": pages}``).
     """
     return FhirApp(
         settings,
@@ -211,4 +221,5 @@ def create_app(
         authenticate=authenticate,
         on_request_complete=on_request_complete,
         page_key=page_key or secrets.token_bytes(32),
+        mounts=mounts,
     )

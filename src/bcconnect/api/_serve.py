@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import uvicorn
 
 from bcconnect.api._app import (
+    AsgiApp,
     Authenticate,
     FhirApp,
     RequestCompleteHook,
@@ -27,6 +28,7 @@ def make_server(
     authenticate: Authenticate = open_access,
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
+    mounts: Mapping[str, AsgiApp] | None = None,
     wrap: Callable[[FhirApp], Any] | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for the app on ``settings.api.host:port`` (not started).
@@ -34,7 +36,12 @@ def make_server(
     ``wrap`` puts an outer ASGI layer around the FHIR app (the operations layer: ids, metrics, probes).
     """
     app = create_app(
-        settings, view, authenticate=authenticate, on_request_complete=on_request_complete, page_key=page_key
+        settings,
+        view,
+        authenticate=authenticate,
+        on_request_complete=on_request_complete,
+        page_key=page_key,
+        mounts=mounts,
     )
     config = uvicorn.Config(
         wrap(app) if wrap is not None else app,

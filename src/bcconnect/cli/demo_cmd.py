@@ -37,7 +37,7 @@ from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
 
 #: mapping set and adapter kind of each simulated trust
 DEMO_TRUSTS: dict[str, tuple[SourceKind, str]] = {
-    "RL4": (SourceKind.FHIR_API, "fhir-ukcore"),
+    "RL4": (SourceKind.FHIR_API, "rl4-fhir"),
     "RXK": (SourceKind.FHIR_API, "rxk-fhir"),
     "RNA": (SourceKind.JSON_API, "rna-json"),
     "RBK": (SourceKind.HL7V2, "rbk-hl7v2"),
@@ -49,7 +49,7 @@ def find_mappings_dir() -> Path:
     """The mapping sets shipped with bcconnect: ``./mappings`` or the project folder's."""
     candidates = [Path.cwd() / "mappings", Path(__file__).resolve().parents[3] / "mappings"]
     for candidate in candidates:
-        if (candidate / "fhir-ukcore").is_dir():
+        if (candidate / "rl4-fhir").is_dir():
             return candidate
     raise UsageError("cannot find the mapping sets (a 'mappings' folder); run the demo from the project folder")
 
@@ -225,6 +225,7 @@ def _demo(args: argparse.Namespace) -> int:
                     base = f"http://127.0.0.1:{args.port}/fhir"
                     nhs = await _an_nhs_number(store)
                     print(f"\nFHIR endpoint: {base}   (ready in {time.perf_counter() - started:.1f}s)")
+                    print(f"web pages:     http://127.0.0.1:{args.port}/app/   (sign in with the token below)")
                     print(f"configuration: {config_path}")
                     print("\nTry:")
                     print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/metadata')

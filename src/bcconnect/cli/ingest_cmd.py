@@ -24,12 +24,13 @@ from bcconnect.ingest import (
     summarise,
     sweep_deletes,
     sync_adapters,
+    watermark_of,
 )
-from bcconnect.ingest._runs import watermark_of
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
     Store,
     get_quarantine,
+    is_stale,
     iter_current,
     list_quarantine,
     open_store,
@@ -101,13 +102,18 @@ def _adapters(settings: Settings, only: str | None = None) -> list[AdapterConfig
     return configs
 
 
+#: exit status of ``sync`` when every run reached the end but one is DEGRADED (failures exit 1)
+EXIT_DEGRADED = 3
+
+
 def _print_report(report: SyncReport) -> None:
-    verdict = "ok" if report.ok else f"FAILED: {report.error}"
+    verdict = {"OK": "ok", "FAILED": f"FAILED: {report.error}", "DEGRADED": f"DEGRADED: {report.degraded}"}
+    held = f"; held {report.held}, released {report.released}" if report.held or report.released else ""
     print(
         f"{report.adapter}: fetched {report.fetched} = new {report.new} + changed {report.changed}"
         f" + unchanged {report.unchanged} + quarantined {report.quarantined}"
-        f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted};"
-        f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict}"
+        f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted}{held};"
+        f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict[report.status]}"
     )
 
 
@@ -148,7 +154,9 @@ def _sync(args: argparse.Namespace) -> int:
     ok = all(r.ok and r.balanced for r in reports)
     if ok and args.reconcile_deletes:
         anyio.run(partial(_sweep, settings, [c for c in configs if c.kind is SourceKind.FHIR_API]))
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    return EXIT_DEGRADED if any(r.status == "DEGRADED" for r in reports) else 0
 
 
 async def _sweep(settings: Settings, configs: Sequence[AdapterConfig]) -> None:
@@ -179,10 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lag(instant: str | None, now: datetime) -> str:
-    if instant is None:
+def _lag(seconds: float | None) -> str:
+    if seconds is None:
         return "never"
-    seconds = (now - datetime.fromisoformat(instant)).total_seconds()
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
@@ -196,10 +203,8 @@ def _status(args: argparse.Namespace) -> int:
             now = datetime.now(UTC)
             for config in configs:
                 summary = await store.read(partial(summarise, adapter=config.name))
-                stale = summary.last_success is None or (
-                    (now - datetime.fromisoformat(summary.last_success)).total_seconds()
-                    > config.staleness_limit_seconds
-                )
+                # the same definition of stale the view states on every response (one source, one rule)
+                age, stale = is_stale(summary.cursor_updated_at, config.staleness_limit_seconds, now)
                 rows.append(
                     {
                         "adapter": config.name,
@@ -207,11 +212,15 @@ def _status(args: argparse.Namespace) -> int:
                         "kind": config.kind.value,
                         "last_success": summary.last_success,
                         "watermark": watermark_of(summary.cursor),
-                        "lag": _lag(summary.last_success, now),
+                        "last_sync": summary.cursor_updated_at,
+                        "lag": _lag(age),
                         "stale": stale,
                         "error_rate": round(summary.error_rate, 3),
                         "last_error": summary.last_error,
                         "quarantine_depth": summary.quarantine_depth,
+                        "held": summary.held,
+                        "last_status": summary.last_status,
+                        "last_detail": summary.last_detail,
                     }
                 )
             return rows
@@ -220,20 +229,25 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
-    header = ("adapter", "ods", "last success", "watermark", "lag", "error rate", "quarantine")
+    header = ("adapter", "ods", "last run", "last success", "watermark", "lag", "error rate", "quarantine", "held")
     table = [
         (
             str(r["adapter"]),
             str(r["ods_code"]),
+            str(r["last_status"] or "never"),
             str(r["last_success"] or "never"),
             str(r["watermark"] or "-"),
             str(r["lag"]) + (" STALE" if r["stale"] else ""),
             f"{float(str(r['error_rate'])):.0%}",
             str(r["quarantine_depth"]),
+            str(r["held"]),
         )
         for r in rows
     ]
     _print_table(header, table)
+    for r in rows:
+        if r["last_status"] in ("DEGRADED", "FAILED"):
+            print(f"{r['adapter']}: last run {r['last_status']}: {r['last_detail']}")
     return 0
 
 

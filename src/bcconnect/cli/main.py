@@ -21,6 +21,7 @@ Registrar = Callable[["common.SubParsers[argparse.ArgumentParser]"], None]
 def _registrars() -> list[Registrar]:
     # Imported here so `bcconnect --version` stays fast and one command's imports never slow another's parse.
     from bcconnect.cli import (
+        conformance_cmd,
         db_cmd,
         demo_cmd,
         ingest_cmd,
@@ -40,6 +41,7 @@ def _registrars() -> list[Registrar]:
         db_cmd.register,
         mpi_cmd.register,
         security_cmd.register,
+        conformance_cmd.register,
     ]
 
 

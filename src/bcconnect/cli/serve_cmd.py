@@ -10,8 +10,8 @@ from functools import partial
 
 import anyio
 
-from bcconnect.api import FhirApp, make_server
-from bcconnect.api._security import security_hooks
+from bcconnect.api import FhirApp, make_server, security_hooks
+from bcconnect.app import GatePageGuard, PagesApp, standard_pages
 from bcconnect.cli.common import SubParsers, settings_from
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
@@ -22,6 +22,9 @@ from bcconnect.store import Store, open_store
 from bcconnect.view import View
 
 log = get_logger("bcconnect.serve")
+
+#: where the web pages are served, beside the FHIR endpoint
+PAGES_PREFIX = "/app"
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -73,7 +76,15 @@ async def serve_api(
     def wrap(app: FhirApp) -> OpsApp:
         return OpsApp(app, metrics_settings=settings.metrics, checks=checks, scrape=scrape)
 
-    server = make_server(settings, view=view, authenticate=authenticate, on_request_complete=on_complete, wrap=wrap)
+    pages = PagesApp(standard_pages(view), guard=GatePageGuard(gate, prefix=PAGES_PREFIX), prefix=PAGES_PREFIX)
+    server = make_server(
+        settings,
+        view=view,
+        authenticate=authenticate,
+        on_request_complete=on_complete,
+        mounts={PAGES_PREFIX: pages},
+        wrap=wrap,
+    )
     sockets = list(listening) if listening else listen_all(settings)
     try:
         async with anyio.create_task_group() as group:
@@ -133,7 +144,9 @@ def _serve(args: argparse.Namespace) -> int:
         async with open_store(settings.store_url()) as store:
 
             async def announce() -> None:
-                print(f"FHIR endpoint: http://{settings.api.host}:{settings.api.port}{settings.api.base_path}")
+                root = f"http://{settings.api.host}:{settings.api.port}"
+                print(f"FHIR endpoint: {root}{settings.api.base_path}")
+                print(f"web pages: {root}{PAGES_PREFIX}/")
 
             await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
 

@@ -1,7 +1,8 @@
 """Identifier systems, code systems and organisations that every layer shares.
 
-Values come from the UK Core R4 package and the NHS Data Dictionary (see DOMAIN.md). This module has no
-imports from the rest of the engine, so the sandbox and the conformance runner may use it too.
+Values come from the UK Core R4 package and the NHS Data Dictionary (see DOMAIN.md). Every engine package may
+import this module; the sandbox keeps its own copy of the wire identifiers (``bcconnect_sandbox.wire``), checked
+against these by a test.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import orjson
 
 from bcconnect.fhir.compartment import patient_compartment
 from bcconnect.identity import link_patients
+from bcconnect.ingest._held import drop_held, hold, take_held
 from bcconnect.ingest._ordering import record_source_times, source_order, stored_source_times
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
 from bcconnect.ingest._report import PageCounts
@@ -26,6 +27,7 @@ from bcconnect.store import (
     ResourceWrite,
     Tx,
     add_quarantine,
+    current_ids,
     delete_resource,
     get_cursor,
     land_raw,
@@ -84,6 +86,7 @@ def commit_page(
     for p in prepared.records:
         for resource_type, resource_id in p.deletes:
             deleted += delete_resource(tx, resource_type, resource_id) is not None
+            drop_held(tx, resource_type, resource_id)
             if resource_type in ("Consent", "Flag"):  # what a deleted record said about objection goes too
                 forget_objection_origin(tx, f"{resource_type}/{resource_id}")
     quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
@@ -92,6 +95,9 @@ def commit_page(
     if prepared.cursor:
         set_cursor(tx, adapter, prepared.cursor)
     tally: Mapping[Outcome, int] = _tally(prepared)
+    patient_records = sum(
+        1 for e in [*quarantined, *prepared.rejects] if "Patient" in mapping_set.produces(e.record_type)
+    )
     return PageCounts(
         fetched=prepared.fetched,
         new=tally.get(Outcome.NEW, 0),
@@ -100,6 +106,9 @@ def commit_page(
         quarantined=tally.get(Outcome.QUARANTINED, 0) + len(prepared.rejects),
         deleted=deleted,
         resources_written=written.resources,
+        quarantined_patients=patient_records,
+        held=written.held,
+        released=written.released,
     )
 
 
@@ -109,6 +118,10 @@ class Written:
 
     resources: int
     stale_records: frozenset[str]
+    #: resources kept back because their Patient is neither in the store nor in this batch
+    held: int = 0
+    #: resources held earlier whose Patient this batch wrote, now in the store
+    released: int = 0
 
 
 def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, ods_code: str) -> Written:
@@ -116,12 +129,14 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     and update the objection register from their Consents and Flags — all in the caller's transaction.
 
     A resource last written from a newer source record is left alone (an out-of-order delivery); a record
-    all of whose resources are left alone is reported stale.
+    all of whose resources are left alone is reported stale. A resource whose Patient is neither stored nor
+    written here is held (see ``_held``); resources held for a Patient written here are released with it.
     """
-    times = {id(p): source_order(p.record.last_updated, p.record.source_key) for p in prepared}
+    times = {id(p): source_order(p.record.last_updated, p.record.source_key, p.record.version) for p in prepared}
     keys = [(r["resourceType"], r["id"]) for p in prepared if times[id(p)] for r in p.resources]
     stored = stored_source_times(tx, keys) if keys else {}
     resources: list[dict[str, Any]] = []
+    origin: dict[int, str] = {}
     guarded: list[tuple[str, str, str]] = []
     stale: set[str] = set()
     for p in prepared:
@@ -130,8 +145,12 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         if p.resources and not kept:
             stale.add(p.record.source_key)
         resources += kept
+        origin.update((id(r), p.record.source_key) for r in kept)
         if when is not None:
             guarded += [(r["resourceType"], r["id"], when) for r in kept]
+    resources, held = _hold_orphans(tx, resources, origin, adapter=adapter)
+    released = take_held(tx, [r["id"] for r in resources if r["resourceType"] == "Patient"])
+    resources += [h.body for h in released]
     writes = [
         ResourceWrite(
             resource_type=resource["resourceType"],
@@ -153,7 +172,28 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     put_resources(tx, writes)
     if guarded:
         record_source_times(tx, guarded)
-    return Written(len(writes), frozenset(stale))
+    return Written(len(writes), frozenset(stale), held, len(released))
+
+
+def _hold_orphans(
+    tx: Tx, resources: list[dict[str, Any]], origin: Mapping[int, str], *, adapter: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Split off the resources whose Patient is neither written in this batch nor current in the store."""
+    here = {r["id"] for r in resources if r["resourceType"] == "Patient"}
+    wanted = {
+        id(r): pid
+        for r in resources
+        if r["resourceType"] != "Patient" and (pid := patient_compartment(r)) is not None and pid not in here
+    }
+    if not wanted:
+        return resources, 0
+    present = current_ids(tx, "Patient", wanted.values())
+    orphans = [(r, wanted[id(r)]) for r in resources if id(r) in wanted and wanted[id(r)] not in present]
+    if not orphans:
+        return resources, 0
+    hold(tx, [(r, adapter, origin.get(id(r), ""), pid) for r, pid in orphans])
+    held_ids = {id(r) for r, _ in orphans}
+    return [r for r in resources if id(r) not in held_ids], len(orphans)
 
 
 def _tally(prepared: PreparedPage) -> dict[Outcome, int]:

@@ -2,8 +2,11 @@
 
 FHIR ``versionId`` and feed sequence numbers already let ingest drop a stale *record*. HL7 v2 has no version:
 several messages (A01, A08, A03 …) write the same resources, and a feed may deliver them out of order. So the
-guard works per *resource*: the source timestamp (MSH-7, ``meta.lastUpdated``, the feed's ``modified``) of the
-record each resource was last written from is kept, and an older record does not overwrite it.
+guard works per *resource*: the source order of the record each resource was last written from is kept, and
+an older record does not overwrite it. The order is the source timestamp (MSH-7, ``meta.lastUpdated``, the
+feed's ``modified``) at its full precision (HL7 allows 1/10 000 s), then the sender's own sequence (MSH-13,
+``versionId``, the feed's sequence number) where there is one, else the message control id compared as the
+sender counts (``MSG10`` after ``MSG9``) — so an A02 and an A03 sent in the same second apply in send order.
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ from bcconnect.store import Tx
 _HL7_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$")
 _UK_DATETIME = re.compile(r"^(\d{2})/(\d{2})/(\d{4})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?$")
 _CHUNK = 400
+_DIGITS = re.compile(r"\d+")
+#: width numbers are padded to so that text comparison orders them as numbers
+_WIDTH = 20
 
 
 def normalise_source_time(value: str | None) -> str | None:
     """A source timestamp as a comparable UTC ISO instant (zone-less values are read as UTC), or None.
 
     >>> normalise_source_time("20261101093000")
-    '2026-11-01T09:30:00.000Z'
-    >>> normalise_source_time("20261101093000+0100")
-    '2026-11-01T08:30:00.000Z'
+    '2026-11-01T09:30:00.000000Z'
+    >>> normalise_source_time("20261101093000.1234+0100")
+    '2026-11-01T08:30:00.123400Z'
     >>> normalise_source_time("01/11/2026 09:30:00")
-    '2026-11-01T09:30:00.000Z'
+    '2026-11-01T09:30:00.000000Z'
     >>> normalise_source_time("2026-11-01T09:30:00.123Z")
-    '2026-11-01T09:30:00.123Z'
+    '2026-11-01T09:30:00.123000Z'
     >>> normalise_source_time("soon") is None
     True
     """
@@ -65,20 +71,39 @@ def normalise_source_time(value: str | None) -> str | None:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return parsed.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def source_order(timestamp: str | None, source_key: str) -> str | None:
-    """The value records are ordered by: the normalised timestamp, then the source key to break ties (two
-    messages in the same second: the later control id wins, whatever order they arrive in).
+def _numeric(text: str) -> str:
+    """``text`` with every run of digits zero-padded, so text order is the sender's counting order.
 
-    >>> source_order("20261101093000", "RBK|0002") > source_order("20261101093000", "RBK|0001")
+    >>> _numeric("RBK|MSG10") > _numeric("RBK|MSG9")
+    True
+    """
+    return _DIGITS.sub(lambda m: m.group(0).zfill(_WIDTH), text)
+
+
+def source_order(timestamp: str | None, source_key: str, sequence: str | None = None) -> str | None:
+    """The value records are ordered by (text order): the normalised timestamp, then the sender's sequence
+    number when it is an integer, else the source key with numbers compared as numbers.
+
+    >>> a02 = source_order("20261101093000", "RBK|MSG9")
+    >>> a03 = source_order("20261101093000", "RBK|MSG10")
+    >>> a03 > a02
+    True
+    >>> source_order("20261101093000", "RBK|B", "10") > source_order("20261101093000", "RBK|A", "9")
+    True
+    >>> source_order("20261101093000.0001", "RBK|1") > source_order("20261101093000", "RBK|2")
     True
     >>> source_order(None, "RBK|0001") is None
     True
     """
     normalised = normalise_source_time(timestamp)
-    return f"{normalised}|{source_key}" if normalised else None
+    if not normalised:
+        return None
+    if sequence is not None and sequence.strip().isdigit():
+        return f"{normalised}|S{sequence.strip().zfill(_WIDTH)}"
+    return f"{normalised}|K{_numeric(source_key)}"
 
 
 def stored_source_times(tx: Tx, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:

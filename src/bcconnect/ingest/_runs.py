@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import orjson
 
+from bcconnect.ingest._held import count_held
 from bcconnect.ingest._report import SyncReport
-from bcconnect.store import Tx, count_open_quarantine, cursor_updated_at, get_cursor
+from bcconnect.store import Tx, count_open_quarantine, cursor_updated_at, get_cursor, mark_synced
 
 #: how many recent runs the error rate is computed over
 ERROR_RATE_WINDOW = 20
@@ -31,7 +32,7 @@ def finish_run(tx: Tx, run_id: str, report: SyncReport) -> None:
     """Record how a run ended, with its reconciliation counts."""
     tx.execute(
         "UPDATE ingest_runs SET finished_at = ?, ok = ?, fetched = ?, new_records = ?, changed = ?,"
-        " unchanged = ?, quarantined = ?, deleted = ?, error = ? WHERE run_id = ?",
+        " unchanged = ?, quarantined = ?, deleted = ?, error = ?, status = ?, detail = ?, held = ? WHERE run_id = ?",
         (
             utc_now(),
             1 if report.ok else 0,
@@ -42,9 +43,14 @@ def finish_run(tx: Tx, run_id: str, report: SyncReport) -> None:
             report.quarantined,
             report.deleted,
             report.error,
+            report.status,
+            report.degraded,
+            report.held,
             run_id,
         ),
     )
+    if report.ok:  # the one definition of a source's last successful sync (bcconnect.store.source_freshness)
+        mark_synced(tx, report.adapter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,10 @@ class RunSummary:
     quarantine_depth: int = 0
     cursor: str | None = None
     cursor_updated_at: str | None = None
+    #: how the last finished run ended (OK, DEGRADED, FAILED) and why, when not OK
+    last_status: str | None = None
+    last_detail: str | None = None
+    held: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -71,13 +81,15 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
     """Last success, last run and the error rate over the recent runs of ``adapter``."""
     last_success = tx.query_one("SELECT MAX(finished_at) FROM ingest_runs WHERE adapter = ? AND ok = 1", (adapter,))
     recent = tx.query(
-        "SELECT finished_at, ok, error FROM ingest_runs WHERE adapter = ? AND finished_at IS NOT NULL"
+        "SELECT finished_at, ok, error, status, detail FROM ingest_runs WHERE adapter = ? AND finished_at IS NOT NULL"
         " ORDER BY started_at DESC LIMIT ?",
         (adapter, ERROR_RATE_WINDOW),
     )
     failed = [row for row in recent if not row[1]]
     depth = count_open_quarantine(tx, adapter)
     cursor = get_cursor(tx, adapter)
+    last_status = (recent[0][3] or ("OK" if recent[0][1] else "FAILED")) if recent else None
+    last_detail = (recent[0][4] or recent[0][2]) if recent else None
     return RunSummary(
         adapter=adapter,
         last_success=last_success[0] if last_success else None,
@@ -88,6 +100,9 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
         quarantine_depth=depth,
         cursor=cursor,
         cursor_updated_at=cursor_updated_at(tx, adapter),
+        last_status=last_status,
+        last_detail=last_detail,
+        held=count_held(tx, adapter),
     )
 
 

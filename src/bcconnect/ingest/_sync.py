@@ -166,10 +166,16 @@ async def sync_adapter(
         report.error = "; ".join(str(exc) for exc in group_error.exceptions)
     finally:
         report.duration_seconds = time.perf_counter() - started
+        limits = config.thresholds
+        report.judge(
+            max_patients_quarantined=limits.max_patients_quarantined,
+            max_quarantine_rate=limits.max_quarantine_rate,
+            max_held_rate=limits.max_held_rate,
+        )
         with anyio.CancelScope(shield=True):
             await store.write(partial(_runs.finish_run, run_id=run_id, report=report))
-    metrics.INGEST_SYNCS.labels(adapter=config.name, result="ok" if report.ok else "failed").inc()
-    log_event = log.info if report.ok else log.warning
+    metrics.INGEST_SYNCS.labels(adapter=config.name, result=report.status.lower()).inc()
+    log_event = log.info if report.status == "OK" else log.warning
     log_event("sync_finished", **{k: v for k, v in report.as_dict().items() if k != "adapter"})
     structlog.contextvars.reset_contextvars(**bound)
     return report

@@ -2,7 +2,7 @@
 
 >>> from pathlib import Path
 >>> from bcconnect.mapping import load_mapping_set, MappingContext
->>> ms = load_mapping_set(Path("mappings/fhir-ukcore"))  # doctest: +SKIP
+>>> ms = load_mapping_set(Path("mappings/rl4-fhir"))  # doctest: +SKIP
 >>> ms.map("Patient", payload, context=MappingContext(...)).resources  # doctest: +SKIP
 
 See ``mappings/README.md`` for the file format, and ``bcconnect mappings test|explain|lint``.

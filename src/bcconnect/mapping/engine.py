@@ -112,6 +112,11 @@ class MappingSet:
         """Every record type this set maps."""
         return tuple(sorted(self._by_type))
 
+    def produces(self, record_type: str) -> frozenset[str]:
+        """The resource types a record of ``record_type`` maps to (empty when the set does not map it)."""
+        mfile = self._by_type.get(record_type)
+        return frozenset(spec.resource_type for spec in mfile.resources) if mfile else frozenset()
+
     def file_for(self, record_type: str) -> MappingFile:
         """The mapping file for ``record_type``; MappingError when the set has none."""
         try:

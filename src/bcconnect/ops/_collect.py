@@ -17,8 +17,7 @@ from prometheus_client.registry import Collector
 from bcconnect.identity import count_links, count_reviews
 from bcconnect.ingest import RunSummary, RunTotals, run_totals, summarise, watermark_of
 from bcconnect.security import audit_chain_head, count_audit_events
-from bcconnect.store import PoolStats, Store, Tx, database_size_bytes
-from bcconnect.view import SourceFreshness, source_freshness
+from bcconnect.store import PoolStats, SourceFreshness, Store, Tx, database_size_bytes, source_freshness
 
 #: a scrape gives up on the store after this long (Prometheus' default scrape timeout is 10 s)
 SCRAPE_TIMEOUT_SECONDS = 5.0
@@ -151,11 +150,17 @@ def store_metric_families(facts: StoreFacts) -> list[Metric]:
         "Unix time of the adapter's last sync run that finished without error",
         labels=["adapter"],
     )
+    held = GaugeMetricFamily(
+        "bcconnect_adapter_held_resources",
+        "Clinical resources held back until their Patient arrives, by adapter",
+        labels=["adapter"],
+    )
     error_ratio = GaugeMetricFamily(
         "bcconnect_adapter_error_ratio", "Share of the adapter's recent sync runs that failed", labels=["adapter"]
     )
     for a in facts.adapters:
         quarantine.add_metric([a.name], a.summary.quarantine_depth)
+        held.add_metric([a.name], a.summary.held)
         error_ratio.add_metric([a.name], a.summary.error_rate)
         if a.freshness is not None:
             stale.add_metric([a.name], 1.0 if a.freshness.stale else 0.0)
@@ -182,7 +187,7 @@ def store_metric_families(facts: StoreFacts) -> list[Metric]:
     size = GaugeMetricFamily("bcconnect_store_size_bytes", "Size of the database on disk")
     size.add_metric([], facts.size_bytes)
     families: list[Metric] = [
-        records, runs, quarantine, freshness, stale, lag, last_success, error_ratio,
+        records, runs, quarantine, held, freshness, stale, lag, last_success, error_ratio,
         links, reviews, head, audit_events, size,
     ]  # fmt: skip
     if facts.pool is not None:

@@ -22,6 +22,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``.
 """
 
+from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -49,6 +50,7 @@ from bcconnect.store._resources import (
     StoredResource,
     WriteCounts,
     content_hash,
+    current_ids,
     current_t,
     delete_resource,
     history,
@@ -71,6 +73,7 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SourceFreshness",
     "Store",
     "StoredResource",
     "Tx",
@@ -78,6 +81,7 @@ __all__ = [
     "add_quarantine",
     "content_hash",
     "count_open_quarantine",
+    "current_ids",
     "current_t",
     "cursor_updated_at",
     "database_size_bytes",
@@ -86,12 +90,14 @@ __all__ = [
     "get_cursor",
     "get_quarantine",
     "history",
+    "is_stale",
     "iter_current",
     "land_raw",
     "landed_by_key",
     "landed_records",
     "list_quarantine",
     "mark_replayed",
+    "mark_synced",
     "open_store",
     "put_resources",
     "read_current",
@@ -100,4 +106,5 @@ __all__ = [
     "resource_types",
     "search",
     "set_cursor",
+    "source_freshness",
 ]

@@ -157,6 +157,12 @@ def _current(tx: Tx, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], t
     return found
 
 
+def current_ids(tx: Tx, resource_type: str, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` are current, not deleted, resources of ``resource_type``."""
+    found = _current(tx, [(resource_type, rid) for rid in sorted(set(ids))])
+    return {rid for (_, rid), (_, _, _, deleted) in found.items() if not deleted}
+
+
 def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
     """Store each resource as a new version unless its content is unchanged; index rows in the same tx.
 

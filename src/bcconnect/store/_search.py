@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bcconnect.errors import InvalidRequest
-from bcconnect.search._model import Include, SearchQuery, Total
+from bcconnect.search import Include, SearchQuery, Total
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._search_sql import (
     check_supported,

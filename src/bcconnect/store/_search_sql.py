@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from bcconnect.errors import Unsupported
-from bcconnect.search import ParamType
-from bcconnect.search._model import (
+from bcconnect.search import (
     Clause,
     DateValue,
+    ParamType,
     Prefix,
     QuantityValue,
     ReferenceValue,
@@ -25,8 +25,8 @@ from bcconnect.search._model import (
     StringValue,
     TokenValue,
     UriValue,
+    token_hash,
 )
-from bcconnect.search._values import token_hash
 
 SQL = tuple[str, Sequence[object]]
 _TABLE = {

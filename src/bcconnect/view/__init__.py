@@ -8,15 +8,14 @@ the golden Patient; every Patient reference is re-pointed to it (the source refe
 In a person's ``$everything`` one fact sent by two trusts appears once with both trusts' tags.
 """
 
+from bcconnect.store import SourceFreshness
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
-    SourceFreshness,
     freshness_extension,
     freshness_header,
-    source_freshness,
 )
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
@@ -37,5 +36,4 @@ __all__ = [
     "View",
     "freshness_extension",
     "freshness_header",
-    "source_freshness",
 ]

@@ -27,6 +27,7 @@ from bcconnect.security import (
 from bcconnect.store import (
     EverythingQuery,
     SearchPage,
+    SourceFreshness,
     Store,
     StoredResource,
     Tx,
@@ -35,9 +36,9 @@ from bcconnect.store import (
     read_current,
     read_version,
     search,
+    source_freshness,
 )
 from bcconnect.view._context import AccessContext
-from bcconnect.view._freshness import SourceFreshness, source_freshness
 from bcconnect.view._match import match_bundle, parse_match_parameters
 from bcconnect.view._person import everything_for_person, expand_patient_params, golden_patient, person_centred
 

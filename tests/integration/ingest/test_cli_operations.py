@@ -53,12 +53,22 @@ def _cli(deployment: tuple[Path, dict[str, str], World], *args: str) -> subproce
 def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, dict[str, str], World]) -> None:
     """The whole operator loop, from a sync with broken messages to an empty quarantine."""
     synced = _cli(deployment, "sync")
-    assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert re.search(r"^rbk: fetched \d+ = .* quarantined [1-9]\d* \(balanced\)", synced.stdout, re.M), synced.stdout
-    assert re.search(r"^rl4: fetched \d+ = .* \(balanced\)", synced.stdout, re.M)
+    # 15% of RBK's messages are broken: the run reaches the end, but says DEGRADED and exits 3, not "ok"/0
+    assert synced.returncode == 3, synced.stdout + synced.stderr
+    assert re.search(
+        r"^rbk: fetched \d+ = .* quarantined [1-9]\d* \(balanced\).* — DEGRADED: .*records quarantined",
+        synced.stdout,
+        re.M,
+    ), synced.stdout
+    assert re.search(r"^rl4: fetched \d+ = .* \(balanced\).* — ok$", synced.stdout, re.M)
 
     status = json.loads(_cli(deployment, "status", "--json").stdout)
     by_name = {row["adapter"]: row for row in status}
+    assert by_name["rbk"]["last_status"] == "DEGRADED"
+    assert "quarantined" in by_name["rbk"]["last_detail"]
+    assert by_name["rl4"]["last_status"] == "OK"
+    table = _cli(deployment, "status").stdout
+    assert re.search(r"^rbk: last run DEGRADED: ", table, re.M), table
     assert by_name["rbk"]["quarantine_depth"] > 0
     assert by_name["rl4"]["last_success"] is not None
     assert by_name["rl4"]["stale"] is False

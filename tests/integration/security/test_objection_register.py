@@ -121,7 +121,7 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 @pytest.mark.parametrize(
     "golden",
     [
-        "fhir-ukcore/golden/consent-objection.expected.json",
+        "rl4-fhir/golden/consent-objection.expected.json",
         "rxk-fhir/golden/consent-objection.expected.json",
         "rna-json/golden/patient-objection.expected.json",
     ],

@@ -17,7 +17,7 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 
 @pytest.fixture(scope="module")
 def fhir_set() -> MappingSet:
-    return load_mapping_set(MAPPINGS / "fhir-ukcore")
+    return load_mapping_set(MAPPINGS / "rl4-fhir")
 
 
 def _patient(pid: str, version: str, family: str = "Khan") -> RawRecord:

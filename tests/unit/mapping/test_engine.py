@@ -52,7 +52,7 @@ ENCOUNTER: dict[str, Any] = {
 
 def test_ids_are_uuid5_over_system_type_and_key_and_stable(mapping_set_of: SetOf) -> None:
     """The same record maps to the same resource (same id, same content) every time."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     first = ms.map("Patient", orjson.dumps(PATIENT), context=ctx("Patient/123")).resources
     again = ms.map("Patient", orjson.dumps(PATIENT), context=ctx("Patient/123")).resources
     assert first == again
@@ -61,14 +61,14 @@ def test_ids_are_uuid5_over_system_type_and_key_and_stable(mapping_set_of: SetOf
 
 def test_reference_uses_the_id_recipe(mapping_set_of: SetOf) -> None:
     """An RL4 Encounter's Patient/123 becomes Patient/<uuid5(RL4 system|Patient|Patient/123)>."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     enc = ms.map("Encounter", orjson.dumps(ENCOUNTER), context=ctx("Encounter/e1")).resources[0]
     assert enc["subject"] == {"reference": f"Patient/{uuid5(f'{RL4}|Patient|Patient/123')}"}
 
 
 def test_every_resource_carries_its_provenance(mapping_set_of: SetOf) -> None:
     """meta.source, the trust's ODS tag, the mapping id|version tag and the UK Core profile."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     meta = ms.map("Patient", orjson.dumps(PATIENT), context=ctx("Patient/123")).resources[0]["meta"]
     assert meta["source"] == f"{RL4}/Patient/123"
     assert {"system": SOURCE_ORG_TAG_SYSTEM, "code": "RL4"} in meta["tag"]
@@ -78,7 +78,7 @@ def test_every_resource_carries_its_provenance(mapping_set_of: SetOf) -> None:
 
 def test_patient_keeps_identity_fields_and_partial_birth_date(mapping_set_of: SetOf) -> None:
     """NHS number with verification status, trust MRN, and month-precision birthDate survive."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     patient = ms.map("Patient", orjson.dumps(PATIENT), context=ctx("Patient/123")).resources[0]
     systems = [i["system"] for i in patient["identifier"]]
     assert systems == [NHS_NUMBER_SYSTEM, mrn_system("RL4")]
@@ -88,7 +88,7 @@ def test_patient_keeps_identity_fields_and_partial_birth_date(mapping_set_of: Se
 
 def test_tombstone_ids_match_the_mapped_ids(mapping_set_of: SetOf) -> None:
     """resource_ids_for names the very resources a record mapped to (FHIR and RNA keys)."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     mapped = ms.map("Patient", orjson.dumps(PATIENT), context=ctx("Patient/123")).resources[0]["id"]
     assert ms.resource_ids_for("Patient", "Patient/123", ctx("Patient/123")) == [("Patient", mapped)]
     rna = mapping_set_of("rna-json")
@@ -115,7 +115,7 @@ def test_runtime_error_names_rule_source_value_and_target(mapping_set_of: SetOf)
 
 def test_failures_are_record_errors_with_reasons(mapping_set_of: SetOf) -> None:
     """Parse, unknown record type and validation failures raise the quarantine error classes."""
-    ms = mapping_set_of("fhir-ukcore")
+    ms = mapping_set_of("rl4-fhir")
     with pytest.raises(ParseError):
         ms.map("Patient", b"[1, 2]", context=ctx("Patient/1"))
     with pytest.raises(ParseError):
@@ -185,7 +185,7 @@ def test_sensitivity_labels(mapping_set_of: SetOf) -> None:
     assert {"SEX"} == {s["code"] for s in out[0]["meta"]["security"]}
     restricted = {**PATIENT, "meta": {"security": [
         {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}}  # fmt: skip
-    patient = mapping_set_of("fhir-ukcore").map("Patient", orjson.dumps(restricted), context=ctx("Patient/123"))
+    patient = mapping_set_of("rl4-fhir").map("Patient", orjson.dumps(restricted), context=ctx("Patient/123"))
     assert patient.resources[0]["meta"]["security"][0]["code"] == "R"
 
 

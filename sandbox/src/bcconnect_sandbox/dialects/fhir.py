@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from bcconnect.fhir import constants as c
 from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox import wire as c
 from bcconnect_sandbox.population import (
     Allergy,
     Condition,

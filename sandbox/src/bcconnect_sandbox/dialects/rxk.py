@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bcconnect.fhir import constants as c
+from bcconnect_sandbox import wire as c
 from bcconnect_sandbox.dialects.fhir import Json
 
 RXK_BASE: Final = "https://fhir.rxk.nhs.uk"

@@ -1,3 +1,4 @@
+-- owner: store
 -- bcconnect store schema (PostgreSQL). Logical time t: every write transaction takes the next t from store_clock;
 -- a version row is valid for t <= T < t_end (t_end NULL while current), so any past T can be searched again.
 CREATE TABLE store_clock (

@@ -1,3 +1,4 @@
+-- owner: identity
 -- The patient index (identity). Normalised identity fields of each source Patient, its blocking keys, the
 -- persons, links with state and history, the review queue and merges. At most one MATCH per source record is
 -- enforced by a unique partial index, so two concurrent transactions cannot both link one record.

@@ -1,3 +1,4 @@
+-- owner: security
 -- Security and information governance: the hash-chained audit trail and the patient objection register.
 
 -- The head of the audit chain: one row. Every append first UPDATEs it, which takes the row lock (PostgreSQL)

@@ -1,3 +1,4 @@
+-- owner: ingest
 -- One row per sync of one adapter: what `bcconnect status` reports (last success, error rate, counts).
 CREATE TABLE IF NOT EXISTS ingest_runs (
     run_id        TEXT PRIMARY KEY,

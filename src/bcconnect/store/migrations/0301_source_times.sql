@@ -1,3 +1,4 @@
+-- owner: ingest
 -- The source timestamp of the record each resource was last written from. A delivery that arrives out of
 -- order (an older HL7 message after a newer one about the same resource) must not overwrite newer content.
 CREATE TABLE IF NOT EXISTS source_times (
