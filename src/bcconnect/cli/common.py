@@ -6,10 +6,24 @@ import argparse
 from pathlib import Path
 
 from bcconnect.config import DEFAULT_CONFIG_FILE, Settings, load_settings
+from bcconnect.errors import UsageError
 from bcconnect.logging import configure_logging
 
 # argparse exposes no public name for the sub-command collection
 SubParsers = argparse._SubParsersAction
+
+
+def read_input_file(name: str, *, option: str) -> bytes:
+    """The bytes of a file a command line names; UsageError (one sentence, exit 2) when it cannot be read."""
+    path = Path(name)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{option} {path} is a folder, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -18,6 +18,7 @@ import anyio
 import orjson
 
 from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.serve_cmd import listen, serve_api
 from bcconnect.config import (
     AdapterConfig,
     FetchSettings,
@@ -194,6 +195,8 @@ def _demo(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be a TCP port, got {args.port}")
     settings_from(args)  # logging set-up; the demo writes its own configuration below
+    # take the port before generating or syncing anything: a busy port is one sentence now, not a traceback later
+    listening = [] if args.no_serve else [listen("127.0.0.1", args.port)]
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "bcconnect.db").unlink(missing_ok=True)  # a demo starts from an empty store
@@ -217,7 +220,6 @@ def _demo(args: argparse.Namespace) -> int:
                 _print_sync(reports)
                 if args.no_serve:
                     return 0 if all(r.ok for r in reports) else 1
-                from bcconnect.cli.serve_cmd import serve_api
 
                 async def announce() -> None:
                     issuer = ensure_local_issuer(data_dir)
@@ -236,7 +238,7 @@ def _demo(args: argparse.Namespace) -> int:
                     print("\nPress Ctrl-C to stop. A bearer token for the requests above (valid 1 hour):")
                     print(f"TOKEN={token}", flush=True)
 
-                await serve_api(settings, store=store, on_ready=announce)
+                await serve_api(settings, store=store, on_ready=announce, listening=listening)
         return 0
 
     try:
@@ -244,6 +246,9 @@ def _demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nbcconnect demo: stopped")
         return 0
+    finally:
+        for sock in listening:
+            sock.close()
 
 
 async def _an_nhs_number(store: Store) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import orjson
 
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, read_input_file, settings_from
 from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
@@ -94,9 +94,11 @@ def _adapters(settings: Settings, only: str | None = None) -> list[AdapterConfig
     directory = settings.resolve(settings.paths.adapters_dir)
     configs = [c for c in load_adapters(directory) if c.enabled] if directory.is_dir() else []
     if only is not None:
-        configs = [c for c in configs if c.name == only]
-        if not configs:
-            raise UsageError(f"no enabled adapter named {only!r} in {directory}")
+        chosen = [c for c in configs if c.name == only]
+        if not chosen:
+            known = ", ".join(c.name for c in configs) or "none"
+            raise UsageError(f"no enabled adapter named {only!r} in {directory} (configured: {known})")
+        configs = chosen
     if not configs:
         raise UsageError(f"no adapters configured in {directory}")
     return configs
@@ -280,6 +282,8 @@ def _remap(args: argparse.Namespace) -> int:
 
 def _quarantine_list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.adapter is not None:
+        _adapters(settings, args.adapter)  # an unknown name is an error, never an empty list
 
     async def go() -> None:
         async with open_store(settings.store_url()) as store:
@@ -330,7 +334,7 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 def _quarantine_replay(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    payload = Path(args.payload_file).read_bytes() if args.payload_file else None
+    payload = read_input_file(args.payload_file, option="--payload-file") if args.payload_file else None
     mappings_dir = settings.resolve(settings.paths.mappings_dir)
 
     async def go() -> int:
@@ -368,6 +372,8 @@ def _quarantine_resolve(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; export writes one .ndjson file per type into a folder")
 
     async def go() -> dict[str, int]:
         async with open_store(settings.store_url()) as store:

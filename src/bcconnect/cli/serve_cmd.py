@@ -148,10 +148,14 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"FHIR endpoint: {root}{settings.api.base_path}")
                 print(f"web pages: {root}{PAGES_PREFIX}/")
 
-            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
+            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce, listening=listening)
 
+    listening = listen_all(settings)  # a busy port is reported before anything else starts
     try:
         anyio.run(go)
     except KeyboardInterrupt:
         return 0
+    finally:
+        for sock in listening:
+            sock.close()
     return 0
