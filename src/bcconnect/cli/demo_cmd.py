@@ -18,6 +18,8 @@ import anyio
 import orjson
 
 from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.ingest_cmd import sync_progress
+from bcconnect.cli.progress import Bars
 from bcconnect.cli.serve_cmd import listen, serve_api
 from bcconnect.config import (
     AdapterConfig,
@@ -216,7 +218,10 @@ def _demo(args: argparse.Namespace) -> int:
             settings = load_settings(config_path, required=True)
             print(f"bcconnect demo: {args.persons} synthetic people across four trusts (seed {args.seed})")
             async with open_store(settings.store_url()) as store:
-                reports = await sync_adapters(configs, settings=settings, store=store, environ=environ)
+                with Bars("syncing") as bars:
+                    reports = await sync_adapters(
+                        configs, settings=settings, store=store, environ=environ, progress=sync_progress(bars)
+                    )
                 _print_sync(reports)
                 if args.no_serve:
                     return 0 if all(r.ok for r in reports) else 1

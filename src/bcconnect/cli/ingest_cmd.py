@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -13,6 +12,7 @@ import anyio
 import orjson
 
 from bcconnect.cli.common import SubParsers, read_input_file, settings_from
+from bcconnect.cli.progress import Bars
 from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
@@ -119,23 +119,13 @@ def _print_report(report: SyncReport) -> None:
     )
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise (the logs carry the events)."""
+def sync_progress(bars: Bars) -> Callable[[str, SyncReport], None]:
+    """The sync pipeline's per-page callback drawing each adapter's fetched count and rate."""
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.totals: dict[str, int] = {}
+    def progress(adapter: str, report: SyncReport) -> None:
+        bars.update(adapter, completed=report.fetched)
 
-    def __call__(self, adapter: str, report: SyncReport) -> None:
-        if not self.enabled:
-            return
-        self.totals[adapter] = report.fetched
-        line = "  ".join(f"{name}: {count}" for name, count in sorted(self.totals.items()))
-        print(f"\r\033[Ksyncing… {line}", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.totals:
-            print(file=sys.stderr)
+    return progress
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -143,12 +133,9 @@ def _sync(args: argparse.Namespace) -> int:
     configs = _adapters(settings, args.adapter)
 
     async def go() -> list[SyncReport]:
-        progress = _Progress()
-        async with open_store(settings.store_url()) as store:
-            try:
-                return await sync_adapters(configs, settings=settings, store=store, progress=progress)
-            finally:
-                progress.done()
+        with Bars("syncing") as bars:
+            async with open_store(settings.store_url()) as store:
+                return await sync_adapters(configs, settings=settings, store=store, progress=sync_progress(bars))
 
     reports = anyio.run(go)
     for report in reports:
@@ -267,14 +254,22 @@ def _remap(args: argparse.Namespace) -> int:
     async def go() -> int:
         failed = 0
         async with open_store(settings.store_url()) as store:
-            for config in configs:
-                mapping_set = load_mapping_set(mappings_dir / config.mapping_set)
-                report = await remap_adapter(resolve_adapter(config, settings), store=store, mapping_set=mapping_set)
-                print(
-                    f"{report.adapter}: remapped {report.records} landed records into"
-                    f" {report.resources_written} resources; {report.failed} failed"
-                )
-                failed += report.failed
+            with Bars("remapping") as bars:
+                reports = [
+                    await remap_adapter(
+                        resolve_adapter(config, settings),
+                        store=store,
+                        mapping_set=load_mapping_set(mappings_dir / config.mapping_set),
+                        progress=lambda name, done: bars.update(name, completed=done),
+                    )
+                    for config in configs
+                ]
+        for report in reports:
+            print(
+                f"{report.adapter}: remapped {report.records} landed records into"
+                f" {report.resources_written} resources; {report.failed} failed"
+            )
+            failed += report.failed
         return 0 if failed == 0 else 1
 
     return anyio.run(go)
@@ -376,8 +371,14 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is an existing file; export writes one .ndjson file per type into a folder")
 
     async def go() -> dict[str, int]:
-        async with open_store(settings.store_url()) as store:
-            return await export_ndjson(store, out, with_store_meta=args.with_store_meta)
+        with Bars("exporting", unit="resources") as bars:
+            async with open_store(settings.store_url()) as store:
+                return await export_ndjson(
+                    store,
+                    out,
+                    with_store_meta=args.with_store_meta,
+                    progress=lambda rtype, done: bars.update(rtype, completed=done),
+                )
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):
@@ -404,8 +405,17 @@ def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
     return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
 
 
-async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = False) -> dict[str, int]:
-    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type."""
+async def export_ndjson(
+    store: Store,
+    out: Path,
+    *,
+    with_store_meta: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type.
+
+    ``progress(resource_type, written_so_far)`` is called after each batch.
+    """
     await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for resource_type in await store.read(resource_types):
@@ -423,4 +433,6 @@ async def export_ndjson(store: Store, out: Path, *, with_store_meta: bool = Fals
                 await handle.write(b"".join(line + b"\n" for line in lines))
                 counts[resource_type] = counts.get(resource_type, 0) + len(lines)
                 after = batch[-1].id
+                if progress is not None:
+                    progress(resource_type, counts[resource_type])
     return counts

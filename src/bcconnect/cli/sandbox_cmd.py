@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 
+from bcconnect.cli.progress import Bars
 from bcconnect_sandbox import FaultSettings, NoiseSettings, SandboxSettings, World, running_sandboxes
 from bcconnect_sandbox.generate import generate_to_directory
 from bcconnect_sandbox.settings import ALL_TRUSTS
@@ -98,8 +99,16 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
 
 def _generate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    manifest = generate_to_directory(settings, args.out)
-    print(f"wrote {settings.persons:,} persons to {args.out} in {manifest['seconds']} s: {manifest['records']}")
+    with Bars("generating", unit="persons") as bars:
+        manifest = generate_to_directory(
+            settings, args.out, progress=lambda done: bars.update("population", completed=done, total=settings.persons)
+        )
+    records = manifest["records"]
+    assert isinstance(records, dict)
+    print(f"wrote {settings.persons:,} persons to {args.out} in {manifest['seconds']} s:")
+    for name, count in records.items():
+        print(f"  {name}: {count:,}")
+    print(f"  total: {sum(records.values()):,} records")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -103,10 +104,17 @@ def _landed_chunk(tx: Tx, *, adapter: str, after: str) -> list[RawRecord]:
     ]
 
 
-async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: MappingSet) -> RemapReport:
+async def remap_adapter(
+    config: AdapterConfig,
+    *,
+    store: Store,
+    mapping_set: MappingSet,
+    progress: Callable[[str, int], None] | None = None,
+) -> RemapReport:
     """Re-apply the current mapping set to every landed record of ``config`` (no call to the trust).
 
     Records that now fail keep their previous resources; they are counted, not quarantined again.
+    ``progress(adapter, records_so_far)`` is called after each chunk (progress bars).
     """
     report = RemapReport(adapter=config.name)
     after = ""
@@ -122,3 +130,5 @@ async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: Map
         report.failed += len(prepared) - len(good)
         written = await store.write(partial(write_mapped, prepared=good, adapter=config.name, ods_code=config.ods_code))
         report.resources_written += written.resources
+        if progress is not None:
+            progress(config.name, report.records)
