@@ -102,9 +102,18 @@ class SecuritySettings:
     )
     #: a file of NHS numbers (one a line) under the national data opt-out; population outputs only
     national_opt_out_file: str | None = None
-    #: sustained requests per second per client, and the burst above it
-    rate_limit_per_second: float = 20.0
-    rate_limit_burst: int = 60
+    #: sustained requests per second per client (one EPR integration serves a whole hospital), and the burst
+    #: above it; sized from the traffic model in docs/operations.md
+    rate_limit_per_second: float = 1000.0
+    rate_limit_burst: int = 2000
+    #: per user (one clinician, whatever client they use): opening a record is a burst of ~20 requests
+    user_rate_limit_per_second: float = 5.0
+    user_rate_limit_burst: int = 60
+    #: per address, for requests that fail authentication (a flood of bad tokens)
+    address_rate_limit_per_second: float = 10.0
+    address_rate_limit_burst: int = 30
+    #: keep the buckets in the store, shared by every API process (false: each process limits on its own)
+    rate_limit_shared: bool = True
     #: longest query string accepted, in characters
     max_query_length: int = 4096
     #: most ``_include``/``_revinclude`` parameters, and most ``:iterate`` levels among them
@@ -458,6 +467,12 @@ def _check_settings(settings: Settings, label: str) -> None:
         raise ConfigError(f"expected a TCP port 1–65535, got {settings.api.port}", file=label, key="api.port")
     if not 0 < settings.api.default_count <= settings.api.max_count:
         raise ConfigError("expected 0 < default_count <= max_count", file=label, key="api.default_count")
+    sec = settings.security
+    for kind in ("", "user_", "address_"):
+        if getattr(sec, f"{kind}rate_limit_per_second") <= 0 or getattr(sec, f"{kind}rate_limit_burst") < 1:
+            raise ConfigError(
+                "expected a positive rate and a burst of at least 1", file=label, key=f"security.{kind}rate_limit_burst"
+            )
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(
             f"expected 0 (the API's port) or 1–65535, got {settings.metrics.port}", file=label, key="metrics.port"

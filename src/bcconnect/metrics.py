@@ -37,6 +37,18 @@ RATE_LIMITED: Final = Counter(
     "Requests refused with 429, by which limit refused them (user, client or address)",
     ["limit"],
 )
+RATE_LIMIT_RATE: Final = Gauge(
+    "bcconnect_rate_limit_requests_per_second",
+    "Configured sustained rate of each limit (user, client, address)",
+    ["limit"],
+    multiprocess_mode="max",
+)
+RATE_LIMIT_BURST: Final = Gauge(
+    "bcconnect_rate_limit_burst_requests",
+    "Configured burst of each limit (user, client, address)",
+    ["limit"],
+    multiprocess_mode="max",
+)
 INGEST_RECORDS: Final = Counter(
     "bcconnect_ingest_records_total",
     "Source records committed by this process, by adapter and outcome (new, changed, unchanged, quarantined)",

@@ -69,7 +69,7 @@ from bcconnect.security._objection import (
 )
 from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
-from bcconnect.security._ratelimit import RateLimiter
+from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
 from bcconnect.security._screen import Related, Screened, screen_one, screen_page, screen_resources, withheld_in_request
 from bcconnect.security._service import Admission, SecurityGate
@@ -90,6 +90,7 @@ __all__ = [
     "Interaction",
     "JwksCache",
     "KeySource",
+    "Limit",
     "LocalIssuer",
     "NationalOptOut",
     "Objection",
@@ -105,6 +106,7 @@ __all__ = [
     "SecurityGate",
     "SensitivityGrant",
     "SensitivityPolicy",
+    "SharedRateLimits",
     "TokenVerifier",
     "TrustedIssuer",
     "UrlKeySource",

@@ -131,6 +131,7 @@ async def test_metrics_move_during_a_sync_and_a_query_load(tmp_path: Path, store
     assert value(after, "bcconnect_store_size_bytes") > value(before, "bcconnect_store_size_bytes")
     assert value(after, "bcconnect_store_up") == 1
     assert value(after, "bcconnect_store_connections_max", kind="read") >= 1
+    assert value(after, "bcconnect_rate_limit_requests_per_second", limit="client") == 1000
 
 
 async def test_metrics_are_refused_to_clients_outside_the_allowed_networks(tmp_path: Path, store_url: str) -> None:
