@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_PORT_BASE,
         help=f"RL4 on this port, RXK +1, RNA +2 (default {DEFAULT_PORT_BASE}, as the adapters expect; 0: free)",
     )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default 127.0.0.1; 0.0.0.0 inside a container)"
+    )
     serve.add_argument("--hl7-target", default=None, metavar="HOST:PORT", help="RBK sends MLLP here")
     serve.add_argument(
         "--hl7-drop-dir",
@@ -94,6 +97,7 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
         faults=faults or FaultSettings(),
         noise=noise,
         ports=ports,
+        host=getattr(args, "host", "127.0.0.1"),
     )
 
 
