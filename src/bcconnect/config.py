@@ -138,6 +138,15 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Ingest workers (``bcconnect run``) sharing one store."""
+
+    #: how long a worker's claim on an adapter lasts without renewal (renewed every third of it); a worker that
+    #: dies hands its adapters over after at most this long
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     """Prometheus metrics, health and readiness endpoints of the API server.
 
@@ -179,6 +188,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)
@@ -398,6 +408,7 @@ _NESTED: dict[str, type[Any]] = {
     "SecuritySettings": SecuritySettings,
     "LoggingSettings": LoggingSettings,
     "MetricsSettings": MetricsSettings,
+    "IngestSettings": IngestSettings,
     "PathSettings": PathSettings,
     "SourceAuthSettings": SourceAuthSettings,
     "FetchSettings": FetchSettings,
@@ -473,6 +484,8 @@ def _check_settings(settings: Settings, label: str) -> None:
             raise ConfigError(
                 "expected a positive rate and a burst of at least 1", file=label, key=f"security.{kind}rate_limit_burst"
             )
+    if settings.ingest.lease_seconds < 1:
+        raise ConfigError("expected at least 1 second", file=label, key="ingest.lease_seconds")
     if not 0 <= settings.metrics.port < 65536:
         raise ConfigError(
             f"expected 0 (the API's port) or 1–65535, got {settings.metrics.port}", file=label, key="metrics.port"

@@ -9,6 +9,7 @@ Each page is committed in one transaction together with its cursor (see ``_commi
 """
 
 from bcconnect.ingest._daemon import mllp_sink, run_daemon
+from bcconnect.ingest._leases import Lease, acquire_lease, list_leases, release_lease, worker_identity
 from bcconnect.ingest._replay import RemapReport, ReplayResult, remap_adapter, replay_quarantined
 from bcconnect.ingest._report import PageCounts, SyncReport
 from bcconnect.ingest._runs import RunSummary, RunTotals, run_totals, summarise, watermark_of
@@ -16,6 +17,7 @@ from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
 __all__ = [
+    "Lease",
     "PageCounts",
     "RemapReport",
     "ReplayResult",
@@ -23,8 +25,11 @@ __all__ = [
     "RunTotals",
     "SweepReport",
     "SyncReport",
+    "acquire_lease",
+    "list_leases",
     "mllp_sink",
     "process_page",
+    "release_lease",
     "remap_adapter",
     "replay_quarantined",
     "resolve_adapter",
@@ -35,4 +40,5 @@ __all__ = [
     "sync_adapter",
     "sync_adapters",
     "watermark_of",
+    "worker_identity",
 ]
