@@ -27,7 +27,7 @@ from pathlib import Path
 
 import anyio.from_thread
 
-from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
+from bcconnect.cli.demo_cmd import demo_adapters, write_demo_config
 from bcconnect.config import AdapterConfig
 from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
 
@@ -95,7 +95,7 @@ def main() -> None:
         portal.wrap_async_context_manager(running_sandboxes(settings, hl7_drop_dir=drop)) as world,
     ):
         portal.call(world.deliver_hl7)
-        configs, environ = world_adapters(world, hl7_drop_dir=drop)
+        configs, environ = demo_adapters(world, adapters_dir=ROOT / "adapters", hl7_drop_dir=drop)
         cases = [(c.name, [c]) for c in configs] + [("all four (end to end)", configs)]
         backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
         for backend in backends:

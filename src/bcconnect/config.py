@@ -313,7 +313,8 @@ class AdapterConfig:
 
 
 # --- loading ---------------------------------------------------------------------------------------------
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad syntax is a ConfigError naming the file (the one reader)."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -448,7 +449,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     config_path = path or Path(DEFAULT_CONFIG_FILE)
     if config_path.exists():
-        data = _read_toml(config_path)
+        data = read_toml(config_path)
         root = config_path.resolve().parent
         source: Path | None = config_path
     elif required:
@@ -511,7 +512,7 @@ def _check_settings(settings: Settings, label: str) -> None:
 
 def load_adapter(path: Path) -> AdapterConfig:
     """Read one ``adapter.toml``; errors name the file and key."""
-    data = _read_toml(path)
+    data = read_toml(path)
     label = str(path)
     config = _build(AdapterConfig, data, file=label, prefix="")
     if config.kind in (SourceKind.FHIR_API, SourceKind.JSON_API) and not config.base_url:

@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,11 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 VERIFICATION = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 VERIFICATION_CODES = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+GOLDEN_TAG = "https://bcconnect.nhs.uk/CodeSystem/record-kind|golden"
+
+
+def _is_golden(patient: dict[str, Any]) -> bool:
+    return any(f"{t['system']}|{t['code']}" == GOLDEN_TAG for t in patient.get("meta", {}).get("tag", []))
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,10 @@ class RunningDemo:
     nhs_number: str
     data_dir: Path
     output: str
+
+
+#: how long the demo may take to sync 120 people and start serving before the test gives up
+STARTUP_DEADLINE_SECONDS = 240
 
 
 def _free_port() -> int:
@@ -64,10 +75,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     )
     assert child.stdout is not None
     lines: list[str] = []
-    for line in child.stdout:  # the demo prints the token as its last line once it is serving
-        lines.append(line)
-        if line.startswith("TOKEN="):
-            break
+    watchdog = threading.Timer(STARTUP_DEADLINE_SECONDS, child.kill)  # a demo that never gets ready ends the read
+    watchdog.start()
+    try:
+        for line in child.stdout:  # the demo prints the token as its last line once it is serving
+            lines.append(line)
+            if line.startswith("TOKEN="):
+                break
+    finally:
+        watchdog.cancel()
     output = "".join(lines)
     token = lines[-1].removeprefix("TOKEN=").strip() if lines else ""
     found = re.search(r"nhs-number\|(\d{10})", output)
@@ -76,14 +92,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     try:
         yield RunningDemo(f"http://127.0.0.1:{port}/fhir", token, found.group(1), data_dir, output)
     finally:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)  # handled by the demo itself, however the suite was started
         try:
             child.wait(timeout=30)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
         child.stdout.close()
-    assert child.returncode == 0, "Ctrl-C should stop the demo cleanly"
+    assert child.returncode == 0, "SIGTERM should stop the demo cleanly"
 
 
 def test_the_demo_syncs_all_four_trusts_and_balances(demo: RunningDemo) -> None:
@@ -120,12 +136,16 @@ def test_patient_by_nhs_number_then_encounters_over_http(demo: RunningDemo) -> N
         assert found.status_code == 200
         bundle = found.json()
         assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "searchset")
-        patients = [e["resource"] for e in bundle["entry"]]
+        found_patients = [e["resource"] for e in bundle["entry"]]
+        for patient in found_patients:
+            assert any(i["system"] == NHS and i["value"] == demo.nhs_number for i in patient["identifier"])
+        # the person's golden Patient is found by its NHS number too, marked by its tag, beside the source records
+        goldens = [p for p in found_patients if _is_golden(p)]
+        patients = [p for p in found_patients if not _is_golden(p)]
         trusts = {t["code"] for p in patients for t in p["meta"]["tag"] if t["system"] == ODS}
         assert trusts == {"RL4", "RXK", "RNA", "RBK"}, "the demo names a person known to all four trusts"
-        for patient in patients:
-            assert any(i["system"] == NHS and i["value"] == demo.nhs_number for i in patient["identifier"])
         golden_id = _golden_of(patients)
+        assert [g["id"] for g in goldens] == [golden_id]
 
         golden = client.get(f"/Patient/{golden_id}").json()
         assert golden["id"] == golden_id
@@ -165,7 +185,8 @@ def test_match_finds_the_person_from_demographics(demo: RunningDemo) -> None:
     demographics do not."""
     headers = {"Authorization": f"Bearer {demo.token}"}
     with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
-        source = client.get("/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"}).json()["entry"][0]
+        entries = client.get("/Patient", params={"identifier": f"{NHS}|{demo.nhs_number}"}).json()["entry"]
+        source = next(e for e in entries if not _is_golden(e["resource"]))
         golden_id = _golden_of([source["resource"]])
         probe = {
             "resourceType": "Patient",
@@ -211,8 +232,10 @@ def test_match_finds_the_person_from_demographics(demo: RunningDemo) -> None:
 def test_the_same_lookup_with_fhirpy(demo: RunningDemo) -> None:
     """fhirpy, a real FHIR client, finds the same records, and the golden Patient's encounters."""
     client = SyncFHIRClient(demo.base, authorization=f"Bearer {demo.token}")
-    patients = client.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()
+    found = client.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()
+    patients = [p for p in found if not _is_golden(p.serialize())]
     assert len(patients) == 4
+    assert len(found) == 5  # and the golden Patient
     golden_id = _golden_of([p.serialize() for p in patients])
     golden = client.reference("Patient", golden_id).to_resource()
     assert golden.id == golden_id
@@ -229,3 +252,103 @@ def test_writes_are_refused_with_an_operation_outcome(demo: RunningDemo) -> None
     )
     assert response.status_code == 405
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def _person_sample(client: httpx.Client, count: int) -> dict[str, list[str]]:
+    """``Type → ids`` of everything served for a few persons (their $everything), for the invariant walk."""
+    goldens = client.get("/Patient", params={"_tag": GOLDEN_TAG, "_count": str(count)}).json()
+    ids: dict[str, set[str]] = {}
+    for entry in goldens["entry"]:
+        url: str | None = f"/Patient/{entry['resource']['id']}/$everything?_count=1000"
+        while url:
+            page = client.get(url).json()
+            for item in page.get("entry", []):
+                res = item["resource"]
+                if res["resourceType"] != "OperationOutcome":
+                    ids.setdefault(res["resourceType"], set()).add(res["id"])
+            url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+    return {t: sorted(v) for t, v in ids.items()}
+
+
+def test_invariants_hold_over_http(demo: RunningDemo) -> None:
+    """The invariant walk over real HTTP for a sample of persons: read ⇔ search by _id and by every listed
+    parameter, every served reference resolves, source and golden Patients link each other, and every id of a
+    person gives the same whole record. (Includes and chains are walked over the whole store in-process.)"""
+    import anyio
+
+    from support.view_walk import (
+        check_patient_links,
+        check_references,
+        check_search_values,
+        check_whole_person,
+        collect,
+        parse,
+    )
+
+    headers = {"Authorization": f"Bearer {demo.token}", "Accept": "application/fhir+json"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=30) as sync_client:
+        ids = _person_sample(sync_client, 6)
+    assert {"Patient", "Encounter"} <= set(ids)
+
+    async def run() -> list[str]:
+        import random
+
+        async with httpx.AsyncClient(base_url=demo.base, headers=headers, timeout=30) as client:
+
+            async def get(path: str, params: Sequence[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
+                # a well-behaved client: the demo rate-limits, so wait as told on 429 and ask again
+                for _ in range(20):
+                    response = await client.get(path, params=list(params) or None)
+                    if response.status_code != 429:
+                        break
+                    await anyio.sleep(min(float(response.headers.get("retry-after", "1")), 2.0))
+                return response.status_code, parse(response.content)
+
+            served = await collect(get, ids)
+            shared = {t for body in served.resources.values() for _, t in _refs(body)} - set(served.resources)
+            resolved = {t for t in shared if (await get(f"/{t}", ()))[0] == 200}
+            check_references(served, lambda t: t in served.resources or t in resolved)
+            check_patient_links(served)
+            rng = random.Random(3)
+            await check_search_values(get, served, rng, per_param=2)
+            await check_whole_person(get, served, rng, samples=4)
+            return served.violations
+
+    violations = anyio.run(run)
+    assert violations == [], "\n".join(violations[:40])
+
+
+def _refs(body: dict[str, Any]) -> list[tuple[str, str]]:
+    from support.view_walk import _references
+
+    return [(p, r) for p, r in _references(body) if not r.startswith("#") and "://" not in r]
+
+
+def test_any_patient_id_gives_the_whole_person_with_fhirpy_and_fhirclient(demo: RunningDemo) -> None:
+    """The usual client flow from every id of the person: fhirpy finds each by ``_id`` and gets the same
+    encounters by ``patient=``; fhirclient reads each and gets the same encounters; $everything from a source
+    id leads with the golden Patient."""
+    from fhirclient import client as fhir_client
+    from fhirclient.models.encounter import Encounter
+    from fhirclient.models.patient import Patient
+
+    fhirpy = SyncFHIRClient(demo.base, authorization=f"Bearer {demo.token}")
+    found = fhirpy.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()
+    ids = sorted(p.id for p in found)
+    golden_id = next(p.id for p in found if _is_golden(p.serialize()))
+    smart = fhir_client.FHIRClient(settings={"app_id": "bcconnect-e2e", "api_base": demo.base + "/"})
+    smart.server.session.headers["Authorization"] = f"Bearer {demo.token}"
+    encounter_sets = set()
+    for pid in ids:
+        assert [p.id for p in fhirpy.resources("Patient").search(_id=pid).fetch()] == [pid]
+        by_fhirpy = frozenset(e.id for e in fhirpy.resources("Encounter").search(patient=pid).fetch_all())
+        assert Patient.read(pid, smart.server).id == pid
+        by_fhirclient = frozenset(
+            e.id for e in Encounter.where(struct={"patient": pid}).perform_resources_iter(smart.server)
+        )
+        assert by_fhirpy == by_fhirclient
+        encounter_sets.add(by_fhirpy)
+        everything = fhirpy.execute(f"Patient/{pid}/$everything", method="get", params={"_count": "1000"})
+        assert everything["entry"][0]["resource"]["id"] == golden_id
+    assert len(encounter_sets) == 1
+    assert len(encounter_sets.pop()) > 0

@@ -46,6 +46,12 @@ INJECTIONS = [
         id="sandbox-imports-engine",
     ),
     pytest.param(
+        "src/bcconnect/conformance/leak.py",
+        "from bcconnect.store import open_store\n",
+        "conformance is the outside world and may not import the engine",
+        id="conformance-imports-engine",
+    ),
+    pytest.param(
         "src/bcconnect/api/leak.py",
         "from bcconnect.ingest import sync_adapters\n",
         "api may not import ingest",

@@ -144,6 +144,9 @@ class FhirApp:
         if not request.path.startswith(FHIR_BASE):
             await self.wire.send(send, request, outcome(404, "not-found", f"no endpoint {request.path}"), None)
             return
+        if request.path == FHIR_BASE + "/.well-known/smart-configuration":
+            await self.wire.send(send, request, json_response(200, self._smart_configuration()), None)
+            return
         if request.path == FHIR_BASE + "/metadata":
             await self.wire.send(send, request, json_response(200, self._capabilities(), content_type=FHIR_JSON), None)
             return
@@ -315,9 +318,19 @@ class FhirApp:
                         {
                             "type": t,
                             "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "history-type"}],
+                            "searchParam": [{"name": "_lastUpdated", "type": "date"}, {"name": "_id", "type": "token"}],
                         }
                         for t in sorted(KIND_OF_TYPE)
                     ],
                 }
             ],
+        }
+
+    def _smart_configuration(self) -> Json:
+        """SMART App Launch discovery: where clients get tokens (client credentials only here)."""
+        return {
+            "token_endpoint": f"{self.base_url}/oauth2/token",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "capabilities": ["client-confidential-symmetric"],
         }

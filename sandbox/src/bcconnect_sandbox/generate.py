@@ -4,6 +4,8 @@ Layout (the same bytes for the same settings)::
 
     DIR/manifest.json          settings and counts
     DIR/ground_truth.csv       ods_code,source_patient_id,person_id (person order)
+    DIR/rtt_truth.csv          each RTT pathway's true clock at the reference date (ground_truth.RTT_HEADER)
+    DIR/referral_truth.csv     each referral's triage state and duplicate (ground_truth.REFERRAL_HEADER)
     DIR/RL4/<Type>.ndjson      FHIR resources as RL4 serves them, one per line
     DIR/RXK/<Type>.ndjson      the same with RXK's quirks
     DIR/RNA/changes.ndjson     RNA change-feed entries, one per line
@@ -27,7 +29,7 @@ from bcconnect_sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
 from bcconnect_sandbox.dialects.hl7 import messages
 from bcconnect_sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
-from bcconnect_sandbox.ground_truth import HEADER
+from bcconnect_sandbox.ground_truth import HEADER, REFERRAL_HEADER, RTT_HEADER, referral_rows, rtt_rows
 from bcconnect_sandbox.population import make_person, person_id
 from bcconnect_sandbox.settings import SandboxSettings
 from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
@@ -75,18 +77,30 @@ def generate_to_directory(
         truth_file = stack.enter_context((out / "ground_truth.csv").open("w", encoding="utf-8", newline=""))
         truth = csv.writer(truth_file, lineterminator="\n")
         truth.writerow(HEADER)
+        rtt = csv.writer(
+            stack.enter_context((out / "rtt_truth.csv").open("w", encoding="utf-8", newline="")), lineterminator="\n"
+        )
+        rtt.writerow(RTT_HEADER)
+        referral_truth = csv.writer(
+            stack.enter_context((out / "referral_truth.csv").open("w", encoding="utf-8", newline="")),
+            lineterminator="\n",
+        )
+        referral_truth.writerow(REFERRAL_HEADER)
         for trust in settings.trusts:
             for k, record in enumerate(static_records(trust)):
                 _write(files, counts, trust, record, None, k, epoch)
         for index in range(settings.persons):
-            person = make_person(settings.seed, index, settings.now)
+            person = make_person(settings.seed, index, settings.now, referrals=settings.referrals)
+            rtt.writerows(rtt_rows(person, reference=settings.now.date()))
+            referral_truth.writerows(referral_rows(person))
             for trust in settings.trusts:
                 records = trust_records(person, trust, seed=settings.seed, noise=settings.noise, codec=codecs[trust])[
                     : TICKS_PER_PERSON - 1
                 ]
                 patients = {r.id: r.fact for r in records if isinstance(r.fact, SourcePatient)}
                 for r in records:
-                    if isinstance(r.fact, SourcePatient):
+                    # a Consent's fact is its patient too; only patient records are linkage truth
+                    if isinstance(r.fact, SourcePatient) and r.kind == "patient":
                         truth.writerow((trust, r.id, person_id(index)))
                 tick0 = STATIC_TICKS + index * TICKS_PER_PERSON
                 for k, record in enumerate(records):

@@ -15,6 +15,8 @@ from typing import Final
 
 from bcconnect_sandbox import reference as ref
 from bcconnect_sandbox.nhs_numbers import ALLOCATOR
+from bcconnect_sandbox.referrals import Referral, ReferralDrawer
+from bcconnect_sandbox.settings import ReferralSettings
 
 _DAY: Final = timedelta(days=1)
 _HISTORY_DAYS: Final = 5 * 365
@@ -88,23 +90,6 @@ class Allergy:
 
 
 @dataclass(frozen=True, slots=True)
-class Referral:
-    """A referral to a clinical network, its RTT clock and first appointment.
-
-    ``clock_stop`` None means the person is still waiting; ``appointment_status`` is booked, fulfilled,
-    cancelled or noshow (None: no appointment yet).
-    """
-
-    network: ref.Network
-    trust: str
-    priority: str
-    authored: date
-    clock_stop: date | None
-    appointment_start: datetime | None
-    appointment_status: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Person:
     """One true person and everything that happened to them, before identity noise."""
 
@@ -158,7 +143,7 @@ def random_postcode(rng: random.Random, borough: ref.Borough) -> str:
     return f"{district} {rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
 
 
-def make_person(seed: int, index: int, now: datetime) -> Person:
+def make_person(seed: int, index: int, now: datetime, *, referrals: ReferralSettings | None = None) -> Person:
     """Person ``index`` of the population seeded ``seed``, as seen at ``now`` (a pure function)."""
     rng = random.Random(f"{seed}:{index}")
     band = ref.AGE_BANDS[_pick(rng, _AGE_CUM)][0]
@@ -172,11 +157,11 @@ def make_person(seed: int, index: int, now: datetime) -> Person:
     borough = ref.BOROUGHS[_pick(rng, _BOROUGH_CUM)]
     practice = rng.choice(ref.PRACTICES_BY_BOROUGH[borough.name])
     trusts = _known_trusts(rng, borough.trust)
-    history = _History(rng, now, trusts, age)
+    history = _History(rng, now, trusts, age, referrals or ReferralSettings(), practice.code)
     conditions = history.conditions()
     history.admissions(len({c.concept.code for c in conditions}))
     history.attendances()
-    referrals = history.referrals()
+    referral_list = history.referrals()
     return Person(
         index=index,
         person_id=person_id(index),
@@ -197,10 +182,10 @@ def make_person(seed: int, index: int, now: datetime) -> Person:
         trusts=trusts,
         conditions=conditions,
         encounters=tuple(sorted(history.encounters, key=lambda e: e.start)),
-        observations=history.observations(conditions),
+        observations=tuple(sorted(history.observations(conditions) + history.work_up, key=lambda o: o.effective)),
         medications=history.medications(conditions),
         allergies=history.allergies(),
-        referrals=referrals,
+        referrals=referral_list,
     )
 
 
@@ -223,12 +208,24 @@ def _known_trusts(rng: random.Random, home: str) -> tuple[str, ...]:
 class _History:
     """Draws the clinical history of one person; the order of draws is part of determinism."""
 
-    def __init__(self, rng: random.Random, now: datetime, trusts: tuple[str, ...], age: int) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        now: datetime,
+        trusts: tuple[str, ...],
+        age: int,
+        referral_settings: ReferralSettings,
+        practice: str,
+    ) -> None:
         self.rng = rng
         self.now = now
         self.trusts = trusts
         self.age = age
+        self.referral_settings = referral_settings
+        self.practice = practice
         self.encounters: list[Encounter] = []
+        #: results a referral came with (PSA for urology, FIT for colorectal), drawn with the referral
+        self.work_up: tuple[Observation, ...] = ()
 
     def trust(self) -> str:
         """Mostly the home trust, sometimes another the person is known to."""
@@ -292,54 +289,45 @@ class _History:
             )
 
     def referrals(self) -> tuple[Referral, ...]:
-        """Referrals in the last two years, their RTT clocks, appointments and outcomes."""
+        """Referrals (e-RS), their RTT pathways, appointments, triage outcomes and the contacts they caused."""
         chance = 0.12 + min(self.age, 80) / 400
-        out = []
+        drawer = ReferralDrawer(
+            self.rng, self.now, self.trusts, self.referral_settings, pick_trust=self.trust, practice=self.practice
+        )
+        out: list[Referral] = []
+        work_up: list[Observation] = []
         for _ in range(2):
             if self.rng.random() >= chance:
                 break
-            network = ref.NETWORKS[_pick(self.rng, _NETWORK_CUM)]
-            roll = self.rng.random()
-            priority = "routine" if roll < 0.7 else "urgent" if roll < 0.88 or not network.cancer_pathway else "asap"
-            authored = self.when(max_days=2 * 365 if priority == "routine" else 200).date()
-            if self.rng.random() < 0.55:  # still waiting: some for a long time
-                stop = None
-            else:
-                stop = min(authored + timedelta(days=self.rng.randint(14, 300)), self.now.date() - _DAY)
-            appt_start, appt_status = self._appointment(authored, stop)
-            trust = self.trust()
-            out.append(Referral(network, trust, priority, authored, stop, appt_start, appt_status))
-            if appt_status == "fulfilled" and appt_start is not None:
-                self.encounters.append(
-                    Encounter("outpatient", trust, appt_start, appt_start + timedelta(minutes=20), tfc=network.tfc)
-                )
-            if stop is not None and network.tfc and self.rng.random() < 0.35:
-                start = datetime.combine(stop, self.now.timetz()) + timedelta(hours=8)
+            chain = drawer.draw(ref.NETWORKS[_pick(self.rng, _NETWORK_CUM)])
+            out.extend(chain)
+            first = chain[0]
+            sent = datetime.combine(first.authored, self.now.timetz()) - timedelta(days=self.rng.randint(3, 30))
+            if first.network.name == "Urology":
+                work_up.append(Observation("psa", first.trust, sent, (round(self.rng.uniform(*ref.OBS_PSA[1]), 1),)))
+            elif first.network.name == "Colorectal":
+                work_up.append(Observation("fit", first.trust, sent, (float(self.rng.randint(0, 250)),)))
+            elif first.network.name == "Breast":
                 self.encounters.append(
                     Encounter(
-                        "elective",
-                        trust,
-                        start,
-                        start + timedelta(days=self.rng.randint(0, 3)),
-                        self.rng.choice(("11", "11", "12", "13")),
-                        "1",
-                        network.tfc,
-                        self.rng.choice(ref.ELECTIVE_PROCEDURES),
+                        "outpatient", first.trust, sent, sent + timedelta(minutes=30), procedure=ref.PROC_MAMMOGRAPHY
                     )
                 )
+        for visit in drawer.visits:
+            self.encounters.append(
+                Encounter(
+                    visit.kind,
+                    visit.trust,
+                    visit.start,
+                    visit.start + (timedelta(days=visit.days) if visit.days else timedelta(minutes=20)),
+                    visit.admission_method,
+                    "1" if visit.kind == "elective" else None,
+                    visit.tfc,
+                    visit.procedure,
+                )
+            )
+        self.work_up = tuple(work_up)
         return tuple(out)
-
-    def _appointment(self, authored: date, stop: date | None) -> tuple[datetime | None, str | None]:
-        base = datetime.combine(authored, self.now.timetz()) + timedelta(hours=9, minutes=15 * self.rng.randint(0, 28))
-        if stop is not None:
-            seen = base + timedelta(days=self.rng.randint(7, max(8, (stop - authored).days)))
-            return min(seen, self.now - _DAY), self.rng.choice(("fulfilled", "fulfilled", "fulfilled", "noshow"))
-        roll = self.rng.random()
-        if roll < 0.4:
-            return None, None
-        if roll < 0.85:  # booked in the future
-            return self.now + timedelta(days=self.rng.randint(3, 120), hours=9), "booked"
-        return base + timedelta(days=self.rng.randint(7, 60)), "cancelled"
 
     def observations(self, conditions: tuple[Condition, ...]) -> tuple[Observation, ...]:
         """HbA1c for diabetes, blood pressure, eGFR, BMI and full blood counts."""
@@ -374,6 +362,9 @@ class _History:
             if ltc.medication is not None and ltc.medication.code not in seen:
                 seen.add(ltc.medication.code)
                 out.append(Medication(ltc.medication, cond.trust, self.when(max_days=365).date()))
+            if ltc.key == "af" and ref.MED_APIXABAN.code not in seen:  # anticoagulated: a surgical triage flag
+                seen.add(ref.MED_APIXABAN.code)
+                out.append(Medication(ref.MED_APIXABAN, cond.trust, self.when(max_days=365).date()))
         return tuple(out)
 
     def allergies(self) -> tuple[Allergy, ...]:

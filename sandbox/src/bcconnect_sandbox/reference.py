@@ -502,3 +502,37 @@ NETWORKS: Final = (
 
 #: Treatment function code of genito-urinary medicine: its encounters are sensitive (sexual health).
 SEXUAL_HEALTH_TFC: Final = "360"
+
+#: Presenting problems a GP refers to each network with (SNOMED CT; plausible test data, not a terminology source).
+#: The first of ENT's is a head-and-neck cancer presentation (routed to Wolverhampton when two-week-wait).
+REFERRAL_REASONS: Final = {
+    "Breast": (Concept("89164003", "Breast lump"), Concept("53430007", "Pain of breast")),
+    "Colorectal": (Concept("405729008", "Hematochezia"), Concept("88111009", "Change in bowel habit")),
+    "Critical Care": (Concept("409622000", "Respiratory failure"),),
+    "ENT": (
+        Concept("300848003", "Mass of neck"),
+        Concept("50219008", "Hoarse"),
+        Concept("15188001", "Hearing loss"),
+        Concept("90176007", "Tonsillitis"),
+    ),
+    "General Surgery": (Concept("235919008", "Cholelithiasis"), Concept("396232000", "Inguinal hernia")),
+    "Gynaecology": (Concept("289530006", "Postmenopausal bleeding"), Concept("95315005", "Fibroid")),
+    "Ophthalmology": (Concept("193570009", "Cataract"), Concept("23986001", "Glaucoma")),
+    "Orthopaedics": (Concept("239873007", "Osteoarthritis of knee"), Concept("239872002", "Osteoarthritis of hip")),
+    "Pharmacy": (Concept("182836005", "Review of medication"),),
+    "Skin": (Concept("400210000", "Suspicious skin lesion"), Concept("200936003", "Lupus erythematosus")),
+    "Urology": (Concept("34436003", "Blood in urine"), Concept("249274008", "Urinary symptoms")),
+}
+#: Work-up a referral comes with, by network: results (LOINC) and procedures (SNOMED) the triager looks for.
+OBS_PSA: Final = (Concept("2857-1", "Prostate specific Ag [Mass/volume] in Serum or Plasma"), (0.5, 14.0), "ug/L")
+OBS_FIT: Final = (
+    Concept("29771-3", "Hemoglobin.gastrointestinal [Mass/mass] in Stool by Immunoassay"),
+    (0.0, 250.0),
+    "ug/g",
+)
+PROC_MAMMOGRAPHY: Final = Concept("71651007", "Mammography")
+#: A direct oral anticoagulant prescribed to people with atrial fibrillation (dm+d-style code, test data).
+MED_APIXABAN: Final = Concept("703907009", "Apixaban 5mg tablets")
+#: Main specialty (UK Core PracticeSettingCode) of each treatment function where they differ: breast and
+#: colorectal surgery sit under general surgery. Otherwise the main specialty code equals the TFC.
+MAIN_SPECIALTY_OF_TFC: Final = {"103": "100", "104": "100"}

@@ -117,6 +117,60 @@ class NoiseSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferralSettings:
+    """How referrals, RTT waits and their outcomes are distributed (so mutual aid has something to find).
+
+    Open waits are log-normal: median ``median_weeks[priority]`` × the trust's factor × the network's factor,
+    spread ``wait_spread`` (the σ of the log), capped at ``max_wait_weeks`` — a long tail past 52, 65, 78, 104.
+    """
+
+    #: share of routine / urgent referrals (the rest of a cancer network's are two-week-wait, ``asap``)
+    routine_share: float = 0.68
+    urgent_share: float = 0.18
+    median_weeks: tuple[tuple[str, float], ...] = (("routine", 17.0), ("urgent", 7.0), ("asap", 2.5))
+    trust_wait_factor: tuple[tuple[str, float], ...] = (("RL4", 0.8), ("RBK", 0.75), ("RNA", 1.45), ("RXK", 1.2))
+    network_wait_factor: tuple[tuple[str, float], ...] = (
+        ("ENT", 1.35),
+        ("Orthopaedics", 1.4),
+        ("Ophthalmology", 1.1),
+        ("Gynaecology", 1.2),
+        ("General Surgery", 1.0),
+        ("Skin", 0.8),
+    )
+    wait_spread: float = 0.75
+    max_wait_weeks: float = 125.0
+    #: share of referrals still open (waiting) at "now"
+    open_share: float = 0.55
+    #: share of open referrals received in the last three weeks and not yet triaged
+    awaiting_triage_share: float = 0.15
+    #: first appointments the patient did not attend
+    dna_rate: float = 0.07
+    #: open pathways moved to another provider (inter-provider transfer; the clock continues)
+    transfer_rate: float = 0.06
+    #: triage outcomes of triaged referrals: returned to the referrer with advice, redirected to another provider
+    returned_rate: float = 0.06
+    redirected_rate: float = 0.03
+    #: open referrals with a second open referral of the same person in the same network at another trust
+    duplicate_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and f.name.endswith(("_rate", "_share")) and not 0.0 <= value <= 1.0:
+                raise ValueError(f"referral {f.name} must be between 0 and 1, got {value}")
+        if self.routine_share + self.urgent_share > 1.0:
+            raise ValueError("referral routine_share + urgent_share must not exceed 1")
+
+    def median(self, priority: str, trust: str, network: str) -> float:
+        """The median open wait in weeks for a referral of ``priority`` to ``network`` at ``trust``."""
+        return (
+            dict(self.median_weeks)[priority]
+            * dict(self.trust_wait_factor).get(trust, 1.0)
+            * dict(self.network_wait_factor).get(network, 1.0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """How a client authenticates to one simulated trust: OAuth2 client credentials or an API key."""
 
@@ -134,6 +188,7 @@ class SandboxSettings:
     trusts: tuple[str, ...] = ALL_TRUSTS
     faults: FaultSettings = field(default_factory=FaultSettings)
     noise: NoiseSettings = field(default_factory=NoiseSettings)
+    referrals: ReferralSettings = field(default_factory=ReferralSettings)
     #: the simulated "now" when the world starts; history spans years before it
     now: datetime = DEFAULT_NOW
     host: str = "127.0.0.1"

@@ -20,9 +20,9 @@ from bcconnect_sandbox.population import (
     Medication,
     Observation,
     Person,
-    Referral,
     random_postcode,
 )
+from bcconnect_sandbox.referrals import Referral
 from bcconnect_sandbox.settings import NoiseSettings
 
 MRN_PREFIX: Final = {"RL4": "RW", "RXK": "SW", "RNA": "P", "RBK": "WK"}
@@ -190,7 +190,7 @@ def trust_records(person: Person, trust: str, *, seed: int, noise: NoiseSettings
         if referral.trust != trust:
             continue
         ref_id = add("referral", pid, referral)
-        if referral.network.tfc is not None:
+        if referral.network.tfc is not None and referral.triage != "returned":  # a returned referral has no pathway
             add("pathway", pid, referral, refs=(ref_id,))
         if referral.appointment_status is not None:
             add("appointment", pid, referral, refs=(ref_id,), status=referral.appointment_status)

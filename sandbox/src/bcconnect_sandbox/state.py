@@ -51,7 +51,7 @@ class Population:
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
-        person = make_person(self.settings.seed, index, self.settings.now)
+        person = make_person(self.settings.seed, index, self.settings.now, referrals=self.settings.referrals)
         self._cache[index] = person
         if len(self._cache) > _CACHE_PERSONS:
             self._cache.popitem(last=False)

@@ -18,7 +18,7 @@ from bcconnect_sandbox.asgi import FaultyWire, RateLimiter
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
 from bcconnect_sandbox.faults import FaultPlan
 from bcconnect_sandbox.fhir_server import FhirApp
-from bcconnect_sandbox.ground_truth import ground_truth_rows, write_ground_truth
+from bcconnect_sandbox.ground_truth import ground_truth_rows, write_ground_truth, write_referral_truth
 from bcconnect_sandbox.hl7_sender import Hl7Sender
 from bcconnect_sandbox.rna_server import RnaApp
 from bcconnect_sandbox.settings import Credentials, SandboxSettings
@@ -103,8 +103,18 @@ class World:
         return {t: dict(sorted(p.counts.items())) for t, p in self.plans.items()}
 
     def write_ground_truth(self, path: Path) -> int:
-        """Write ``ground_truth.csv`` for the records served so far (merges included); returns rows written."""
+        """Write ``ground_truth.csv`` for the records served so far (merges included); returns rows written.
+
+        The referral truth (``rtt_truth.csv``, ``referral_truth.csv``) is written beside it.
+        """
+        self.write_referral_truth(path.parent)
         return write_ground_truth(path, list(self.states.values()), persons=self.settings.persons)
+
+    def write_referral_truth(self, directory: Path) -> tuple[int, int]:
+        """Write ``rtt_truth.csv`` and ``referral_truth.csv`` (clocks counted at the world's start)."""
+        population = next(iter(self.states.values())).population
+        people = (population.person(i) for i in range(self.settings.persons))
+        return write_referral_truth(directory, people, reference=self.settings.now.date())
 
     def ground_truth_rows(self) -> list[tuple[str, str, str]]:
         """The ground-truth rows as a list (small worlds; use :meth:`write_ground_truth` for large ones)."""

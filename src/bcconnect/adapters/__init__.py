@@ -17,7 +17,7 @@ Kinds: ``fhir_api`` (:class:`FhirApiSource`), ``json_api`` (:class:`JsonApiSourc
 from __future__ import annotations
 
 from bcconnect.adapters._breaker import BreakerState, CircuitBreaker
-from bcconnect.adapters._fhir import DEFAULT_RESOURCE_TYPES, FhirApiSource
+from bcconnect.adapters._fhir import DEFAULT_RESOURCE_TYPES, FetchPlan, FhirApiSource, TypeFailure, request_order
 from bcconnect.adapters._hl7_files import Hl7FileSource
 from bcconnect.adapters._hl7_record import UNPARSED_HL7, hl7_record
 from bcconnect.adapters._http import FetchStats, Runtime
@@ -32,6 +32,7 @@ __all__ = [
     "UNPARSED_HL7",
     "BreakerState",
     "CircuitBreaker",
+    "FetchPlan",
     "FetchStats",
     "FhirApiSource",
     "Hl7FileSource",
@@ -43,10 +44,12 @@ __all__ = [
     "RawReject",
     "Runtime",
     "Source",
+    "TypeFailure",
     "backoff_delay",
     "hl7_record",
     "mllp_frame",
     "open_source",
     "parse_retry_after",
+    "request_order",
     "serve_mllp",
 ]

@@ -50,7 +50,11 @@ class StaticHeaders:
 
 
 class OAuth2ClientCredentials:
-    """The client-credentials grant; the token is cached until shortly before it expires."""
+    """The client-credentials grant; the token is cached until shortly before it expires.
+
+    The token endpoint is the configured ``token_url`` or, when there is none, the ``token_endpoint`` of the
+    server's SMART discovery document (``<FHIR base>/.well-known/smart-configuration``), read once.
+    """
 
     can_refresh = True
 
@@ -58,15 +62,17 @@ class OAuth2ClientCredentials:
         self,
         *,
         source: str,
-        token_url: str,
+        token_url: str | None,
         client_id: str,
         client_secret: str,
         retry_after_cap: float,
         clock: Callable[[], float] = time.monotonic,
         utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
+        discovery_url: str | None = None,
     ) -> None:
         self._source = source
         self._token_url = token_url
+        self._discovery_url = discovery_url
         self._client_id = client_id
         self._secret = client_secret
         self._cap = retry_after_cap
@@ -91,8 +97,35 @@ class OAuth2ClientCredentials:
         """Drop the cached token; the next request fetches a new one."""
         self._token = None
 
+    async def _discover(self, client: httpx.AsyncClient, *, request_timeout: float) -> str:
+        """The token endpoint the server's SMART configuration names."""
+        url = self._discovery_url
+        if url is None:
+            raise SourceProtocolError(
+                "no token_url configured and no FHIR base to discover it from", source=self._source
+            )
+        what = f"SMART discovery ({url})"
+        response = await client.get(url, headers={"Accept": "application/json"}, timeout=request_timeout)
+        if response.status_code == 404:
+            raise SourceAuthError(f"{what}: HTTP 404 — set [auth] token_url in the adapter file", source=self._source)
+        check_status(response, source=self._source, what=what, now=self._utcnow(), retry_after_cap=self._cap)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise TransientFault(f"{what}: malformed JSON body") from exc
+        endpoint = body.get("token_endpoint") if isinstance(body, dict) else None
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            raise SourceAuthError(
+                f"{what}: no token_endpoint in the document — set [auth] token_url in the adapter file",
+                source=self._source,
+            )
+        log.info("source_token_endpoint_discovered", source=self._source, token_endpoint=endpoint)
+        return endpoint
+
     async def _fetch(self, client: httpx.AsyncClient, *, request_timeout: float) -> None:
         what = "token request"
+        if self._token_url is None:
+            self._token_url = await self._discover(client, request_timeout=request_timeout)
         response = await client.post(
             self._token_url,
             data={
@@ -155,10 +188,11 @@ def make_authenticator(
             file=where,
             key="auth",
         )
-    token_url = auth.token_url or f"{(config.base_url or '').rstrip('/')}/oauth2/token"
+    base = (config.base_url or "").rstrip("/")
     return OAuth2ClientCredentials(
         source=config.name,
-        token_url=token_url,
+        token_url=auth.token_url,
+        discovery_url=f"{base}/.well-known/smart-configuration" if base else None,
         client_id=auth.client_id,
         client_secret=secret,
         retry_after_cap=config.fetch.backoff_max_seconds,

@@ -45,6 +45,23 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._trial_in_flight = False
         metrics.set_breaker_state(source, "closed")
+        self._scopes: dict[str, CircuitBreaker] = {}
+
+    def scoped(self, scope: str) -> CircuitBreaker:
+        """The breaker of one part of this source (a FHIR resource type), with the same settings.
+
+        Kept here so a scheduler that keeps this breaker across runs keeps every part's state too; a part
+        that keeps failing opens only its own breaker, never the others'.
+        """
+        found = self._scopes.get(scope)
+        if found is None:
+            found = self._scopes[scope] = CircuitBreaker(
+                source=f"{self._source} {scope}",
+                failure_threshold=self._threshold,
+                reset_seconds=self._reset,
+                clock=self._clock,
+            )
+        return found
 
     @property
     def state(self) -> BreakerState:

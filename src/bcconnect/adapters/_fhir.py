@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from bcconnect.adapters._fhir_cursor import (
 from bcconnect.adapters._http import FetchStats, SourceHttp
 from bcconnect.adapters._types import Page, RawRecord, RawReject
 from bcconnect.config import AdapterConfig
-from bcconnect.errors import SourceProtocolError
+from bcconnect.errors import CircuitOpen, SourceError, SourceProtocolError, SourceUnavailable
 
 log = structlog.get_logger()
 
@@ -40,8 +41,64 @@ DEFAULT_RESOURCE_TYPES: tuple[str, ...] = (
     "Appointment",
 )
 
+#: the order types are requested in when the CapabilityStatement decides: reference targets before the
+#: resources pointing at them (a Patient before its clinical records, so nothing waits as held), then the rest
+_FIRST: tuple[str, ...] = (
+    "Organization",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Patient",
+    "RelatedPerson",
+    "Device",
+    "Medication",
+    "Encounter",
+    "EpisodeOfCare",
+)
+
 # a guard against a server whose ``next`` links never end
 _MAX_PAGES = 100_000
+
+
+def request_order(types: Collection[str]) -> tuple[str, ...]:
+    """``types`` with reference targets first, the rest by name.
+
+    >>> request_order({"Observation", "Patient", "Immunization", "Organization"})
+    ('Organization', 'Patient', 'Immunization', 'Observation')
+    """
+    first = [t for t in _FIRST if t in types]
+    return (*first, *sorted(t for t in types if t not in _FIRST))
+
+
+@dataclass(frozen=True, slots=True)
+class TypeFailure:
+    """A resource type whose reading stopped: its own breaker opened or its retries ran out."""
+
+    resource_type: str
+    url: str | None
+    status: int | None
+    message: str
+
+    def __str__(self) -> str:
+        status = f"HTTP {self.status}" if self.status is not None else "no answer"
+        return f"{self.resource_type} failed ({status} at {self.url or '-'}): {self.message}"
+
+
+@dataclass(slots=True)
+class FetchPlan:
+    """What the adapter reads from a FHIR source, and why (from its CapabilityStatement and the mapping set)."""
+
+    #: the types requested, in request order
+    requested: tuple[str, ...]
+    #: offered by the server (CapabilityStatement.rest.resource.type) with the search parameters it lists;
+    #: empty when the server published no CapabilityStatement
+    offered: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: offered types the mapping set does not map, with the server's count (None when it gave none)
+    offered_not_mapped: dict[str, int | None] = field(default_factory=dict)
+    #: mapped types the server does not offer (not requested)
+    mapped_not_offered: tuple[str, ...] = ()
+    #: how the list was chosen: "adapter file", "capability statement" or "mapping set (no CapabilityStatement)"
+    basis: str = "mapping set"
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
@@ -94,12 +151,80 @@ class FhirApiSource:
     anything else re-read is left to ingest's content-hash check.
     """
 
-    def __init__(self, config: AdapterConfig, http: SourceHttp) -> None:
+    def __init__(self, config: AdapterConfig, http: SourceHttp, *, mapped_types: Collection[str] | None = None) -> None:
         self.name = config.name
         self._config = config
         self._http = http
-        self._fhir = f"{(config.base_url or '').rstrip('/')}/fhir/R4"
-        self._types = config.fetch.resource_types or DEFAULT_RESOURCE_TYPES
+        self._fhir = (config.base_url or "").rstrip("/")  # the FHIR base exactly as the trust publishes it
+        self._mapped = frozenset(mapped_types) if mapped_types is not None else None
+        #: what this run reads (set when paging starts, or by :meth:`plan`)
+        self.fetch_plan: FetchPlan | None = None
+        #: resource types whose reading failed in this run; the other types went on
+        self.failures: list[TypeFailure] = []
+
+    async def plan(self) -> FetchPlan:
+        """Decide which types to request: the adapter file's ``[fetch] resource_types`` when set; else every
+        type the server's CapabilityStatement offers that the mapping set maps (offered types it does not map
+        are counted and reported, never dropped silently); without a CapabilityStatement, what the set maps."""
+        if self._config.fetch.resource_types:
+            self.fetch_plan = FetchPlan(tuple(self._config.fetch.resource_types), basis="adapter file")
+            return self.fetch_plan
+        mapped = self._mapped if self._mapped is not None else frozenset(DEFAULT_RESOURCE_TYPES)
+        offered = await self.capabilities()
+        if not offered:
+            self.fetch_plan = FetchPlan(request_order(mapped), basis="mapping set (no CapabilityStatement)")
+            return self.fetch_plan
+        not_mapped = {t: await self.count(t) for t in sorted(set(offered) - mapped)}
+        self.fetch_plan = FetchPlan(
+            request_order(set(offered) & mapped),
+            offered=offered,
+            offered_not_mapped=not_mapped,
+            mapped_not_offered=tuple(sorted(mapped - set(offered))),
+            basis="capability statement",
+        )
+        return self.fetch_plan
+
+    async def capabilities(self) -> dict[str, tuple[str, ...]]:
+        """The types the server's CapabilityStatement (``GET [base]/metadata``) offers for search, with their
+        search parameters; empty when it has none (404) or it lists no types."""
+        try:
+            body, _ = await self._http.get_json(f"{self._fhir}/metadata")
+        except SourceProtocolError as exc:
+            if self._http.last_status is None:
+                raise  # not an answer about /metadata (a bad URL, a protocol failure): say so
+            log.warning("source_no_capability_statement", source=self.name, error=str(exc))
+            return {}
+        if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+            log.warning("source_no_capability_statement", source=self.name, error="not a CapabilityStatement")
+            return {}
+        offered: dict[str, tuple[str, ...]] = {}
+        for rest in body.get("rest") or ():
+            if not isinstance(rest, dict) or rest.get("mode") not in (None, "server"):
+                continue
+            for resource in rest.get("resource") or ():
+                if not isinstance(resource, dict) or not isinstance(resource.get("type"), str):
+                    continue
+                codes = {str(_obj(i).get("code")) for i in resource.get("interaction") or ()}
+                if resource.get("interaction") and "search-type" not in codes:
+                    continue  # offered for read only: nothing to page through
+                params = tuple(
+                    str(p["name"]) for p in resource.get("searchParam") or () if isinstance(p, dict) and p.get("name")
+                )
+                offered[resource["type"]] = params
+        return offered
+
+    async def count(self, resource_type: str) -> int | None:
+        """How many resources of a type the server holds (``_summary=count``), or None if it will not say."""
+        try:
+            body, _ = await self._http.get_json(
+                f"{self._fhir}/{resource_type}",
+                params={"_summary": "count"},
+                breaker=self._http.breaker.scoped(resource_type),
+            )
+        except SourceError:
+            return None
+        total = body.get("total") if isinstance(body, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     @property
     def stats(self) -> FetchStats:
@@ -107,16 +232,28 @@ class FhirApiSource:
         return self._http.stats
 
     async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
-        """Pages of changed resources, then of deletes, type by type; each page carries the whole cursor."""
+        """Pages of changed resources, then of deletes, type by type; each page carries the whole cursor.
+
+        Each type has its own cursor entry and its own breaker: a type that keeps failing is recorded in
+        :attr:`failures` (type, URL, HTTP status) and the next type is read; its cursor stays where its last
+        committed page left it, so the next run resumes it there.
+        """
         state = FhirCursor.loads(cursor, source=self.name)
-        for resource_type in self._types:
+        plan = self.fetch_plan or await self.plan()
+        self.failures = []
+        for resource_type in plan.requested:
             type_state = state.state(resource_type)
             had_deletes_since = type_state.deletes_since is not None
-            async for page in self._search(resource_type, type_state, state):
-                yield page
-            if had_deletes_since:
-                async for page in self._deletes(resource_type, type_state, state):
+            try:
+                async for page in self._search(resource_type, type_state, state):
                     yield page
+                if had_deletes_since:
+                    async for page in self._deletes(resource_type, type_state, state):
+                        yield page
+            except (SourceUnavailable, CircuitOpen, SourceProtocolError) as exc:
+                failure = TypeFailure(resource_type, self._http.last_url, self._http.last_status, str(exc))
+                self.failures.append(failure)
+                log.warning("source_type_failed", source=self.name, failure=str(failure))
 
     async def acknowledge(self, cursor: str) -> None:
         """Nothing to do on the server: the cursor alone records progress."""
@@ -133,7 +270,8 @@ class FhirApiSource:
             if url is None:
                 return
             what = f"{resource_type} id sweep"
-            bundle, entries = _entries((await self._http.get_json(url, params=params))[0], what, self.name)
+            answer = await self._http.get_json(url, params=params, breaker=self._http.breaker.scoped(resource_type))
+            bundle, entries = _entries(answer[0], what, self.name)
             for entry in entries:
                 resource = entry.get("resource") if isinstance(entry, dict) else None
                 if isinstance(resource, dict) and isinstance(resource.get("id"), str):
@@ -162,7 +300,9 @@ class FhirApiSource:
         for number in range(_MAX_PAGES):
             if url is None:
                 break
-            body, headers = await self._http.get_json(url, params=params)
+            body, headers = await self._http.get_json(
+                url, params=params, breaker=self._http.breaker.scoped(resource_type)
+            )
             bundle, entries = _entries(body, f"{resource_type} search page {number + 1}", self.name)
             if type_state.deletes_since is None:
                 # first run: deletes older than this search cannot concern anything we hold; start there
@@ -227,7 +367,7 @@ class FhirApiSource:
         for number in range(_MAX_PAGES):
             if url is None:
                 break
-            body, _ = await self._http.get_json(url, params=params)
+            body, _ = await self._http.get_json(url, params=params, breaker=self._http.breaker.scoped(resource_type))
             bundle, entries = _entries(body, f"{resource_type} history page {number + 1}", self.name)
             records: list[RawRecord] = []
             rejects: list[RawReject] = []

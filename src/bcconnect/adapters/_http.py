@@ -89,6 +89,9 @@ class SourceHttp:
         base = urlsplit(config.base_url or "")
         self._origin = (base.scheme, base.netloc)
         self.stats = FetchStats()
+        #: the URL and HTTP status of the latest answer (status None: no answer), for failure summaries
+        self.last_url: str | None = None
+        self.last_status: int | None = None
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -103,18 +106,24 @@ class SourceHttp:
                 f"a paging link points to another origin ({parts.scheme}://{parts.netloc})", source=self._name
             )
 
-    async def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> tuple[Any, httpx.Headers]:
-        """GET ``url`` and decode its JSON body, retrying transient faults; returns body and headers."""
+    async def get_json(
+        self, url: str, *, params: Mapping[str, str] | None = None, breaker: CircuitBreaker | None = None
+    ) -> tuple[Any, httpx.Headers]:
+        """GET ``url`` and decode its JSON body, retrying transient faults; returns body and headers.
+
+        ``breaker`` is the breaker of the part of the source this call belongs to (default: the source's).
+        """
         what = f"GET {urlsplit(url).path}"
         attempt = 0
         refreshed = False
+        circuit = breaker or self._breaker
         while True:
-            self._breaker.before_call()
+            circuit.before_call()
             verdict = False
             try:
                 async with self._limiter:
                     body, headers = await self._attempt(url, params, what)
-                self._breaker.record_success()
+                circuit.record_success()
                 verdict = True
                 return body, headers
             except Unauthorised as exc:
@@ -128,7 +137,7 @@ class SourceHttp:
                 raise SourceAuthError(f"{what}: credentials refused (HTTP 401)", source=self._name) from exc
             except TransientFault as exc:
                 if exc.unhealthy:
-                    self._breaker.record_failure()
+                    circuit.record_failure()
                     verdict = True
                 else:
                     self.stats.throttled += 1
@@ -146,7 +155,7 @@ class SourceHttp:
             finally:
                 if not verdict:
                     # cancelled, or an answer that says nothing about the source's health
-                    self._breaker.release_trial()
+                    circuit.release_trial()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -161,6 +170,8 @@ class SourceHttp:
     async def _attempt(self, url: str, params: Mapping[str, str] | None, what: str) -> tuple[Any, httpx.Headers]:
         timeout = self._fetch.timeout_seconds
         self.stats.requests += 1
+        self.last_url = str(httpx.URL(url, params=params)) if params else url
+        self.last_status = None
         try:
             # httpx times each phase; the outer deadline also bounds a server that drips bytes slowly
             with anyio.fail_after(timeout * 2):
@@ -175,6 +186,7 @@ class SourceHttp:
             raise SourceProtocolError(f"{what}: {type(exc).__name__}: {exc}", source=self._name) from exc
         except httpx.InvalidURL as exc:
             raise SourceProtocolError(f"{what}: invalid URL ({exc})", source=self._name) from exc
+        self.last_status = response.status_code
         check_status(
             response,
             source=self._name,

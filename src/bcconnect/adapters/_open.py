@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
@@ -26,13 +26,16 @@ async def open_source(
     transport: httpx.AsyncBaseTransport | None = None,
     runtime: Runtime | None = None,
     breaker: CircuitBreaker | None = None,
+    mapped_types: Collection[str] | None = None,
 ) -> AsyncIterator[Source]:
     """Open the source ``config`` describes; its HTTP client is closed when the block ends.
 
     ``environ`` supplies the secrets the configuration names (default: the process environment);
     ``transport`` replaces the network (``httpx.MockTransport`` in tests); ``runtime`` replaces randomness,
     clocks and sleeping; ``breaker`` lets a scheduler keep one source's breaker across runs (by default each
-    opening starts with a closed breaker of its own). HL7 v2 over MLLP is push, not pull: use :func:`serve_mllp` for it.
+    opening starts with a closed breaker of its own); ``mapped_types`` are the record types the mapping set
+    maps (a FHIR source requests those its CapabilityStatement offers). HL7 v2 over MLLP is push, not pull:
+    use :func:`serve_mllp` for it.
     """
     where = str(config.source_file) if config.source_file else None
     if config.kind is SourceKind.HL7V2:
@@ -54,6 +57,6 @@ async def open_source(
     ) as client:
         http = SourceHttp(config, client=client, auth=auth, runtime=run, breaker=breaker)
         if config.kind is SourceKind.FHIR_API:
-            yield FhirApiSource(config, http)
+            yield FhirApiSource(config, http, mapped_types=mapped_types)
         else:
             yield JsonApiSource(config, http)

@@ -8,7 +8,7 @@ import orjson
 
 from bcconnect import __version__
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
-from bcconnect.view import TypeCapability
+from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
 
 _OPERATION_DEFINITIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -30,13 +30,16 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
             "readHistory": True,
             "updateCreate": False,
             "conditionalCreate": False,
-            "conditionalRead": "not-supported",
+            # reads honour If-None-Match and If-Modified-Since (_handlers._not_modified)
+            "conditionalRead": "full-support",
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             "searchInclude": list(cap.includes),
             "searchRevInclude": list(cap.revincludes),
             "searchParam": [{"name": p.code, "definition": p.url, "type": p.type.value} for p in cap.search_params],
         }
+        if cap.resource_type == "Patient":
+            entry["documentation"] = PERSON_MODEL_DOC
         operations = [op for op in OPERATIONS.get(cap.resource_type, ()) if op in cap.operations]
         if operations:
             entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
@@ -65,7 +68,8 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...]) -> by
         "rest": [
             {
                 "mode": "server",
-                "documentation": "Read-only: create, update, patch and delete are refused with 405.",
+                "documentation": "Read-only: create, update, patch and delete are refused with 405. "
+                + PERSON_MODEL_DOC,
                 "resource": resources,
             }
         ],

@@ -1,9 +1,15 @@
-"""What every command shares: reading the configuration named by the global ``--config``."""
+"""What every command shares: the configuration named by the global ``--config``, the optional sandbox, and
+stopping cleanly on a signal."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import anyio
 
 from bcconnect.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 from bcconnect.errors import UsageError
@@ -11,6 +17,11 @@ from bcconnect.logging import configure_logging
 
 # argparse exposes no public name for the sub-command collection
 SubParsers = argparse._SubParsersAction
+
+#: the distribution that simulates the trusts (not part of the engine's wheel)
+SANDBOX_DISTRIBUTION = "bcconnect-sandbox"
+#: signals that stop a long-running command cleanly: Ctrl-C at a terminal, and what service managers send
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def read_input_file(name: str, *, option: str) -> bytes:
@@ -35,3 +46,35 @@ def settings_from(args: argparse.Namespace) -> Settings:
         fmt=args.log_format or settings.logging.format,
     )
     return settings
+
+
+def require_sandbox(command: str) -> None:
+    """Refuse in one sentence when the simulated trusts (their own distribution) are not installed."""
+    if importlib.util.find_spec("bcconnect_sandbox") is None:
+        raise UsageError(
+            f"'{command}' needs the simulated trusts, which are not installed: install the {SANDBOX_DISTRIBUTION}"
+            " distribution from the project's sandbox/ folder (scripts/bootstrap does)"
+        )
+
+
+async def until_stopped(work: Callable[[], Awaitable[object]]) -> bool:
+    """Run ``work`` until it returns or SIGINT/SIGTERM arrives; True when a signal stopped it.
+
+    The handlers are installed here, explicitly, so a command started in the background (where SIGINT is
+    ignored and no KeyboardInterrupt ever comes) still stops on SIGTERM, and Ctrl-C at a terminal still works.
+    """
+    stopped = False
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal stopped
+            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                async for _ in signals:
+                    stopped = True
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch)
+        await work()
+        group.cancel_scope.cancel()
+    return stopped

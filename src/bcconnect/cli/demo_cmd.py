@@ -1,136 +1,104 @@
 """``bcconnect demo``: the four simulated trusts → adapters → merged view → FHIR endpoint, on loopback.
 
-The demo writes what it runs with into its data directory — ``bcconnect.toml``, ``adapters/<name>/adapter.toml``,
-``demo.env`` (the sandbox credentials, as the environment variables the adapter files name) and the sandbox's
-``ground_truth.csv`` — so every other command can be pointed at a running demo with
-``--config <data-dir>/bcconnect.toml``.
+The demo deploys the project's own adapters (``adapters/<trust>/adapter.toml``): every setting comes from those
+files; only what the demo chose is changed — the sandboxes' base URLs (free ports) and the HL7 drop folder. It
+writes what it runs with into its data directory — ``bcconnect.toml``, ``adapters/<name>/adapter.toml`` (the
+project's file, comments kept, with those values changed), ``demo.env`` (the sandbox credentials, as the
+environment variables the adapter files name) and the sandbox's ``ground_truth.csv`` — so every other command can
+be pointed at a running demo with ``--config <data-dir>/bcconnect.toml``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import orjson
+import tomlkit
 
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, require_sandbox, settings_from, until_stopped
 from bcconnect.cli.ingest_cmd import sync_progress
 from bcconnect.cli.progress import Bars
 from bcconnect.cli.serve_cmd import listen, serve_api
-from bcconnect.config import (
-    AdapterConfig,
-    FetchSettings,
-    Hl7Settings,
-    SourceAuthSettings,
-    SourceAuthType,
-    SourceKind,
-    load_settings,
-)
+from bcconnect.config import AdapterConfig, SourceKind, load_adapters, load_settings
 from bcconnect.errors import UsageError
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
 from bcconnect.fhir.constants import ODS_ORGANIZATION_SYSTEM as ODS
 from bcconnect.ingest import SyncReport, sync_adapters
 from bcconnect.security import ensure_local_issuer
 from bcconnect.store import Store, iter_current, open_store
-from bcconnect_sandbox import SandboxSettings, World, running_sandboxes
 
-#: mapping set and adapter kind of each simulated trust
-DEMO_TRUSTS: dict[str, tuple[SourceKind, str]] = {
-    "RL4": (SourceKind.FHIR_API, "rl4-fhir"),
-    "RXK": (SourceKind.FHIR_API, "rxk-fhir"),
-    "RNA": (SourceKind.JSON_API, "rna-json"),
-    "RBK": (SourceKind.HL7V2, "rbk-hl7v2"),
-}
+if TYPE_CHECKING:
+    from bcconnect_sandbox import World
+
 DEMO_SCOPES = "user/*.rs"
 
 
-def find_mappings_dir() -> Path:
-    """The mapping sets shipped with bcconnect: ``./mappings`` or the project folder's."""
-    candidates = [Path.cwd() / "mappings", Path(__file__).resolve().parents[3] / "mappings"]
+def find_project_dir(name: str) -> Path:
+    """A folder shipped with the project (``mappings``, ``adapters``): in the current directory or the project's."""
+    candidates = [Path.cwd() / name, Path(__file__).resolve().parents[3] / name]
     for candidate in candidates:
-        if (candidate / "rl4-fhir").is_dir():
+        if candidate.is_dir() and any(candidate.iterdir()):
             return candidate
-    raise UsageError("cannot find the mapping sets (a 'mappings' folder); run the demo from the project folder")
+    raise UsageError(f"cannot find the project's '{name}' folder; run the demo from the project folder")
 
 
-def world_adapters(world: World, *, hl7_drop_dir: Path) -> tuple[list[AdapterConfig], dict[str, str]]:
-    """Adapter configurations for the sandboxes of ``world``, and the secrets they name."""
+def demo_adapters(
+    world: World, *, adapters_dir: Path, hl7_drop_dir: Path
+) -> tuple[list[AdapterConfig], dict[str, str]]:
+    """The project's adapters pointed at the sandboxes of ``world``, and the secrets their files name."""
     configs: list[AdapterConfig] = []
     environ: dict[str, str] = {}
-    for trust in world.settings.trusts:
-        kind, mapping_set = DEMO_TRUSTS[trust]
-        name = trust.lower()
-        auth = SourceAuthSettings()
-        base_url: str | None = None
-        if kind is SourceKind.FHIR_API:
-            credentials = world.credentials(trust)
-            secret_env = f"BCCONNECT_{trust}_CLIENT_SECRET"
-            environ[secret_env] = credentials.client_secret or ""
-            auth = SourceAuthSettings(
-                type=SourceAuthType.OAUTH2_CLIENT_CREDENTIALS,
-                client_id=credentials.client_id,
-                client_secret_env=secret_env,
-            )
-            base_url = world.base_url(trust)
-        elif kind is SourceKind.JSON_API:
-            key_env = f"BCCONNECT_{trust}_API_KEY"
-            environ[key_env] = world.credentials(trust).api_key or ""
-            auth = SourceAuthSettings(type=SourceAuthType.API_KEY, api_key_env=key_env)
-            base_url = world.base_url(trust)
-        configs.append(
-            AdapterConfig(
-                name=name,
-                ods_code=trust,
-                kind=kind,
-                mapping_set=mapping_set,
-                base_url=base_url,
-                auth=auth,
-                fetch=FetchSettings(page_size=200, concurrency=2 if trust == "RXK" else 4),
-                hl7v2=Hl7Settings(mode="file", drop_dir=str(hl7_drop_dir)),
-                schedule_seconds=60,
-            )
-        )
+    for config in load_adapters(adapters_dir):
+        if config.ods_code not in world.settings.trusts:
+            continue
+        if config.kind is SourceKind.HL7V2:
+            configs.append(replace(config, hl7v2=replace(config.hl7v2, mode="file", drop_dir=str(hl7_drop_dir))))
+            continue
+        credentials = world.credentials(config.ods_code)
+        for env_name, value in (
+            (config.auth.client_secret_env, credentials.client_secret),
+            (config.auth.api_key_env, credentials.api_key),
+        ):
+            if env_name and value:
+                environ[env_name] = value
+        if config.kind is SourceKind.FHIR_API:
+            # the sandbox publishes its FHIR base under /fhir/R4; its token URL is discovered from there
+            base_url = f"{world.base_url(config.ods_code)}/fhir/R4"
+            config = replace(config, auth=replace(config.auth, token_url=None))
+        else:
+            base_url = world.base_url(config.ods_code)
+        configs.append(replace(config, base_url=base_url))
     return configs, environ
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def adapter_toml(config: AdapterConfig) -> str:
-    """The ``adapter.toml`` text for ``config`` (secrets appear only as environment variable names)."""
-    lines = [
-        f"name = {_toml_value(config.name)}",
-        f"ods_code = {_toml_value(config.ods_code)}",
-        f"kind = {_toml_value(config.kind.value)}",
-        f"mapping_set = {_toml_value(config.mapping_set)}",
-        f"schedule_seconds = {config.schedule_seconds!r}",
-    ]
-    if config.base_url:
-        lines.append(f"base_url = {_toml_value(config.base_url)}")
-    auth = config.auth
-    lines += ["", "[auth]", f"type = {_toml_value(auth.type.value)}"]
-    for key in ("client_id", "client_secret_env", "api_key_env"):
-        value = getattr(auth, key)
-        if value:
-            lines.append(f"{key} = {_toml_value(value)}")
-    lines += ["", "[fetch]", f"page_size = {config.fetch.page_size}", f"concurrency = {config.fetch.concurrency}"]
+    """The project's ``adapter.toml`` for ``config`` (comments kept) with the values the demo chose."""
+    if config.source_file is None:
+        raise UsageError(f"adapter {config.name!r} was not read from a file")
+    document = tomlkit.parse(config.source_file.read_text(encoding="utf-8"))
+    if config.base_url is not None:
+        document["base_url"] = config.base_url
     if config.kind is SourceKind.HL7V2:
-        lines += ["", "[hl7v2]", f"mode = {_toml_value(config.hl7v2.mode)}"]
-        lines.append(f"drop_dir = {_toml_value(config.hl7v2.drop_dir)}")
-    return "\n".join(lines) + "\n"
+        hl7 = document.setdefault("hl7v2", tomlkit.table())
+        hl7["mode"] = config.hl7v2.mode
+        hl7["drop_dir"] = config.hl7v2.drop_dir
+    return tomlkit.dumps(document)
 
 
-def write_demo_config(data_dir: Path, *, port: int, configs: Sequence[AdapterConfig], environ: dict[str, str]) -> Path:
+def _toml_value(value: object) -> str:
+    return tomlkit.item(value).as_string()
+
+
+def write_demo_config(
+    data_dir: Path, *, port: int, configs: Sequence[AdapterConfig], environ: Mapping[str, str]
+) -> Path:
     """Write ``bcconnect.toml``, the adapter files and ``demo.env`` into ``data_dir``; returns the config path."""
     issuer = ensure_local_issuer(data_dir)
     for config in configs:
@@ -156,12 +124,12 @@ def write_demo_config(data_dir: Path, *, port: int, configs: Sequence[AdapterCon
                 "[auth]",
                 'mode = "jwt"',
                 f"issuers = [{{ issuer = {_toml_value(issuer.issuer)}, audience = {_toml_value(issuer.audience)},"
-                f" jwks_file = {_toml_value(issuer.jwks_path)} }}]",
-                f"local_signing_key_file = {_toml_value(issuer.key_path)}",
+                f" jwks_file = {_toml_value(str(issuer.jwks_path))} }}]",
+                f"local_signing_key_file = {_toml_value(str(issuer.key_path))}",
                 "",
                 "[paths]",
                 'adapters_dir = "adapters"',
-                f"mappings_dir = {_toml_value(find_mappings_dir())}",
+                f"mappings_dir = {_toml_value(str(find_project_dir('mappings')))}",
                 'data_dir = "."',
                 "",
             ]
@@ -196,9 +164,13 @@ def _demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--persons must be between 10 and 1300000, got {args.persons}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be a TCP port, got {args.port}")
+    require_sandbox("demo")
+    from bcconnect_sandbox import SandboxSettings, running_sandboxes
+
     settings_from(args)  # logging set-up; the demo writes its own configuration below
     # take the port before generating or syncing anything: a busy port is one sentence now, not a traceback later
     listening = [] if args.no_serve else [listen("127.0.0.1", args.port)]
+    adapters_dir = find_project_dir("adapters")
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "bcconnect.db").unlink(missing_ok=True)  # a demo starts from an empty store
@@ -211,7 +183,7 @@ def _demo(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         sandbox = SandboxSettings(persons=args.persons, seed=args.seed)
         async with running_sandboxes(sandbox, hl7_drop_dir=drop_dir) as world:
-            configs, environ = world_adapters(world, hl7_drop_dir=drop_dir)
+            configs, environ = demo_adapters(world, adapters_dir=adapters_dir, hl7_drop_dir=drop_dir)
             config_path = write_demo_config(data_dir, port=args.port, configs=configs, environ=environ)
             world.write_ground_truth(data_dir / "ground_truth.csv")
             await world.deliver_hl7()
@@ -246,14 +218,19 @@ def _demo(args: argparse.Namespace) -> int:
                 await serve_api(settings, store=store, on_ready=announce, listening=listening)
         return 0
 
+    outcome: list[int] = []
+
+    async def run() -> None:
+        outcome.append(await go())
+
     try:
-        return anyio.run(go)
-    except KeyboardInterrupt:
-        print("\nbcconnect demo: stopped")
-        return 0
+        if anyio.run(until_stopped, run):
+            print("\nbcconnect demo: stopped", flush=True)
+            return 0
     finally:
         for sock in listening:
             sock.close()
+    return outcome[0]
 
 
 async def _an_nhs_number(store: Store) -> str:

@@ -17,7 +17,10 @@ from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
     SyncReport,
+    held_by_type,
+    list_held,
     remap_adapter,
+    replay_all,
     replay_quarantined,
     resolve_adapter,
     run_daemon,
@@ -28,15 +31,14 @@ from bcconnect.ingest import (
 )
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import (
-    Store,
     get_quarantine,
     is_stale,
-    iter_current,
     list_quarantine,
     open_store,
+    quarantine_groups,
     resolve_quarantine,
-    resource_types,
 )
+from bcconnect.view import View, export_view_ndjson
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -64,24 +66,43 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
     q = sub.add_parser("quarantine", help="records that could not be taken in")
     qsub = q.add_subparsers(dest="quarantine_command", metavar="ACTION")
-    p = qsub.add_parser("list", help="open quarantined records")
+    p = qsub.add_parser("list", help="open quarantined records: the total, groups by reason, then the records")
     p.add_argument("--adapter", metavar="NAME")
+    p.add_argument("--reason", metavar="TEXT", help="only records whose reason code is TEXT or message contains it")
     p.add_argument("--all", action="store_true", help="include resolved records")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="records listed after the groups (default 100)")
     p.set_defaults(handler=_quarantine_list)
+    p = qsub.add_parser("held", help="resources held back because their Patient is missing or quarantined")
+    p.add_argument("--adapter", metavar="NAME")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(handler=_quarantine_held)
     p = qsub.add_parser("show", help="one record: reason, details and payload")
     p.add_argument("id", type=int)
     p.set_defaults(handler=_quarantine_show)
-    p = qsub.add_parser("replay", help="map a record again with the current mappings (or a corrected payload)")
-    p.add_argument("id", type=int)
+    p = qsub.add_parser(
+        "replay", help="map a record (or --all of them) again with the current mappings (or a corrected payload)"
+    )
+    p.add_argument("id", type=int, nargs="?")
     p.add_argument("--payload-file", metavar="FILE", help="replace the payload with this corrected file")
+    p.add_argument("--all", action="store_true", help="every open record (narrow with --adapter, --reason)")
+    p.add_argument("--adapter", metavar="NAME", help="with --all: only this adapter's records")
+    p.add_argument("--reason", metavar="TEXT", help="with --all: only records whose reason or message matches")
     p.set_defaults(handler=_quarantine_replay)
     p = qsub.add_parser("resolve", help="mark a record handled without loading it")
     p.add_argument("id", type=int)
     p.set_defaults(handler=_quarantine_resolve)
 
-    p = sub.add_parser("export", help="NDJSON per resource type of everything in the view")
+    p = sub.add_parser(
+        "export",
+        help="NDJSON per resource type of the view as a client sees it: golden Patients, references re-pointed to"
+        " them (--raw: the trusts' source records as stored, no golden Patients)",
+    )
     p.add_argument("--out", metavar="DIR", required=True)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the source records exactly as stored (source references, no golden Patients) instead of the view",
+    )
     p.add_argument(
         "--with-store-meta",
         action="store_true",
@@ -117,6 +138,8 @@ def _print_report(report: SyncReport) -> None:
         f" ({'balanced' if report.balanced else 'NOT BALANCED'}); deleted {report.deleted}{held};"
         f" {report.pages} pages in {report.duration_seconds:.1f}s — {verdict[report.status]}"
     )
+    if report.not_mapped_line:
+        print(f"{report.adapter}: {report.not_mapped_line}")
 
 
 def sync_progress(bars: Bars) -> Callable[[str, SyncReport], None]:
@@ -267,7 +290,8 @@ def _remap(args: argparse.Namespace) -> int:
         for report in reports:
             print(
                 f"{report.adapter}: remapped {report.records} landed records into"
-                f" {report.resources_written} resources; {report.failed} failed"
+                f" {report.resources_written} resources; {report.failed} failed;"
+                f" {report.resolved} quarantined records resolved; {report.released} held resources released"
             )
             failed += report.failed
         return 0 if failed == 0 else 1
@@ -277,14 +301,33 @@ def _remap(args: argparse.Namespace) -> int:
 
 def _quarantine_list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
     if args.adapter is not None:
         _adapters(settings, args.adapter)  # an unknown name is an error, never an empty list
 
     async def go() -> None:
+        filters = {"adapter": args.adapter, "include_resolved": args.all, "reason": args.reason}
         async with open_store(settings.store_url()) as store:
-            records = await store.read(
-                lambda tx: list_quarantine(tx, adapter=args.adapter, include_resolved=args.all, limit=args.limit)
+            groups = await store.read(lambda tx: quarantine_groups(tx, **filters))
+            records = await store.read(lambda tx: list_quarantine(tx, limit=args.limit, **filters))
+        total = sum(g.count for g in groups)
+        per_adapter: dict[str, int] = {}
+        for group in groups:
+            per_adapter[group.adapter] = per_adapter.get(group.adapter, 0) + group.count
+        which = "quarantined records (open and resolved)" if args.all else "open quarantined records"
+        spread = ", ".join(f"{name} {count}" for name, count in sorted(per_adapter.items()))
+        print(f"{total} {which}" + (f": {spread}" if spread else ""))
+        if groups:
+            print(f"\n{len(groups)} group(s) by reason:")
+            _print_table(
+                ("count", "adapter", "type", "reason", "first id", "message"),
+                [(str(g.count), g.adapter, g.record_type, g.reason, str(g.first_id), g.pattern[:90]) for g in groups],
             )
+        if not records:
+            return
+        shown = f"first {len(records)} of {total}" if len(records) < total else f"all {total}"
+        print(f"\nrecords ({shown}; --limit N for more):")
         rows = [
             (
                 str(r.id),
@@ -299,6 +342,27 @@ def _quarantine_list(args: argparse.Namespace) -> int:
             for r in records
         ]
         _print_table(("id", "adapter", "type", "stage", "reason", "created", "state", "message"), rows)
+
+    anyio.run(go)
+    return 0
+
+
+def _quarantine_held(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def go() -> None:
+        async with open_store(settings.store_url()) as store:
+            by_type = await store.read(lambda tx: held_by_type(tx, args.adapter))
+            held = await store.read(lambda tx: list_held(tx, adapter=args.adapter, limit=args.limit))
+        total = sum(by_type.values())
+        spread = ", ".join(f"{name} {count}" for name, count in by_type.items())
+        print(f"{total} resources held waiting for their Patient" + (f": {spread}" if spread else ""))
+        if held:
+            print()
+            _print_table(
+                ("type", "id", "adapter", "source record", "waits for Patient", "held since"),
+                [(h.resource_type, h.id, h.adapter, h.source_key, h.patient_id, h.held_at) for h in held],
+            )
 
     anyio.run(go)
     return 0
@@ -329,8 +393,16 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 def _quarantine_replay(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    payload = read_input_file(args.payload_file, option="--payload-file") if args.payload_file else None
+    if args.all == (args.id is not None):
+        raise UsageError("give one quarantined record id, or --all (with --adapter/--reason to narrow it)")
+    if args.all and args.payload_file:
+        raise UsageError("--payload-file replaces one record's payload; it cannot go with --all")
+    if not args.all and (args.adapter or args.reason):
+        raise UsageError("--adapter and --reason narrow --all; with one id they mean nothing")
     mappings_dir = settings.resolve(settings.paths.mappings_dir)
+    if args.all:
+        return _replay_everything(settings, mappings_dir, adapter=args.adapter, reason=args.reason)
+    payload = read_input_file(args.payload_file, option="--payload-file") if args.payload_file else None
 
     async def go() -> int:
         async with open_store(settings.store_url()) as store:
@@ -346,6 +418,26 @@ def _quarantine_replay(args: argparse.Namespace) -> int:
             )
         print(f"{result.quarantine_id}: {'resolved' if result.resolved else 'still failing'} — {result.message}")
         return 0 if result.resolved else 1
+
+    return anyio.run(go)
+
+
+def _replay_everything(settings: Settings, mappings_dir: Path, *, adapter: str | None, reason: str | None) -> int:
+    configs = {c.name: resolve_adapter(c, settings) for c in _adapters(settings, adapter)}
+
+    async def go() -> int:
+        mapping_sets = {name: load_mapping_set(mappings_dir / c.mapping_set) for name, c in configs.items()}
+        async with open_store(settings.store_url()) as store:
+            report = await replay_all(
+                configs=configs, mapping_sets=mapping_sets, store=store, adapter=adapter, reason=reason
+            )
+        for line in report.skipped:
+            print(f"skipped {line}")
+        print(
+            f"replayed {report.tried} quarantined records: {report.resolved} resolved,"
+            f" {report.still_failing} still failing" + (f", {len(report.skipped)} skipped" if report.skipped else "")
+        )
+        return 0 if report.still_failing == 0 and not report.skipped else 1
 
     return anyio.run(go)
 
@@ -373,10 +465,11 @@ def _export(args: argparse.Namespace) -> int:
     async def go() -> dict[str, int]:
         with Bars("exporting", unit="resources") as bars:
             async with open_store(settings.store_url()) as store:
-                return await export_ndjson(
-                    store,
+                return await export_view_ndjson(
+                    View(store),
                     out,
                     with_store_meta=args.with_store_meta,
+                    raw=args.raw,
                     progress=lambda rtype, done: bars.update(rtype, completed=done),
                 )
 
@@ -385,54 +478,3 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{resource_type}: {count}")
     print(f"exported {sum(counts.values())} resources to {out}")
     return 0
-
-
-def canonical_line(body: bytes, *, with_store_meta: bool) -> bytes:
-    """One NDJSON line: sorted keys; without the store's own versionId/lastUpdated unless asked for.
-
-    >>> canonical_line(b'{"id":"1","resourceType":"Patient","meta":{"versionId":"2","lastUpdated":"x"}}',
-    ...                with_store_meta=False)
-    b'{"id":"1","resourceType":"Patient"}'
-    """
-    resource = orjson.loads(body)
-    meta = resource.get("meta")
-    if not with_store_meta and isinstance(meta, dict):
-        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if meta:
-            resource["meta"] = meta
-        else:
-            del resource["meta"]
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-
-
-async def export_ndjson(
-    store: Store,
-    out: Path,
-    *,
-    with_store_meta: bool = False,
-    progress: Callable[[str, int], None] | None = None,
-) -> dict[str, int]:
-    """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type.
-
-    ``progress(resource_type, written_so_far)`` is called after each batch.
-    """
-    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for resource_type in await store.read(resource_types):
-        after = ""
-        async with await anyio.open_file(out / f"{resource_type}.ndjson", "wb") as handle:
-            while True:
-                batch = await store.read(partial(iter_current, resource_type=resource_type, after_id=after))
-                if not batch:
-                    break
-                lines = [
-                    canonical_line(stored.body, with_store_meta=with_store_meta)
-                    for stored in batch
-                    if stored.body is not None
-                ]
-                await handle.write(b"".join(line + b"\n" for line in lines))
-                counts[resource_type] = counts.get(resource_type, 0) + len(lines)
-                after = batch[-1].id
-                if progress is not None:
-                    progress(resource_type, counts[resource_type])
-    return counts

@@ -1,17 +1,24 @@
-"""``bcconnect sandbox serve`` (the simulated trusts on loopback) and ``bcconnect sandbox generate`` (files)."""
+"""``bcconnect sandbox serve`` (the simulated trusts on loopback) and ``bcconnect sandbox generate`` (files).
+
+The simulated trusts are their own distribution (``bcconnect_sandbox``), imported only when one of these commands
+runs: without it installed, the rest of the CLI works and these commands say what to install.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
+from bcconnect.cli.common import require_sandbox, until_stopped
 from bcconnect.cli.progress import Bars
-from bcconnect_sandbox import FaultSettings, NoiseSettings, SandboxSettings, World, running_sandboxes
-from bcconnect_sandbox.generate import generate_to_directory
-from bcconnect_sandbox.settings import ALL_TRUSTS
+
+if TYPE_CHECKING:
+    from bcconnect_sandbox import FaultSettings, SandboxSettings, World
 
 MIN_PERSONS = 10
 #: RL4, RXK and RNA listen on this port and the next two, as the adapter deployments expect
@@ -28,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     serve = sub.add_parser("serve", help="serve the simulated trusts on 127.0.0.1 until Ctrl-C")
     _common(serve)
-    serve.add_argument("--trust", default="all", choices=[*ALL_TRUSTS, "all"], help="which trust (default all)")
+    serve.add_argument("--trust", default="all", choices=_trust_choices(), help="which trust (default all)")
     serve.add_argument(
         "--faults",
         default="",
@@ -66,8 +73,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     generate = sub.add_parser("generate", help="write per-trust source data and ground_truth.csv")
     _common(generate)
     generate.add_argument("--out", type=Path, required=True, metavar="DIR")
-    generate.add_argument("--trust", default="all", choices=[*ALL_TRUSTS, "all"])
+    generate.add_argument("--trust", default="all", choices=_trust_choices())
     generate.set_defaults(handler=_generate, sandbox_parser=generate)
+
+
+def _trust_choices() -> list[str] | None:
+    """The simulated trusts and ``all`` for ``--trust`` (no choices offered when the sandbox is not installed)."""
+    if importlib.util.find_spec("bcconnect_sandbox") is None:
+        return None
+    from bcconnect_sandbox.settings import ALL_TRUSTS
+
+    return [*ALL_TRUSTS, "all"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +95,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) -> SandboxSettings:
+    from bcconnect_sandbox import FaultSettings, NoiseSettings, SandboxSettings
+    from bcconnect_sandbox.settings import ALL_TRUSTS
+
     parser: argparse.ArgumentParser = args.sandbox_parser
     if not MIN_PERSONS <= args.persons <= MAX_PERSONS:
         parser.error(f"--persons must be between {MIN_PERSONS} and {MAX_PERSONS:,}, not {args.persons}")
@@ -102,6 +121,9 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
 
 
 def _generate(args: argparse.Namespace) -> int:
+    require_sandbox("sandbox generate")
+    from bcconnect_sandbox.generate import generate_to_directory
+
     settings = _settings(args)
     with Bars("generating", unit="persons") as bars:
         manifest = generate_to_directory(
@@ -117,6 +139,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require_sandbox("sandbox serve")
+    from bcconnect_sandbox import FaultSettings
+
     parser: argparse.ArgumentParser = args.sandbox_parser
     try:
         faults = FaultSettings.parse(args.faults, seed=args.seed if args.fault_seed is None else args.fault_seed)
@@ -130,16 +155,16 @@ def _serve(args: argparse.Namespace) -> int:
         target = (host, int(port))
     settings = _settings(args, faults=faults)
     drop_dir = args.hl7_drop_dir if args.hl7_drop_dir is not None or target is not None else DEFAULT_DROP_DIR
-    try:
-        anyio.run(_run, settings, target, drop_dir, args.advance_every, args.advance_days)
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+    anyio.run(until_stopped, lambda: _run(settings, target, drop_dir, args.advance_every, args.advance_days))
+    print("stopped", file=sys.stderr)
     return 0
 
 
 async def _run(
     settings: SandboxSettings, target: tuple[str, int] | None, drop_dir: Path | None, every: float, days: float
 ) -> None:
+    from bcconnect_sandbox import running_sandboxes
+
     async with running_sandboxes(settings, hl7_target=target, hl7_drop_dir=drop_dir) as world:
         _announce(world)
         hl7 = "RBK" in settings.trusts and (target is not None or drop_dir is not None)

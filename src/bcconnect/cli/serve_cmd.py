@@ -12,7 +12,7 @@ import anyio
 
 from bcconnect.api import FhirApp, make_server, security_hooks
 from bcconnect.app import GatePageGuard, PagesApp, standard_pages
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
@@ -152,9 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     listening = listen_all(settings)  # a busy port is reported before anything else starts
     try:
-        anyio.run(go)
-    except KeyboardInterrupt:
-        return 0
+        anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
     finally:
         for sock in listening:
             sock.close()

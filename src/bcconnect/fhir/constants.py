@@ -52,6 +52,20 @@ BCCONNECT_BASE: Final = "https://bcconnect.nhs.uk"
 SOURCE_ORG_TAG_SYSTEM: Final = ODS_ORGANIZATION_SYSTEM
 #: meta.tag system carrying "mapping-id|version" of the mapping that produced a resource.
 MAPPING_TAG_SYSTEM: Final = BCCONNECT_BASE + "/CodeSystem/mapping"
+#: meta.tag system of what a mapping noticed about a resource (e.g. codes from a non-UK terminology).
+MAPPING_FLAG_SYSTEM: Final = BCCONNECT_BASE + "/CodeSystem/mapping-flag"
+#: the flag code: the resource's main code is from no UK terminology, so it claims the base R4 profile only.
+NON_UK_TERMINOLOGY: Final = "non-uk-terminology"
+#: code systems UK Core accepts for clinical codes (SNOMED CT, dm+d, LOINC, ICD-10, OPCS-4).
+UK_CODE_SYSTEMS: Final = frozenset(
+    {
+        "http://snomed.info/sct",
+        "https://dmd.nhs.uk",
+        "http://loinc.org",
+        "http://hl7.org/fhir/sid/icd-10",
+        "https://fhir.nhs.uk/CodeSystem/OPCS-4",
+    }
+)
 #: Identifier system of a golden (person-level) Patient.
 PERSON_ID_SYSTEM: Final = BCCONNECT_BASE + "/Id/person"
 

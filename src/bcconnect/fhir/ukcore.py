@@ -14,9 +14,11 @@ from typing import Any, Final
 
 from bcconnect.fhir import nhs_number
 from bcconnect.fhir.constants import (
+    MAPPING_FLAG_SYSTEM,
     NHS_NUMBER_SYSTEM,
     NHS_NUMBER_VERIFICATION_EXTENSION,
     NHS_NUMBER_VERIFICATION_SYSTEM,
+    NON_UK_TERMINOLOGY,
     ODS_ORGANIZATION_SYSTEM,
     ODS_SITE_SYSTEM,
     UKCORE_PROFILE_BASE,
@@ -157,11 +159,17 @@ def ukcore_problems(resource: dict[str, Any]) -> list[str]:
     """
     out: list[str] = []
     rtype = resource.get("resourceType", "")
-    profiles = (resource.get("meta") or {}).get("profile") or ()
-    expected = profile_for(rtype)
+    meta = resource.get("meta") or {}
+    profiles = meta.get("profile") or ()
+    flagged = any(
+        isinstance(t, dict) and t.get("system") == MAPPING_FLAG_SYSTEM and t.get("code") == NON_UK_TERMINOLOGY
+        for t in meta.get("tag") or ()
+    )
+    # a resource coded only in another country's terminology is kept, flagged, and claims the base profile
+    expected = BASE_PROFILE_BASE + rtype if flagged else profile_for(rtype)
     if not any(isinstance(p, str) and p.startswith(expected) for p in profiles):
-        out.append(f"{rtype}.meta.profile: expected the UK Core profile {expected}")
-    for check in _CHECKS.get(rtype, ()):
+        out.append(f"{rtype}.meta.profile: expected the {'base' if flagged else 'UK Core'} profile {expected}")
+    for check in () if flagged else _CHECKS.get(rtype, ()):
         check(resource, out)
     _reference_ods_problems(resource, rtype, out)
     return out

@@ -11,16 +11,26 @@ from bcconnect.identity._decide import LinkSource, LinkState, PairDecision, deci
 from bcconnect.identity._evaluate import Metrics, pairwise_metrics
 from bcconnect.identity._fs import Contribution, Estimate, FieldWeights, FsModel, estimate_model
 from bcconnect.identity._golden import CONFLICT_EXTENSION, GOLDEN_TAG, compose_golden, conflicts_of
-from bcconnect.identity._linker import LinkOutcome, link_patients, merge, unmerge
+from bcconnect.identity._linker import LinkOutcome
 from bcconnect.identity._match import MatchCandidate, match_patient
 from bcconnect.identity._normalise import Demographics, demographics
+from bcconnect.identity._persons import (
+    GOLDEN_SOURCE,
+    accept_review,
+    link_patients,
+    mark_dirty,
+    merge,
+    reject_review,
+    settle_persons,
+    stable_person_id,
+    unmerge,
+)
 from bcconnect.identity._phonetic import double_metaphone
 from bcconnect.identity._rules import DEFAULT_RULES, Rules, format_weights, load_rules
 from bcconnect.identity._steward import (
     Comparison,
     Explanation,
     ReviewItem,
-    accept_review,
     compare_with_person,
     count_links,
     count_reviews,
@@ -34,7 +44,6 @@ from bcconnect.identity._steward import (
     person_of,
     person_patients,
     persons_of,
-    reject_review,
 )
 
 __all__ = [
@@ -43,6 +52,7 @@ __all__ = [
     "DEFAULT_RULES",
     "EM_PASSES",
     "FIELDS",
+    "GOLDEN_SOURCE",
     "GOLDEN_TAG",
     "Comparison",
     "Contribution",
@@ -84,6 +94,7 @@ __all__ = [
     "list_reviews",
     "load_record",
     "load_rules",
+    "mark_dirty",
     "match_patient",
     "merge",
     "pairwise_metrics",
@@ -92,5 +103,7 @@ __all__ = [
     "person_patients",
     "persons_of",
     "reject_review",
+    "settle_persons",
+    "stable_person_id",
     "unmerge",
 ]

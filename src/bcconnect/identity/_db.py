@@ -162,13 +162,20 @@ def set_link(tx: Tx, link: Link, *, actor: str, reason: str | None = None) -> No
          link.rules_version, link.updated_at),
     )  # fmt: skip
     _history(tx, link, "set", actor=actor, reason=reason)
+    _dirty(tx, link.person_id)
 
 
 def remove_link(tx: Tx, link: Link, *, actor: str, reason: str | None = None, now: str) -> None:
     """Delete a link, keeping it in the history."""
     tx.execute("DELETE FROM identity_link WHERE patient_id = ? AND person_id = ?", (link.patient_id, link.person_id))
+    _dirty(tx, link.person_id)
     _history(tx, Link(link.patient_id, link.person_id, link.state, link.source, link.score, link.rule,
                       link.rules_version, now), "remove", actor=actor, reason=reason)  # fmt: skip
+
+
+def _dirty(tx: Tx, person_id: str) -> None:
+    # the person's golden Patient and id are settled before the transaction commits (see _persons)
+    tx.execute("INSERT INTO identity_person_dirty (person_id) VALUES (?) ON CONFLICT DO NOTHING", (person_id,))
 
 
 def _history(tx: Tx, link: Link, action: str, *, actor: str, reason: str | None) -> None:

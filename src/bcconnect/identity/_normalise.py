@@ -22,19 +22,9 @@ from bcconnect.fhir.constants import (
     SOURCE_ORG_TAG_SYSTEM,
     mrn_system,
 )
+from bcconnect.fhir.ukcore import normalise_verification_status
 from bcconnect.identity._phonetic import double_metaphone
 
-#: retired UK Core kebab-case verification codes → the current 01–08 codes
-_RETIRED_VERIFICATION: Final = {
-    "number-present-and-verified": "01",
-    "number-present-but-not-traced": "02",
-    "trace-required": "03",
-    "trace-attempted-no-match-or-multiple-match-found": "04",
-    "trace-needs-to-be-resolved": "05",
-    "trace-in-progress": "06",
-    "number-not-present-and-trace-not-required": "07",
-    "trace-postponed": "08",
-}
 #: letters NFKD does not decompose into a base letter and a mark
 _SPECIAL_LETTERS: Final = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "ı": "i"})
 _TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "rev", "sir", "master", "mx"})
@@ -151,12 +141,10 @@ def normalise_verification(code: str | None) -> str | None:
     """
     if not code:
         return None
-    code = code.strip()
-    if code in _RETIRED_VERIFICATION:
-        return _RETIRED_VERIFICATION[code]
-    if code.isdigit() and 1 <= int(code) <= 8:
-        return f"{int(code):02d}"
-    return None
+    try:
+        return normalise_verification_status(code)  # the one code table (UK Core), shared with the mappings
+    except ValueError:
+        return None
 
 
 def normalise_name(value: str | None) -> str | None:

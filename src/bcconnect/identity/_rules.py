@@ -6,12 +6,12 @@ all in one go.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from bcconnect.config import read_toml
 from bcconnect.errors import ConfigError
 from bcconnect.identity._blocking import BLOCKING_KEYS
 from bcconnect.identity._compare import FIELDS
@@ -38,19 +38,9 @@ class Rules:
     weights_generated: str = ""
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError("file not found", file=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML ({exc})", file=str(path)) from exc
-
-
 def load_weights(path: Path) -> tuple[FsModel, str]:
     """The Fellegi–Sunter model stored in a weights file, and when it was generated."""
-    data = _read(path)
+    data = read_toml(path)
     problems: list[str] = []
     fields: list[FieldWeights] = []
     table = data.get("fields", {})
@@ -76,7 +66,7 @@ def load_weights(path: Path) -> tuple[FsModel, str]:
 def load_rules(path: Path | None = None) -> Rules:
     """Read a rules file (default: the packaged ``rules.toml``) and its weights file."""
     path = path or DEFAULT_RULES
-    data = _read(path)
+    data = read_toml(path)
     problems: list[str] = []
     det = data.get("deterministic", {})
     prob = data.get("probabilistic", {})

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bcconnect.fhir.compartment import patient_compartment
-from bcconnect.identity import link_patients
+from bcconnect.identity import link_patients, settle_persons
 from bcconnect.ingest._held import drop_held, hold, take_held
 from bcconnect.ingest._ordering import record_source_times, source_order, stored_source_times
 from bcconnect.ingest._prepare import Landed, Outcome, PreparedPage, PreparedRecord, QuarantineEntry
@@ -32,7 +32,9 @@ from bcconnect.store import (
     get_cursor,
     land_raw,
     landed_by_key,
+    open_quarantine_for_keys,
     put_resources,
+    resolve_quarantine,
     set_cursor,
 )
 
@@ -89,6 +91,10 @@ def commit_page(
             drop_held(tx, resource_type, resource_id)
             if resource_type in ("Consent", "Flag"):  # what a deleted record said about objection goes too
                 forget_objection_origin(tx, f"{resource_type}/{resource_id}")
+    # a record that maps now closes what an earlier delivery of it left in quarantine
+    taken = [p.record.source_key for p in prepared.records if p.outcome in (Outcome.NEW, Outcome.CHANGED)]
+    for qid in open_quarantine_for_keys(tx, adapter, taken) if taken else ():
+        resolve_quarantine(tx, qid)
     quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
     for entry in [*quarantined, *prepared.rejects]:
         add_quarantine(tx, _stored_entry(entry, adapter=adapter, mapping_set=mapping_set))
@@ -165,11 +171,13 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
     # put_resources takes the store's logical-clock row lock, held to commit, and every writer waits for it.
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if patients:
-        link_patients(tx, patients, ods_code=ods_code)
+        link_patients(tx, patients, ods_code=ods_code, settle=False)
     for resource in resources:
         if resource["resourceType"] in ("Consent", "Flag"):
             record_objection_from_resource(tx, resource)
     put_resources(tx, writes)
+    # golden Patients are composed from the source Patients just written (ids stable, aliases current)
+    settle_persons(tx, patient_ids=[p["id"] for p in patients])
     if guarded:
         record_source_times(tx, guarded)
     return Written(len(writes), frozenset(stale), held, len(released))

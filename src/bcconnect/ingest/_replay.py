@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import anyio
@@ -12,7 +12,7 @@ from bcconnect.adapters import RawRecord, RawReject, hl7_record
 from bcconnect.config import AdapterConfig, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.ingest._commit import write_mapped
-from bcconnect.ingest._prepare import Outcome, map_record
+from bcconnect.ingest._prepare import Outcome, PreparedRecord, map_record
 from bcconnect.ingest._runs import utc_now
 from bcconnect.ingest._sync import mapping_context_factory
 from bcconnect.mapping import MappingSet
@@ -23,7 +23,9 @@ from bcconnect.store import (
     get_quarantine,
     land_raw,
     landed_records,
+    list_quarantine,
     mark_replayed,
+    open_quarantine_for_keys,
     resolve_quarantine,
 )
 
@@ -89,12 +91,65 @@ async def replay_quarantined(
 
 @dataclass(slots=True)
 class RemapReport:
-    """What a remap did: records read from the landing, resources written, records that failed."""
+    """What a remap did: records read from the landing, resources written, records that failed, quarantine
+    entries it resolved (their records map now), held resources it released."""
 
     adapter: str
     records: int = 0
     resources_written: int = 0
     failed: int = 0
+    resolved: int = 0
+    released: int = 0
+
+
+def resolve_mapped(tx: Tx, *, adapter: str, source_keys: list[str]) -> int:
+    """Resolve the open quarantine entries of records that have now been taken in; returns how many."""
+    ids = open_quarantine_for_keys(tx, adapter, source_keys) if source_keys else []
+    return sum(resolve_quarantine(tx, qid) for qid in ids)
+
+
+@dataclass(slots=True)
+class ReplayAllReport:
+    """What ``quarantine replay --all`` did."""
+
+    tried: int = 0
+    resolved: int = 0
+    still_failing: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+async def replay_all(
+    *,
+    configs: dict[str, AdapterConfig],
+    mapping_sets: dict[str, MappingSet],
+    store: Store,
+    adapter: str | None = None,
+    reason: str | None = None,
+) -> ReplayAllReport:
+    """Replay every open quarantined record (of one adapter, or whose reason matches ``reason``) with the
+    current mappings, a chunk at a time; records of adapters not configured any more are skipped."""
+    report = ReplayAllReport()
+    after = 0
+    while True:
+        chunk = await store.read(
+            partial(list_quarantine, adapter=adapter, reason=reason, limit=_REMAP_CHUNK, after_id=after)
+        )
+        if not chunk:
+            return report
+        after = chunk[-1].id
+        for found in chunk:
+            config = configs.get(found.entry.adapter)
+            if config is None:
+                report.skipped.append(f"{found.id}: adapter {found.entry.adapter!r} is not configured")
+                continue
+            result = await replay_quarantined(
+                found.id, config=config, store=store, mapping_set=mapping_sets[config.name]
+            )
+            report.tried += 1
+            if result.resolved:
+                report.resolved += 1
+            else:
+                report.still_failing += 1
 
 
 def _landed_chunk(tx: Tx, *, adapter: str, after: str) -> list[RawRecord]:
@@ -113,7 +168,8 @@ async def remap_adapter(
 ) -> RemapReport:
     """Re-apply the current mapping set to every landed record of ``config`` (no call to the trust).
 
-    Records that now fail keep their previous resources; they are counted, not quarantined again.
+    Records that now fail keep their previous resources; they are counted, not quarantined again. Records
+    that map now resolve their open quarantine entries, and release resources held for their Patients.
     ``progress(adapter, records_so_far)`` is called after each chunk (progress bars).
     """
     report = RemapReport(adapter=config.name)
@@ -128,7 +184,15 @@ async def remap_adapter(
         good = [p for p in prepared if p.quarantine is None]
         report.records += len(records)
         report.failed += len(prepared) - len(good)
-        written = await store.write(partial(write_mapped, prepared=good, adapter=config.name, ods_code=config.ods_code))
-        report.resources_written += written.resources
+        keys = [p.record.source_key for p in good]
+
+        def commit(tx: Tx, good: list[PreparedRecord] = good, keys: list[str] = keys) -> tuple[int, int, int]:
+            written = write_mapped(tx, good, adapter=config.name, ods_code=config.ods_code)
+            return written.resources, written.released, resolve_mapped(tx, adapter=config.name, source_keys=keys)
+
+        resources, released, resolved = await store.write(commit)
+        report.resources_written += resources
+        report.released += released
+        report.resolved += resolved
         if progress is not None:
             progress(config.name, report.records)

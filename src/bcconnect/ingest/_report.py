@@ -51,6 +51,16 @@ class SyncReport:
         return self.error is None
 
     @property
+    def not_mapped_line(self) -> str | None:
+        """``offered, not mapped: Basic (3), Questionnaire (?)`` — types the source has that nothing maps."""
+        if not self.offered_not_mapped:
+            return None
+        listed = ", ".join(
+            f"{name} ({count if count is not None else '?'})" for name, count in sorted(self.offered_not_mapped.items())
+        )
+        return f"offered, not mapped: {listed}"
+
+    @property
     def status(self) -> str:
         """``OK``, ``DEGRADED`` (ran to the end, but past a quality threshold) or ``FAILED``."""
         if self.error is not None:
@@ -113,6 +123,7 @@ class SyncReport:
             "released": self.released,
             "status": self.status,
             "degraded": self.degraded,
+            "offered_not_mapped": dict(self.offered_not_mapped),
             "error": self.error,
             "duration_seconds": round(self.duration_seconds, 3),
         }

@@ -13,7 +13,7 @@ from functools import partial
 
 import httpx
 
-from bcconnect.adapters import DEFAULT_RESOURCE_TYPES, FhirApiSource, RawRecord, open_source
+from bcconnect.adapters import FhirApiSource, RawRecord, open_source
 from bcconnect.config import AdapterConfig, SourceKind
 from bcconnect.errors import UsageError
 from bcconnect.ingest._runs import utc_now
@@ -67,9 +67,11 @@ async def sweep_deletes(
         raise UsageError(f"adapter {config.name!r} is {config.kind.value}: only fhir_api sources can be swept")
     report = SweepReport(adapter=config.name)
     context_for = mapping_context_factory(config, utc_now())
-    async with open_source(config, environ=environ, transport=transport) as source:
+    async with open_source(
+        config, environ=environ, transport=transport, mapped_types=mapping_set.record_types
+    ) as source:
         assert isinstance(source, FhirApiSource)  # open_source returns the kind the config names
-        for resource_type in config.fetch.resource_types or DEFAULT_RESOURCE_TYPES:
+        for resource_type in (await source.plan()).requested:  # the types a sync reads, no others
             live: set[str] = set()
             async for source_id in source.list_source_ids(resource_type):
                 live.add(f"{resource_type}/{source_id}")

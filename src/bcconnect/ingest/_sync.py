@@ -20,7 +20,7 @@ import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from bcconnect import metrics
-from bcconnect.adapters import CircuitBreaker, Page, RawRecord, Source, open_source
+from bcconnect.adapters import CircuitBreaker, FhirApiSource, Page, RawRecord, Source, open_source
 from bcconnect.config import AdapterConfig, Settings, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.fhir.constants import source_system
@@ -55,6 +55,7 @@ def mapping_context_factory(config: AdapterConfig, received_at: str) -> Callable
             source_system=system,
             source_key=record.source_key,
             received_at=received_at,
+            local_mrn_system=config.identifiers.mrn_system,
         )
 
     return context_for
@@ -146,7 +147,9 @@ async def sync_adapter(
     bound = structlog.contextvars.bind_contextvars(run_id=run_id, adapter=config.name)
     try:
         cursor = await store.read(partial(_commit.read_cursor, adapter=config.name))
-        async with open_source(config, environ=environ, transport=transport, breaker=breaker) as source:
+        async with open_source(
+            config, environ=environ, transport=transport, breaker=breaker, mapped_types=mapping_set.record_types
+        ) as source:
             send, receive = anyio.create_memory_object_stream[Page](max_buffer_size=1)
             async with anyio.create_task_group() as group:
                 group.start_soon(_produce, source, cursor, send)
@@ -162,6 +165,11 @@ async def sync_adapter(
                         progress=progress,
                     )
                 )
+            if isinstance(source, FhirApiSource):
+                if source.failures:  # the other types were read to the end; these stopped early
+                    report.error = "; ".join(str(failure) for failure in source.failures)
+                if source.fetch_plan is not None:
+                    report.offered_not_mapped = dict(source.fetch_plan.offered_not_mapped)
     except* BcconnectError as group_error:
         report.error = "; ".join(str(exc) for exc in group_error.exceptions)
     finally:

@@ -55,8 +55,9 @@ class SourcePath:
     steps: tuple[tuple[int, Any, Any], ...]
     simple_keys: tuple[str, ...] | None
 
-    def select(self, scope: Any) -> list[Any]:
-        """Every value at this path below ``scope`` (a dict, list or scalar), flattened."""
+    def select(self, scope: Any, variables: dict[str, str] | None = None) -> list[Any]:
+        """Every value at this path below ``scope`` (a dict, list or scalar), flattened. A filter value
+        ``$name`` compares with that context variable (no match when it is unset)."""
         keys = self.simple_keys
         if keys is not None:
             cur: Any = scope
@@ -66,17 +67,26 @@ class SourcePath:
                     if cur is None:
                         return []
                 else:
-                    return _select(self.steps, [scope])
+                    return _select(self.steps, [scope], variables)
             if isinstance(cur, list):
                 return cur
             return [cur]
-        return _select(self.steps, scope if isinstance(scope, list) else [scope])
+        return _select(self.steps, scope if isinstance(scope, list) else [scope], variables)
 
 
-def _select(steps: tuple[tuple[int, Any, Any], ...], start: list[Any]) -> list[Any]:
+def _select(
+    steps: tuple[tuple[int, Any, Any], ...], start: list[Any], variables: dict[str, str] | None = None
+) -> list[Any]:
     cur = start
     for kind, arg, arg2 in steps:
         nxt: list[Any] = []
+        if kind in (FILTER_EQ, FILTER_NE) and isinstance(arg2, str) and arg2.startswith("$"):
+            bound = (variables or {}).get(arg2[1:])
+            if bound is None:  # nothing equals an unset variable
+                if kind == FILTER_EQ:
+                    return []
+                continue
+            arg2 = bound
         if kind == KEY:
             for item in cur:
                 if isinstance(item, dict):

@@ -21,7 +21,9 @@ from bcconnect.mapping._paths import PathSyntaxError, SourcePath, compile_source
 FORMATS: Final = ("fhir", "json", "hl7v2")
 
 #: Context variables every rule may read as ``$name``.
-VARIABLES: Final = frozenset({"ods", "source_system", "source_key", "source_id", "received_at", "record_type"})
+VARIABLES: Final = frozenset(
+    {"ods", "source_system", "source_key", "source_id", "received_at", "record_type", "local_mrn_system"}
+)
 
 
 class Env(Protocol):
@@ -89,7 +91,7 @@ class JsonReader:
 
     def read(self, env: Env, scope: Any) -> list[Any]:
         """The values at the path."""
-        return self.path.select(env.root if self.path.from_root else scope)
+        return self.path.select(env.root if self.path.from_root else scope, env.vars)
 
 
 _HL7_FILTER: Final = re.compile(

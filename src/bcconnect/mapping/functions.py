@@ -355,3 +355,18 @@ def part(value: Any, separator: str, index: int | str) -> str | None:
     pieces = str(value).split(separator)
     i = int(index)
     return pieces[i].strip() or None if -len(pieces) <= i < len(pieces) else None
+
+
+@register("attachment_by_reference")
+def attachment_by_reference(value: Any) -> Any:
+    """``value`` with every Attachment's inline ``data`` removed (documents are held by reference: ``url``,
+    with ``contentType``, ``size``, ``hash`` and ``title`` kept), at any depth.
+
+    >>> attachment_by_reference({"attachment": {"contentType": "text/plain", "data": "aGk=", "url": "Binary/1"}})
+    {'attachment': {'contentType': 'text/plain', 'url': 'Binary/1'}}
+    """
+    if isinstance(value, list):
+        return [attachment_by_reference(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    return {key: attachment_by_reference(item) for key, item in value.items() if key != "data"}

@@ -88,7 +88,11 @@ def load_cases(set_dir: Path) -> list[GoldenCase]:
                 name=str(node["name"]),
                 record_type=str(node["record_type"]),
                 context=MappingContext(
-                    str(ctx["ods_code"]), str(ctx["source_system"]), str(node["source_key"]), str(ctx["received_at"])
+                    str(ctx["ods_code"]),
+                    str(ctx["source_system"]),
+                    str(node["source_key"]),
+                    str(ctx["received_at"]),
+                    str(ctx["local_mrn_system"]) if ctx.get("local_mrn_system") else None,
                 ),
                 input=path.parent / str(node["input"]),
                 expected=path.parent / str(node["expected"]) if node.get("expected") else None,

@@ -20,6 +20,7 @@ from typing import Any, Final
 from bcconnect.errors import DefinitionProblem, MappingDefinitionError
 from bcconnect.fhir.ukcore import profile_for
 from bcconnect.mapping._compile import Compiler, compile_template
+from bcconnect.mapping._paths import SourcePath, compile_source
 from bcconnect.mapping._rules import Template
 from bcconnect.mapping._sources import FORMATS, compile_reader
 from bcconnect.mapping._yaml import LocDict, load_yaml
@@ -31,7 +32,9 @@ from bcconnect.mapping.validation import Validator, _model
 SET_FILE: Final = "mapping-set.yaml"
 _VERSION: Final = re.compile(r"\d+\.\d+\.\d+")
 _FILE_KEYS: Final = frozenset({"id", "version", "description", "source", "resources"})
-_RESOURCE_KEYS: Final = frozenset({"type", "profile", "key", "foreach", "when", "rules", "note"})
+_RESOURCE_KEYS: Final = frozenset(
+    {"type", "profile", "key", "foreach", "when", "rules", "note", "passthrough", "terminology"}
+)
 
 
 def load_mapping_set(directory: Path, *, fast_validation: bool = True) -> MappingSet:
@@ -199,6 +202,20 @@ def _resources(node: Any, c: Compiler) -> tuple[ResourceSpec, ...]:
             except ValueError as exc:
                 c.problem(res, f"{field}.foreach", str(exc), "foreach")
         when = c.condition(res["when"], f"{field}.when") if "when" in res else None
-        rules = c.rules(res.get("rules"), f"{field}.rules")
-        out.append(ResourceSpec(rtype, profile, key, foreach, when, rules, getattr(res, "line", 0)))
+        rules = c.rules(res.get("rules"), f"{field}.rules") if "rules" in res or not res.get("passthrough") else ()
+        passthrough = res.get("passthrough", False)
+        if not isinstance(passthrough, bool):
+            c.problem(res, f"{field}.passthrough", "expected true or false", "passthrough")
+        elif passthrough and c.source_format != "fhir":
+            c.problem(res, f"{field}.passthrough", "only a fhir mapping set can pass elements through", "passthrough")
+        terminology: list[SourcePath] = []
+        for j, text in enumerate(res.get("terminology") or ()):
+            try:
+                terminology.append(compile_source(str(text)))
+            except ValueError as exc:
+                c.problem(res, f"{field}.terminology[{j}]", str(exc), "terminology")
+        spec = ResourceSpec(rtype, profile, key, foreach, when, rules, getattr(res, "line", 0))
+        spec.passthrough = passthrough is True
+        spec.terminology = tuple(terminology)
+        out.append(spec)
     return tuple(out)

@@ -19,9 +19,11 @@ Tables (``migrations/0001_store.*.sql``): ``resource_versions`` (every version, 
 ``resources`` (the current version of each resource, with its source and compartment Patient id), one index
 table per parameter type (``idx_token`` keyed by hashes, ``idx_string``, ``idx_date`` as ``[low, high)``
 ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment``, ``raw_records``,
-``cursors``, ``quarantine``.
+``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
+from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
 from bcconnect.store._landing import (
     LandedRecord,
@@ -37,12 +39,15 @@ from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
 from bcconnect.store._quarantine import (
     QuarantineEntry,
+    QuarantineGroup,
     QuarantineRecord,
     add_quarantine,
     count_open_quarantine,
     get_quarantine,
     list_quarantine,
     mark_replayed,
+    open_quarantine_for_keys,
+    quarantine_groups,
     resolve_quarantine,
 )
 from bcconnect.store._resources import (
@@ -69,6 +74,7 @@ __all__ = [
     "MigrationStatus",
     "PoolStats",
     "QuarantineEntry",
+    "QuarantineGroup",
     "QuarantineRecord",
     "RawRecordLike",
     "ResourceWrite",
@@ -79,6 +85,10 @@ __all__ = [
     "Tx",
     "WriteCounts",
     "add_quarantine",
+    "alias_closure",
+    "alias_members",
+    "canonical_ids",
+    "canonical_line",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
@@ -86,7 +96,9 @@ __all__ = [
     "cursor_updated_at",
     "database_size_bytes",
     "delete_resource",
+    "drop_aliases",
     "everything",
+    "export_ndjson",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -98,13 +110,16 @@ __all__ = [
     "list_quarantine",
     "mark_replayed",
     "mark_synced",
+    "open_quarantine_for_keys",
     "open_store",
     "put_resources",
+    "quarantine_groups",
     "read_current",
     "read_version",
     "resolve_quarantine",
     "resource_types",
     "search",
+    "set_aliases",
     "set_cursor",
     "source_freshness",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,20 +88,94 @@ def add_quarantine(tx: Tx, entry: QuarantineEntry) -> int:
     return int(row[0])
 
 
-def list_quarantine(
-    tx: Tx, *, adapter: str | None = None, include_resolved: bool = False, limit: int = 100, after_id: int = 0
-) -> list[QuarantineRecord]:
-    """Quarantined records by id (open ones only unless ``include_resolved``), ``limit`` at a time."""
-    sql = f"SELECT {_COLUMNS} FROM quarantine WHERE id > ?"  # noqa: S608 - fixed column list
-    params: list[object] = [after_id]
+def _filters(adapter: str | None, include_resolved: bool, reason: str | None) -> tuple[str, list[object]]:
+    sql = ""
+    params: list[object] = []
     if adapter is not None:
         sql += " AND adapter = ?"
         params.append(adapter)
     if not include_resolved:
         sql += " AND resolved_at IS NULL"
-    sql += " ORDER BY id LIMIT ?"
-    params.append(limit)
-    return [_record(r) for r in tx.query(sql, params)]
+    if reason:
+        sql += " AND (LOWER(message) LIKE ? OR reason = ?)"
+        params += [f"%{reason.lower()}%", reason]
+    return sql, params
+
+
+def list_quarantine(
+    tx: Tx,
+    *,
+    adapter: str | None = None,
+    include_resolved: bool = False,
+    limit: int = 100,
+    after_id: int = 0,
+    reason: str | None = None,
+) -> list[QuarantineRecord]:
+    """Quarantined records by id (open ones only unless ``include_resolved``), ``limit`` at a time; ``reason``
+    keeps those whose reason code is it or whose message contains it (case-insensitive)."""
+    where, params = _filters(adapter, include_resolved, reason)
+    sql = f"SELECT {_COLUMNS} FROM quarantine WHERE id > ?{where} ORDER BY id LIMIT ?"  # noqa: S608 - fixed text
+    return [_record(r) for r in tx.query(sql, [after_id, *params, limit])]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineGroup:
+    """Quarantined records that share an adapter, record type, reason code and message pattern."""
+
+    adapter: str
+    record_type: str
+    reason: str
+    pattern: str
+    count: int
+    first_id: int
+
+
+def quarantine_groups(
+    tx: Tx, *, adapter: str | None = None, include_resolved: bool = False, reason: str | None = None
+) -> list[QuarantineGroup]:
+    """Open quarantine grouped by adapter, record type, reason and the message with its values masked
+    (``rule mrn … value 'X1'`` and ``… value 'X2'`` are one group), largest group first."""
+    where, params = _filters(adapter, include_resolved, reason)
+    rows = tx.query(
+        f"SELECT id, adapter, record_type, reason, message FROM quarantine WHERE 1 = 1{where} ORDER BY id",  # noqa: S608
+        params,
+    )
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for qid, q_adapter, record_type, code, message in rows:
+        groups.setdefault((q_adapter, record_type, code, message_pattern(message)), []).append(int(qid))
+    out = [QuarantineGroup(*key, len(ids), ids[0]) for key, ids in groups.items()]
+    return sorted(out, key=lambda g: (-g.count, g.adapter, g.record_type, g.pattern))
+
+
+def message_pattern(message: str) -> str:
+    """A quarantine message with its record-specific values masked, so alike failures group together.
+
+    >>> message_pattern("rule mrn: no value (source identifier[system=x].value, value 'A12'; target identifier)")
+    'rule mrn: no value (source identifier[system=x].value, value …; target identifier)'
+    >>> message_pattern("entry 17 has no resource.id")
+    'entry # has no resource.id'
+    """
+    masked = _QUOTED.sub("…", message)
+    return _NUMBER.sub("#", masked)[:160]
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])\d+(?![A-Za-z0-9])")
+
+
+def open_quarantine_for_keys(tx: Tx, adapter: str, source_keys: Sequence[str]) -> list[int]:
+    """Ids of open quarantine entries of ``adapter`` for these source keys."""
+    found: list[int] = []
+    keys = sorted(set(source_keys))
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        marks = ",".join("?" * len(chunk))
+        rows = tx.query(
+            f"SELECT id FROM quarantine WHERE adapter = ? AND resolved_at IS NULL AND source_key IN ({marks})",  # noqa: S608
+            (adapter, *chunk),
+        )
+        found += [int(r[0]) for r in rows]
+    return found
 
 
 def get_quarantine(tx: Tx, quarantine_id: int) -> QuarantineRecord | None:

@@ -9,11 +9,12 @@ so versions written since are invisible and the result list cannot shift: OFFSET
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bcconnect.errors import InvalidRequest
-from bcconnect.search import Include, SearchQuery, Total
+from bcconnect.search import Include, ParamType, ReferenceValue, SearchQuery, Total
+from bcconnect.store._alias import alias_closure, alias_members, canonical_ids
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._search_sql import (
     check_supported,
@@ -31,6 +32,9 @@ MAX_INCLUDED = 1000
 MAX_ITERATIONS = 3
 #: resource types $everything adds when a compartment resource points at them
 EVERYTHING_REFERENCED = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+#: (type, parameter) on which every non-canonical alias is served pointing at its canonical id (a source
+#: Patient's ``link`` of type ``refer`` to its golden Patient); matched literally otherwise, never by alias
+SELF_LINKS = frozenset({("Patient", "link")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,41 @@ def _page_t(tx: Tx, at: int | None, rows: Sequence[Sequence[Any]]) -> int:
     return int(rows[0][0]) if rows else current_t(tx)
 
 
-def _where(query: SearchQuery, at: int | None) -> tuple[str, list[object]]:
+def _aliased(tx: Tx, query: SearchQuery) -> tuple[SearchQuery, dict[int, list[str]]]:
+    """The query with each reference value widened to every id that answers as the same resource.
+
+    Returns the new query and, per self-link clause (by identity), the ids of the aliases served pointing at
+    a canonical id the clause names (``Patient?link=Patient/<golden>`` finds the source Patients).
+    """
+    extra: dict[int, list[str]] = {}
+    clauses = []
+    for clause in query.clauses:
+        refs = [v for v in clause.values if isinstance(v, ReferenceValue) and v.url is None]
+        if clause.param.type is not ParamType.REFERENCE or not refs:
+            clauses.append(clause)
+            continue
+        if (query.resource_type, clause.param.code) in SELF_LINKS:
+            members = alias_members(tx, query.resource_type, [v.id for v in refs if v.type in (None, "Patient")])
+            own = [m for canon, group in members.items() for m in group if m != canon]
+            clauses.append(clause)
+            if own:
+                extra[id(clause)] = own
+            continue
+        widened: list[Any] = []
+        closure = alias_closure(tx, "Patient", [v.id for v in refs if v.type in (None, "Patient")])
+        for value in clause.values:
+            if isinstance(value, ReferenceValue) and value.id in closure and value.type in (None, "Patient"):
+                found = closure[value.id]
+                if len(found) > 1 or found[0] != value.id:
+                    widened += [ReferenceValue("Patient", member) for member in found]
+                    continue
+            widened.append(value)
+        clauses.append(replace(clause, values=tuple(dict.fromkeys(widened))))
+    return replace(query, clauses=tuple(clauses)), extra
+
+
+def _where(query: SearchQuery, at: int | None, extra: dict[int, list[str]] | None = None) -> tuple[str, list[object]]:
+    extra = extra or {}
     ranked = sorted(query.clauses, key=driver_rank)
     has_id = any(c.param.code == "_id" for c in query.clauses)
     driven = bool(ranked) and not has_id and driver_rank(ranked[0]) < 99
@@ -74,16 +112,21 @@ def _where(query: SearchQuery, at: int | None) -> tuple[str, list[object]]:
     for position, clause in enumerate(ranked):
         check_supported(clause)
         driver = position == 0 and not has_id and driver_rank(clause) < 99
-        cond, extra = compile_clause(query.resource_type, clause, "v", at, driver=driver)
+        cond, values = compile_clause(query.resource_type, clause, "v", at, driver=driver)
+        own = extra.get(id(clause))
+        if own and clause.modifier is None:
+            cond = f"({cond} OR v.res_id IN ({','.join('?' * len(own))}))"
+            values = [*values, *own]
         conds.append(cond)
-        params += extra
+        params += values
     return " AND ".join(conds), params
 
 
 def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
     """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now)."""
     check_snapshot(tx, at)
-    where, params = _where(query, at)
+    query, self_linked = _aliased(tx, query)
+    where, params = _where(query, at, self_linked)
     total: int | None = None
     want_total = query.total in (Total.ACCURATE, Total.ESTIMATE) or query.count == 0
     if query.count == 0:
@@ -129,7 +172,10 @@ def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int | None) -> list
     return out
 
 
-def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int | None) -> list[tuple[int, StoredResource]]:
+def _forward(
+    tx: Tx, inc: Include, frontier: Sequence[tuple[int, StoredResource]], at: int | None
+) -> list[tuple[int, StoredResource]]:
+    vids = [v for v, _ in frontier]
     if not vids:
         return []
     sql = (
@@ -144,7 +190,16 @@ def _forward(tx: Tx, inc: Include, vids: Sequence[int], at: int | None) -> list[
     for target_type, target_id in tx.query(sql, params):
         if target_type and target_id:
             by_type.setdefault(target_type, []).append(target_id)
-    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, ids, at)]
+    if (inc.source_type, inc.param.code) in SELF_LINKS:
+        # literal targets, and the canonical id each alias is served pointing at
+        canon = canonical_ids(tx, inc.source_type, [r.id for _, r in frontier])
+        if inc.target_type in (None, inc.source_type):
+            by_type.setdefault(inc.source_type, []).extend(c for i, c in canon.items() if c != i)
+    elif "Patient" in by_type:
+        # a reference to a source Patient is served pointing at its golden Patient: include that one
+        canon = canonical_ids(tx, "Patient", by_type["Patient"])
+        by_type["Patient"] = list(dict.fromkeys(canon.get(i, i) for i in by_type["Patient"]))
+    return [item for rtype, ids in by_type.items() for item in _versions_at(tx, rtype, list(dict.fromkeys(ids)), at)]
 
 
 def _reverse(
@@ -156,6 +211,16 @@ def _reverse(
     for r in targets:
         if inc.target_type is None or inc.target_type == r.resource_type:
             by_type.setdefault(r.resource_type, []).append(r.id)
+    self_link = (inc.source_type, inc.param.code) in SELF_LINKS
+    if "Patient" in by_type and not self_link:
+        # whatever points at any id of a person points, as served, at the person's golden Patient
+        closure = alias_closure(tx, "Patient", by_type["Patient"])
+        by_type["Patient"] = list(dict.fromkeys(m for i in by_type["Patient"] for m in closure[i]))
+    if self_link:
+        members = alias_members(tx, inc.source_type, by_type.get(inc.source_type, []))
+        own = [m for canon, group in members.items() for m in group if m != canon]
+        if own:
+            found += _versions_at(tx, inc.source_type, own, at)
     for rtype, ids in by_type.items():
         rows = tx.query(
             f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v"
@@ -180,7 +245,7 @@ def _includes(
         found: list[tuple[int, StoredResource]] = []
         for inc in query.includes:
             if round_number == 0 or inc.iterate:
-                sources = [v for v, r in frontier if r.resource_type == inc.source_type]
+                sources = [(v, r) for v, r in frontier if r.resource_type == inc.source_type]
                 found += _forward(tx, inc, sources, at)
         for inc in query.revincludes:
             if round_number == 0 or inc.iterate:

@@ -151,12 +151,19 @@ def _value_condition(clause: Clause, at: int | None, alias: str) -> SQL:
             inner_alias = f"{alias}c"
             cond, inner_params = compile_clause(target_type, inner, inner_alias, at, driver=True)
             live, live_params = valid_at(inner_alias, at)
-            ors.append(
-                "(target_type = ? AND target_id IN ("
+            inner_ids = (
                 f"SELECT {inner_alias}.res_id FROM resource_versions {inner_alias}"
-                f" WHERE {type_match(inner_alias, True)} AND {live} AND {cond}))"
+                f" WHERE {type_match(inner_alias, True)} AND {live} AND {cond}"
             )
-            params += [target_type, target_type, *live_params, *inner_params]
+            # what the chain found, and every id that answers as the same resource (a person's records)
+            aliases = (
+                "SELECT am.member_id FROM reference_alias aa JOIN reference_alias am"
+                " ON am.res_type = aa.res_type AND am.canonical_id = aa.canonical_id"
+                f" WHERE aa.res_type = ? AND aa.member_id IN ({inner_ids})"
+            )
+            ors.append(f"(target_type = ? AND (target_id IN ({inner_ids}) OR target_id IN ({aliases})))")
+            found: list[object] = [target_type, *live_params, *inner_params]
+            params += [target_type, *found, target_type, *found]
         return " OR ".join(ors), params
     for v in clause.values:
         if isinstance(v, StringValue):

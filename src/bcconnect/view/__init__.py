@@ -11,6 +11,7 @@ In a person's ``$everything`` one fact sent by two trusts appears once with both
 from bcconnect.store import SourceFreshness
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
+from bcconnect.view._export import export_view_ndjson
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
@@ -18,7 +19,7 @@ from bcconnect.view._freshness import (
     freshness_header,
 )
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
-from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "FRESHNESS_HEADER",
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
+    "PERSON_MODEL_DOC",
     "SOURCE_REFERENCE_EXTENSION",
     "AccessContext",
     "HistoryPage",
@@ -34,6 +36,7 @@ __all__ = [
     "SourceFreshness",
     "TypeCapability",
     "View",
+    "export_view_ndjson",
     "freshness_extension",
     "freshness_header",
 ]

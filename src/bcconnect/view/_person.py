@@ -1,80 +1,128 @@
-"""Person-centred reading: golden Patients, references re-pointed to them, golden ids expanded for search.
+"""Person-centred reading: golden Patients, references re-pointed to them, any Patient id of a person.
 
-A golden Patient (``Patient/<person id>``) is composed on read from the person's current source Patients, so a
-merge, an unmerge or a steward's decision shows at once and nothing is ever rewritten in the store. Clinical
-resources are served with their Patient references pointing at the golden Patient; the original source
-reference is kept on the Reference in the :data:`SOURCE_REFERENCE_EXTENSION` extension.
+The person model (docs/ARCHITECTURE.md, "The person model"): a person is served as its **golden Patient**
+``Patient/<person id>``, stored by the patient index as a resource like any other (tagged
+``record-kind|golden``, versioned, searchable), with a ``link`` of type ``seealso`` to each source Patient. A
+source Patient is served as received plus a ``link`` of type ``refer`` to its golden Patient. Every other
+reference to a source Patient is served pointing at the golden Patient, the stored reference kept on the
+Reference in the :data:`SOURCE_REFERENCE_EXTENSION` extension. All Patient ids of one person are one Patient
+for reference matching (``patient=``/``subject=``, ``_include``, ``_revinclude``, chains) and for
+``$everything``: any of them gives the whole person's cross-trust record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
 import orjson
 
-from bcconnect.fhir.constants import BCCONNECT_BASE
-from bcconnect.identity import Rules, compose_golden, is_person, person_patients, persons_of
-from bcconnect.store import EverythingQuery, SearchPage, StoredResource, Tx, everything, read_current
+from bcconnect.fhir.constants import BCCONNECT_BASE, PERSON_ID_SYSTEM
+from bcconnect.identity import GOLDEN_TAG, Rules, compose_golden
+from bcconnect.store import (
+    EverythingQuery,
+    SearchPage,
+    StoredResource,
+    Tx,
+    alias_closure,
+    alias_members,
+    canonical_ids,
+    everything,
+    read_current,
+)
 from bcconnect.view._dedupe import collapse_same_facts
 
 #: extension on a re-pointed Reference: the source Patient it pointed at as stored
 SOURCE_REFERENCE_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-reference"
-#: search parameters whose values may name a (golden) Patient
-PATIENT_PARAMS: Final = frozenset({"patient", "subject", "subject:Patient", "patient:Patient", "beneficiary"})
 
+#: the person model as the CapabilityStatement states it (on the Patient resource and the server)
+PERSON_MODEL_DOC: Final = (
+    "Person model: each person is served as a golden Patient (meta.tag "
+    f"{GOLDEN_TAG['system']}|{GOLDEN_TAG['code']}; identifier {PERSON_ID_SYSTEM}|<person id>; link seealso to "
+    "each source Patient), stored, versioned and searchable like any Patient. Source Patients from each trust are "
+    "served as received plus a link of type refer to their golden Patient. Patient?identifier=<NHS number> "
+    "returns the golden Patient and the source records; add _tag="
+    f"{GOLDEN_TAG['system']}|{GOLDEN_TAG['code']} for one Patient per person. Every other reference to a source "
+    "Patient is served pointing at the golden Patient (the stored reference in the extension "
+    f"{SOURCE_REFERENCE_EXTENSION}). All Patient ids of one person are one Patient for reference matching "
+    "(patient=, subject= and every Patient reference parameter, _include, _revinclude, chains) and for "
+    "$everything: any of them gives the whole cross-trust record, golden Patient first. Patient.link is matched "
+    "as served. Person ids are stable (the same data gives the same ids); an id retired by a merge answers with "
+    "active=false and a link of type replaced-by to the surviving person."
+)
 
 Screen = Callable[[list[StoredResource]], list[StoredResource]]
 #: rows read per store call when gathering a person's $everything
 _GATHER = 500
 
 
-def golden_patient(tx: Tx, person_id: str, rules: Rules, *, screen: Screen | None = None) -> StoredResource | None:
-    """The golden Patient of a person as a stored-like version, or None when it is not a person.
+def person_id_of(tx: Tx, patient_id: str) -> str | None:
+    """The person (golden Patient id) any Patient id of a person belongs to, or None."""
+    return canonical_ids(tx, "Patient", [patient_id]).get(patient_id)
 
-    It is composed only from the source Patients ``screen`` lets through (objection, restriction, sensitivity).
-    Its version is the newest logical time ``t`` among its sources, so it changes (and its ETag with it)
-    whenever any source Patient changes.
+
+def person_members(tx: Tx, person_id: str) -> list[str]:
+    """The source Patient ids of a person (its golden id left out), sorted."""
+    return [m for m in alias_members(tx, "Patient", [person_id]).get(person_id, []) if m != person_id]
+
+
+def same_person_ids(tx: Tx, patient_id: str) -> list[str]:
+    """Every Patient id of the person ``patient_id`` is or belongs to (itself when it is no person's)."""
+    return alias_closure(tx, "Patient", [patient_id])[patient_id]
+
+
+def is_golden(item: StoredResource) -> bool:
+    """Whether a stored Patient is a golden (person-level) Patient."""
+    return (
+        item.resource_type == "Patient"
+        and item.body is not None
+        and b'"golden"' in item.body
+        and any(
+            t.get("system") == GOLDEN_TAG["system"] and t.get("code") == GOLDEN_TAG["code"]
+            for t in (orjson.loads(item.body).get("meta") or {}).get("tag") or ()
+        )
+    )
+
+
+def present_golden(tx: Tx, item: StoredResource, rules: Rules, screen: Screen) -> StoredResource | None:
+    """A golden Patient as this caller may see it: as stored when every source Patient is visible, else
+    composed from the visible ones only (same version), or None when none is.
+
+    The stored golden carries every source's security labels; a caller who may not see one source must still
+    see the person as the others describe it (and must not learn what the hidden one said).
     """
-    if not is_person(tx, person_id):
-        return None
-    sources = [read_current(tx, "Patient", pid) for pid in person_patients(tx, person_id)]
+    members = person_members(tx, item.id)
+    if not members:
+        return item  # a retired golden Patient (replaced-by): nothing composed from sources
+    sources = [read_current(tx, "Patient", pid) for pid in members]
     current = [s for s in sources if s is not None and not s.deleted and s.body is not None]
-    if screen is not None:
-        current = screen(current)
-    if not current:
+    visible = screen(current)
+    if len(visible) == len(current):
+        return item
+    if not visible:
         return None
-    bodies = [orjson.loads(s.body) for s in current if s.body is not None]
-    golden = compose_golden(person_id, bodies, rules)
-    newest = max(current, key=lambda s: (s.last_updated, s.t))
-    t = max(s.t for s in current)
-    golden["meta"]["versionId"] = str(t)
-    golden["meta"]["lastUpdated"] = newest.last_updated
-    body = orjson.dumps(golden)
-    return StoredResource("Patient", person_id, t, newest.last_updated, False, body, t, person_id)
+    golden = compose_golden(item.id, [_as_sent(v.body) for v in visible if v.body is not None], rules)
+    golden["meta"]["versionId"] = item.version_id
+    golden["meta"]["lastUpdated"] = item.last_updated
+    out = {"resourceType": "Patient", "id": item.id, **golden}
+    return replace(item, body=orjson.dumps(out))
 
 
-def expand_patient_params(tx: Tx, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Search parameters with every golden id replaced by the person's source Patients (OR-joined).
-
-    ``patient=<golden>`` becomes ``patient=Patient/a,Patient/b,…`` so one store search spans every trust.
-    """
+def present_goldens(tx: Tx, items: Sequence[StoredResource], rules: Rules, screen: Screen) -> list[StoredResource]:
+    """Every golden Patient among ``items`` as :func:`present_golden` gives it (order kept)."""
     out = []
-    for name, value in params:
-        if name not in PATIENT_PARAMS:
-            out.append((name, value))
-            continue
-        parts: list[str] = []
-        for item in value.split(","):
-            ident = item.strip().removeprefix("Patient/")
-            sources = person_patients(tx, ident) if ident and "/" not in ident else []
-            if sources:
-                parts.extend(f"Patient/{s}" for s in sources)
-            else:
-                parts.append(item)
-        out.append((name, ",".join(parts)))
+    for item in items:
+        shown = present_golden(tx, item, rules, screen) if is_golden(item) else item
+        if shown is not None:
+            out.append(shown)
     return out
+
+
+def _as_sent(body: bytes) -> dict[str, Any]:
+    patient: dict[str, Any] = orjson.loads(body)
+    patient["meta"] = {k: v for k, v in (patient.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    return patient
 
 
 def _references(node: Any, found: set[str]) -> None:
@@ -89,12 +137,13 @@ def _references(node: Any, found: set[str]) -> None:
             _references(value, found)
 
 
-def _repoint(node: Any, person_of: Mapping[str, str]) -> Any:
+def _repoint(node: Any, person_of: dict[str, str], *, top_patient: bool = False) -> Any:
     if isinstance(node, list):
         return [_repoint(v, person_of) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _repoint(v, person_of) for k, v in node.items()}
+    # a Patient's own ``link`` names particular records (its sources, a merge): never re-pointed
+    out = {k: v if top_patient and k == "link" else _repoint(v, person_of) for k, v in node.items()}
     ref = node.get("reference")
     if isinstance(ref, str) and ref.startswith("Patient/") and ref[8:] in person_of:
         out["reference"] = f"Patient/{person_of[ref[8:]]}"
@@ -118,14 +167,15 @@ def person_centred(tx: Tx, resources: Iterable[StoredResource]) -> list[StoredRe
             _references(body, wanted)
             if item.resource_type == "Patient":
                 wanted.add(item.id)
-    person_of = persons_of(tx, wanted) if wanted else {}
+    canon = canonical_ids(tx, "Patient", wanted) if wanted else {}
+    person_of = {i: c for i, c in canon.items() if i != c}
     out = []
     for item, body in zip(items, parsed, strict=True):
         if body is None or (not person_of):
             out.append(item)
             continue
-        served = _repoint(body, person_of)
-        if item.resource_type == "Patient" and item.id in person_of and item.id != person_of[item.id]:
+        served = _repoint(body, person_of, top_patient=item.resource_type == "Patient")
+        if item.resource_type == "Patient" and item.id in person_of:
             served["link"] = [
                 *(link for link in body.get("link", ()) if link.get("type") != "refer"),
                 {"other": {"reference": f"Patient/{person_of[item.id]}"}, "type": "refer"},
@@ -152,7 +202,7 @@ def everything_for_person(
     """
     collected: dict[tuple[str, str], StoredResource] = {}
     t = at
-    for source in person_patients(tx, person_id):
+    for source in person_members(tx, person_id):
         step = 0
         while True:
             page = everything(tx, replace(query, patient_id=source, count=_GATHER), at=t, offset=step)
@@ -162,6 +212,7 @@ def everything_for_person(
             if not page.has_more:
                 break
             step += len(page.matches)
+    collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
     # one fact sent by two trusts is shown once, carrying both trusts' tags
     ordered = sorted(collapse_same_facts(list(collected.values()), priority), key=lambda r: (r.resource_type, r.id))
     if golden is not None and (not query.types or "Patient" in query.types):

@@ -1,10 +1,11 @@
 """The view: what the API may ask for, in FHIR terms, with the caller's :class:`AccessContext`.
 
-Person-centred: ``Patient/<person id>`` is the golden Patient composed from the person's source Patients;
-every resource is served with its Patient references pointing at the golden Patient (the source reference kept
-in an extension); ``patient=<golden id>`` searches and the golden ``$everything`` span every trust. Screening
-(objection, sensitivity, restriction) runs on the source-level resources first. The API depends only on these
-method signatures and on JSON bytes coming back.
+Person-centred (see :mod:`bcconnect.view._person` for the model): ``Patient/<person id>`` is the golden
+Patient the patient index stores; every resource is served with its Patient references pointing at the golden
+Patient (the source reference kept in an extension); any Patient id of a person (golden or a trust's record)
+in ``patient=``/``subject=`` and ``$everything`` spans every trust. Screening (objection, sensitivity,
+restriction) runs on the source-level resources first. The API depends only on these method signatures and on
+JSON bytes coming back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
-from bcconnect.identity import Rules, is_person, load_rules, match_patient, person_of, person_patients
+from bcconnect.identity import Rules, load_rules, match_patient
 from bcconnect.search import ParamType, SearchParam, SearchQuery, date_range, parse_search, registry
 from bcconnect.security import (
     DEFAULT_POLICY,
@@ -33,14 +34,24 @@ from bcconnect.store import (
     Tx,
     everything,
     history,
+    iter_current,
     read_current,
     read_version,
+    resource_types,
     search,
     source_freshness,
 )
 from bcconnect.view._context import AccessContext
 from bcconnect.view._match import match_bundle, parse_match_parameters
-from bcconnect.view._person import everything_for_person, expand_patient_params, golden_patient, person_centred
+from bcconnect.view._person import (
+    everything_for_person,
+    is_golden,
+    person_centred,
+    person_id_of,
+    present_golden,
+    present_goldens,
+    same_person_ids,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +112,14 @@ class View:
         ).resources
 
     def _golden(self, tx: Tx, access: AccessContext, person_id: str) -> StoredResource | None:
-        return golden_patient(tx, person_id, self.rules, screen=lambda items: self._screen_list(tx, access, items))
+        stored = read_current(tx, "Patient", person_id)
+        if stored is None or stored.deleted:
+            return None
+        return present_golden(tx, stored, self.rules, lambda items: self._screen_list(tx, access, items))
 
-    async def _centred(self, items: list[StoredResource]) -> list[StoredResource]:
-        return await self.store.read(lambda tx: person_centred(tx, items))
+    def _present(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
+        """Golden Patients as this caller may see them (composed from the visible sources only)."""
+        return present_goldens(tx, items, self.rules, lambda found: self._screen_list(tx, access, found))
 
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
@@ -124,6 +139,10 @@ class View:
             raise ResourceNotFound(missing)
         if found.deleted:
             raise ResourceGone(f"{resource_type}/{resource_id} was deleted (version {found.version})")
+        presented = self._present(tx, access, [found])
+        if not presented:
+            raise ResourceNotFound(missing)
+        found = presented[0]
         shown = screen_one(tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person)
         if shown is None:
             raise ResourceNotFound(missing)
@@ -135,10 +154,6 @@ class View:
 
         def run(tx: Tx) -> StoredResource:
             found = read_current(tx, resource_type, resource_id)
-            if found is None and resource_type == "Patient":
-                golden = self._golden(tx, access, resource_id)
-                if golden is not None:
-                    return golden
             return self._shown(
                 tx, access, found, resource_type, resource_id, f"{resource_type}/{resource_id} is not known"
             )
@@ -154,11 +169,6 @@ class View:
 
         def run(tx: Tx) -> StoredResource:
             found = read_version(tx, resource_type, resource_id, int(version))
-            if found is None and resource_type == "Patient":
-                # a golden Patient has only its current version (it is composed on read)
-                golden = self._golden(tx, access, resource_id)
-                if golden is not None and golden.version_id == version:
-                    return golden
             if found is not None and found.deleted:
                 raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
             return self._shown(tx, access, found, resource_type, resource_id, missing)
@@ -182,22 +192,24 @@ class View:
         versions = await self.store.read(
             lambda tx: history(tx, resource_type, resource_id, since=since_instant, count=size + 1, offset=offset)
         )
-        if not versions and resource_type == "Patient" and offset == 0:
-            golden = await self.store.read(lambda tx: self._golden(tx, access, resource_id))
-            if golden is not None:
-                return HistoryPage([golden], False)
         if not versions and offset == 0 and since is None:
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        shown = await self.store.read(
-            lambda tx: (
-                screen_resources(
-                    tx, versions[:size], access, policy=self.sensitivity, confine_to=access.patient, related=same_person
-                ).resources
-            )
-        )
+
+        def run(tx: Tx) -> list[StoredResource]:
+            shown = screen_resources(
+                tx,
+                self._present(tx, access, versions[:size]),
+                access,
+                policy=self.sensitivity,
+                confine_to=access.patient,
+                related=same_person,
+            ).resources
+            return person_centred(tx, shown)
+
+        shown = await self.store.read(run)
         if versions and not shown and not any(v.body is None for v in versions[:size]):
             raise ResourceNotFound(f"{resource_type}/{resource_id} is not known")
-        return HistoryPage(await self._centred(shown), len(versions) > size)
+        return HistoryPage(shown, len(versions) > size)
 
     async def search(
         self,
@@ -213,14 +225,19 @@ class View:
         self._check_type(resource_type)
 
         def run(tx: Tx) -> SearchResult:
-            # a golden id in patient/subject becomes the person's source Patients, so the search spans every trust
-            expanded = expand_patient_params(tx, params)
+            # any Patient id of a person in a reference parameter matches all of them (the store's aliases)
             query = parse_search(
-                resource_type, expanded, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+                resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+            )
+            found = search(tx, query, at=at, offset=offset)
+            found = replace(
+                found,
+                matches=self._present(tx, access, found.matches),
+                included=self._present(tx, access, found.included),
             )
             page = screen_page(
                 tx,
-                search(tx, query, at=at, offset=offset),
+                found,
                 access,
                 policy=self.sensitivity,
                 confine_to=access.patient,
@@ -245,18 +262,22 @@ class View:
     ) -> SearchPage:
         """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``.
 
-        For a golden id: the golden Patient and every source Patient's compartment, across all trusts.
+        For any Patient id of a person (its golden id or any trust's source record): the golden Patient first,
+        then every source Patient's compartment, across all trusts.
         """
-        patient = await self.read(access, "Patient", patient_id)
+        await self.read(access, "Patient", patient_id)  # 404/410 as for a read; screened like one
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
-        person = await self.store.read(lambda tx: is_person(tx, patient_id)) and patient.compartment == patient_id
 
         def gather(tx: Tx) -> SearchPage:
-            if person:
-                wanted = patient if not query.types or "Patient" in query.types else None
+            person = person_id_of(tx, patient_id)
+            if person is not None:
+                golden = self._golden(tx, access, person)
+                wanted = golden if not query.types or "Patient" in query.types else None
+                if golden is not None and wanted is not None:
+                    wanted = person_centred(tx, [golden])[0]
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
                 found = everything_for_person(
-                    tx, patient_id, query, at=at, offset=offset, golden=wanted, priority=self.rules.source_priority
+                    tx, person, query, at=at, offset=offset, golden=wanted, priority=self.rules.source_priority
                 )
                 head = [m for m in found.matches if m is wanted]
                 rest = replace(found, matches=[m for m in found.matches if m is not wanted])
@@ -271,6 +292,32 @@ class View:
             return replace(page, matches=person_centred(tx, page.matches))
 
         return await self.store.read(gather)
+
+    async def export_batch(self, resource_type: str, *, after_id: str = "", raw: bool = False) -> list[StoredResource]:
+        """Up to 1000 current resources of a type after ``after_id`` (id order), for ``bcconnect export``.
+
+        The view (default): golden Patients and source Patients with their ``refer`` links, every reference
+        re-pointed as served; a golden id retired by a merge (only a ``replaced-by`` link, no data) is left
+        out. ``raw``: the source records exactly as stored, and no golden Patients. An operator's export: no
+        caller screening (it is not a FHIR read).
+        """
+
+        def run(tx: Tx) -> tuple[list[StoredResource], str]:
+            batch = iter_current(tx, resource_type, after_id=after_id, limit=1000)
+            last = batch[-1].id if batch else ""
+            if raw:
+                return [r for r in batch if not is_golden(r)], last
+            kept = [r for r in batch if not (is_golden(r) and r.body is not None and b'"replaced-by"' in r.body)]
+            return person_centred(tx, kept), last
+
+        found, last = await self.store.read(run)
+        if last and not found:
+            return await self.export_batch(resource_type, after_id=last, raw=raw)
+        return found
+
+    async def export_types(self) -> list[str]:
+        """Every resource type with current resources (what ``bcconnect export`` writes files for)."""
+        return await self.store.read(resource_types)
 
     async def match(self, parameters: Mapping[str, Any], access: AccessContext, *, base_url: str = "") -> bytes:
         """``Patient/$match``: golden Patients of the candidate persons, with score and match grade (Bundle)."""
@@ -323,10 +370,7 @@ def same_person(tx: Tx, patient_id: str) -> list[str]:
 
     The security screen uses it so that an objection or a restriction on one record covers the whole person.
     """
-    person = patient_id if is_person(tx, patient_id) else person_of(tx, patient_id)
-    if person is None:
-        return [patient_id]
-    return [person, *person_patients(tx, person)]
+    return same_person_ids(tx, patient_id)
 
 
 def _instant(text: str, name: str) -> str:

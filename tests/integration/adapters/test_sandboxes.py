@@ -34,7 +34,7 @@ def fhir_config(world: World, trust: str, **fetch: Any) -> tuple[AdapterConfig, 
         ods_code=trust,
         kind=SourceKind.FHIR_API,
         mapping_set=trust.lower(),
-        base_url=world.base_url(trust),
+        base_url=f"{world.base_url(trust)}/fhir/R4",
         auth=SourceAuthSettings(
             type=SourceAuthType.OAUTH2_CLIENT_CREDENTIALS,
             client_id=credentials.client_id,

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters
 from bcconnect.config import AdapterConfig, FetchSettings
 from bcconnect.mapping import MappingSet, load_mapping_set
 from bcconnect.store import Store, open_store
+from support.sandbox_world import world_adapters
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import anyio.from_thread
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
+from bcconnect.cli.demo_cmd import write_demo_config
 from bcconnect_sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from support.sandbox_world import world_adapters
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +75,21 @@ def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, 
     assert by_name["rl4"]["stale"] is False
 
     listing = _cli(deployment, "quarantine", "list", "--adapter", "rbk")
-    ids = [int(line.split()[0]) for line in listing.stdout.splitlines()[1:] if line.strip()]
-    assert len(ids) == by_name["rbk"]["quarantine_depth"]
+    depth = by_name["rbk"]["quarantine_depth"]
+    assert listing.stdout.startswith(f"{depth} open quarantined records: rbk {depth}\n"), listing.stdout
+    groups = listing.stdout.split("group(s) by reason:\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert sum(int(line.split()[0]) for line in groups) == depth  # the groups add up to the total
+    assert all(line.split()[3] == "parse" for line in groups)
+    records = listing.stdout.split("more):\n", 1)[1].splitlines()[1:]
+    ids = [int(line.split()[0]) for line in records if line.strip()]
+    assert len(ids) == depth
+    few = _cli(deployment, "quarantine", "list", "--limit", "1")
+    assert f"records (first 1 of {depth};" in few.stdout
+    assert _cli(deployment, "quarantine", "list", "--reason", "no such reason").stdout.startswith("0 open")
+    misuse = _cli(deployment, "quarantine", "replay")
+    assert misuse.returncode == 2
+    assert "give one quarantined record id, or --all" in misuse.stderr
+    assert "Traceback" not in misuse.stderr
 
     shown = _cli(deployment, "quarantine", "show", str(ids[0]))
     assert shown.returncode == 0
@@ -92,9 +106,13 @@ def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, 
     replayed = _cli(deployment, "quarantine", "replay", str(ids[0]), "--payload-file", str(fixed))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "resolved" in replayed.stdout
+    # the rest are broken the same way: replaying them all with unchanged mappings resolves none
+    again = _cli(deployment, "quarantine", "replay", "--all", "--adapter", "rbk", "--reason", "parse")
+    assert again.returncode == 1
+    assert f"replayed {len(ids) - 1} quarantined records: 0 resolved, {len(ids) - 1} still failing" in again.stdout
     for other in ids[1:]:
         assert _cli(deployment, "quarantine", "resolve", str(other)).returncode == 0
-    assert _cli(deployment, "quarantine", "list").stdout.strip().splitlines()[1:] == []
+    assert _cli(deployment, "quarantine", "list").stdout.startswith("0 open quarantined records\n")
     assert _cli(deployment, "quarantine", "resolve", str(ids[0])).returncode == 2  # already resolved
 
     remapped = _cli(deployment, "remap", "--adapter", "rl4")

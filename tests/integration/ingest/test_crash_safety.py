@@ -20,8 +20,9 @@ from pathlib import Path
 import anyio.from_thread
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
+from bcconnect.cli.demo_cmd import write_demo_config
 from bcconnect_sandbox import FaultSettings, SandboxSettings, World, running_sandboxes
+from support.sandbox_world import world_adapters
 
 KILLS = int(os.environ.get("BCCONNECT_CRASH_KILLS", "20"))
 BCCONNECT = [sys.executable, "-m", "bcconnect.cli.main"]

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bcconnect.cli.ingest_cmd import export_ndjson
 from bcconnect.config import AdapterConfig, Settings
 from bcconnect.ingest import SyncReport, replay_quarantined, sync_adapters
-from bcconnect.store import Store, list_quarantine, open_store
+from bcconnect.store import Store, export_ndjson, list_quarantine, open_store
 from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
 
 from .conftest import MAPPINGS, adapters_for, mapping_set_for, with_fetch

@@ -19,11 +19,11 @@ import anyio.to_thread
 import pytest
 
 from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
-from bcconnect.cli.ingest_cmd import export_ndjson
 from bcconnect.config import FetchSettings
 from bcconnect.ingest import acquire_lease, list_leases, release_lease, sync_adapter
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import Store, open_store
+from bcconnect.view import View, export_view_ndjson
 from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
 
 from .conftest import free_port
@@ -92,7 +92,7 @@ def _files(out: Path) -> dict[str, bytes]:
 
 
 async def _export(store: Store, out: Path) -> dict[str, bytes]:
-    await export_ndjson(store, out)
+    await export_view_ndjson(View(store), out)
     return await anyio.to_thread.run_sync(_files, out)
 
 

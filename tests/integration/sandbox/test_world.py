@@ -6,10 +6,11 @@ import argparse
 import hashlib
 import re
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 
@@ -100,9 +101,18 @@ sys.exit(args.handler(args))
 """
 
 
+def _start_detached_from_ctrl_c() -> None:
+    """What a shell does to a job started with ``&`` (and what ``nohup`` adds): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
-async def test_cli_serve_prints_urls_and_credentials_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    """``sandbox serve`` announces each trust (URL and credentials) that then answers; SIGINT stops it (0)."""
+@pytest.mark.parametrize(
+    "stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT-even-when-inherited-as-ignored"]
+)
+def test_cli_serve_prints_urls_and_credentials_and_stops_on_a_signal(tmp_path: Path, stop: signal.Signals) -> None:
+    """``sandbox serve`` announces each trust (URL and credentials) that then answers; SIGTERM, and SIGINT even
+    in a background job where it starts ignored, stop it cleanly (0) because the command handles them itself."""
     command = [
         sys.executable,
         "-c",
@@ -116,24 +126,36 @@ async def test_cli_serve_prints_urls_and_credentials_and_stops_on_ctrl_c(tmp_pat
         "--hl7-drop-dir",
         str(tmp_path),
     ]
-    async with await anyio.open_process(command) as process:
-        assert process.stdout is not None
+    out = tmp_path / "stdout.txt"
+    with out.open("w") as sink:
+        child = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_start_detached_from_ctrl_c,
+        )
+    try:
+        deadline = time.monotonic() + 60
         text = ""
-        with anyio.fail_after(30):
-            async for chunk in process.stdout:
-                text += chunk.decode()
-                if "Ctrl-C to stop" in text:
-                    break
+        while "Ctrl-C to stop" not in text:
+            assert child.poll() is None, f"sandbox serve exited early:\n{out.read_text()}"
+            assert time.monotonic() < deadline, f"sandbox serve did not announce itself in 60 s:\n{text}"
+            time.sleep(0.1)
+            text = out.read_text()
         rl4 = re.search(r"RL4\s+(http://127\.0\.0\.1:\d+)/fhir/R4.*client_id=(\S+) client_secret=(\S+)", text)
         assert rl4 is not None, text
         assert re.search(r"RNA\s+http://127\.0\.0\.1:\d+/api/v2/changes\s+X-API-Key: \S+", text)
         assert f"files into {tmp_path}" in text
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                f"{rl4[1]}/oauth2/token",
-                data={"grant_type": "client_credentials", "client_id": rl4[2], "client_secret": rl4[3]},
-            )
-            assert response.status_code == 200
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(15):
-            assert await process.wait() == 0
+        response = httpx.post(
+            f"{rl4[1]}/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": rl4[2], "client_secret": rl4[3]},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        child.send_signal(stop)
+        assert child.wait(timeout=30) == 0
+        assert "stopped" in out.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)

@@ -61,10 +61,13 @@ def _make_config(
         ods_code="RL4",
         kind=kind,
         mapping_set="rl4",
-        base_url="https://rl4.test",
+        base_url="https://rl4.test/fhir/R4" if kind is SourceKind.FHIR_API else "https://rl4.test",
         auth=auth
         or SourceAuthSettings(
-            type=SourceAuthType.OAUTH2_CLIENT_CREDENTIALS, client_id="engine", client_secret_env="RL4_SECRET"
+            type=SourceAuthType.OAUTH2_CLIENT_CREDENTIALS,
+            client_id="engine",
+            client_secret_env="RL4_SECRET",
+            token_url="https://rl4.test/oauth2/token",
         ),
         fetch=FetchSettings(**fetch),
         breaker=breaker or BreakerSettings(failure_threshold=50, reset_seconds=30.0),

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bcconnect.adapters import FhirApiSource, Page, open_source
-from bcconnect.errors import ConfigError, SourceProtocolError
+from bcconnect.errors import ConfigError
 
 BASE = "https://rl4.test/fhir/R4"
 
@@ -225,22 +225,28 @@ async def test_list_source_ids_pages_the_id_listing(make_config: Any, environ: A
 
 @pytest.mark.anyio
 async def test_next_link_to_itself_or_elsewhere_is_a_protocol_error(make_config: Any, environ: Any) -> None:
-    """A next link that loops or leaves the source's origin stops paging with SourceProtocolError."""
+    """A next link that leaves the source's origin stops that type with a SourceProtocolError, recorded as the
+    type's failure (the credentials never go to the other host)."""
     fake = FakeFhir({"/fhir/R4/Patient": [bundle(next_url="https://elsewhere.test/fhir/R4/Patient?page=2")]})
     config = make_config(resource_types=("Patient",))
     async with open_source(config, environ=environ, transport=httpx.MockTransport(fake)) as source:
-        with pytest.raises(SourceProtocolError, match="another origin"):
-            await collect(source, None)
+        assert isinstance(source, FhirApiSource)
+        await collect(source, None)
+        [failure] = source.failures
+        assert failure.resource_type == "Patient"
+        assert "another origin" in failure.message
+    assert all(r.url.host == "rl4.test" for r in fake.requests)
 
 
 @pytest.mark.anyio
 async def test_not_a_bundle_is_a_protocol_error(make_config: Any, environ: Any) -> None:
-    """An answer that is not a Bundle is refused."""
+    """An answer that is not a Bundle is refused (that type fails; the run goes on)."""
     fake = FakeFhir({"/fhir/R4/Patient": [{"resourceType": "OperationOutcome"}]})
     config = make_config(resource_types=("Patient",))
     async with open_source(config, environ=environ, transport=httpx.MockTransport(fake)) as source:
-        with pytest.raises(SourceProtocolError, match="not a FHIR Bundle"):
-            await collect(source, None)
+        assert isinstance(source, FhirApiSource)
+        assert await collect(source, None) == []
+        assert "not a FHIR Bundle" in source.failures[0].message
 
 
 @pytest.mark.anyio

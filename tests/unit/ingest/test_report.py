@@ -42,11 +42,10 @@ def test_held_resources_past_the_threshold_degrade_the_run() -> None:
     assert report.status == "OK"
 
 
-def test_offered_types_that_are_not_mapped_degrade_the_run() -> None:
+def test_offered_types_that_are_not_mapped_are_named_with_counts() -> None:
     report = _report(fetched=10, new=10)
-    report.offered_not_mapped = {"Basic": 3}
-    report.judge(**DEFAULTS)
-    assert report.degraded == "offered, not mapped: Basic (3)"
+    report.offered_not_mapped = {"Basic": 3, "Questionnaire": None}
+    assert report.not_mapped_line == "offered, not mapped: Basic (3), Questionnaire (?)"
 
 
 def test_a_failure_wins_over_degraded() -> None:

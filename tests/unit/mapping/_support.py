@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "mappings"
-SET_NAMES = ("rl4-fhir", "rxk-fhir", "rna-json", "rbk-hl7v2")
+SET_NAMES = ("rl4-fhir", "rxk-fhir", "rna-json", "rbk-hl7v2", "uk-core-generic")
 
 
 def existing_sets() -> list[str]:

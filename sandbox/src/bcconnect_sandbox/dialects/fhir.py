@@ -13,13 +13,31 @@ from bcconnect_sandbox.population import (
     Encounter,
     Medication,
     Observation,
-    Referral,
 )
+from bcconnect_sandbox.referrals import Referral
 from bcconnect_sandbox.sources import Record, SourcePatient, StaticFact
 
 Json = dict[str, object]
 
 TREATMENT_FUNCTION_SYSTEM: Final = "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-TreatmentFunction"
+PRACTICE_SETTING_SYSTEM: Final = "https://fhir.hl7.org.uk/CodeSystem/UKCore-PracticeSettingCode"
+UBRN_SYSTEM: Final = "https://fhir.nhs.uk/Id/UBRN"
+#: the patient pathway identifier (for e-RS referrals: the first referral's UBRN, issued by X09)
+PPI_SYSTEM: Final = "https://fhir.nhs.uk/Id/patient-pathway-identifier"
+#: the provider's triage decision (e-RS review outcome codes; REDIRECTED = sent on to another provider)
+REVIEW_OUTCOME_EXTENSION: Final = "https://fhir.nhs.uk/StructureDefinition/Extension-eRS-ReviewOutcome"
+REVIEW_OUTCOME_SYSTEM: Final = "https://fhir.nhs.uk/CodeSystem/eRS-ReviewOutcome"
+REVIEW_OUTCOMES: Final = {
+    "accepted": "ACCEPT_REFER_BOOK_LATER",
+    "returned": "RETURN_TO_REFERRER_WITH_ADVICE",
+    "redirected": "REDIRECTED",
+}
+#: RTT period status events the provider recorded (code + date), on the pathway (EpisodeOfCare)
+RTT_EVENT_EXTENSION: Final = "https://fhir.nhs.uk/StructureDefinition/Extension-RTT-PeriodStatusEvent"
+RTT_STATUS_SYSTEM: Final = "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-RTTPeriodStatus"
+#: cancer pathway: the date the patient was told they have cancer or it was ruled out (28-day standard)
+FDS_EXTENSION: Final = "https://fhir.nhs.uk/StructureDefinition/Extension-Cancer-FasterDiagnosisDate"
+APPOINTMENT_CANCELLED_BY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
 RESOURCE_TYPE: Final = {
     "patient": "Patient",
     "consent": "Consent",
@@ -55,6 +73,8 @@ _OBSERVATIONS: Final = {
     "egfr": (ref.OBS_EGFR,),
     "bmi": (ref.OBS_BMI,),
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
+    "psa": (ref.OBS_PSA,),
+    "fit": (ref.OBS_FIT,),
 }
 
 
@@ -322,39 +342,92 @@ def _report(record: Record, trust: str) -> Json:
     }
 
 
+def _service_codes(referral: Referral) -> Json:
+    """TFC and main specialty (UK Core PracticeSettingCode) of the service referred to."""
+    concept: Json = {"text": referral.network.name}
+    tfc = referral.network.tfc
+    if tfc is not None:
+        concept["coding"] = [
+            {"system": TREATMENT_FUNCTION_SYSTEM, "code": tfc},
+            {"system": PRACTICE_SETTING_SYSTEM, "code": ref.MAIN_SPECIALTY_OF_TFC.get(tfc, tfc)},
+        ]
+    return concept
+
+
+def _referral_status(referral: Referral) -> str:
+    if referral.triage in ("returned", "redirected") or referral.transferred_out is not None:
+        return "revoked"
+    return "completed" if referral.clock_stop else "active"
+
+
 def _referral(record: Record, trust: str) -> Json:
     referral = record.fact
     assert isinstance(referral, Referral)
-    performer: Json = {"text": referral.network.name}
-    if referral.network.tfc is not None:
-        performer["coding"] = [{"system": TREATMENT_FUNCTION_SYSTEM, "code": referral.network.tfc}]
-    return {
-        "status": record.status or ("completed" if referral.clock_stop else "active"),
+    body: Json = {
+        "identifier": [{"system": UBRN_SYSTEM, "value": referral.ubrn}],
+        "status": record.status or _referral_status(referral),
         "intent": "order",
         "priority": referral.priority,
         "code": coding(c.SNOMED_SYSTEM, ref.Concept("3457005", "Patient referral")),
         "subject": _subject(record),
         "authoredOn": referral.authored.isoformat(),
-        "performerType": performer,
-        "requester": _org(referral.trust),
+        "occurrenceDateTime": (referral.received or referral.authored).isoformat(),
+        "performerType": _service_codes(referral),
+        "requester": _org(referral.requester or referral.trust),
+        "performer": [_org(referral.trust)],
     }
+    if referral.reason is not None:
+        body["reasonCode"] = [coding(c.SNOMED_SYSTEM, referral.reason)]
+    if referral.triage in REVIEW_OUTCOMES:
+        body["extension"] = [
+            {
+                "url": REVIEW_OUTCOME_EXTENSION,
+                "valueCoding": {"system": REVIEW_OUTCOME_SYSTEM, "code": REVIEW_OUTCOMES[referral.triage]},
+            }
+        ]
+    return body
 
 
 def _pathway(record: Record, trust: str) -> Json:
     referral = record.fact
     assert isinstance(referral, Referral)
-    period: Json = {"start": referral.authored.isoformat()}
-    if referral.clock_stop is not None:
-        period["end"] = referral.clock_stop.isoformat()
-    return {
-        "identifier": [{"system": f"https://fhir.{trust.lower()}.nhs.uk/Id/ppi", "value": record.id}],
-        "status": "finished" if referral.clock_stop else "active",
-        "type": [{"text": "Referral to treatment pathway"}],
+    period: Json = {"start": (referral.received or referral.authored).isoformat()}
+    if referral.transferred_in and referral.clock_start is not None:
+        period["start"] = referral.clock_start.isoformat()  # the clock came with the pathway
+    end = referral.transferred_out or referral.clock_stop
+    if end is not None:
+        period["end"] = end.isoformat()
+    extensions: list[Json] = [
+        {
+            "url": RTT_EVENT_EXTENSION,
+            "extension": [
+                {"url": "code", "valueCoding": {"system": RTT_STATUS_SYSTEM, "code": code}},
+                {"url": "date", "valueDate": day.isoformat()},
+            ],
+        }
+        for day, code in referral.events
+    ]
+    if referral.fds is not None:
+        extensions.append({"url": FDS_EXTENSION, "valueDate": referral.fds.isoformat()})
+    body: Json = {
+        "identifier": [
+            {
+                "system": PPI_SYSTEM,
+                "value": referral.ppi,
+                "assigner": {"identifier": {"system": c.ODS_ORGANIZATION_SYSTEM, "value": "X09"}},
+            },
+            {"system": f"https://fhir.{trust.lower()}.nhs.uk/Id/pathway", "value": record.id},
+        ],
+        "status": "finished" if end is not None else "waitlist" if referral.triage == "awaiting" else "active",
+        "type": [{"text": "Referral to treatment pathway"}, _service_codes(referral)],
         "patient": _subject(record),
         "managingOrganization": {**_org(trust), "reference": f"Organization/{trust}"},
         "period": period,
         "referralRequest": [{"reference": f"ServiceRequest/{record.refs[0]}"}],
     }
+    if extensions:
+        body["extension"] = extensions
+    return body
 
 
 def _appointment(record: Record, trust: str) -> Json:
@@ -369,6 +442,9 @@ def _appointment(record: Record, trust: str) -> Json:
     }
     if referral.network.tfc is not None:
         body["serviceType"] = [{"coding": [{"system": TREATMENT_FUNCTION_SYSTEM, "code": referral.network.tfc}]}]
+    if (record.status or referral.appointment_status) == "cancelled" and referral.cancelled_by is not None:
+        code = "pat" if referral.cancelled_by == "patient" else "prov"
+        body["cancelationReason"] = {"coding": [{"system": APPOINTMENT_CANCELLED_BY_SYSTEM, "code": code}]}
     return body
 
 

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from typing import Final
 
 from bcconnect_sandbox import reference as ref
-from bcconnect_sandbox.population import Allergy, Condition, Encounter, Observation, Referral
+from bcconnect_sandbox.population import Allergy, Condition, Encounter, Observation
+from bcconnect_sandbox.referrals import Referral
 from bcconnect_sandbox.sources import Record, SourcePatient
 
 SENDING_APP: Final = "CAREFLOW"
@@ -24,6 +25,8 @@ _RESULT: Final = {
     "egfr": (ref.OBS_EGFR,),
     "bmi": (ref.OBS_BMI,),
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
+    "psa": (ref.OBS_PSA,),
+    "fit": (ref.OBS_FIT,),
 }
 
 
@@ -188,15 +191,22 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
     elif isinstance(fact, Observation):
         emit("ORU^R01", "ORU_R01", pid, *_results(record, fact, event))
     elif isinstance(fact, Referral) and record.kind == "referral":
+        revoked = fact.triage in ("returned", "redirected") or fact.transferred_out is not None
+        reason = f"{fact.reason.code}^{escape(fact.reason.display)}^SCT" if fact.reason else ""
         rf1 = segment(
             "RF1",
-            "C" if fact.clock_stop else "A",
+            # HL7 table 0283: P pending (awaiting triage), A accepted, R rejected (returned/redirected), C closed
+            "R" if revoked else "C" if fact.clock_stop else "P" if fact.triage == "awaiting" else "A",
             {"routine": "R", "urgent": "U", "asap": "2WW"}[fact.priority],
             f"{fact.network.tfc or ''}^{escape(fact.network.name)}",
             "",
             "",
             record.id,
             dt(fact.authored),
+            "",
+            "",
+            reason,
+            f"{fact.ubrn}^UBRN" if fact.ubrn else "",
         )
         emit(
             "REF^I12",

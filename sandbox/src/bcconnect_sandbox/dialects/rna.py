@@ -11,8 +11,8 @@ from bcconnect_sandbox.population import (
     Encounter,
     Medication,
     Observation,
-    Referral,
 )
+from bcconnect_sandbox.referrals import Referral
 from bcconnect_sandbox.sources import Record, SourcePatient
 
 Json = dict[str, object]
@@ -63,6 +63,8 @@ RESULT_CODES: Final = {
     "bmi": (("BMI", "Body mass index"),),
     "bp": (("BP", "Blood pressure"),),
     "fbc": (("HB", "Haemoglobin"), ("WBC", "White cell count"), ("PLT", "Platelets")),
+    "psa": (("PSA", "Prostate specific antigen"),),
+    "fit": (("FIT", "Faecal immunochemical test"),),
 }
 RESULT_UNITS: Final = {
     "HBA1C": "mmol/mol",
@@ -72,6 +74,8 @@ RESULT_UNITS: Final = {
     "HB": "g/L",
     "WBC": "x10^9/L",
     "PLT": "x10^9/L",
+    "PSA": "ug/L",
+    "FIT": "ug/g",
 }
 PRIORITY: Final = {"routine": "R", "urgent": "U", "asap": "2WW"}
 APPOINTMENT_STATUS: Final = {"booked": "BOOKED", "fulfilled": "ATTENDED", "cancelled": "CANCELLED", "noshow": "DNA"}
@@ -177,27 +181,43 @@ def _result(o: Observation, part: int, status: str | None) -> Json:
     }
 
 
+TRIAGE_OUTCOME: Final = {"awaiting": "", "accepted": "ACCEPTED", "returned": "RETURNED", "redirected": "REDIRECTED"}
+
+
 def _referral_like(record: Record, r: Referral) -> Json:
     if record.kind == "referral":
+        closed = r.clock_stop or r.transferred_out or r.triage in ("returned", "redirected")
         return {
+            "ubrn": r.ubrn,
             "specialty": r.network.name,
             "tfc": r.network.tfc or "",
             "priority": PRIORITY[r.priority],
-            "received": uk_date(r.authored),
-            "status": "CLOSED" if r.clock_stop else "OPEN",
+            "sent": uk_date(r.authored),
+            "received": uk_date(r.received or r.authored),
+            "referrer_practice": r.requester,
+            "reason_code": r.reason.code if r.reason else "",
+            "reason": r.reason.display if r.reason else "",
+            "triage_outcome": TRIAGE_OUTCOME[r.triage],
+            "status": "CLOSED" if closed else "OPEN",
         }
     if record.kind == "pathway":
+        end = r.transferred_out or r.clock_stop
+        start = r.clock_start if r.transferred_in and r.clock_start else (r.received or r.authored)
         return {
+            "ppi": r.ppi,
             "referral_id": record.refs[0],
             "tfc": r.network.tfc or "",
-            "clock_start": uk_date(r.authored),
-            "clock_stop": uk_date(r.clock_stop) if r.clock_stop else "",
-            "status": "STOPPED" if r.clock_stop else "WAITING",
+            "clock_start": uk_date(start),
+            "clock_stop": uk_date(end) if end else "",
+            "rtt_events": [{"status": code, "date": uk_date(day)} for day, code in r.events],
+            "fds_date": uk_date(r.fds) if r.fds else "",
+            "status": "STOPPED" if end else "WAITING",
         }
     assert r.appointment_start is not None
     return {
         "referral_id": record.refs[0],
         "clinic_date": uk_datetime(r.appointment_start),
+        "cancelled_by": {"patient": "PATIENT", "provider": "HOSPITAL"}.get(r.cancelled_by or "", ""),
         "tfc": r.network.tfc or "",
         "status": APPOINTMENT_STATUS[record.status or "booked"],
     }

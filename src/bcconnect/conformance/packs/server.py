@@ -128,10 +128,13 @@ async def listed_interactions(ctx: Context) -> str:
 )
 async def listed_params(ctx: Context) -> str:
     types = listed_types(await capability(ctx))
+    chosen = {t.strip() for t in (ctx.option("probe_types") or "").split(",") if t.strip()}
+    if chosen:
+        ctx.note(f"probing only the listed parameters of {', '.join(sorted(chosen))} (probe_types)")
     refused: list[str] = []
     probes = 0
     for rtype, entry in sorted(types.items()):
-        if "search-type" not in interactions(entry):
+        if "search-type" not in interactions(entry) or (chosen and rtype not in chosen):
             continue
         for name, ptype in sorted(search_params(entry).items()):
             if name in _RESULT_PARAMS or ptype not in _PLAUSIBLE or probes >= _MAX_PARAM_PROBES:
@@ -545,8 +548,8 @@ async def search_sort(ctx: Context) -> str:
     await require_type(ctx, "Observation")
     ascending = await _lastupdated_order(ctx, "Observation", "_lastUpdated")
     descending = await _lastupdated_order(ctx, "Observation", "-_lastUpdated")
-    if len(ascending) < 2:
-        raise NotApplicable("fewer than two Observations to sort")
+    if len(set(ascending)) < 2:
+        raise NotApplicable("fewer than two Observations with different meta.lastUpdated to sort")
     require(ascending == sorted(ascending), "_sort=_lastUpdated did not answer in ascending meta.lastUpdated order")
     require(descending == sorted(descending, reverse=True), "_sort=-_lastUpdated did not answer in descending order")
     return f"{len(ascending)} results ascending and descending by meta.lastUpdated"

@@ -1,3 +1,4 @@
+-- owner: ingest
 -- Clinical resources whose Patient is missing or quarantined: kept here (never served) until the Patient is
 -- written, then released into the store in the same transaction as that Patient.
 CREATE TABLE IF NOT EXISTS held_resources (

@@ -1,0 +1,79 @@
+"""Reference aliases: several ids that answer as one resource when references are matched.
+
+A person's golden Patient and each of its source Patients are different resources, but every reference to a
+source Patient is served pointing at the golden one. The patient index records that here (``member_id`` →
+``canonical_id``, the canonical id mapping to itself), and searches use it so that ``patient=``/``subject=``,
+``_include``, ``_revinclude`` and chains match what a client sees in the served references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from bcconnect.store._tx import Tx
+
+_CHUNK = 500
+
+
+def set_aliases(tx: Tx, res_type: str, canonical_id: str, members: Sequence[str]) -> None:
+    """Make ``members`` (and ``canonical_id`` itself) aliases of ``canonical_id``, replacing what it had.
+
+    A member that was an alias of another canonical id moves here (a record changes person).
+    """
+    wanted = sorted({canonical_id, *members})
+    tx.execute("DELETE FROM reference_alias WHERE res_type = ? AND canonical_id = ?", (res_type, canonical_id))
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        tx.execute(
+            f"DELETE FROM reference_alias WHERE res_type = ? AND member_id IN ({marks})",  # noqa: S608 - marks only
+            (res_type, *chunk),
+        )
+    tx.executemany(
+        "INSERT INTO reference_alias (res_type, member_id, canonical_id) VALUES (?, ?, ?)",
+        [(res_type, m, canonical_id) for m in wanted],
+    )
+
+
+def drop_aliases(tx: Tx, res_type: str, canonical_id: str) -> None:
+    """Forget ``canonical_id`` and every alias pointing at it (the person no longer exists)."""
+    tx.execute("DELETE FROM reference_alias WHERE res_type = ? AND canonical_id = ?", (res_type, canonical_id))
+
+
+def canonical_ids(tx: Tx, res_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """``id → canonical id`` for the ids that have one (ids without aliases are left out)."""
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, str] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        rows = tx.query(
+            "SELECT member_id, canonical_id FROM reference_alias"  # noqa: S608 - '?' marks only
+            f" WHERE res_type = ? AND member_id IN ({','.join('?' * len(chunk))})",
+            (res_type, *chunk),
+        )
+        out.update((str(r[0]), str(r[1])) for r in rows)
+    return out
+
+
+def alias_members(tx: Tx, res_type: str, canonical: Iterable[str]) -> dict[str, list[str]]:
+    """``canonical id → its members`` (the canonical id included), members sorted."""
+    wanted = list(dict.fromkeys(canonical))
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        rows = tx.query(
+            "SELECT canonical_id, member_id FROM reference_alias"  # noqa: S608 - '?' marks only
+            f" WHERE res_type = ? AND canonical_id IN ({','.join('?' * len(chunk))}) ORDER BY member_id",
+            (res_type, *chunk),
+        )
+        for canon, member in rows:
+            out.setdefault(str(canon), []).append(str(member))
+    return out
+
+
+def alias_closure(tx: Tx, res_type: str, ids: Iterable[str]) -> dict[str, list[str]]:
+    """``id → every id that answers as the same resource`` (at least the id itself)."""
+    wanted = list(dict.fromkeys(ids))
+    canon = canonical_ids(tx, res_type, wanted)
+    members: Mapping[str, list[str]] = alias_members(tx, res_type, set(canon.values())) if canon else {}
+    return {i: members.get(canon[i], [i]) if i in canon else [i] for i in wanted}

@@ -1,0 +1,508 @@
+"""Triage answers over the view: the network worklist, the shared waiting list, its summary, mutual aid.
+
+Everything is read through :class:`~bcconnect.view.View` with the caller's :class:`AccessContext`, so the
+information-governance screen (objection, sensitivity labels, restricted patients, the patient a token is
+confined to) applies exactly as on the FHIR endpoint: a withheld person never reaches a worklist row.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from bcconnect.triage._config import Network, TriageConfig, load_triage_config
+from bcconnect.triage._context import PersonContext, build_context
+from bcconnect.triage._records import (
+    Appointment,
+    Pathway,
+    Referral,
+    appointment_from,
+    pathway_from,
+    referral_from,
+)
+from bcconnect.triage._rtt import Clock, ClockEvent, merge_events, run_clock
+from bcconnect.view import AccessContext, View
+
+#: worklist order: two-week wait first, then urgent, then routine
+PRIORITY_RANK = {"asap": 0, "stat": 0, "urgent": 1, "routine": 2}
+PRIORITY_LABEL = {"asap": "Two-week wait", "stat": "Two-week wait", "urgent": "Urgent", "routine": "Routine"}
+#: long-wait thresholds reported, in weeks
+LONG_WAIT_WEEKS = (52, 65, 78, 104)
+#: every resource type triage reads (a caller needs search permission on each)
+TRIAGE_READS = (
+    "ServiceRequest",
+    "EpisodeOfCare",
+    "Appointment",
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "MedicationRequest",
+)
+
+
+def today() -> date:
+    """The reference date when none is given (UTC)."""
+    return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistItem:
+    """One referral awaiting triage, with its person's cross-site context."""
+
+    referral: Referral
+    network: str
+    days_waiting: int
+    duplicates: tuple[Referral, ...]
+    route: str | None
+    context: PersonContext | None
+
+    @property
+    def person(self) -> str:
+        """The (golden) patient id of the person referred."""
+        return self.referral.patient
+
+    @property
+    def priority_label(self) -> str:
+        """Two-week wait / Urgent / Routine."""
+        return PRIORITY_LABEL.get(self.referral.priority, self.referral.priority)
+
+
+@dataclass(frozen=True, slots=True)
+class PathwayRow:
+    """One RTT pathway (all providers that held its PPI), its clock and PIDMAS eligibility at ``as_of``."""
+
+    key: str
+    ppi: str | None
+    person: str
+    trust: str
+    tfc: str | None
+    network: str | None
+    priority: str
+    clock: Clock
+    days_waited: int
+    next_activity: date | None
+    fds: date | None
+    referral_ids: tuple[str, ...]
+    pidmas_eligible: bool = False
+    exclusions: tuple[str, ...] = ()
+
+    @property
+    def weeks_waited(self) -> int:
+        """Completed weeks waited."""
+        return self.days_waited // 7
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSummary:
+    """Waiting-list statistics of one trust and TFC (running pathways only)."""
+
+    trust: str
+    tfc: str
+    size: int
+    median_weeks: float
+    p92_weeks: float
+    within_18_weeks: float
+    over: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CancerPerformance:
+    """Cancer standards of one trust: 28-day faster diagnosis and 62-day referral to first treatment."""
+
+    trust: str
+    fds_told: int
+    fds_within_28: int
+    treated: int
+    treated_within_62: int
+
+    @property
+    def fds_rate(self) -> float | None:
+        """Share told within 28 days (standard 75%)."""
+        return self.fds_within_28 / self.fds_told if self.fds_told else None
+
+    @property
+    def rate_62(self) -> float | None:
+        """Share treated within 62 days (standard 85%)."""
+        return self.treated_within_62 / self.treated if self.treated else None
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """A provider with a shorter current wait for the same TFC (``paired``: within a configured pairing)."""
+
+    trust: str
+    median_weeks: float
+    size: int
+    paired: bool
+    pairing: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MutualAid:
+    """A PIDMAS-eligible pathway and where it could move."""
+
+    row: PathwayRow
+    current_median_weeks: float
+    alternatives: tuple[Alternative, ...]
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The nearest-rank percentile (0 for no values).
+
+    >>> percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 92)
+    10
+    >>> percentile([5.0], 50)
+    5.0
+    """
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summarise(rows: Iterable[PathwayRow]) -> list[WaitSummary]:
+    """Per trust and TFC: size, median and 92nd-percentile weeks, share within 18 weeks, long-wait counts."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for row in rows:
+        if row.clock.running:
+            groups[(row.trust, row.tfc or "")].append(row.days_waited)
+    out = []
+    for (trust, tfc), days in sorted(groups.items()):
+        weeks = [d / 7 for d in days]
+        out.append(
+            WaitSummary(
+                trust=trust,
+                tfc=tfc,
+                size=len(days),
+                median_weeks=round(statistics.median(weeks), 1),
+                p92_weeks=round(percentile(weeks, 92), 1),
+                within_18_weeks=round(sum(1 for d in days if d <= 18 * 7) / len(days), 4),
+                over={w: sum(1 for d in days if d > w * 7) for w in LONG_WAIT_WEEKS},
+            )
+        )
+    return out
+
+
+class Triage:
+    """Referral triage and the shared waiting list, read through ``view`` for one caller at a time."""
+
+    def __init__(self, view: View, config: TriageConfig | None = None, *, page_size: int = 1000) -> None:
+        self.view = view
+        self.config = config or load_triage_config()
+        self.page_size = page_size
+
+    async def _search(self, access: AccessContext, resource_type: str, params: Sequence[tuple[str, str]]) -> list[Any]:
+        """Every match of a search (all pages, one snapshot per page), as parsed JSON."""
+        query = [*params, ("_count", str(min(self.page_size, self.view.max_count)))]
+        found: list[Any] = []
+        at: int | None = None
+        offset = 0
+        while True:
+            result = await self.view.search(access, resource_type, query, at=at, offset=offset)
+            page = result.page
+            found.extend(orjson.loads(m.body) for m in page.matches if m.body is not None)
+            if not page.has_more or not page.matches:
+                return found
+            at, offset = page.t, offset + len(page.matches)
+
+    async def _record(self, access: AccessContext, person: str) -> list[Any]:
+        """The person's cross-trust record (``Patient/<id>/$everything``, all pages)."""
+        found: list[Any] = []
+        at: int | None = None
+        offset = 0
+        while True:
+            page = await self.view.everything(
+                access, person, [("_count", str(self.view.max_count))], at=at, offset=offset
+            )
+            found.extend(orjson.loads(m.body) for m in page.matches if m.body is not None)
+            if not page.has_more or not page.matches:
+                return found
+            at, offset = page.t, offset + len(page.matches)
+
+    async def _stale_trusts(self, access: AccessContext) -> frozenset[str]:
+        return frozenset(f.ods_code for f in await self.view.freshness(access) if f.stale and f.ods_code)
+
+    async def context(
+        self, access: AccessContext, person: str, *, network: Network | None = None, as_of: date | None = None
+    ) -> PersonContext:
+        """The cross-site context of one person (all trusts), for a referral to ``network``."""
+        resources = await self._record(access, person)
+        return build_context(
+            person,
+            resources,
+            network=network,
+            config=self.config,
+            as_of=as_of or today(),
+            stale_trusts=await self._stale_trusts(access),
+        )
+
+    async def timeline(self, access: AccessContext, person: str) -> list[Any]:
+        """The person's whole cross-trust record as FHIR JSON (the pages order it by date)."""
+        return await self._record(access, person)
+
+    async def referrals(self, access: AccessContext, network: Network | None = None) -> list[Referral]:
+        """Every referral (ServiceRequest) in ``network`` (all networks when None), readable by the caller."""
+        params: list[tuple[str, str]] = []
+        if network is not None and network.tfc:
+            # by treatment function; a network without one (pharmacy) is matched on its reasons below
+            system = self.config.systems.treatment_function
+            params.append(("performer-type", ",".join(f"{system}|{t}" for t in network.tfc)))
+        found = []
+        for resource in await self._search(access, "ServiceRequest", params):
+            referral = referral_from(resource, self.config.systems)
+            if referral is None:
+                continue
+            if network is not None and self.config.network_of(referral.tfc, referral.reasons) != network:
+                continue
+            found.append(referral)
+        return found
+
+    async def worklist(
+        self,
+        access: AccessContext,
+        network: str,
+        *,
+        trust: str | None = None,
+        priority: str | None = None,
+        as_of: date | None = None,
+        with_context: bool = True,
+    ) -> list[WorklistItem]:
+        """Referrals awaiting triage in ``network`` across every trust: two-week wait, urgent, routine, each by
+        days waiting (longest first); each with open referrals of the same person in the network at other
+        trusts (likely duplicates) and, if ``with_context``, the person's cross-site context."""
+        net = self.config.network(network)
+        as_of = as_of or today()
+        referrals = await self.referrals(access, net)
+        open_by_person: dict[str, list[Referral]] = defaultdict(list)
+        for r in referrals:
+            if r.open:
+                open_by_person[r.patient].append(r)
+        waiting = [r for r in referrals if r.awaiting_triage]
+        if trust:
+            waiting = [r for r in waiting if r.trust == trust.upper()]
+        if priority:
+            waiting = [r for r in waiting if r.priority == priority]
+        contexts: dict[str, PersonContext] = {}
+        if with_context:
+            stale = await self._stale_trusts(access)
+            for person in dict.fromkeys(r.patient for r in waiting):
+                resources = await self._record(access, person)
+                contexts[person] = build_context(
+                    person, resources, network=net, config=self.config, as_of=as_of, stale_trusts=stale
+                )
+        items = [
+            WorklistItem(
+                referral=r,
+                network=net.name,
+                days_waiting=(as_of - r.received).days if r.received else 0,
+                duplicates=tuple(o for o in open_by_person[r.patient] if o.id != r.id and o.trust != r.trust),
+                route=self._route(net, r),
+                context=contexts.get(r.patient),
+            )
+            for r in waiting
+        ]
+        items.sort(key=lambda i: (PRIORITY_RANK.get(i.referral.priority, 3), -i.days_waiting, i.referral.id))
+        return items
+
+    def _route(self, network: Network, referral: Referral) -> str | None:
+        for route in self.config.routes:
+            if (
+                route.network == network.name
+                and referral.priority in route.priority
+                and (not route.reasons or referral.reasons & route.reasons)
+                and referral.trust != route.to
+            ):
+                return f"{route.name}: refer on to {route.to}"
+        return None
+
+    async def pathways(self, access: AccessContext, *, as_of: date | None = None) -> list[PathwayRow]:
+        """Every RTT pathway across the trusts (grouped by PPI), its clock by the RTT rules at ``as_of``."""
+        as_of = as_of or today()
+        systems = self.config.systems
+        episodes = [p for p in (pathway_from(e, systems) for e in await self._search(access, "EpisodeOfCare", ())) if p]
+        referrals = {
+            r.id: r for r in (referral_from(s, systems) for s in await self._search(access, "ServiceRequest", ())) if r
+        }
+        appointments: dict[str, list[Appointment]] = defaultdict(list)
+        for resource in await self._search(access, "Appointment", ()):
+            appointment = appointment_from(resource)
+            for ref_id in appointment.referral_ids:
+                appointments[ref_id].append(appointment)
+        groups: dict[str, list[Pathway]] = defaultdict(list)
+        for episode in episodes:
+            groups[f"ppi:{episode.ppi}" if episode.ppi else f"id:{episode.id}"].append(episode)
+        rows = []
+        for key, group in groups.items():
+            rows.append(self._row(key, group, referrals, appointments, as_of))
+        return rows
+
+    def _row(
+        self,
+        key: str,
+        group: list[Pathway],
+        referrals: dict[str, Referral],
+        appointments: dict[str, list[Appointment]],
+        as_of: date,
+    ) -> PathwayRow:
+        current = next((p for p in group if p.status not in ("finished", "cancelled")), None)
+        if current is None:
+            current = max(group, key=lambda p: (p.end or date.min, p.start or date.min))
+        linked = [referrals[i] for p in group for i in p.referral_ids if i in referrals]
+        referral = next((r for r in linked if r.id in current.referral_ids), linked[0] if linked else None)
+        priority = referral.priority if referral else "routine"
+        dna_events: list[ClockEvent] = []
+        next_activity: date | None = None
+        for r in linked:
+            booked = sorted((a for a in appointments.get(r.id, ()) if a.start), key=lambda a: a.start or datetime.min)
+            first = next((a for a in booked if a.status != "cancelled"), None)
+            if first is not None and first.status == "noshow" and first.start is not None:
+                dna_events.append(ClockEvent(first.start.date(), "", r.trust, first_appointment_dna=True))
+            for a in booked:
+                if a.status == "booked" and a.start is not None and a.start.date() >= as_of:
+                    day = a.start.date()
+                    next_activity = day if next_activity is None or day < next_activity else next_activity
+        clock = run_clock(merge_events([*(p.events for p in group), dna_events]), priority=priority)
+        tfc = current.tfc or (referral.tfc if referral else None)
+        network = self.config.network_of(tfc, referral.reasons if referral else frozenset())
+        return PathwayRow(
+            key=key,
+            ppi=current.ppi,
+            person=current.patient,
+            trust=current.trust,
+            tfc=tfc,
+            network=network.name if network else None,
+            priority=priority,
+            clock=clock,
+            days_waited=clock.days_waited(as_of),
+            next_activity=next_activity,
+            fds=next((p.fds for p in group if p.fds), None),
+            referral_ids=tuple(r.id for r in linked),
+        )
+
+    async def waiting_list(
+        self,
+        access: AccessContext,
+        *,
+        tfc: str | None = None,
+        trust: str | None = None,
+        min_weeks: int | None = None,
+        pidmas_eligible: bool = False,
+        as_of: date | None = None,
+    ) -> list[PathwayRow]:
+        """Open pathways (clock running), longest wait first, filtered; PIDMAS eligibility worked out for each."""
+        as_of = as_of or today()
+        rows = [r for r in await self.pathways(access, as_of=as_of) if r.clock.running]
+        if tfc:
+            rows = [r for r in rows if r.tfc == tfc]
+        if trust:
+            rows = [r for r in rows if r.trust == trust.upper()]
+        if min_weeks is not None:
+            rows = [r for r in rows if r.days_waited > min_weeks * 7]
+        rows = await self._with_pidmas(access, rows, as_of)
+        if pidmas_eligible:
+            rows = [r for r in rows if r.pidmas_eligible]
+        rows.sort(key=lambda r: (-r.days_waited, r.key))
+        return rows
+
+    async def _with_pidmas(self, access: AccessContext, rows: list[PathwayRow], as_of: date) -> list[PathwayRow]:
+        """PIDMAS cohort 1: routine, > 40 weeks, no appointment/admission within 8 weeks, adult, not transferred."""
+        cfg = self.config
+        horizon = as_of + timedelta(weeks=cfg.pidmas_horizon_weeks)
+        ages: dict[str, int | None] = {}
+        out = []
+        for row in rows:
+            reasons = []
+            if row.days_waited <= cfg.pidmas_min_weeks * 7:
+                reasons.append(f"waited {row.weeks_waited} weeks (not over {cfg.pidmas_min_weeks})")
+            if row.priority != "routine":
+                reasons.append(f"{row.priority} referral (routine only)")
+            if row.next_activity is not None and row.next_activity <= horizon:
+                reasons.append(f"booked for {row.next_activity.isoformat()}")
+            if row.clock.transferred:
+                reasons.append("inter-provider transfer")
+            if not reasons:  # only then is the age worth a read
+                if row.person not in ages:
+                    ages[row.person] = await self._age(access, row.person, as_of)
+                age = ages[row.person]
+                if age is None or age < cfg.pidmas_min_age:
+                    reasons.append("under 18" if age is not None else "age not known")
+            out.append(_replace_row(row, pidmas_eligible=not reasons, exclusions=tuple(reasons)))
+        return out
+
+    async def _age(self, access: AccessContext, person: str, as_of: date) -> int | None:
+        patient = await self.view.read(access, "Patient", person)
+        if patient.body is None:
+            return None
+        born = orjson.loads(patient.body).get("birthDate")
+        day = date.fromisoformat(born[:10]) if isinstance(born, str) and len(born) >= 10 else None
+        if day is None:
+            return None
+        return as_of.year - day.year - ((as_of.month, as_of.day) < (day.month, day.day))
+
+    async def summary(self, access: AccessContext, *, as_of: date | None = None) -> list[WaitSummary]:
+        """Waiting-list statistics per trust and TFC."""
+        return summarise(await self.pathways(access, as_of=as_of))
+
+    async def cancer(self, access: AccessContext, *, as_of: date | None = None) -> list[CancerPerformance]:
+        """28-day faster diagnosis and 62-day performance per trust (two-week-wait pathways)."""
+        rows = [r for r in await self.pathways(access, as_of=as_of) if r.priority in ("asap", "stat")]
+        return cancer_performance(rows)
+
+    async def mutual_aid(self, access: AccessContext, *, as_of: date | None = None) -> list[MutualAid]:
+        """PIDMAS-eligible pathways, each with the providers whose current wait for its TFC is shorter."""
+        as_of = as_of or today()
+        rows = await self.pathways(access, as_of=as_of)
+        medians = {(s.trust, s.tfc): s for s in summarise(rows)}
+        eligible = await self._with_pidmas(access, [r for r in rows if r.clock.running], as_of)
+        out = []
+        for row in sorted((r for r in eligible if r.pidmas_eligible), key=lambda r: (-r.days_waited, r.key)):
+            mine = medians.get((row.trust, row.tfc or ""))
+            if mine is None:
+                continue
+            alternatives = []
+            for (trust, tfc), s in medians.items():
+                if tfc != (row.tfc or "") or trust == row.trust or s.median_weeks >= mine.median_weeks:
+                    continue
+                pairing = next(
+                    (
+                        p
+                        for p in self.config.pairings
+                        if p.enabled and tfc in p.tfc and row.trust in p.trusts and trust in p.trusts
+                    ),
+                    None,
+                )
+                alternatives.append(
+                    Alternative(trust, s.median_weeks, s.size, pairing is not None, pairing.name if pairing else None)
+                )
+            alternatives.sort(key=lambda a: (not a.paired, a.median_weeks, a.trust))
+            out.append(MutualAid(row, mine.median_weeks, tuple(alternatives)))
+        return out
+
+
+def cancer_performance(rows: Iterable[PathwayRow]) -> list[CancerPerformance]:
+    """Per trust: told within 28 days of referral receipt; first treatment (30) within 62 days."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in rows:
+        counts = per[row.trust]
+        start = row.clock.start
+        if row.fds is not None and start is not None:
+            counts[0] += 1
+            counts[1] += (row.fds - start).days <= 28
+        if row.clock.stop_code == "30":
+            counts[2] += 1
+            counts[3] += row.days_waited <= 62
+    return [CancerPerformance(t, *c) for t, c in sorted(per.items())]
+
+
+def _replace_row(row: PathwayRow, **changes: Any) -> PathwayRow:
+    return replace(row, **changes)
