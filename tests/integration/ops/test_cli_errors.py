@@ -6,6 +6,7 @@ Each case runs the real ``bcconnect`` in a subprocess against a small deployment
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bcconnect.cli.demo_cmd import adapter_toml
-from bcconnect.config import AdapterConfig, SourceKind
-
 from .conftest import free_port
+
+PROJECT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def deployment(tmp_path: Path) -> Path:
     """A configuration with one adapter (its trust is never called by these commands) and an empty store."""
     folder = tmp_path / "adapters" / "rl4"
     folder.mkdir(parents=True)
-    config = AdapterConfig(
-        name="rl4", ods_code="RL4", kind=SourceKind.FHIR_API, mapping_set="rl4-fhir", base_url="http://127.0.0.1:9"
-    )
-    (folder / "adapter.toml").write_text(adapter_toml(config), encoding="utf-8")
+    shutil.copy(PROJECT / "adapters" / "rl4" / "adapter.toml", folder / "adapter.toml")
     path = tmp_path / "bcconnect.toml"
     path.write_text('[store]\nurl = "sqlite:///store.db"\n[paths]\nadapters_dir = "adapters"\n', encoding="utf-8")
     return path

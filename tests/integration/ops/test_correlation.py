@@ -11,7 +11,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters
 from bcconnect.config import FetchSettings
 from bcconnect.ingest import sync_adapter
 from bcconnect.logging import configure_logging
@@ -19,6 +18,7 @@ from bcconnect.mapping import load_mapping_set
 from bcconnect.security import search_audit_events
 from bcconnect.store import ResourceWrite, open_store, put_resources
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
 
 from .conftest import no_auth_settings, serving
 

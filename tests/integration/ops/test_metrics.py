@@ -1,7 +1,7 @@
 """``/metrics`` scraped from a served endpoint while a real sync runs and clients query: the series move.
 
-The RL4 FHIR sandbox runs on loopback; the sync's HTTP transport holds the source's second page until the test
-has scraped, so "during the sync" is a fact of the test, not a race.
+The RL4 FHIR sandbox runs on loopback; once the first page is committed the sync's HTTP transport holds every
+further request to the source until the test has scraped, so "during the sync" is a fact of the test, not a race.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import anyio
 import httpx
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters
 from bcconnect.config import FetchSettings, MetricsSettings
 from bcconnect.ingest import SyncReport, sync_adapter
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import Store, open_store
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
 
 from .conftest import no_auth_settings, scrape, serving, value
 
@@ -28,20 +28,18 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 
 
 class HoldingTransport(httpx.AsyncBaseTransport):
-    """The network, except that FHIR page requests after the first ``let_through`` wait for ``release``."""
+    """The network, except that once ``armed`` every FHIR request waits for ``release``."""
 
-    def __init__(self, let_through: int) -> None:
+    def __init__(self) -> None:
         self._inner = httpx.AsyncHTTPTransport()
-        self._left = let_through
+        self.armed = False
         self.release = anyio.Event()
         self.holding = anyio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if "/fhir/" in request.url.path:
-            if self._left <= 0:
-                self.holding.set()
-                await self.release.wait()
-            self._left -= 1
+        if self.armed and "/fhir/" in request.url.path:
+            self.holding.set()
+            await self.release.wait()
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -59,11 +57,12 @@ async def test_metrics_move_during_a_sync_and_a_query_load(tmp_path: Path, store
         settings = replace(no_auth_settings(tmp_path), metrics=MetricsSettings())
         async with serving(settings, store) as client:
             before = await scrape(client)
-            transport = HoldingTransport(let_through=2)
+            transport = HoldingTransport()
             pages_seen = anyio.Event()
             result: list[SyncReport] = []
 
             def progress(adapter: str, report: SyncReport) -> None:
+                transport.armed = True  # the first page is committed: hold the source from here on
                 pages_seen.set()
 
             async def run_sync() -> None:

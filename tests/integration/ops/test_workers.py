@@ -18,13 +18,14 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from bcconnect.cli.demo_cmd import world_adapters, write_demo_config
+from bcconnect.cli.demo_cmd import write_demo_config
 from bcconnect.config import FetchSettings
 from bcconnect.ingest import acquire_lease, list_leases, release_lease, sync_adapter
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import Store, open_store
 from bcconnect.view import View, export_view_ndjson
 from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
 
 from .conftest import free_port
 
