@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -37,6 +44,15 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="serve without authentication (development only; logged as a warning on every start)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default 1); stateless, they share the store, rate limits and metrics",
+    )
+    # a worker started by `serve --workers N`: the listening sockets it inherits, as file descriptors
+    p.add_argument("--inherit-fds", default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_serve)
 
 
@@ -150,10 +166,67 @@ def _serve(args: argparse.Namespace) -> int:
 
             await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce, listening=listening)
 
-    listening = listen_all(settings)  # a busy port is reported before anything else starts
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
+    if args.inherit_fds:
+        listening = [socket.socket(fileno=int(fd)) for fd in args.inherit_fds.split(",")]
+    else:
+        listening = listen_all(settings)  # a busy port is reported before anything else starts
     try:
+        if args.workers > 1 and not args.inherit_fds:
+            return _supervise(args, listening)
         anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
     finally:
         for sock in listening:
             sock.close()
+    return 0
+
+
+def _supervise(args: argparse.Namespace, listening: Sequence[socket.socket]) -> int:
+    """Run ``args.workers`` API processes on the sockets bound here; stop them all when one stops or on a signal.
+
+    Each worker is this command again (a fresh interpreter, so prometheus-client's multiprocess mode is on from
+    its first import), inheriting the listening sockets; the kernel spreads connections across them. Their
+    metrics files go to one folder, and /metrics in any worker sums them.
+    """
+    metrics_dir = tempfile.mkdtemp(prefix="bcconnect-metrics-")
+    fds = [sock.fileno() for sock in listening]
+    command = [sys.executable, "-m", "bcconnect.cli.main"]
+    for flag, value in (("--config", args.config), ("--log-level", args.log_level), ("--log-format", args.log_format)):
+        if value:
+            command += [flag, value]
+    command += ["serve", "--inherit-fds", ",".join(map(str, fds))]
+    command += [f"--host={args.host}"] if args.host else []
+    command += [f"--port={args.port}"] if args.port else []
+    command += ["--no-auth"] if args.no_auth else []
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    workers = [subprocess.Popen(command, env=env, pass_fds=fds) for _ in range(args.workers)]  # noqa: S603
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.info("api_workers_started", workers=[w.pid for w in workers])
+    try:
+        while not stopping and all(w.poll() is None for w in workers):
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    failed = [w.returncode for w in workers if w.returncode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        log.error("api_worker_exited", codes=failed)
+        return 1
     return 0
