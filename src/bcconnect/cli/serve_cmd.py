@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -100,6 +101,7 @@ async def serve_api(
         on_request_complete=on_complete,
         mounts={PAGES_PREFIX: pages},
         wrap=wrap,
+        page_key=page_signing_key(),
     )
     sockets = list(listening) if listening else listen_all(settings)
     try:
@@ -115,6 +117,25 @@ async def serve_api(
     finally:
         for sock in sockets:
             sock.close()
+
+
+#: environment variable with the key (hex) page tokens are signed with; every API process behind one address
+#: must share it, or a next-page link made by one is refused by another
+PAGE_KEY_ENV = "BCCONNECT_PAGE_KEY"
+
+
+def page_signing_key() -> bytes | None:
+    """The shared page-token key from ``$BCCONNECT_PAGE_KEY`` (None: a random key for this process alone)."""
+    text = os.environ.get(PAGE_KEY_ENV)
+    if not text:
+        return None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"the environment variable {PAGE_KEY_ENV} must be hexadecimal") from None
+    if len(key) < 16:
+        raise UsageError(f"the environment variable {PAGE_KEY_ENV} must hold at least 16 bytes (32 hex digits)")
+    return key
 
 
 def listen_all(settings: Settings) -> list[socket.socket]:
@@ -199,7 +220,9 @@ def _supervise(args: argparse.Namespace, listening: Sequence[socket.socket]) -> 
     command += [f"--host={args.host}"] if args.host else []
     command += [f"--port={args.port}"] if args.port else []
     command += ["--no-auth"] if args.no_auth else []
+    # the workers share one page-token key, so a next link made by one is honoured by every other
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env.setdefault(PAGE_KEY_ENV, secrets.token_hex(32))
     workers = [subprocess.Popen(command, env=env, pass_fds=fds) for _ in range(args.workers)]  # noqa: S603
     stopping = False
 

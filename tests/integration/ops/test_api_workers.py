@@ -9,12 +9,28 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import httpx
+import orjson
 import pytest
+
+from bcconnect.store import ResourceWrite, open_store, put_resources
 
 from .conftest import free_port, parse_exposition, value
 
 pytestmark = pytest.mark.slow
+
+
+PATIENTS = 12
+
+
+async def _seed(url: str) -> None:
+    patients = [
+        ResourceWrite("Patient", f"p{i}", orjson.dumps({"resourceType": "Patient", "id": f"p{i}"}), "test", f"p{i}")
+        for i in range(PATIENTS)
+    ]
+    async with open_store(url) as store:
+        await store.write(lambda tx: put_resources(tx, patients))
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -46,7 +62,9 @@ def _children(pid: int) -> list[int]:
 def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) -> None:
     """Requests spread over two processes; /metrics from either counts all of them; SIGTERM stops everything."""
     config = tmp_path / "bcconnect.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n', encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
+    anyio.run(_seed, url)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "serve", "--no-auth",
@@ -64,8 +82,19 @@ def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) ->
             # a new connection each time, so the kernel may hand it to either worker
             with httpx.Client(base_url=base, timeout=10) as client:
                 assert client.get("/fhir/metadata").status_code == 200
+        # paging across processes: every next link works whichever worker made it and whichever serves it
+        url_next: str | None = f"{base}/fhir/Patient?_count=1"
+        pages = 0
+        while url_next:
+            with httpx.Client(timeout=10) as client:
+                page = client.get(url_next)
+            assert page.status_code == 200, page.text
+            pages += 1
+            url_next = next((link["url"] for link in page.json().get("link", []) if link["relation"] == "next"), None)
+        assert pages == PATIENTS
         samples = parse_exposition(httpx.get(f"{base}/metrics", timeout=10).text)
         assert value(samples, "bcconnect_http_requests_total", interaction="capabilities", status="200") == 40
+        assert value(samples, "bcconnect_http_requests_total", interaction="search-type", status="200") == PATIENTS
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         time.sleep(0.5)
