@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale_out.py --postgres-url postgresql://… [--persons 1000] [--seconds 10]
 
-Ingest: the four loopback sandboxes (this process) and N ``bcconnect run`` workers (child processes) sharing a
+Ingest: two loopback sandboxes (RL4 and RNA, in this process) and N ``bcconnect run`` workers (child processes) on a
 fresh PostgreSQL schema; the time from start until every adapter has finished one successful sync. API: the
 store the ingest left, served by ``bcconnect serve --no-auth --workers N`` and loaded for ``--seconds`` by 16
 concurrent clients (a read by id and a search by identifier, alternating; every request is audited). Prints a
@@ -47,6 +47,12 @@ def fresh_schema(base: str) -> str:
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
+def drop_schema(base: str, url: str) -> None:
+    schema = url.rsplit("search_path%3D", 1)[-1]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def finished_adapters(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -59,7 +65,7 @@ async def ingest(base_url: str, persons: int, workers: int, folder: Path) -> tup
     url = fresh_schema(base_url)
     drop = folder / "drop"
     async with running_sandboxes(
-        SandboxSettings(persons=persons, seed=3, trusts=("RL4", "RXK", "RNA")), hl7_drop_dir=drop
+        SandboxSettings(persons=persons, seed=3, trusts=("RL4", "RNA")), hl7_drop_dir=drop
     ) as world:
         configs, environ = demo_adapters(world, adapters_dir=ADAPTERS, hl7_drop_dir=drop)
         config = write_demo_config(folder / f"deploy-{workers}", port=free_port(), configs=configs, environ=environ)
@@ -150,10 +156,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print(f"sandboxes: RL4, RXK, RNA, {args.persons} persons; PostgreSQL; {os.cpu_count()} CPUs\n")
+        print(f"sandboxes: RL4 (FHIR) and RNA (JSON feed), {args.persons} persons; PostgreSQL; {os.cpu_count()} CPUs\n")
         print("| measure | 1 process | 2 processes |\n| --- | ---: | ---: |")
         one, url = anyio.run(ingest, args.postgres_url, args.persons, 1, folder)
-        two, _ = anyio.run(ingest, args.postgres_url, args.persons, 2, folder)
+        two, second = anyio.run(ingest, args.postgres_url, args.persons, 2, folder)
+        extra = [second]
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT SUM(fetched) FROM ingest_runs WHERE ok = 1").fetchone()
         records = int(row[0]) if row and row[0] else 0
@@ -163,6 +170,8 @@ def main() -> None:
         rate2, p50_2 = api(url, 2, args.seconds, folder)
         print(f"| API: requests/s (16 clients, read + search, audited) | {rate1:,.0f} | {rate2:,.0f} |")
         print(f"| API: median latency ms | {p50_1:.1f} | {p50_2:.1f} |")
+        for schema_url in (url, *extra):
+            drop_schema(args.postgres_url, schema_url)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from functools import partial
 import anyio
 
 from bcconnect.api import FhirApp, make_server, security_hooks
-from bcconnect.app import GatePageGuard, PagesApp, standard_pages
+from bcconnect.app import GatePageGuard, PagesApp, ops_pages, standard_pages
 from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
-from bcconnect.ops import OpsApp, readiness_checks, store_scrape
+from bcconnect.ops import OpsApp, OpsService, readiness_checks, store_scrape
 from bcconnect.security import SecurityGate
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
@@ -93,7 +93,16 @@ async def serve_api(
     def wrap(app: FhirApp) -> OpsApp:
         return OpsApp(app, metrics_settings=settings.metrics, checks=checks, scrape=scrape)
 
-    pages = PagesApp(standard_pages(view), guard=GatePageGuard(gate, prefix=PAGES_PREFIX), prefix=PAGES_PREFIX)
+    operations = OpsService(
+        store,
+        ods_codes={a.name: a.ods_code for a in adapters},
+        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+    )
+    pages = PagesApp(
+        [*standard_pages(view), *ops_pages(operations)],
+        guard=GatePageGuard(gate, prefix=PAGES_PREFIX),
+        prefix=PAGES_PREFIX,
+    )
     server = make_server(
         settings,
         view=view,

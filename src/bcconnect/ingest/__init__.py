@@ -20,11 +20,20 @@ from bcconnect.ingest._replay import (
     replay_quarantined,
 )
 from bcconnect.ingest._report import PageCounts, SyncReport
-from bcconnect.ingest._runs import RunSummary, RunTotals, run_totals, summarise, watermark_of
+from bcconnect.ingest._runs import (
+    FailedRun,
+    RunSummary,
+    RunTotals,
+    recent_failed_runs,
+    run_totals,
+    summarise,
+    watermark_of,
+)
 from bcconnect.ingest._sweep import SweepReport, sweep_deletes
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter, sync_adapters
 
 __all__ = [
+    "FailedRun",
     "HeldResource",
     "Lease",
     "PageCounts",
@@ -42,6 +51,7 @@ __all__ = [
     "list_leases",
     "mllp_sink",
     "process_page",
+    "recent_failed_runs",
     "release_lease",
     "remap_adapter",
     "replay_all",

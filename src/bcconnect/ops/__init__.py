@@ -30,6 +30,7 @@ from bcconnect.ops._collect import (
     store_metric_families,
 )
 from bcconnect.ops._health import readiness_checks, store_scrape
+from bcconnect.ops._overview import OpsOverview, OpsService
 
 __all__ = [
     "OBSERVED_KEY",
@@ -37,6 +38,8 @@ __all__ = [
     "AdapterFacts",
     "FamiliesCollector",
     "OpsApp",
+    "OpsOverview",
+    "OpsService",
     "ReadinessCheck",
     "Scrape",
     "StoreFacts",
