@@ -120,7 +120,10 @@ class SecurityGate:
         notes = current_notes()
         if notes is not None:
             notes.principal = principal
-        if self.rate_limits is not None:
+        if self.rate_limits is not None and principal.issuer == "none":
+            # authentication is off (development): nobody is a user, so each address gets a client's allowance
+            await self.rate_limits.check("client", f"unauthenticated@{remote_address or 'unknown'}")
+        elif self.rate_limits is not None:
             # a user is limited whatever client they use; a client (a whole EPR) has its own, larger allowance
             await self.rate_limits.check("user", principal.user or "anonymous")
             if principal.client_id:
