@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+import anyio
+
 from bcconnect import metrics
 from bcconnect.errors import TooManyRequests
 from bcconnect.store import Store, Tx
@@ -122,6 +124,8 @@ class SharedRateLimits:
         self._clock = clock
         #: (kind, key) -> [tokens left, lapses at]
         self._leases: dict[tuple[str, str], list[float]] = {}
+        #: keys whose lease is being refilled from the store now, and the event that says it is done
+        self._refilling: dict[tuple[str, str], anyio.Event] = {}
         for kind, limit in self._limits.items():
             metrics.RATE_LIMIT_RATE.labels(limit=kind).set(limit.rate)
             metrics.RATE_LIMIT_BURST.labels(limit=kind).set(limit.burst)
@@ -139,19 +143,27 @@ class SharedRateLimits:
     async def check(self, kind: str, key: str) -> None:
         """Spend one token of ``kind``'s bucket for ``key``; TooManyRequests (429) with Retry-After if none."""
         limit = self._limits[kind]
-        now = self._clock()
-        # no await between looking at a lease and spending from it: on one event loop this is atomic
-        lease = self._leases.get((kind, key))
-        if lease is not None and lease[0] >= 1 and lease[1] > now:
-            lease[0] -= 1
-            return
-        granted, wait = await self._store.write(
-            partial(take_tokens, bucket=f"{kind}:{key}", want=self.lease_size(limit), limit=limit, now=now)
-        )
-        if granted:
+        while True:
+            now = self._clock()
+            # no await between looking at a lease and spending from it: on one event loop this is atomic
             lease = self._leases.get((kind, key))
-            left = lease[0] if lease is not None and lease[1] > now else 0.0  # a lease taken meanwhile adds up
-            self._leases[(kind, key)] = [left + granted - 1, now + self._lease_seconds]
+            if lease is not None and lease[0] >= 1 and lease[1] > now:
+                lease[0] -= 1
+                return
+            refilling = self._refilling.get((kind, key))
+            if refilling is None:
+                break
+            await refilling.wait()  # one trip to the store per key at a time; then spend from what it brought
+        done = self._refilling[(kind, key)] = anyio.Event()
+        try:
+            granted, wait = await self._store.write(
+                partial(take_tokens, bucket=f"{kind}:{key}", want=self.lease_size(limit), limit=limit, now=now)
+            )
+        finally:
+            del self._refilling[(kind, key)]
+            done.set()
+        if granted:
+            self._leases[(kind, key)] = [granted - 1, now + self._lease_seconds]
             if len(self._leases) > _MAX_LEASES:
                 self._leases = {k: v for k, v in self._leases.items() if v[1] > now}
             return

@@ -85,3 +85,28 @@ async def test_a_lease_spares_the_store_for_large_allowances(store: Store) -> No
     finally:
         store.write = original  # type: ignore[method-assign]
     assert writes == 2
+
+
+async def test_concurrent_requests_wait_for_one_refill_instead_of_draining_the_bucket(store: Store) -> None:
+    """Fifty requests arriving together for one client make two trips to the store (leases of 30) and are all
+    served; each taking its own lease would empty the 300-token bucket and refuse most of them."""
+    import anyio
+
+    clock = Clock()
+    limit = Limit(rate=1000, burst=300)
+    limits = SharedRateLimits(store, {"user": limit, "client": limit, "address": limit}, clock=clock)
+    refused = 0
+
+    async def one() -> None:
+        nonlocal refused
+        refused += not await _allowed(limits, "client", "epr")
+
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(one)
+    assert refused == 0
+    remaining = await store.read(
+        lambda tx: tx.query_one("SELECT tokens FROM rate_limit_buckets WHERE bucket = 'client:epr'")
+    )
+    assert remaining is not None
+    assert remaining[0] == 300 - 2 * 30  # two leases (a tenth of the burst each) taken, not fifty
