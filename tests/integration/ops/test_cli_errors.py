@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port
-
 PROJECT = Path(__file__).resolve().parents[3]
 
 
@@ -139,9 +137,3 @@ def test_the_guard_passes_a_known_adapter(deployment: Path) -> None:
     """The same command with a configured name succeeds (the check is not refusing everything)."""
     result = run_cli("--config", str(deployment), "quarantine", "list", "--adapter", "rl4", cwd=deployment.parent)
     assert result.returncode == 0, result.stderr
-
-
-def test_free_port_helper_is_free() -> None:
-    """The helper the other tests rely on gives a port one can bind."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", free_port()))
