@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the synthetic population generator is a test helper (tests/support); benchmarks reuse it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from identity_population import population
 from identity_sandbox import fhir_patient, sandbox_patients, scaled
 
 from bcconnect.identity import DEFAULT_RULES, EM_PASSES, demographics, estimate_model, format_weights
+from support.identity_population import population
 
 
 def main() -> int:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from identity_population import population
+# the synthetic population generator is a test helper (tests/support); benchmarks reuse it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bcconnect.identity import count_reviews, evaluate, link_patients
 from bcconnect.store import Tx, open_store
+from support.identity_population import population
 
 
 def _percentile(values: list[float], q: float) -> float:

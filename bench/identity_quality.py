@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from identity_population import population
+# the synthetic population generator is a test helper (tests/support); benchmarks reuse it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bcconnect.identity import demographics, load_rules
 from bcconnect.identity._evaluate import MemoryIndex, pairwise_metrics
+from support.identity_population import population
 
 
 def main() -> int:

@@ -33,6 +33,20 @@ TYPES = [
     "Location",
     "Practitioner",
     "Provenance",
+    # the further types a shared care record shows (the generic mapping set maps them)
+    "Immunization",
+    "MedicationAdministration",
+    "Medication",
+    "DocumentReference",
+    "CarePlan",
+    "CareTeam",
+    "Goal",
+    "ImagingStudy",
+    "Device",
+    "Flag",
+    "RelatedPerson",
+    "PractitionerRole",
+    "Composition",
 ]
 COMMON = ("_id", "_lastUpdated", "_tag", "_security", "_source", "_profile")
 SEARCHABLE = ("token", "string", "date", "reference", "quantity", "uri", "number")

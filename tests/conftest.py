@@ -1,5 +1,6 @@
-"""Shared pytest configuration: anyio on asyncio, the read-only reference material, and ``store_url`` — every
-store-backed test runs on SQLite and on PostgreSQL (each test in its own fresh schema)."""
+"""Shared pytest configuration: anyio on asyncio, the reference data derived from the official definitions
+(``tests/data``, inside the repository), and ``store_url`` — every store-backed test runs on SQLite and on
+PostgreSQL (each test in its own fresh schema)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from hypothesis import settings
 settings.register_profile("bcconnect", deadline=None, derandomize=True)
 settings.load_profile("bcconnect")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = PROJECT_ROOT.parent / "shared"
+#: facts derived from the official FHIR R4 definitions (CC0) by scripts/derive_test_references.py; a fresh clone
+#: has everything the tests read
+REFERENCE_DIR = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -28,9 +30,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The read-only reference material (FHIR R4 definitions, UK Core) beside the project."""
-    return SHARED_DIR
+def reference_dir() -> Path:
+    """The official reference facts the tests compare against, derived into the repository."""
+    return REFERENCE_DIR
 
 
 PG_ENV = "BCCONNECT_TEST_POSTGRES_URL"

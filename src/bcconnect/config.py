@@ -3,7 +3,9 @@
 Two kinds of file: ``bcconnect.toml`` (the engine) and ``adapters/<name>/adapter.toml`` (one trust's adapter).
 ``BCCONNECT_<SECTION>_<KEY>`` environment variables override the engine file (``BCCONNECT_STORE_URL``,
 ``BCCONNECT_API_PORT`` …). Secrets are never in a file: a file names the environment variable that holds them.
-Every error names the file, the key and what was expected.
+Each settings table is a frozen dataclass; pydantic validates a whole file plus its environment overrides in one
+pass (types, enums, ranges, unknown keys), so every mistake is reported at once, each naming the file or the
+environment variable it came from, the key and what was expected.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import enum
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar, get_args, get_type_hints
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from bcconnect.errors import ConfigError
 
@@ -23,6 +28,80 @@ DEFAULT_CONFIG_FILE = "bcconnect.toml"
 ENV_PREFIX = "BCCONNECT_"
 
 _T = TypeVar("_T")
+
+
+# --- value rules (pydantic runs them while validating; a ValueError's text is the expectation users read) ----
+def _tcp_port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError("expected a TCP port 1–65535")
+    return value
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _store_url(value: str) -> str:
+    if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ValueError("expected a sqlite:///… or postgresql://… URL")
+    return value
+
+
+def _one_of(*allowed: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError("expected " + ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _comma_list(value: object) -> object:
+    """An environment variable holds a list as comma-separated text."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _positive_rate(value: float) -> float:
+    if value <= 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _port_or_zero(value: int) -> int:
+    if not 0 <= value < 65536:
+        raise ValueError("expected 0 (the API's port) or a TCP port 1–65535")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("expected a path starting with '/'")
+    return value
+
+
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"expected IP networks like '10.0.0.0/8', not {network!r}") from None
+    return value
+
+
+def _at_least_one_second(value: float) -> float:
+    if value < 1:
+        raise ValueError("expected at least 1 second")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_tcp_port)]
+PositiveInt = Annotated[int, AfterValidator(_positive)]
+StringList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Rate = Annotated[float, AfterValidator(_positive_rate)]
 
 
 class AuthMode(enum.Enum):
@@ -53,7 +132,7 @@ class SourceAuthType(enum.Enum):
 class StoreSettings:
     """Where resources live: ``sqlite:///path`` (embedded default) or ``postgresql://…``."""
 
-    url: str = "sqlite:///bcconnect-data/bcconnect.db"
+    url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///bcconnect-data/bcconnect.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +168,7 @@ class SecuritySettings:
     """Information governance of the read path: labels, opt-outs, limits and rate limiting."""
 
     #: ``system|code`` security labels withheld unless the token grants sensitive data (v3 ActCode)
-    sensitive_labels: tuple[str, ...] = (
+    sensitive_labels: StringList = (
         "http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH",
         "http://terminology.hl7.org/CodeSystem/v3-ActCode|GDIS",
         "http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV",
@@ -104,14 +183,14 @@ class SecuritySettings:
     national_opt_out_file: str | None = None
     #: sustained requests per second per client (one EPR integration serves a whole hospital), and the burst
     #: above it; sized from the traffic model in docs/operations.md
-    rate_limit_per_second: float = 1000.0
-    rate_limit_burst: int = 2000
+    rate_limit_per_second: Rate = 1000.0
+    rate_limit_burst: PositiveInt = 2000
     #: per user (one clinician, whatever client they use): opening a record is a burst of ~20 requests
-    user_rate_limit_per_second: float = 5.0
-    user_rate_limit_burst: int = 60
+    user_rate_limit_per_second: Rate = 5.0
+    user_rate_limit_burst: PositiveInt = 60
     #: per address, for requests that fail authentication (a flood of bad tokens)
-    address_rate_limit_per_second: float = 10.0
-    address_rate_limit_burst: int = 30
+    address_rate_limit_per_second: Rate = 10.0
+    address_rate_limit_burst: PositiveInt = 30
     #: keep the buckets in the store, shared by every API process (false: each process limits on its own)
     rate_limit_shared: bool = True
     #: longest query string accepted, in characters
@@ -130,11 +209,26 @@ class ApiSettings:
     """The read-only FHIR endpoint."""
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Port = 8080
     base_path: str = "/fhir"
     public_base_url: str | None = None
     default_count: int = 50
     max_count: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Prometheus metrics, health and readiness endpoints of the API server.
+
+    ``port = 0`` serves ``path`` on the API's own port; another port is a second listener of the same server
+    (for a scraper on a management network). Scrapes are unauthenticated, so they are answered only for clients
+    in ``allow_networks`` (loopback by default); everyone else gets 403.
+    """
+
+    enabled: bool = True
+    path: Annotated[str, AfterValidator(_url_path)] = "/metrics"
+    port: Annotated[int, AfterValidator(_port_or_zero)] = 0
+    allow_networks: Annotated[StringList, AfterValidator(_networks)] = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,22 +237,7 @@ class IngestSettings:
 
     #: how long a worker's claim on an adapter lasts without renewal (renewed every third of it); a worker that
     #: dies hands its adapters over after at most this long
-    lease_seconds: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    """Prometheus metrics, health and readiness endpoints of the API server.
-
-    ``port = 0`` serves ``path`` on the API's own port; another port runs a separate listener (for a
-    scraper on a management network). Scrapes are unauthenticated, so they are answered only for clients in
-    ``allow_networks`` (loopback by default); everyone else gets 403.
-    """
-
-    enabled: bool = True
-    path: str = "/metrics"
-    port: int = 0
-    allow_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +245,7 @@ class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
     level: str = "info"
-    format: str = "auto"
+    format: Annotated[str, _one_of("auto", "json", "console")] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +305,8 @@ class SourceAuthSettings:
 class FetchSettings:
     """Paging, timeouts, retries and concurrency of one adapter."""
 
-    resource_types: tuple[str, ...] = ()
-    page_size: int = 200
+    resource_types: StringList = ()
+    page_size: PositiveInt = 200
     overlap_seconds: float = 300.0
     timeout_seconds: float = 30.0
     max_retries: int = 6
@@ -270,9 +349,9 @@ class IdentifierSettings:
 class Hl7Settings:
     """HL7 v2 intake: an MLLP listener, or a directory files are dropped into."""
 
-    mode: str = "mllp"
+    mode: Annotated[str, _one_of("mllp", "file")] = "mllp"
     listen_host: str = "127.0.0.1"
-    listen_port: int = 2575
+    listen_port: Port = 2575
     drop_dir: str | None = None
 
 
@@ -316,119 +395,144 @@ class AdapterConfig:
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file as a dict; a missing file or bad syntax is a ConfigError naming the file (the one reader)."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError("file not found", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(path)) from exc
+    return parse_toml(text, origin=str(path))
+
+
+def parse_toml(text: str, *, origin: str) -> dict[str, Any]:
+    """TOML text (a file's, or a packaged resource's) as a dict; bad syntax is a ConfigError naming ``origin``.
+
+    >>> parse_toml('[api]\\nport = 8080', origin="x.toml")
+    {'api': {'port': 8080}}
+    """
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML ({exc})", file=str(path)) from exc
+        raise ConfigError(f"not valid TOML ({exc})", file=origin) from exc
 
 
-def _coerce(value: Any, target: Any, *, file: str, key: str) -> Any:
-    """Convert a TOML or environment value to the type a settings field declares."""
-    type_name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
-    expected = type_name.replace("tuple[str, ...]", "a list of strings")
-    try:
-        if type_name in ("str", "str | None"):
-            if value is None or isinstance(value, str):
-                return value
-        elif type_name in ("int",):
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                return int(value)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-        elif type_name == "float":
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):
-                return float(value)
-        elif type_name == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
-        elif type_name == "tuple[str, ...]":
-            if isinstance(value, str):
-                return tuple(part.strip() for part in value.split(",") if part.strip())
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return tuple(value)
-        else:
-            enum_types = {
-                "AuthMode": AuthMode,
-                "SourceKind": SourceKind,
-                "SourceAuthType": SourceAuthType,
-            }
-            if type_name in enum_types:
-                enum_type = enum_types[type_name]
-                allowed = ", ".join(repr(m.value) for m in enum_type)
-                expected = f"one of {allowed}"
-                return enum_type(value)
-    except ValueError:
-        pass
-    raise ConfigError(f"expected {expected}, got {value!r}", file=file, key=key)
-
-
-def _build(cls: type[_T], data: Mapping[str, Any], *, file: str, prefix: str) -> _T:
-    """Build a frozen settings dataclass from a TOML table, rejecting unknown keys."""
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in known or key in ("source_file", "root"):
-            allowed = ", ".join(sorted(k for k in known if k not in ("source_file", "root")))
-            raise ConfigError(f"unknown key (expected one of: {allowed})", file=file, key=dotted)
-        declared = known[key].type
-        nested = _NESTED.get(str(declared))
-        if nested is not None:
-            if not isinstance(value, dict):
-                raise ConfigError("expected a table", file=file, key=dotted)
-            values[key] = _build(nested, value, file=file, prefix=f"{dotted}.")
-        elif str(declared) == "tuple[JwtIssuer, ...]":
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ConfigError("expected an array of tables", file=file, key=dotted)
-            values[key] = tuple(_build(JwtIssuer, v, file=file, prefix=f"{dotted}[{i}].") for i, v in enumerate(value))
-        else:
-            values[key] = _coerce(value, declared, file=file, key=dotted)
-    missing = [
-        f.name
-        for f in fields(cls)  # type: ignore[arg-type]
-        if f.name not in values and f.default is f.default_factory  # both MISSING: a required field
-    ]
-    if missing:
-        raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=file, key=prefix.rstrip("."))
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"cannot build settings ({exc})", file=file, key=prefix.rstrip(".")) from exc
-
-
-_NESTED: dict[str, type[Any]] = {
-    "StoreSettings": StoreSettings,
-    "ApiSettings": ApiSettings,
-    "AuthSettings": AuthSettings,
-    "SecuritySettings": SecuritySettings,
-    "LoggingSettings": LoggingSettings,
-    "MetricsSettings": MetricsSettings,
-    "IngestSettings": IngestSettings,
-    "PathSettings": PathSettings,
-    "SourceAuthSettings": SourceAuthSettings,
-    "FetchSettings": FetchSettings,
-    "BreakerSettings": BreakerSettings,
-    "Hl7Settings": Hl7Settings,
-    "ThresholdSettings": ThresholdSettings,
-    "IdentifierSettings": IdentifierSettings,
+#: fields a file or the environment may not set: where the configuration was read from
+_NOT_SETTABLE: Final = frozenset({"root", "source_file"})
+#: pydantic error types and the expectation users read
+_EXPECTATIONS: Final = {
+    "int_type": "expected int",
+    "int_parsing": "expected int",
+    "int_from_float": "expected int",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "missing": "missing required key",
+    "missing_argument": "missing required key",
 }
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Overlay ``BCCONNECT_<SECTION>_<KEY>`` variables onto the engine's TOML tables.
+def _closed_tables(root: type[Any]) -> None:
+    """Make every settings table reachable from ``root`` refuse unknown keys (a typo is an error, not a no-op)."""
+    for hint in get_type_hints(root).values():
+        for candidate in (hint, *get_args(hint)):
+            if is_dataclass(candidate) and isinstance(candidate, type) and "__pydantic_config__" not in vars(candidate):
+                setattr(candidate, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010 - not a declared attribute
+                _closed_tables(candidate)
 
-    Returns the merged tables and, for each overridden ``section.key``, the variable that set it (so an error
-    in its value names the variable, not the file).
+
+_VALIDATORS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _validator(root: type[_T]) -> TypeAdapter[_T]:
+    """The pydantic validator of a settings root, built once (building one takes milliseconds)."""
+    if root not in _VALIDATORS:
+        _closed_tables(root)
+        _VALIDATORS[root] = TypeAdapter(root)
+    return _VALIDATORS[root]
+
+
+def _type_at(root: type[Any], loc: Sequence[str | int]) -> Any:
+    """The declared type of the value at ``loc`` (table names and array indexes) under ``root``."""
+    current: Any = root
+    for part in loc:
+        options = [a for a in get_args(current) if a is not type(None) and a is not Ellipsis] or [current]
+        current = options[0]
+        if isinstance(part, int):
+            continue  # an element of tuple[X, ...]: X, unwrapped above
+        if not is_dataclass(current):
+            return None
+        current = get_type_hints(current).get(part)
+    return current
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _expectation(error: Mapping[str, Any], root: type[Any]) -> str:
+    """What the user should have written, in the words the configuration errors have always used."""
+    kind, loc, got = error["type"], tuple(error["loc"]), error.get("input")
+    if kind == "unexpected_keyword_argument":
+        table = _type_at(root, loc[:-1])
+        allowed = ", ".join(sorted(f.name for f in fields(table) if f.name not in _NOT_SETTABLE))
+        return f"unknown key (expected one of: {allowed})"
+    if kind in ("missing", "missing_argument"):
+        return _EXPECTATIONS[kind]
+    if kind == "enum":
+        expected = str(error.get("ctx", {}).get("expected", "")).replace(" or ", ", ")
+        return f"expected one of {expected}, got {got!r}"
+    if kind in ("dataclass_type", "dict_type", "model_type"):
+        return "expected a table"
+    if kind in ("tuple_type", "list_type"):
+        element = _type_at(root, (*loc, 0))
+        return "expected an array of tables" if is_dataclass(element) else f"expected a list of strings, got {got!r}"
+    if kind == "value_error":
+        return f"{str(error['msg']).removeprefix('Value error, ')}, got {got!r}"
+    if kind in _EXPECTATIONS:
+        return f"{_EXPECTATIONS[kind]}, got {got!r}"
+    return f"{error['msg']}, got {got!r}"
+
+
+def _validate(
+    root: type[_T], data: Mapping[str, Any], *, label: str, from_env: Mapping[tuple[str, str], str] | None = None
+) -> tuple[_T | None, list[ConfigError]]:
+    """Validate a whole file (with environment overrides) at once: the settings, or every problem found.
+
+    Each problem names where the value came from — the file, or the environment variable that set it — its key
+    and what was expected.
     """
+    from_env = from_env or {}
+    problems = [
+        ConfigError(f"unknown key (not settable: {key} is where the file was read)", file=label, key=key)
+        for key in sorted(_NOT_SETTABLE & set(data))
+    ]
+    data = {k: v for k, v in data.items() if k not in _NOT_SETTABLE}
+    try:
+        return _validator(root).validate_python(data), problems
+    except PydanticValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            variable = from_env.get((str(loc[0]), str(loc[1]))) if len(loc) == 2 else None
+            where = f"environment variable {variable}" if variable else label
+            problems.append(ConfigError(_expectation(error, root), file=where, key=_dotted(loc)))
+    return None, problems
+
+
+def _raise_if(problems: Sequence[ConfigError]) -> None:
+    if problems:
+        raise ConfigError(problems=problems)
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    """Overlay ``BCCONNECT_<SECTION>_<KEY>`` variables onto the engine's TOML tables; also says which variable
+    set each ``(section, key)``, so a bad value is blamed on the variable, not the file."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    origins: dict[str, str] = {}
-    sections = {f.name for f in fields(Settings) if f.name not in ("root", "source_file")}
+    origin: dict[tuple[str, str], str] = {}
+    sections = {f.name for f in fields(Settings) if f.name not in _NOT_SETTABLE}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
@@ -438,14 +542,17 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[s
             table = merged.setdefault(section, {})
             if isinstance(table, dict):
                 table[key] = value
-                origins[f"{section}.{key}"] = name
-    return merged, origins
+                origin[(section, key)] = name
+    return merged, origin
 
 
 def load_settings(
     path: Path | None = None, *, environ: Mapping[str, str] | None = None, required: bool = False
 ) -> Settings:
-    """Read ``bcconnect.toml`` (or defaults when it is absent and not ``required``), then env overrides."""
+    """Read ``bcconnect.toml`` (or defaults when it is absent and not ``required``), then env overrides.
+
+    Every problem in the file and the environment is reported at once, in one ConfigError.
+    """
     env = os.environ if environ is None else environ
     config_path = path or Path(DEFAULT_CONFIG_FILE)
     if config_path.exists():
@@ -456,84 +563,58 @@ def load_settings(
         raise ConfigError("file not found", file=str(config_path))
     else:
         data, root, source = {}, Path.cwd(), None
-    data, origins = _apply_env(data, env)
+    data, from_env = _apply_env(data, env)
     label = str(config_path) if source else "environment"
-    try:
-        settings = _build(Settings, data, file=label, prefix="")
-        settings = replace(settings, root=root, source_file=source)
-        _check_settings(settings, label)
-    except ConfigError as exc:
-        variable = origins.get(exc.key or "")
-        if variable is None:
-            raise
-        # the bad value came from the environment: say so, and do not blame the file
-        raise ConfigError(f"the environment variable {variable} is invalid: {exc.detail}") from None
-    return settings
-
-
-def _check_settings(settings: Settings, label: str) -> None:
-    url = settings.store.url
-    if not (url.startswith("sqlite://") or url.startswith(("postgresql://", "postgres://"))):
-        raise ConfigError(f"expected a sqlite:///… or postgresql://… URL, got {url!r}", file=label, key="store.url")
-    if not 0 < settings.api.port < 65536:
-        raise ConfigError(f"expected a TCP port 1–65535, got {settings.api.port}", file=label, key="api.port")
-    if not 0 < settings.api.default_count <= settings.api.max_count:
-        raise ConfigError("expected 0 < default_count <= max_count", file=label, key="api.default_count")
-    sec = settings.security
-    for kind in ("", "user_", "address_"):
-        if getattr(sec, f"{kind}rate_limit_per_second") <= 0 or getattr(sec, f"{kind}rate_limit_burst") < 1:
-            raise ConfigError(
-                "expected a positive rate and a burst of at least 1", file=label, key=f"security.{kind}rate_limit_burst"
+    settings, problems = _validate(Settings, data, label=label, from_env=from_env)
+    if settings is not None:
+        api = settings.api
+        if not 0 < api.default_count <= api.max_count:
+            variable = from_env.get(("api", "default_count")) or from_env.get(("api", "max_count"))
+            problems.append(
+                ConfigError(
+                    f"expected 0 < default_count <= max_count, got {api.default_count} and {api.max_count}",
+                    file=f"environment variable {variable}" if variable else label,
+                    key="api.default_count",
+                )
             )
-    if settings.ingest.lease_seconds < 1:
-        raise ConfigError("expected at least 1 second", file=label, key="ingest.lease_seconds")
-    if not 0 <= settings.metrics.port < 65536:
-        raise ConfigError(
-            f"expected 0 (the API's port) or 1–65535, got {settings.metrics.port}", file=label, key="metrics.port"
-        )
-    if not settings.metrics.path.startswith("/"):
-        raise ConfigError(
-            f"expected a path starting with '/', got {settings.metrics.path!r}", file=label, key="metrics.path"
-        )
-    for network in settings.metrics.allow_networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"expected IP networks like '10.0.0.0/8', got {network!r}", file=label, key="metrics.allow_networks"
-            ) from None
-    if settings.logging.format not in ("auto", "json", "console"):
-        raise ConfigError(
-            f"expected 'auto', 'json' or 'console', got {settings.logging.format!r}",
-            file=label,
-            key="logging.format",
-        )
+    _raise_if(problems)
+    assert settings is not None  # no problems: validated
+    return replace(settings, root=root, source_file=source)
 
 
 def load_adapter(path: Path) -> AdapterConfig:
-    """Read one ``adapter.toml``; errors name the file and key."""
-    data = read_toml(path)
+    """Read one ``adapter.toml``; every problem in it is reported at once, each naming the file and key."""
     label = str(path)
-    config = _build(AdapterConfig, data, file=label, prefix="")
-    if config.kind in (SourceKind.FHIR_API, SourceKind.JSON_API) and not config.base_url:
-        raise ConfigError(f"an adapter of kind {config.kind.value!r} needs base_url", file=label, key="base_url")
-    if config.hl7v2.mode not in ("mllp", "file"):
-        raise ConfigError(f"expected 'mllp' or 'file', got {config.hl7v2.mode!r}", file=label, key="hl7v2.mode")
-    if config.fetch.page_size < 1:
-        raise ConfigError("expected a positive integer", file=label, key="fetch.page_size")
+    config, problems = _validate(AdapterConfig, read_toml(path), label=label)
+    if config is not None and config.kind in (SourceKind.FHIR_API, SourceKind.JSON_API) and not config.base_url:
+        problems.append(
+            ConfigError(f"an adapter of kind {config.kind.value!r} needs base_url", file=label, key="base_url")
+        )
+    _raise_if(problems)
+    assert config is not None  # no problems: validated
     return replace(config, source_file=path)
 
 
 def load_adapters(directory: Path) -> list[AdapterConfig]:
-    """Every ``<directory>/*/adapter.toml``, sorted by name; names must be unique."""
-    configs = [load_adapter(p) for p in sorted(directory.glob("*/adapter.toml"))]
+    """Every ``<directory>/*/adapter.toml``, sorted by name; names must be unique. The problems of every file
+    are reported together."""
+    configs: list[AdapterConfig] = []
+    problems: list[ConfigError] = []
+    for path in sorted(directory.glob("*/adapter.toml")):
+        try:
+            configs.append(load_adapter(path))
+        except ConfigError as exc:
+            problems += exc.problems
     seen: dict[str, Path | None] = {}
     for config in configs:
         if config.name in seen:
-            raise ConfigError(
-                f"adapter name {config.name!r} is also used by {seen[config.name]}",
-                file=str(config.source_file),
-                key="name",
+            problems.append(
+                ConfigError(
+                    f"adapter name {config.name!r} is also used by {seen[config.name]}",
+                    file=str(config.source_file),
+                    key="name",
+                )
             )
         seen[config.name] = config.source_file
+    _raise_if(problems)
     return configs

@@ -65,15 +65,33 @@ class BcconnectError(Exception):
 
 
 class ConfigError(BcconnectError):
-    """A configuration value is wrong: the message names the file, the key and what was expected."""
+    """A configuration value is wrong: the message names the file (or environment variable), the key and what
+    was expected. One error may carry several ``problems`` (each a ConfigError) found in one reading, so a user
+    fixes them all at once; the message then lists each on its own line."""
 
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
-        where = ", ".join(part for part in (file, f"key {key!r}" if key else None) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        problems: Sequence[ConfigError] = (),
+    ) -> None:
+        self.file: str | None
+        self.key: str | None
+        self.problems: tuple[ConfigError, ...] = tuple(problems) or (self,)
+        if len(self.problems) > 1:
+            lines = [f"{len(self.problems)} problems in the configuration:", *(f"  {p}" for p in self.problems)]
+            super().__init__("\n".join(lines))
+            file, key = self.problems[0].file, self.problems[0].key
+        elif problems:
+            super().__init__(str(self.problems[0]))
+            file, key = self.problems[0].file, self.problems[0].key
+        else:
+            where = ", ".join(part for part in (file, f"key {key!r}" if key else None) if part)
+            super().__init__(f"{where}: {message}" if where else message)
         self.file = file
         self.key = key
-        #: what is wrong, without where
-        self.detail = message
 
 
 class UsageError(BcconnectError):

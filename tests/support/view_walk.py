@@ -179,7 +179,7 @@ def check_patient_links(served: Served) -> None:
             served.violations.append(f"{ref}: refer link {refer} does not name its golden Patient")
 
 
-async def check_search_values(get: Get, served: Served, rng: random.Random, per_param: int = 4) -> None:
+async def check_search_values(get: Get, served: Served, rng: random.Random, per_param: int = 2) -> None:
     """Each listed parameter, for values sampled resources hold, finds them (and returns only readable ones)."""
     by_type: dict[str, list[str]] = {}
     for ref in sorted(served.resources):
@@ -216,7 +216,7 @@ def _served_targets(served: Served, ref: str, param: str) -> set[str]:
     return {f"{t}/{i}" for p, t, i, _ in rows if p == param and t and i}
 
 
-async def check_includes(get: Get, served: Served, rng: random.Random, samples: int = 3) -> None:
+async def check_includes(get: Get, served: Served, rng: random.Random, samples: int = 2) -> None:
     """``_include`` returns exactly the served targets; ``_revinclude`` exactly the served referrers."""
     types = sorted({r.split("/")[0] for r in served.resources})
     by_type = {t: sorted(r for r in served.resources if r.startswith(f"{t}/")) for t in types}

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from bcconnect.config import AuthMode, SourceKind, load_adapter, load_adapters, load_settings
+from bcconnect.config import AuthMode, SourceKind, _validate, load_adapter, load_adapters, load_settings
 from bcconnect.errors import ConfigError
 
 
@@ -60,31 +61,9 @@ def test_a_bad_value_names_file_key_and_expectation(tmp_path: Path, text: str, k
 
 
 def test_a_bad_environment_value_is_reported_too(tmp_path: Path) -> None:
-    """An override that does not convert names the environment variable and what was expected."""
-    with pytest.raises(ConfigError, match=r"environment variable BCCONNECT_API_PORT is invalid: expected int"):
+    """An override that does not convert names its key like a file value would."""
+    with pytest.raises(ConfigError, match=r"'api\.port'.*expected int"):
         load_settings(tmp_path / "absent.toml", environ={"BCCONNECT_API_PORT": "http"})
-
-
-@pytest.mark.parametrize(
-    ("variable", "value", "expected"),
-    [
-        ("BCCONNECT_API_PORT", "http", "expected int"),
-        ("BCCONNECT_API_PORT", "99999", "expected a TCP port"),
-        ("BCCONNECT_STORE_URL", "mysql://x", "expected a sqlite"),
-        ("BCCONNECT_API_PROT", "8080", "unknown key"),
-    ],
-)
-def test_a_bad_environment_value_is_not_blamed_on_the_file(
-    tmp_path: Path, variable: str, value: str, expected: str
-) -> None:
-    """The file is fine; the variable is wrong: the message names the variable and never the file."""
-    cfg = _write(tmp_path / "bcconnect.toml", "[api]\nport = 8080\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(cfg, environ={variable: value})
-    message = str(caught.value)
-    assert f"environment variable {variable}" in message
-    assert expected in message
-    assert str(cfg) not in message
 
 
 def test_toml_syntax_errors_name_the_file(tmp_path: Path) -> None:
@@ -175,3 +154,109 @@ def test_the_readme_example_configuration_loads(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path / "bcconnect.toml", found.group(1)), environ={})
     assert settings.auth.issuers
     assert settings.security.max_query_length == 4096
+
+
+def test_every_problem_in_the_file_and_the_environment_is_reported_at_once(tmp_path: Path) -> None:
+    """One reading reports all mistakes, each naming where it came from (file or variable), key and expectation."""
+    cfg = _write(
+        tmp_path / "bcconnect.toml",
+        '[api]\nport = "eighty"\nprot = 1\n[auth]\nmode = "maybe"\n[logging]\nformat = "xml"\n'
+        '[store]\nurl = "mysql://db"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg, environ={"BCCONNECT_SECURITY_RATE_LIMIT_BURST": "lots"})
+    problems = {p.key: str(p) for p in caught.value.problems}
+    assert set(problems) == {
+        "api.port",
+        "api.prot",
+        "auth.mode",
+        "logging.format",
+        "store.url",
+        "security.rate_limit_burst",
+    }
+    assert problems["api.port"] == f"{cfg}, key 'api.port': expected int, got 'eighty'"
+    assert "expected one of: base_path, default_count" in problems["api.prot"]
+    assert "expected one of 'jwt', 'none', got 'maybe'" in problems["auth.mode"]
+    assert "expected 'auto', 'json' or 'console', got 'xml'" in problems["logging.format"]
+    assert problems["security.rate_limit_burst"].startswith("environment variable BCCONNECT_SECURITY_RATE_LIMIT_BURST")
+    message = str(caught.value)
+    assert message.splitlines()[0] == "6 problems in the configuration:"
+    assert len(message.splitlines()) == 7
+
+
+def test_a_bad_port_in_the_environment_is_blamed_on_the_variable_not_the_file(tmp_path: Path) -> None:
+    """The file is fine; the override is not: the message names the variable (and the key it sets)."""
+    cfg = _write(tmp_path / "bcconnect.toml", "[api]\nport = 9090\n")
+    for value, expected in (("http", "expected int, got 'http'"), ("70000", "expected a TCP port 1–65535")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(cfg, environ={"BCCONNECT_API_PORT": value})
+        message = str(caught.value)
+        assert message.startswith("environment variable BCCONNECT_API_PORT, key 'api.port': "), message
+        assert expected in message
+        assert str(cfg) not in message
+
+
+def test_lists_come_from_toml_arrays_or_comma_separated_variables(tmp_path: Path) -> None:
+    cfg = _write(tmp_path / "bcconnect.toml", '[security]\nsensitive_labels = ["s|A", "s|B"]\n')
+    assert load_settings(cfg, environ={}).security.sensitive_labels == ("s|A", "s|B")
+    env = {"BCCONNECT_SECURITY_SENSITIVE_LABELS": "s|C, s|D"}
+    assert load_settings(cfg, environ=env).security.sensitive_labels == ("s|C", "s|D")
+
+
+@dataclass(frozen=True, slots=True)
+class Inner:
+    """A table with a field kind the old loader did not know (``int | None``)."""
+
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outer:
+    """A table with an enum and a nested table."""
+
+    kind: SourceKind = SourceKind.HL7V2
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_new_kinds_of_field_need_no_loader_change() -> None:
+    """Optional ints, enums and nested tables validate by their declared types (no annotation-string matching)."""
+    good, problems = _validate(Outer, {"kind": "json_api", "inner": {"limit": 3}}, label="x.toml")
+    assert problems == []
+    assert good == Outer(SourceKind.JSON_API, Inner(3))
+    _, problems = _validate(Outer, {"kind": "ftp", "inner": {"limit": "many", "extra": 1}}, label="x.toml")
+    assert sorted(str(p) for p in problems) == [
+        "x.toml, key 'inner.extra': unknown key (expected one of: limit)",
+        "x.toml, key 'inner.limit': expected int, got 'many'",
+        "x.toml, key 'kind': expected one of 'fhir_api', 'json_api', 'hl7v2', got 'ftp'",
+    ]
+
+
+def test_the_problems_of_every_adapter_file_are_reported_together(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "adapter.toml", 'name = "a"\nods_code = "RL4"\nkind = "fhir_api"\nmapping_set = "m"\n')
+    _write(
+        tmp_path / "b" / "adapter.toml",
+        'name = "b"\nods_code = "RBK"\nkind = "hl7v2"\nmapping_set = "m"\n[fetch]\npage_size = 0\n'
+        '[hl7v2]\nmode = "ftp"\nlisten_port = 0\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_adapters(tmp_path)
+    found = sorted((p.file, p.key) for p in caught.value.problems)
+    a, b = str(tmp_path / "a" / "adapter.toml"), str(tmp_path / "b" / "adapter.toml")
+    assert found == [(a, "base_url"), (b, "fetch.page_size"), (b, "hl7v2.listen_port"), (b, "hl7v2.mode")]
+
+
+def test_the_cli_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    cfg = _write(tmp_path / "bcconnect.toml", '[api]\nport = "eighty"\n[auth]\nmode = "maybe"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "bcconnect.cli.main", "--config", str(cfg), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "BCCONNECT_API_HOST": "127.0.0.1"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "bcconnect: error: 2 problems in the configuration:"
+    assert any("'api.port': expected int" in line for line in lines[1:])
+    assert any("'auth.mode': expected one of" in line for line in lines[1:])
+    assert "Traceback" not in result.stderr

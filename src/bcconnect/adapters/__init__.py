@@ -24,6 +24,7 @@ from bcconnect.adapters._http import FetchStats, Runtime
 from bcconnect.adapters._json_api import JsonApiSource
 from bcconnect.adapters._mllp import MllpSink, mllp_frame, serve_mllp
 from bcconnect.adapters._open import open_source
+from bcconnect.adapters._probe import Probe, TypeVerdict, probe_fhir_source
 from bcconnect.adapters._retry import backoff_delay, parse_retry_after
 from bcconnect.adapters._types import MllpDelivery, Page, RawRecord, RawReject, Source
 
@@ -40,16 +41,19 @@ __all__ = [
     "MllpDelivery",
     "MllpSink",
     "Page",
+    "Probe",
     "RawRecord",
     "RawReject",
     "Runtime",
     "Source",
     "TypeFailure",
+    "TypeVerdict",
     "backoff_delay",
     "hl7_record",
     "mllp_frame",
     "open_source",
     "parse_retry_after",
+    "probe_fhir_source",
     "request_order",
     "serve_mllp",
 ]

@@ -97,6 +97,11 @@ class OAuth2ClientCredentials:
         """Drop the cached token; the next request fetches a new one."""
         self._token = None
 
+    @property
+    def token_url(self) -> str | None:
+        """The token endpoint in use: configured, or discovered on the first token request (else None)."""
+        return self._token_url
+
     async def _discover(self, client: httpx.AsyncClient, *, request_timeout: float) -> str:
         """The token endpoint the server's SMART configuration names."""
         url = self._discovery_url

@@ -227,6 +227,11 @@ class FhirApiSource:
         return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     @property
+    def token_endpoint(self) -> str | None:
+        """The OAuth2 token endpoint in use (configured or discovered), when there is one."""
+        return self._http.token_endpoint
+
+    @property
     def stats(self) -> FetchStats:
         """Request, retry and fault counters."""
         return self._http.stats

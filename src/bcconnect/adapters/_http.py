@@ -94,6 +94,12 @@ class SourceHttp:
         self.last_status: int | None = None
 
     @property
+    def token_endpoint(self) -> str | None:
+        """Where tokens come from (OAuth2 sources, once the first token was fetched), else None."""
+        url = getattr(self._auth, "token_url", None)
+        return url if isinstance(url, str) else None
+
+    @property
     def breaker(self) -> CircuitBreaker:
         """This source's circuit breaker."""
         return self._breaker

@@ -175,13 +175,21 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
     params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
     lenient = "handling=lenient" in (request.header("prefer") or "").replace(" ", "")
     result = await env.view.search(
-        access, rtype, params, lenient=lenient, at=state.t if state else None, offset=state.offset if state else 0
+        access,
+        rtype,
+        params,
+        lenient=lenient,
+        at=state.t if state else None,
+        offset=state.offset if state else 0,
+        after=state.after if state else None,
     )
     query, page = result.query, result.page
     carried = [(k, v) for k, v in request.query if k in _CARRIED]
     links = [("self", link_url(request.base_url, rtype, [*params, *carried]))]
     if page.has_more:
-        token = encode_page(PageState("search", rtype, params, page.t, page.offset + len(page.matches)), env.page_key)
+        token = encode_page(
+            PageState("search", rtype, params, page.t, page.offset + len(page.matches), page.after), env.page_key
+        )
         links.append(("next", link_url(request.base_url, rtype, [("_page_token", token), *carried])))
     if page.offset > 0:
         previous = max(0, page.offset - query.count)
@@ -239,13 +247,19 @@ async def everything(env: Env, request: Request, access: AccessContext, route: R
     state = _page_state(env, request, "everything", route.id)
     params = state.params if state else tuple((k, v) for k, v in request.query if k not in TRANSPORT_PARAMS)
     page = await env.view.everything(
-        access, route.id, params, at=state.t if state else None, offset=state.offset if state else 0
+        access,
+        route.id,
+        params,
+        at=state.t if state else None,
+        offset=state.offset if state else 0,
+        after=state.after if state else None,
     )
     carried = [(k, v) for k, v in request.query if k in _CARRIED]
     links = [("self", link_url(request.base_url, path, [*params, *carried]))]
     if page.has_more:
         token = encode_page(
-            PageState("everything", route.id, params, page.t, page.offset + len(page.matches)), env.page_key
+            PageState("everything", route.id, params, page.t, page.offset + len(page.matches), page.after),
+            env.page_key,
         )
         links.append(("next", link_url(request.base_url, path, [("_page_token", token), *carried])))
     entries = _entries(request, page.matches, "match", None, None)

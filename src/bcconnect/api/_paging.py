@@ -1,4 +1,4 @@
-"""Opaque page tokens: the query, the logical time ``t`` of the first page, and the offset, signed.
+"""Opaque page tokens: the query, the logical time ``t`` of the first page, the offset and keyset cursor, signed.
 
 The signature (HMAC-SHA256 with the app's page key) stops a client from editing ``t`` to read a state it was
 never shown; replicas behind one load balancer must share the key.
@@ -27,11 +27,15 @@ class PageState:
     params: tuple[tuple[str, str], ...]
     t: int
     offset: int
+    #: keyset cursor of the view (where the next page starts), when the order has one
+    after: str | None = None
 
 
 def encode_page(state: PageState, key: bytes) -> str:
     """An opaque, URL-safe token for ``state``."""
-    payload = orjson.dumps([state.kind, state.target, [list(p) for p in state.params], state.t, state.offset])
+    payload = orjson.dumps(
+        [state.kind, state.target, [list(p) for p in state.params], state.t, state.offset, state.after]
+    )
     signature = hmac.new(key, payload, hashlib.sha256).digest()[:_SIG_BYTES]
     return base64.urlsafe_b64encode(signature + payload).decode().rstrip("=")
 
@@ -47,8 +51,8 @@ def decode_page(token: str, key: bytes) -> PageState:
     if not hmac.compare_digest(signature, expected):
         raise InvalidRequest("_page_token is not a page token from this server (or the server restarted)")
     try:
-        kind, target, params, t, offset = orjson.loads(payload)
+        kind, target, params, t, offset, after = orjson.loads(payload)
         pairs = tuple((str(k), str(v)) for k, v in params)
-        return PageState(str(kind), str(target), pairs, int(t), int(offset))
+        return PageState(str(kind), str(target), pairs, int(t), int(offset), None if after is None else str(after))
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise InvalidRequest("_page_token is malformed") from exc

@@ -13,9 +13,7 @@ from bcconnect.app._app import Page, PageContext, Rendered
 from bcconnect.app._html import Markup, join, tag
 from bcconnect.app._widgets import Column, badge, facts, table
 from bcconnect.errors import ResourceNotFound
-from bcconnect.identity import ReviewItem
-from bcconnect.ingest import FailedRun
-from bcconnect.ops import AdapterFacts, OpsService
+from bcconnect.ops import AdapterFacts, FailedRun, OpsService, ReviewItem
 
 
 def _age(seconds: float | None) -> str:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import orjson
@@ -68,14 +69,23 @@ def demo_adapters(
         ):
             if env_name and value:
                 environ[env_name] = value
-        if config.kind is SourceKind.FHIR_API:
-            # the sandbox publishes its FHIR base under /fhir/R4; its token URL is discovered from there
-            base_url = f"{world.base_url(config.ods_code)}/fhir/R4"
-            config = replace(config, auth=replace(config.auth, token_url=None))
-        else:
-            base_url = world.base_url(config.ods_code)
-        configs.append(replace(config, base_url=base_url))
+        # the file's URLs (FHIR base as published, token URL if named) on the host and port the sandbox chose
+        there = world.base_url(config.ods_code)
+        token_url = _rehosted(config.auth.token_url, there) if config.auth.token_url else None
+        configs.append(
+            replace(config, base_url=_rehosted(config.base_url, there), auth=replace(config.auth, token_url=token_url))
+        )
     return configs, environ
+
+
+def _rehosted(url: str | None, there: str) -> str:
+    """``url`` with the scheme, host and port of ``there`` (its path, as the adapter file publishes it, kept).
+
+    >>> _rehosted("http://127.0.0.1:8101/fhir/R4", "http://127.0.0.1:40123")
+    'http://127.0.0.1:40123/fhir/R4'
+    """
+    target = urlsplit(there)
+    return urlunsplit(urlsplit(url or "")._replace(scheme=target.scheme, netloc=target.netloc))
 
 
 def adapter_toml(config: AdapterConfig) -> str:
@@ -85,6 +95,8 @@ def adapter_toml(config: AdapterConfig) -> str:
     document = tomlkit.parse(config.source_file.read_text(encoding="utf-8"))
     if config.base_url is not None:
         document["base_url"] = config.base_url
+    if config.auth.token_url is not None:
+        document.setdefault("auth", tomlkit.table())["token_url"] = config.auth.token_url
     if config.kind is SourceKind.HL7V2:
         hl7 = document.setdefault("hl7v2", tomlkit.table())
         hl7["mode"] = config.hl7v2.mode

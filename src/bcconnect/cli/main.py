@@ -22,6 +22,7 @@ Registrar = Callable[["common.SubParsers[argparse.ArgumentParser]"], None]
 def _registrars() -> list[Registrar]:
     # Imported here so `bcconnect --version` stays fast and one command's imports never slow another's parse.
     from bcconnect.cli import (
+        adapter_cmd,
         conformance_cmd,
         db_cmd,
         demo_cmd,
@@ -37,6 +38,7 @@ def _registrars() -> list[Registrar]:
         demo_cmd.register,
         serve_cmd.register,
         ingest_cmd.register,
+        adapter_cmd.register,
         sandbox_cmd.register,
         mappings_cmd.register,
         db_cmd.register,

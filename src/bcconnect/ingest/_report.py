@@ -83,12 +83,6 @@ class SyncReport:
             reasons.append(
                 f"{self.held} resources held waiting for their Patient (limit {max_held_rate:.1%} of fetched)"
             )
-        if self.offered_not_mapped:
-            listed = ", ".join(
-                f"{name} ({count if count is not None else '?'})"
-                for name, count in sorted(self.offered_not_mapped.items())
-            )
-            reasons.append(f"offered, not mapped: {listed}")
         self.degraded = "; ".join(reasons) or None
 
     def add(self, other: PageCounts) -> None:

@@ -12,6 +12,10 @@ counters live in :mod:`bcconnect.metrics`; facts held in the store are read at s
 (:func:`store_metric_families`), so every API process reports the same store-wide numbers.
 """
 
+# the records the operations page shows, named here so pages (which may import ops, not identity, ingest or
+# store) can annotate with them
+from bcconnect.identity import ReviewItem
+from bcconnect.ingest import FailedRun
 from bcconnect.ops._asgi import (
     OBSERVED_KEY,
     REQUEST_ID_HEADER,
@@ -31,16 +35,21 @@ from bcconnect.ops._collect import (
 )
 from bcconnect.ops._health import readiness_checks, store_scrape
 from bcconnect.ops._overview import OpsOverview, OpsService
+from bcconnect.store import QuarantineGroup, QuarantineRecord
 
 __all__ = [
     "OBSERVED_KEY",
     "REQUEST_ID_HEADER",
     "AdapterFacts",
+    "FailedRun",
     "FamiliesCollector",
     "OpsApp",
     "OpsOverview",
     "OpsService",
+    "QuarantineGroup",
+    "QuarantineRecord",
     "ReadinessCheck",
+    "ReviewItem",
     "Scrape",
     "StoreFacts",
     "gather_store_facts",

@@ -63,7 +63,7 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._search import EverythingQuery, SearchPage, everything, search
+from bcconnect.store._search import EverythingQuery, SearchPage, everything, everything_of, search
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 
@@ -98,6 +98,7 @@ __all__ = [
     "delete_resource",
     "drop_aliases",
     "everything",
+    "everything_of",
     "export_ndjson",
     "get_cursor",
     "get_quarantine",

@@ -47,6 +47,9 @@ class SearchPage:
     included: list[StoredResource]
     total: int | None
     has_more: bool
+    #: keyset cursor: where the page after this one starts (from the last row read, before any screening);
+    #: None when the order cannot be keyed (``_sort``) and the next page goes by offset
+    after: str | None = None
 
 
 def check_snapshot(tx: Tx, at: int | None) -> None:
@@ -122,11 +125,25 @@ def _where(query: SearchQuery, at: int | None, extra: dict[int, list[str]] | Non
     return " AND ".join(conds), params
 
 
-def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
-    """One page of ``query``: ``query.count`` matches from ``offset`` at logical time ``at`` (default: now)."""
+def search(
+    tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0, after: str | None = None
+) -> SearchPage:
+    """One page of ``query``: ``query.count`` matches at logical time ``at`` (default: now).
+
+    Without ``_sort`` results come in version-key order and a page starts after the previous page's last key
+    (``after``, from :attr:`SearchPage.after`): a deep page costs what the first costs. With ``_sort`` the
+    next page goes by ``offset``. ``offset`` is otherwise only the position reported back.
+    """
     check_snapshot(tx, at)
     query, self_linked = _aliased(tx, query)
     where, params = _where(query, at, self_linked)
+    keyed = not query.sort
+    page_where, page_params = where, list(params)
+    if keyed and after is not None:
+        if not after.isdigit():
+            raise InvalidRequest("the page link is malformed; search again")
+        page_where += " AND v.vid > ?"
+        page_params.append(int(after))
     total: int | None = None
     want_total = query.total in (Total.ACCURATE, Total.ESTIMATE) or query.count == 0
     if query.count == 0:
@@ -140,22 +157,25 @@ def search(tx: Tx, query: SearchQuery, *, at: int | None = None, offset: int = 0
         order.insert(len(order) - 1, expr)
         order_params += extra
     rows = tx.query(
-        f"SELECT {_CLOCK}, v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
+        f"SELECT {_CLOCK}, v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {page_where}"
         f" ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
-        [*params, *order_params, query.count + 1, offset],
+        # keyed pages start after the cursor; a "previous" link (no cursor) still goes by offset
+        [*page_params, *order_params, query.count + 1, 0 if keyed and after is not None else offset],
     )
     t = _page_t(tx, at, rows)
     has_more = len(rows) > query.count
     rows = rows[: query.count]
+    cursor = str(rows[-1][1]) if keyed and rows else None
     matches = [stored_from_row(r[2:]) for r in rows]
     if query.total is not Total.NONE:
         if offset == 0 and not has_more:
             total = len(matches)
-        elif want_total or query.total is None:
+        elif want_total or (query.total is None and (offset == 0 if not keyed else after is None)):
+            # counted on the first page (and whenever _total asks): later pages stay as cheap as the first
             row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
             total = int(row[0]) if row else None
     included = _includes(tx, query, [int(r[1]) for r in rows], matches, at)
-    return SearchPage(t, offset, matches, included, total, has_more)
+    return SearchPage(t, offset, matches, included, total, has_more, cursor)
 
 
 def _versions_at(tx: Tx, rtype: str, ids: Sequence[str], at: int | None) -> list[tuple[int, StoredResource]]:
@@ -274,14 +294,13 @@ class EverythingQuery:
     count: int = 50
 
 
-def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0) -> SearchPage:
-    """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references."""
-    check_snapshot(tx, at)
+def _everything_where(query: EverythingQuery, patients: Sequence[str], at: int | None) -> tuple[str, list[object]]:
     live_cv, live_params = valid_at("cv", at)
     live_rv, _ = valid_at("rv", at)
+    marks = ",".join("?" * len(patients))
     compartment = (
         "SELECT pc.vid FROM patient_compartment pc JOIN resource_versions cv ON cv.vid = pc.vid"
-        f" WHERE pc.patient_id = ? AND {live_cv}"
+        f" WHERE pc.patient_id IN ({marks}) AND {live_cv}"
     )
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
@@ -290,7 +309,7 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         f" CROSS JOIN resource_versions rv WHERE rv.res_type = tr.tt AND rv.res_id = tr.ti AND {live_rv}"
     )
     params: list[object] = [
-        query.patient_id, *live_params, query.patient_id, *live_params, *EVERYTHING_REFERENCED, *live_params,
+        *patients, *live_params, *patients, *live_params, *EVERYTHING_REFERENCED, *live_params,
     ]  # fmt: skip
     where = f"v.vid IN ({compartment} UNION {referenced})"
     if query.types:
@@ -311,20 +330,60 @@ def everything(tx: Tx, query: EverythingQuery, *, at: int | None = None, offset:
         dated = "SELECT 1 FROM idx_date d WHERE d.vid = v.vid AND d.param <> '_lastUpdated'"
         where += f" AND (NOT EXISTS ({dated}) OR EXISTS ({dated} AND {' AND '.join(rng)}))"
         params += rng_params
+    return where, params
+
+
+def everything(
+    tx: Tx, query: EverythingQuery, *, at: int | None = None, offset: int = 0, after: str | None = None
+) -> SearchPage:
+    """The patient's compartment at ``at`` plus the practitioners, organisations and locations it references.
+
+    Ordered by (type, version key); a page starts after the previous page's last key (``after``, from
+    :attr:`SearchPage.after`), so a deep page costs what the first costs. ``offset`` is the position reported.
+    """
+    check_snapshot(tx, at)
+    where, params = _everything_where(query, [query.patient_id], at)
     if query.count == 0:
         row = tx.query_one(f"SELECT COUNT(*), {_CLOCK} FROM resource_versions v WHERE {where}", params)
         assert row is not None  # an aggregate always returns a row
         return SearchPage(at if at is not None else int(row[1]), offset, [], [], int(row[0]), False)
+    page_where, page_params = where, list(params)
+    if after is not None:
+        rtype, _, vid = after.rpartition("/")
+        if not rtype or not vid.isdigit():
+            raise InvalidRequest("the page link is malformed; ask for $everything again")
+        page_where += " AND (v.res_type > ? OR (v.res_type = ? AND v.vid > ?))"
+        page_params += [rtype, rtype, int(vid)]
     rows = tx.query(
-        f"SELECT {_CLOCK}, {VERSION_COLUMNS} FROM resource_versions v WHERE {where}"
+        f"SELECT {_CLOCK}, v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE {page_where}"
         " ORDER BY v.res_type, v.vid LIMIT ? OFFSET ?",
-        [*params, query.count + 1, offset],
+        [*page_params, query.count + 1, offset if after is None else 0],
     )
     t = _page_t(tx, at, rows)
     has_more = len(rows) > query.count
-    matches = [stored_from_row(r[1:]) for r in rows[: query.count]]
-    total: int | None = len(matches) if offset == 0 and not has_more else None
-    if total is None:
+    rows = rows[: query.count]
+    matches = [stored_from_row(r[2:]) for r in rows]
+    cursor = f"{rows[-1][2]}/{rows[-1][1]}" if rows else None
+    total: int | None = len(matches) if after is None and offset == 0 and not has_more else None
+    if total is None and after is None:
         row = tx.query_one(f"SELECT COUNT(*) FROM resource_versions v WHERE {where}", params)
         total = int(row[0]) if row else None
-    return SearchPage(t, offset, matches, [], total, has_more)
+    return SearchPage(t, offset, matches, [], total, has_more, cursor)
+
+
+def everything_of(
+    tx: Tx, query: EverythingQuery, patients: Sequence[str], *, at: int | None = None
+) -> tuple[int, list[StoredResource]]:
+    """Every resource of several Patients' compartments (a person's records) at ``at``, in one read.
+
+    Returns the logical time read at and the resources in (type, version key) order.
+    """
+    check_snapshot(tx, at)
+    if not patients:
+        return (at if at is not None else current_t(tx)), []
+    where, params = _everything_where(query, patients, at)
+    rows = tx.query(
+        f"SELECT {_CLOCK}, {VERSION_COLUMNS} FROM resource_versions v WHERE {where} ORDER BY v.res_type, v.vid",
+        params,
+    )
+    return _page_t(tx, at, rows), [stored_from_row(r[1:]) for r in rows]

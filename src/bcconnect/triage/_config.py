@@ -6,12 +6,12 @@ The package ships the defaults; a deployment overrides them with its own file of
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bcconnect.config import parse_toml
 from bcconnect.errors import ConfigError
 
 
@@ -199,8 +199,4 @@ def load_triage_config(path: Path | None = None) -> TriageConfig:
         except OSError as exc:
             raise ConfigError(f"cannot read the triage configuration {path}: {exc.strerror}") from exc
         origin = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin} is not valid TOML: {exc}") from exc
-    return parse_triage_config(data, origin=origin)
+    return parse_triage_config(parse_toml(text, origin=origin), origin=origin)

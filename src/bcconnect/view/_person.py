@@ -12,7 +12,11 @@ for reference matching (``patient=``/``subject=``, ``_include``, ``_revinclude``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import bisect
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -28,7 +32,7 @@ from bcconnect.store import (
     alias_closure,
     alias_members,
     canonical_ids,
-    everything,
+    everything_of,
     read_current,
 )
 from bcconnect.view._dedupe import collapse_same_facts
@@ -53,6 +57,35 @@ PERSON_MODEL_DOC: Final = (
 )
 
 Screen = Callable[[list[StoredResource]], list[StoredResource]]
+
+
+class RecordCache:
+    """A person's deduplicated record at one logical time ``t``, kept for the next pages of the same snapshot.
+
+    A snapshot never changes, so a hit is exactly what reading again would give; it makes every page after the
+    first cost what its own slice costs. Bounded (least recently used out); per process.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, tuple[int, list[StoredResource]]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable) -> tuple[int, list[StoredResource]] | None:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, value: tuple[int, list[StoredResource]]) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
 #: rows read per store call when gathering a person's $everything
 _GATHER = 500
 
@@ -125,62 +158,65 @@ def _as_sent(body: bytes) -> dict[str, Any]:
     return patient
 
 
-def _references(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            found.add(ref[8:])
-        for value in node.values():
-            _references(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _references(value, found)
+#: a literal reference to a Patient as it appears in stored JSON (orjson writes no spaces)
+_PATIENT_REFERENCE = re.compile(rb'"reference":"Patient/([^"/]+)"')
 
 
-def _repoint(node: Any, person_of: dict[str, str], *, top_patient: bool = False) -> Any:
+def _repoint(node: Any, person_of: dict[str, str]) -> bool:
+    """Re-point, in place, every Patient reference inside ``node`` to its golden Patient; whether any was."""
+    changed = False
     if isinstance(node, list):
-        return [_repoint(v, person_of) for v in node]
+        for value in node:
+            changed = _repoint(value, person_of) or changed
+        return changed
     if not isinstance(node, dict):
-        return node
-    # a Patient's own ``link`` names particular records (its sources, a merge): never re-pointed
-    out = {k: v if top_patient and k == "link" else _repoint(v, person_of) for k, v in node.items()}
+        return False
+    for value in node.values():
+        if isinstance(value, (dict, list)):
+            changed = _repoint(value, person_of) or changed
     ref = node.get("reference")
     if isinstance(ref, str) and ref.startswith("Patient/") and ref[8:] in person_of:
-        out["reference"] = f"Patient/{person_of[ref[8:]]}"
-        out["extension"] = [
+        node["reference"] = f"Patient/{person_of[ref[8:]]}"
+        node["extension"] = [
             *node.get("extension", ()),
             {"url": SOURCE_REFERENCE_EXTENSION, "valueReference": {"reference": ref}},
         ]
-    return out
+        changed = True
+    return changed
 
 
 def person_centred(tx: Tx, resources: Iterable[StoredResource]) -> list[StoredResource]:
     """Resources as the view serves them: Patient references re-pointed to golden Patients; a source Patient
     carries a ``link`` (type ``refer``) to its golden Patient."""
     items = list(resources)
-    parsed: list[dict[str, Any] | None] = []
     wanted: set[str] = set()
     for item in items:
-        body = orjson.loads(item.body) if item.body is not None else None
-        parsed.append(body)
-        if body is not None:
-            _references(body, wanted)
+        if item.body is not None:
+            wanted.update(m.decode() for m in _PATIENT_REFERENCE.findall(item.body))
             if item.resource_type == "Patient":
                 wanted.add(item.id)
     canon = canonical_ids(tx, "Patient", wanted) if wanted else {}
     person_of = {i: c for i, c in canon.items() if i != c}
     out = []
-    for item, body in zip(items, parsed, strict=True):
-        if body is None or (not person_of):
+    for item in items:
+        body = item.body
+        is_source = item.resource_type == "Patient" and item.id in person_of
+        if body is None or not person_of or not (is_source or _PATIENT_REFERENCE.search(body)):
             out.append(item)
             continue
-        served = _repoint(body, person_of, top_patient=item.resource_type == "Patient")
-        if item.resource_type == "Patient" and item.id in person_of:
+        served: dict[str, Any] = orjson.loads(body)
+        # a Patient's own ``link`` names particular records (its sources, a merge): never re-pointed
+        own_links = served.pop("link", None) if item.resource_type == "Patient" else None
+        changed = _repoint(served, person_of)
+        if own_links is not None:
+            served["link"] = own_links
+        if is_source:
             served["link"] = [
-                *(link for link in body.get("link", ()) if link.get("type") != "refer"),
+                *(link for link in own_links or () if link.get("type") != "refer"),
                 {"other": {"reference": f"Patient/{person_of[item.id]}"}, "type": "refer"},
             ]
-        out.append(replace(item, body=orjson.dumps(served)) if served != body else item)
+            changed = True
+        out.append(replace(item, body=orjson.dumps(served)) if changed else item)
     return out
 
 
@@ -193,32 +229,38 @@ def everything_for_person(
     offset: int,
     golden: StoredResource | None,
     priority: Sequence[str] = (),
+    after: str | None = None,
+    cache: RecordCache | None = None,
 ) -> SearchPage:
-    """``$everything`` of a golden Patient: the compartments of all its source Patients at one logical time.
+    """``$everything`` of a person: the compartments of all its source Patients at one logical time.
 
-    The golden Patient comes first, then every resource of every source in a stable order (type, id), so
-    offsets of later pages stay valid while the snapshot ``t`` is pinned. A fact two trusts both sent appears
-    once (see :mod:`bcconnect.view._dedupe`).
+    The golden Patient comes first, then every resource of every source in a stable order (type, id); a page
+    starts after the previous page's last ``type/id`` (``after``), so pages stay exact while the snapshot
+    ``t`` is pinned. A fact two trusts both sent appears once (see :mod:`bcconnect.view._dedupe`), which needs
+    the person's whole record in hand: it is read in one query per page.
     """
-    collected: dict[tuple[str, str], StoredResource] = {}
-    t = at
-    for source in person_members(tx, person_id):
-        step = 0
-        while True:
-            page = everything(tx, replace(query, patient_id=source, count=_GATHER), at=t, offset=step)
-            t = page.t
-            for item in page.matches:
-                collected.setdefault((item.resource_type, item.id), item)
-            if not page.has_more:
-                break
-            step += len(page.matches)
-    collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
-    # one fact sent by two trusts is shown once, carrying both trusts' tags
-    ordered = sorted(collapse_same_facts(list(collected.values()), priority), key=lambda r: (r.resource_type, r.id))
+    cached = cache.get((person_id, replace(query, count=0), at)) if cache is not None and at is not None else None
+    if cached is None:
+        t, found = everything_of(tx, query, person_members(tx, person_id), at=at)
+        collected = {(r.resource_type, r.id): r for r in found}
+        collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
+        # one fact sent by two trusts is shown once, carrying both trusts' tags
+        deduped = collapse_same_facts(list(collected.values()), priority)
+        cached = (t, sorted(deduped, key=lambda r: (r.resource_type, r.id)))
+        if cache is not None:
+            cache.put((person_id, replace(query, count=0), t), cached)
+    t, records = cached
+    ordered = list(records)
     if golden is not None and (not query.types or "Patient" in query.types):
         ordered.insert(0, golden)
-    snapshot = t if t is not None else 0
     if query.count == 0:
-        return SearchPage(snapshot, offset, [], [], len(ordered), False)
-    window = ordered[offset : offset + query.count]
-    return SearchPage(snapshot, offset, window, [], len(ordered), len(ordered) > offset + query.count)
+        return SearchPage(t, offset, [], [], len(ordered), False)
+    start = offset  # without a cursor (a first page, or a caller paging by position)
+    if after is not None:
+        rtype, _, rid = after.partition("/")
+        keys = [(r.resource_type, r.id) for r in ordered]
+        start = bisect.bisect_right(keys, (rtype, rid), lo=1 if golden is not None else 0)
+    window = ordered[start : start + query.count]
+    cursor = f"{window[-1].resource_type}/{window[-1].id}" if window else after
+    has_more = len(ordered) > start + query.count
+    return SearchPage(t, offset, window, [], len(ordered), has_more, cursor)

@@ -44,6 +44,7 @@ from bcconnect.store import (
 from bcconnect.view._context import AccessContext
 from bcconnect.view._match import match_bundle, parse_match_parameters
 from bcconnect.view._person import (
+    RecordCache,
     everything_for_person,
     is_golden,
     person_centred,
@@ -105,6 +106,8 @@ class View:
         #: adapter name → trust ODS code, and adapter name → staleness limit (seconds), from adapter.toml
         self.source_ods = dict(source_ods or {})
         self.staleness_limits = dict(staleness_limits or {})
+        #: a person's deduplicated record per snapshot, so the pages after the first of $everything are cheap
+        self._records = RecordCache()
 
     def _screen_list(self, tx: Tx, access: AccessContext, items: list[StoredResource]) -> list[StoredResource]:
         return screen_resources(
@@ -220,8 +223,9 @@ class View:
         lenient: bool = False,
         at: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> SearchResult:
-        """One page of a search; ``at``/``offset`` come back from the previous page's link."""
+        """One page of a search; ``at``/``offset``/``after`` come back from the previous page's link."""
         self._check_type(resource_type)
 
         def run(tx: Tx) -> SearchResult:
@@ -229,7 +233,7 @@ class View:
             query = parse_search(
                 resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
             )
-            found = search(tx, query, at=at, offset=offset)
+            found = search(tx, query, at=at, offset=offset, after=after)
             found = replace(
                 found,
                 matches=self._present(tx, access, found.matches),
@@ -259,6 +263,7 @@ class View:
         *,
         at: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> SearchPage:
         """``Patient/{id}/$everything`` with ``_since``, ``_type``, ``start``, ``end``, ``_count``.
 
@@ -277,7 +282,15 @@ class View:
                     wanted = person_centred(tx, [golden])[0]
                 # the golden Patient is element 0 of the person's ordered results, so page offsets stay exact
                 found = everything_for_person(
-                    tx, person, query, at=at, offset=offset, golden=wanted, priority=self.rules.source_priority
+                    tx,
+                    person,
+                    query,
+                    at=at,
+                    offset=offset,
+                    golden=wanted,
+                    priority=self.rules.source_priority,
+                    after=after,
+                    cache=self._records,
                 )
                 head = [m for m in found.matches if m is wanted]
                 rest = replace(found, matches=[m for m in found.matches if m is not wanted])
@@ -285,7 +298,7 @@ class View:
                     tx, rest, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
                 )
                 return replace(page, matches=[*head, *person_centred(tx, page.matches)])
-            found = everything(tx, query, at=at, offset=offset)
+            found = everything(tx, query, at=at, offset=offset, after=after)
             page = screen_page(
                 tx, found, access, policy=self.sensitivity, confine_to=access.patient, related=same_person
             )

@@ -6,7 +6,6 @@ from typing import Any
 
 import anyio
 import pytest
-from identity_population import population
 
 from bcconnect.errors import ConflictError
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM, PERSON_ID_SYSTEM, mrn_system
@@ -29,6 +28,7 @@ from bcconnect.identity import (
 from bcconnect.identity._db import Link, links_of, set_link
 from bcconnect.store import Store, Tx, open_store
 from support.identity_patients import patient
+from support.identity_population import population
 
 pytestmark = pytest.mark.anyio
 

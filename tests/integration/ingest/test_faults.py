@@ -9,7 +9,8 @@ import pytest
 
 from bcconnect.config import AdapterConfig, Settings
 from bcconnect.ingest import SyncReport, replay_quarantined, sync_adapters
-from bcconnect.store import Store, export_ndjson, list_quarantine, open_store
+from bcconnect.store import Store, list_quarantine, open_store
+from bcconnect.view import View, export_view_ndjson
 from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
 
 from .conftest import MAPPINGS, adapters_for, mapping_set_for, with_fetch
@@ -62,7 +63,7 @@ async def test_faulty_trusts_load_completely_and_match_a_clean_run(tmp_path: Pat
     async with open_store(f"sqlite:///{tmp_path / 'clean.db'}") as clean_store:
         clean_reports, _, _ = await _sync_world(population, tmp_path / "clean", clean_store)
         assert all(r.ok and r.balanced and r.quarantined == 0 for r in clean_reports), clean_reports
-        await export_ndjson(clean_store, tmp_path / "clean-export")
+        await export_view_ndjson(View(clean_store), tmp_path / "clean-export")
 
     faulty = SandboxSettings(persons=50, seed=21, faults=FAULTS)
     async with open_store(f"sqlite:///{tmp_path / 'faulty.db'}") as store:
@@ -89,7 +90,7 @@ async def test_faulty_trusts_load_completely_and_match_a_clean_run(tmp_path: Pat
             )
             assert result.resolved, result.message
         assert await store.read(lambda tx: list_quarantine(tx)) == []
-        await export_ndjson(store, tmp_path / "faulty-export")
+        await export_view_ndjson(View(store), tmp_path / "faulty-export")
 
     clean_files = sorted(p.name for p in (tmp_path / "clean-export").iterdir())
     assert clean_files == sorted(p.name for p in (tmp_path / "faulty-export").iterdir())

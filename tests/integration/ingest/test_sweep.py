@@ -18,7 +18,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def _stored(store: Store, resource_type: str) -> set[str]:
-    return {r.id for r in await store.read(lambda tx: iter_current(tx, resource_type, limit=100_000))}
+    """Ids of what the adapter wrote (a person's golden Patient is identity's, not a source record)."""
+    return {r.id for r in await store.read(lambda tx: iter_current(tx, resource_type, limit=100_000, source="rl4"))}
 
 
 async def test_the_sweep_tombstones_exactly_what_the_source_no_longer_has(tmp_path: Path, any_store: Store) -> None:

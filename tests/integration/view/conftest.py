@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from bcconnect.fhir.constants import (
     NHS_NUMBER_SYSTEM,
@@ -66,12 +64,6 @@ def condition(ods: str, patient_id: str, code: str | None = None) -> dict[str, A
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": code or CODES[ods]}]},
         "onsetDateTime": "2020-05-01",
     }
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    """A SQLite store file for one test."""
-    return f"sqlite:///{tmp_path / 'store.db'}"
 
 
 def dumps(resource: dict[str, Any]) -> bytes:

@@ -20,11 +20,21 @@ import httpx
 import orjson
 import pytest
 
+from bcconnect.adapters import Page, RawRecord
 from bcconnect.api import create_app
-from bcconnect.config import FetchSettings, Settings
+from bcconnect.config import AdapterConfig, FetchSettings, Settings, SourceKind
 from bcconnect.identity import link_patients
-from bcconnect.ingest import sync_adapters
-from bcconnect.store import ResourceWrite, Store, iter_current, open_store, put_resources, resource_types
+from bcconnect.ingest import process_page, sync_adapters
+from bcconnect.mapping import load_mapping_set
+from bcconnect.store import (
+    ResourceWrite,
+    Store,
+    count_open_quarantine,
+    iter_current,
+    open_store,
+    put_resources,
+    resource_types,
+)
 from bcconnect.view import View
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
 from support.sandbox_world import world_adapters
@@ -32,7 +42,7 @@ from support.view_walk import Get, parse, walk
 
 pytestmark = pytest.mark.anyio
 
-PERSONS = 25
+PERSONS = 14
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +233,42 @@ async def test_the_walk_reports_injected_violations(tmp_path: Path) -> None:
     assert "Encounter?[('date'" in text
     assert "refer link" in text
     assert "Encounter?patient=" in text
+
+
+# --- a FHIR source whose Patients fail mapping -------------------------------------------------------------
+
+MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
+
+
+def _raw(resource: dict[str, Any]) -> RawRecord:
+    key = f"{resource['resourceType']}/{resource['id']}"
+    return RawRecord(str(resource["resourceType"]), key, orjson.dumps(resource), "1", "2026-11-01T10:00:00Z")
+
+
+async def test_a_source_whose_patients_fail_mapping_leaves_nothing_dangling(store_url: str) -> None:
+    """Five Patients arrive without the identifier the mapping needs (quarantined), one arrives whole; each has a
+    Condition. The page reports the five Conditions held, and the view serves nothing pointing at a Patient
+    that does not exist: the invariant walk over the store finds no violation."""
+    config = AdapterConfig(name="rl4", ods_code="RL4", kind=SourceKind.FHIR_API, mapping_set="rl4-fhir")
+    mapping_set = load_mapping_set(MAPPINGS / "rl4-fhir")
+    golden = MAPPINGS / "rl4-fhir" / "golden"
+    patient: dict[str, Any] = orjson.loads((golden / "patient-verified.json").read_bytes())
+    # the GP practice comes from the source's Organization feed, which this one page does not carry
+    patient.pop("generalPractitioner", None)
+    patient.pop("managingOrganization", None)
+    condition: dict[str, Any] = orjson.loads((golden / "condition.json").read_bytes())
+    records = []
+    for n in range(6):
+        pid = f"{patient['id']}-{n}"
+        body = {**patient, "id": pid} if n == 0 else {**patient, "id": pid, "identifier": []}
+        records += [
+            _raw(body),
+            _raw({**condition, "id": f"{condition['id']}-{n}", "subject": {"reference": f"Patient/{pid}"}}),
+        ]
+    async with open_store(store_url) as store:
+        counts = await process_page(Page(tuple(records), (), "c1"), config=config, store=store, mapping_set=mapping_set)
+        assert (counts.quarantined_patients, counts.held) == (5, 5)
+        assert await store.read(lambda tx: count_open_quarantine(tx, adapter="rl4")) == 5
+        ids = await _ids(store)
+        assert len(ids["Condition"]) == 1  # only the whole Patient's Condition is in the view
+        assert await _violations(store) == []

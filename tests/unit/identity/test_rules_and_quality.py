@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from identity_population import population
 
 from bcconnect.errors import ConfigError
 from bcconnect.identity import Rules, demographics, load_rules
 from bcconnect.identity._evaluate import MemoryIndex, pairwise_metrics
+from support.identity_population import population
 
 
 def test_every_problem_in_a_rules_file_is_reported(tmp_path: Path) -> None:

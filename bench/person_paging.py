@@ -1,0 +1,164 @@
+"""Deep paging of one large person: ``$everything`` and ``Observation?patient=`` page by keyset, not offset.
+
+    python bench/person_paging.py --url sqlite:///bench-data/person.db --resources 5000
+    python bench/person_paging.py --url postgresql://…/bench --resources 5000
+
+Builds one person known to four trusts (four source Patients linked by the patient index, so a golden Patient
+and aliases exist) holding ``--resources`` clinical resources split across the trusts, then measures through
+the view (in-process: the cost of the view and the store, no HTTP): the whole record through ``$everything``
+at ``_count=1000`` from a source id, and single pages at depth 1 and depth 50 (``_count=50``) of
+``$everything`` and of ``Observation?patient=<source id>`` (a search spanning the person). Medians of
+``--repeat`` runs; the store is rebuilt each time the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+
+from bcconnect.fhir.constants import (
+    NHS_NUMBER_SYSTEM,
+    NHS_NUMBER_VERIFICATION_EXTENSION,
+    NHS_NUMBER_VERIFICATION_SYSTEM,
+    SOURCE_ORG_TAG_SYSTEM,
+    mrn_system,
+)
+from bcconnect.identity import link_patients
+from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources
+from bcconnect.view import OPEN_ACCESS, View
+
+TRUSTS = ("RL4", "RBK", "RNA", "RXK")
+
+
+def _patient(ods: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": f"{ods.lower()}-big",
+        "meta": {"tag": [{"system": SOURCE_ORG_TAG_SYSTEM, "code": ods}]},
+        "identifier": [
+            {
+                "system": NHS_NUMBER_SYSTEM,
+                "value": "9990000018",
+                "extension": [
+                    {
+                        "url": NHS_NUMBER_VERIFICATION_EXTENSION,
+                        "valueCodeableConcept": {"coding": [{"system": NHS_NUMBER_VERIFICATION_SYSTEM, "code": "01"}]},
+                    }
+                ],
+            },
+            {"system": mrn_system(ods), "value": f"{ods}BIG"},
+        ],
+        "name": [{"family": "Largely", "given": ["Recorded"]}],
+        "gender": "female",
+        "birthDate": "1950-03-14",
+        "address": [{"postalCode": "WV10 1AB"}],
+    }
+
+
+def _clinical(ods: str, n: int) -> dict[str, Any]:
+    pid = f"{ods.lower()}-big"
+    subject = {"reference": f"Patient/{pid}"}
+    tag = {"tag": [{"system": SOURCE_ORG_TAG_SYSTEM, "code": ods}]}
+    day = f"20{10 + n % 15:02d}-{1 + n % 12:02d}-{1 + n % 28:02d}"
+    if n % 10 == 0:
+        return {"resourceType": "Encounter", "id": f"{ods.lower()}-e{n}", "meta": tag, "status": "finished",
+                "class": {"code": "AMB"}, "subject": subject, "period": {"start": f"{day}T09:00:00Z"}}  # fmt: skip
+    if n % 10 == 1:
+        return {"resourceType": "Condition", "id": f"{ods.lower()}-c{n}", "meta": tag, "subject": subject,
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": str(10000 + n)}]},
+                "onsetDateTime": day}  # fmt: skip
+    return {"resourceType": "Observation", "id": f"{ods.lower()}-o{n}", "meta": tag, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]}, "subject": subject,
+            "effectiveDateTime": f"{day}T10:{n % 60:02d}:00Z", "valueQuantity": {"value": n % 97}}  # fmt: skip
+
+
+async def build(store: Store, resources: int) -> None:
+    """Four linked source Patients and ``resources`` clinical resources spread over them."""
+    for ods in TRUSTS:
+
+        def patient(tx: Tx, ods: str = ods) -> None:
+            body = _patient(ods)
+            put_resources(tx, [ResourceWrite("Patient", body["id"], orjson.dumps(body), ods.lower(), body["id"])])
+            link_patients(tx, [body], ods_code=ods)
+
+        await store.write(patient)
+    batch: list[ResourceWrite] = []
+    for n in range(resources):
+        ods = TRUSTS[n % 4]
+        body = _clinical(ods, n)
+        batch.append(
+            ResourceWrite(body["resourceType"], body["id"], orjson.dumps(body), ods.lower(), f"{ods.lower()}-big")
+        )
+        if len(batch) == 1000 or n == resources - 1:
+            await store.write(lambda tx, rows=batch: put_resources(tx, rows))
+            batch = []
+
+
+async def _median(run: Callable[[], Awaitable[object]], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await run()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+async def main(url: str, resources: int, repeat: int) -> None:
+    async with open_store(url) as store:
+        started = time.perf_counter()
+        await build(store, resources)
+        took = time.perf_counter() - started
+        print(f"built one person: 4 source Patients, {resources} clinical resources in {took:.1f} s")
+        view = View(store, max_count=1000)
+        source = "rl4-big"
+
+        async def whole_record() -> int:
+            page = await view.everything(OPEN_ACCESS, source, [("_count", "1000")])
+            count, after, t = len(page.matches), page.after, page.t
+            while page.has_more:
+                page = await view.everything(OPEN_ACCESS, source, [("_count", "1000")], at=t, after=after)
+                count, after = count + len(page.matches), page.after
+            return count
+
+        total = await whole_record()
+        print(f"$everything from a source id, _count=1000: {total} resources")
+        print(f"  whole record (all pages): median {await _median(whole_record, repeat):.0f} ms")
+
+        async def cursor_at(depth: int, fetch: Callable[..., Awaitable[Any]]) -> tuple[int, str | None]:
+            page = await fetch(None, None)
+            for _ in range(depth - 1):
+                page = await fetch(page.t, page.after)
+            return page.t, page.after
+
+        async def everything_page(t: int | None, after: str | None) -> Any:
+            return await view.everything(OPEN_ACCESS, source, [("_count", "50")], at=t, after=after)
+
+        async def search_page(t: int | None, after: str | None) -> Any:
+            result = await view.search(
+                OPEN_ACCESS, "Observation", [("patient", source), ("_count", "50")], at=t, after=after
+            )
+            return result.page
+
+        for name, fetch in (
+            ("$everything _count=50", everything_page),
+            ("Observation?patient= _count=50", search_page),
+        ):
+            for depth in (1, 50):
+                t, after = (None, None) if depth == 1 else await cursor_at(depth - 1, fetch)
+                ms = await _median(lambda t=t, after=after, fetch=fetch: fetch(t, after), repeat)
+                print(f"  {name}, page at depth {depth}: median {ms:.1f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True, help="store URL (an empty SQLite file or PostgreSQL database)")
+    parser.add_argument("--resources", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    anyio.run(main, args.url, args.resources, args.repeat)
