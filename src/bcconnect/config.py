@@ -11,6 +11,7 @@ environment variable it came from, the key and what was expected.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -64,9 +65,43 @@ def _comma_list(value: object) -> object:
     return value
 
 
+def _positive_rate(value: float) -> float:
+    if value <= 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _port_or_zero(value: int) -> int:
+    if not 0 <= value < 65536:
+        raise ValueError("expected 0 (the API's port) or a TCP port 1–65535")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("expected a path starting with '/'")
+    return value
+
+
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"expected IP networks like '10.0.0.0/8', not {network!r}") from None
+    return value
+
+
+def _at_least_one_second(value: float) -> float:
+    if value < 1:
+        raise ValueError("expected at least 1 second")
+    return value
+
+
 Port = Annotated[int, AfterValidator(_tcp_port)]
 PositiveInt = Annotated[int, AfterValidator(_positive)]
 StringList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+Rate = Annotated[float, AfterValidator(_positive_rate)]
 
 
 class AuthMode(enum.Enum):
@@ -150,9 +185,18 @@ class SecuritySettings:
     )
     #: a file of NHS numbers (one a line) under the national data opt-out; population outputs only
     national_opt_out_file: str | None = None
-    #: sustained requests per second per client, and the burst above it
-    rate_limit_per_second: float = 20.0
-    rate_limit_burst: int = 60
+    #: sustained requests per second per client (one EPR integration serves a whole hospital), and the burst
+    #: above it; sized from the traffic model in docs/operations.md
+    rate_limit_per_second: Rate = 1000.0
+    rate_limit_burst: PositiveInt = 2000
+    #: per user (one clinician, whatever client they use): opening a record is a burst of ~20 requests
+    user_rate_limit_per_second: Rate = 5.0
+    user_rate_limit_burst: PositiveInt = 60
+    #: per address, for requests that fail authentication (a flood of bad tokens)
+    address_rate_limit_per_second: Rate = 10.0
+    address_rate_limit_burst: PositiveInt = 30
+    #: keep the buckets in the store, shared by every API process (false: each process limits on its own)
+    rate_limit_shared: bool = True
     #: longest query string accepted, in characters
     max_query_length: int = 4096
     #: most ``_include``/``_revinclude`` parameters, and most ``:iterate`` levels among them
@@ -181,6 +225,30 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Prometheus metrics, health and readiness endpoints of the API server.
+
+    ``port = 0`` serves ``path`` on the API's own port; another port is a second listener of the same server
+    (for a scraper on a management network). Scrapes are unauthenticated, so they are answered only for clients
+    in ``allow_networks`` (loopback by default); everyone else gets 403.
+    """
+
+    enabled: bool = True
+    path: Annotated[str, AfterValidator(_url_path)] = "/metrics"
+    port: Annotated[int, AfterValidator(_port_or_zero)] = 0
+    allow_networks: Annotated[StringList, AfterValidator(_networks)] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Ingest workers (``bcconnect run``) sharing one store."""
+
+    #: how long a worker's claim on an adapter lasts without renewal (renewed every third of it); a worker that
+    #: dies hands its adapters over after at most this long
+    lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
@@ -206,6 +274,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)

@@ -19,7 +19,7 @@ ENGINE_SRC = PROJECT_ROOT / "src" / "bcconnect"
 SANDBOX_SRC = PROJECT_ROOT / "sandbox" / "src" / "bcconnect_sandbox"
 
 #: packages every engine package may import: the error tree, configuration, logging, FHIR constants and rules
-BASE = frozenset({"errors", "config", "logging", "fhir", "bcconnect"})
+BASE = frozenset({"errors", "config", "logging", "metrics", "fhir", "bcconnect"})
 #: packages that are the outside world: they meet the engine only over the wire
 OUTSIDE_WORLD = frozenset({"sandbox", "conformance"})
 #: the few engine modules an outside-world package may share: shared vocabulary (code systems, the NHS number check),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,8 +56,17 @@ class _Files:
         return handle
 
 
-def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, object]:
-    """Write the world of ``settings`` (its starting snapshot) under ``out``; returns the manifest."""
+#: how often (in persons) generation reports progress
+PROGRESS_EVERY = 100
+
+
+def generate_to_directory(
+    settings: SandboxSettings, out: Path, *, progress: Callable[[int], None] | None = None
+) -> dict[str, object]:
+    """Write the world of ``settings`` (its starting snapshot) under ``out``; returns the manifest.
+
+    ``progress(persons_written)`` is called every :data:`PROGRESS_EVERY` persons and at the end.
+    """
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
@@ -96,6 +106,8 @@ def generate_to_directory(settings: SandboxSettings, out: Path) -> dict[str, obj
                 for k, record in enumerate(records):
                     owner = patients.get(record.patient_id)
                     _write(files, counts, trust, record, owner, tick0 + k, epoch)
+            if progress is not None and ((index + 1) % PROGRESS_EVERY == 0 or index + 1 == settings.persons):
+                progress(index + 1)
     manifest: dict[str, object] = {
         "persons": settings.persons,
         "seed": settings.seed,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import structlog
 
+from bcconnect import metrics
 from bcconnect.errors import CircuitOpen
 
 log = structlog.get_logger()
@@ -43,6 +44,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_in_flight = False
+        metrics.set_breaker_state(source, "closed")
         self._scopes: dict[str, CircuitBreaker] = {}
 
     def scoped(self, scope: str) -> CircuitBreaker:
@@ -77,6 +79,7 @@ class CircuitBreaker:
             return
         if state is BreakerState.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
+            metrics.set_breaker_state(self._source, "half_open")
             return
         assert self._opened_at is not None
         wait = max(0.0, self._reset - (self._clock() - self._opened_at))
@@ -89,6 +92,7 @@ class CircuitBreaker:
         """A call succeeded: close the breaker and forget past failures."""
         if self._opened_at is not None:
             log.info("breaker_closed", source=self._source)
+            metrics.set_breaker_state(self._source, "closed")
         self._failures = 0
         self._opened_at = None
         self._trial_in_flight = False
@@ -101,6 +105,7 @@ class CircuitBreaker:
         if reopen or (self._opened_at is None and self._failures >= self._threshold):
             self._opened_at = self._clock()
             log.warning("breaker_opened", source=self._source, failures=self._failures)
+            metrics.set_breaker_state(self._source, "open")
 
     def release_trial(self) -> None:
         """The trial call ended without a verdict (cancelled, or a client-side error): allow another."""

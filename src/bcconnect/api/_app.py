@@ -144,6 +144,10 @@ class FhirApp:
             try:
                 found = route(request.method, request.path)
                 interaction = found.interaction
+                # the operations layer wrapped around this app labels its request metrics with the interaction
+                observed = scope.get("bcconnect.observed")
+                if isinstance(observed, dict):
+                    observed["interaction"] = interaction
                 check_format(request.param("_format"), request.header("accept"))
             except RequestError as exc:
                 refusal = exc

@@ -140,6 +140,7 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
             patients=[f"Patient/{p}" for p in {*patients, *requested_patients(request, resource_type)}],
             remote_address=request.client,
             owner=request,
+            request_id=request.header("x-request-id"),
         )
 
     return authenticate, on_request_complete

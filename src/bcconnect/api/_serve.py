@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import uvicorn
 
-from bcconnect.api._app import AsgiApp, Authenticate, RequestCompleteHook, create_app, ignore_completion, open_access
+from bcconnect.api._app import (
+    AsgiApp,
+    Authenticate,
+    FhirApp,
+    RequestCompleteHook,
+    create_app,
+    ignore_completion,
+    open_access,
+)
 from bcconnect.config import Settings
 from bcconnect.view import View
 
@@ -20,8 +29,12 @@ def make_server(
     on_request_complete: RequestCompleteHook = ignore_completion,
     page_key: bytes | None = None,
     mounts: Mapping[str, AsgiApp] | None = None,
+    wrap: Callable[[FhirApp], Any] | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for the app on ``settings.api.host:port`` (not started)."""
+    """A uvicorn server for the app on ``settings.api.host:port`` (not started).
+
+    ``wrap`` puts an outer ASGI layer around the FHIR app (the operations layer: ids, metrics, probes).
+    """
     app = create_app(
         settings,
         view,
@@ -31,7 +44,7 @@ def make_server(
         mounts=mounts,
     )
     config = uvicorn.Config(
-        app,
+        wrap(app) if wrap is not None else app,
         host=settings.api.host,
         port=settings.api.port,
         lifespan="on",

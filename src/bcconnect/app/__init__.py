@@ -32,6 +32,7 @@ from bcconnect.app._app import (
 )
 from bcconnect.app._html import Markup, escape, html, join, tag, url
 from bcconnect.app._layout import NavItem, layout
+from bcconnect.app._ops import ops_pages
 from bcconnect.app._security import GatePageGuard
 from bcconnect.app._standard import standard_pages
 from bcconnect.app._widgets import Bar, Column, badge, bar_chart, expandable, facts, table
@@ -58,6 +59,7 @@ __all__ = [
     "html",
     "join",
     "layout",
+    "ops_pages",
     "standard_pages",
     "table",
     "tag",

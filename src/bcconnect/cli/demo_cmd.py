@@ -24,6 +24,9 @@ import orjson
 import tomlkit
 
 from bcconnect.cli.common import SubParsers, require_sandbox, settings_from, until_stopped
+from bcconnect.cli.ingest_cmd import sync_progress
+from bcconnect.cli.progress import Bars
+from bcconnect.cli.serve_cmd import listen, serve_api
 from bcconnect.config import AdapterConfig, SourceKind, load_adapters, load_settings
 from bcconnect.errors import UsageError
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
@@ -177,6 +180,8 @@ def _demo(args: argparse.Namespace) -> int:
     from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
     settings_from(args)  # logging set-up; the demo writes its own configuration below
+    # take the port before generating or syncing anything: a busy port is one sentence now, not a traceback later
+    listening = [] if args.no_serve else [listen("127.0.0.1", args.port)]
     adapters_dir = find_project_dir("adapters")
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -197,11 +202,13 @@ def _demo(args: argparse.Namespace) -> int:
             settings = load_settings(config_path, required=True)
             print(f"bcconnect demo: {args.persons} synthetic people across four trusts (seed {args.seed})")
             async with open_store(settings.store_url()) as store:
-                reports = await sync_adapters(configs, settings=settings, store=store, environ=environ)
+                with Bars("syncing") as bars:
+                    reports = await sync_adapters(
+                        configs, settings=settings, store=store, environ=environ, progress=sync_progress(bars)
+                    )
                 _print_sync(reports)
                 if args.no_serve:
                     return 0 if all(r.ok for r in reports) else 1
-                from bcconnect.cli.serve_cmd import serve_api
 
                 async def announce() -> None:
                     issuer = ensure_local_issuer(data_dir)
@@ -220,7 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
                     print("\nPress Ctrl-C to stop. A bearer token for the requests above (valid 1 hour):")
                     print(f"TOKEN={token}", flush=True)
 
-                await serve_api(settings, store=store, on_ready=announce)
+                await serve_api(settings, store=store, on_ready=announce, listening=listening)
         return 0
 
     outcome: list[int] = []
@@ -228,9 +235,13 @@ def _demo(args: argparse.Namespace) -> int:
     async def run() -> None:
         outcome.append(await go())
 
-    if anyio.run(until_stopped, run):
-        print("\nbcconnect demo: stopped", flush=True)
-        return 0
+    try:
+        if anyio.run(until_stopped, run):
+            print("\nbcconnect demo: stopped", flush=True)
+            return 0
+    finally:
+        for sock in listening:
+            sock.close()
     return outcome[0]
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import anyio
 import orjson
 
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, read_input_file, settings_from
+from bcconnect.cli.progress import Bars
 from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
@@ -116,9 +116,11 @@ def _adapters(settings: Settings, only: str | None = None) -> list[AdapterConfig
     directory = settings.resolve(settings.paths.adapters_dir)
     configs = [c for c in load_adapters(directory) if c.enabled] if directory.is_dir() else []
     if only is not None:
-        configs = [c for c in configs if c.name == only]
-        if not configs:
-            raise UsageError(f"no enabled adapter named {only!r} in {directory}")
+        chosen = [c for c in configs if c.name == only]
+        if not chosen:
+            known = ", ".join(c.name for c in configs) or "none"
+            raise UsageError(f"no enabled adapter named {only!r} in {directory} (configured: {known})")
+        configs = chosen
     if not configs:
         raise UsageError(f"no adapters configured in {directory}")
     return configs
@@ -141,23 +143,13 @@ def _print_report(report: SyncReport) -> None:
         print(f"{report.adapter}: {report.not_mapped_line}")
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise (the logs carry the events)."""
+def sync_progress(bars: Bars) -> Callable[[str, SyncReport], None]:
+    """The sync pipeline's per-page callback drawing each adapter's fetched count and rate."""
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.totals: dict[str, int] = {}
+    def progress(adapter: str, report: SyncReport) -> None:
+        bars.update(adapter, completed=report.fetched)
 
-    def __call__(self, adapter: str, report: SyncReport) -> None:
-        if not self.enabled:
-            return
-        self.totals[adapter] = report.fetched
-        line = "  ".join(f"{name}: {count}" for name, count in sorted(self.totals.items()))
-        print(f"\r\033[Ksyncing… {line}", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and self.totals:
-            print(file=sys.stderr)
+    return progress
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -165,12 +157,9 @@ def _sync(args: argparse.Namespace) -> int:
     configs = _adapters(settings, args.adapter)
 
     async def go() -> list[SyncReport]:
-        progress = _Progress()
-        async with open_store(settings.store_url()) as store:
-            try:
-                return await sync_adapters(configs, settings=settings, store=store, progress=progress)
-            finally:
-                progress.done()
+        with Bars("syncing") as bars:
+            async with open_store(settings.store_url()) as store:
+                return await sync_adapters(configs, settings=settings, store=store, progress=sync_progress(bars))
 
     reports = anyio.run(go)
     for report in reports:
@@ -289,15 +278,23 @@ def _remap(args: argparse.Namespace) -> int:
     async def go() -> int:
         failed = 0
         async with open_store(settings.store_url()) as store:
-            for config in configs:
-                mapping_set = load_mapping_set(mappings_dir / config.mapping_set)
-                report = await remap_adapter(resolve_adapter(config, settings), store=store, mapping_set=mapping_set)
-                print(
-                    f"{report.adapter}: remapped {report.records} landed records into"
-                    f" {report.resources_written} resources; {report.failed} failed;"
-                    f" {report.resolved} quarantined records resolved; {report.released} held resources released"
-                )
-                failed += report.failed
+            with Bars("remapping") as bars:
+                reports = [
+                    await remap_adapter(
+                        resolve_adapter(config, settings),
+                        store=store,
+                        mapping_set=load_mapping_set(mappings_dir / config.mapping_set),
+                        progress=lambda name, done: bars.update(name, completed=done),
+                    )
+                    for config in configs
+                ]
+        for report in reports:
+            print(
+                f"{report.adapter}: remapped {report.records} landed records into"
+                f" {report.resources_written} resources; {report.failed} failed;"
+                f" {report.resolved} quarantined records resolved; {report.released} held resources released"
+            )
+            failed += report.failed
         return 0 if failed == 0 else 1
 
     return anyio.run(go)
@@ -307,6 +304,8 @@ def _quarantine_list(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.limit < 0:
         raise UsageError("--limit must be 0 or more")
+    if args.adapter is not None:
+        _adapters(settings, args.adapter)  # an unknown name is an error, never an empty list
 
     async def go() -> None:
         filters = {"adapter": args.adapter, "include_resolved": args.all, "reason": args.reason}
@@ -404,7 +403,7 @@ def _quarantine_replay(args: argparse.Namespace) -> int:
     mappings_dir = settings.resolve(settings.paths.mappings_dir)
     if args.all:
         return _replay_everything(settings, mappings_dir, adapter=args.adapter, reason=args.reason)
-    payload = Path(args.payload_file).read_bytes() if args.payload_file else None
+    payload = read_input_file(args.payload_file, option="--payload-file") if args.payload_file else None
 
     async def go() -> int:
         async with open_store(settings.store_url()) as store:
@@ -461,14 +460,23 @@ def _quarantine_resolve(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; export writes one .ndjson file per type into a folder")
 
     async def go() -> dict[str, int]:
-        async with open_store(settings.store_url()) as store:
-            counts = await export_view_ndjson(View(store), out, with_store_meta=args.with_store_meta, raw=args.raw)
-            # an export reads every person's record: it is audited like any access
-            kind = "raw" if args.raw else "view"
-            await record_operator_action(store, action=f"export {kind}", detail=f"{sum(counts.values())} resources")
-            return counts
+        with Bars("exporting", unit="resources") as bars:
+            async with open_store(settings.store_url()) as store:
+                counts = await export_view_ndjson(
+                    View(store),
+                    out,
+                    with_store_meta=args.with_store_meta,
+                    raw=args.raw,
+                    progress=lambda rtype, done: bars.update(rtype, completed=done),
+                )
+                # an export reads every person's record: it is audited like any access
+                kind = "raw" if args.raw else "view"
+                await record_operator_action(store, action=f"export {kind}", detail=f"{sum(counts.values())} resources")
+                return counts
 
     counts = anyio.run(go)
     for resource_type, count in sorted(counts.items()):

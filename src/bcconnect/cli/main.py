@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the work failed, 2 a usage or configuration error (one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -98,7 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _output_closed()
+    try:
+        sys.stdout.flush()  # a closed pipe shows here when the output was buffered
+    except BrokenPipeError:
+        return _output_closed()
     return int(code or 0)
+
+
+def _output_closed() -> int:
+    """The reader of our output went away (``bcconnect status --json | head``): say so once, exit 2."""
+    # point stdout at /dev/null so the interpreter's final flush does not raise again at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    print("bcconnect: error: the output was closed before everything was written (broken pipe)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from bcconnect.cli.common import require_sandbox, until_stopped
+from bcconnect.cli.progress import Bars
 
 if TYPE_CHECKING:
     from bcconnect_sandbox import FaultSettings, SandboxSettings, World
@@ -47,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         default=DEFAULT_PORT_BASE,
         help=f"RL4 on this port, RXK +1, RNA +2 (default {DEFAULT_PORT_BASE}, as the adapters expect; 0: free)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default 127.0.0.1; 0.0.0.0 inside a container)"
     )
     serve.add_argument("--hl7-target", default=None, metavar="HOST:PORT", help="RBK sends MLLP here")
     serve.add_argument(
@@ -112,6 +116,7 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
         faults=faults or FaultSettings(),
         noise=noise,
         ports=ports,
+        host=getattr(args, "host", "127.0.0.1"),
     )
 
 
@@ -120,8 +125,16 @@ def _generate(args: argparse.Namespace) -> int:
     from bcconnect_sandbox.generate import generate_to_directory
 
     settings = _settings(args)
-    manifest = generate_to_directory(settings, args.out)
-    print(f"wrote {settings.persons:,} persons to {args.out} in {manifest['seconds']} s: {manifest['records']}")
+    with Bars("generating", unit="persons") as bars:
+        manifest = generate_to_directory(
+            settings, args.out, progress=lambda done: bars.update("population", completed=done, total=settings.persons)
+        )
+    records = manifest["records"]
+    assert isinstance(records, dict)
+    print(f"wrote {settings.persons:,} persons to {args.out} in {manifest['seconds']} s:")
+    for name, count in records.items():
+        print(f"  {name}: {count:,}")
+    print(f"  total: {sum(records.values()):,} records")
     return 0
 
 

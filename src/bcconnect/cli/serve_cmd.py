@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import anyio
 
-from bcconnect.api import make_server, security_hooks
-from bcconnect.app import GatePageGuard, PagesApp, standard_pages
+from bcconnect.api import FhirApp, make_server, security_hooks
+from bcconnect.app import GatePageGuard, PagesApp, ops_pages, standard_pages
 from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
+from bcconnect.ops import OpsApp, OpsService, readiness_checks, store_scrape
 from bcconnect.security import SecurityGate
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
@@ -34,6 +44,15 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="serve without authentication (development only; logged as a warning on every start)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API processes sharing the port (default 1); stateless, they share the store, rate limits and metrics",
+    )
+    # a worker started by `serve --workers N`: the listening sockets it inherits, as file descriptors
+    p.add_argument("--inherit-fds", default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_serve)
 
 
@@ -43,8 +62,12 @@ async def serve_api(
     store: Store,
     allow_no_auth: bool = False,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    listening: Sequence[socket.socket] = (),
 ) -> None:
-    """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts."""
+    """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts.
+
+    ``listening``: sockets bound beforehand by :func:`listen_all` (closed here on exit); bound here if empty.
+    """
     if settings.auth.mode is AuthMode.NONE and not allow_no_auth:
         raise UsageError("auth mode is 'none' in the configuration: start with --no-auth to confirm it")
     gate = SecurityGate.from_settings(settings, store, allow_no_auth=allow_no_auth)
@@ -59,30 +82,111 @@ async def serve_api(
         source_ods={a.name: a.ods_code for a in adapters},
         staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
     )
-    pages = PagesApp(standard_pages(view), guard=GatePageGuard(gate, prefix=PAGES_PREFIX), prefix=PAGES_PREFIX)
-    server = make_server(
-        settings, view=view, authenticate=authenticate, on_request_complete=on_complete, mounts={PAGES_PREFIX: pages}
+    checks = readiness_checks(store, keys_ready=gate.authenticator.keys_ready)
+    scrape = store_scrape(
+        store,
+        ods_codes={a.name: a.ods_code for a in adapters},
+        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
     )
-    async with anyio.create_task_group() as group:
 
-        async def run_server() -> None:
-            # shielded: a cancelled caller asks uvicorn to stop (should_exit) and it closes its sockets itself
-            with anyio.CancelScope(shield=True):
-                await server.serve()
-            group.cancel_scope.cancel()  # the server stopped on its own (a signal): nothing left to wait for
+    def wrap(app: FhirApp) -> OpsApp:
+        return OpsApp(app, metrics_settings=settings.metrics, checks=checks, scrape=scrape)
 
-        group.start_soon(run_server)
+    operations = OpsService(
+        store,
+        ods_codes={a.name: a.ods_code for a in adapters},
+        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+    )
+    pages = PagesApp(
+        [*standard_pages(view), *ops_pages(operations)],
+        guard=GatePageGuard(gate, prefix=PAGES_PREFIX),
+        prefix=PAGES_PREFIX,
+    )
+    server = make_server(
+        settings,
+        view=view,
+        authenticate=authenticate,
+        on_request_complete=on_complete,
+        mounts={PAGES_PREFIX: pages},
+        wrap=wrap,
+        page_key=page_signing_key(),
+    )
+    sockets = list(listening) if listening else listen_all(settings)
+    try:
+        async with anyio.create_task_group() as group:
+
+            async def run_server() -> None:
+                # shielded: a cancelled caller asks uvicorn to stop (should_exit) and it closes its sockets itself
+                with anyio.CancelScope(shield=True):
+                    await server.serve(sockets=sockets)
+                group.cancel_scope.cancel()  # the server stopped on its own (a signal): nothing left to wait for
+
+            group.start_soon(run_server)
+            try:
+                while not server.started:
+                    if server.should_exit:
+                        return
+                    await anyio.sleep(0.02)
+                log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
+                if on_ready is not None:
+                    await on_ready()
+                await anyio.sleep_forever()
+            finally:
+                server.should_exit = True
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+#: environment variable with the key (hex) page tokens are signed with; every API process behind one address
+#: must share it, or a next-page link made by one is refused by another
+PAGE_KEY_ENV = "BCCONNECT_PAGE_KEY"
+
+
+def page_signing_key() -> bytes | None:
+    """The shared page-token key from ``$BCCONNECT_PAGE_KEY`` (None: a random key for this process alone)."""
+    text = os.environ.get(PAGE_KEY_ENV)
+    if not text:
+        return None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"the environment variable {PAGE_KEY_ENV} must be hexadecimal") from None
+    if len(key) < 16:
+        raise UsageError(f"the environment variable {PAGE_KEY_ENV} must hold at least 16 bytes (32 hex digits)")
+    return key
+
+
+def listen_all(settings: Settings) -> list[socket.socket]:
+    """The server's listening sockets: the API port, and the metrics port when it has its own.
+
+    Bound before any work starts, so a busy port is one clear error up front (not after a sync).
+    With a metrics port, one server has two listeners: the ops layer answers /metrics only on the metrics
+    port, and FHIR only on the API's.
+    """
+    sockets = [listen(settings.api.host, settings.api.port)]
+    if settings.metrics.enabled and settings.metrics.port:
         try:
-            while not server.started:
-                if server.should_exit:
-                    return
-                await anyio.sleep(0.02)
-            log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
-            if on_ready is not None:
-                await on_ready()
-            await anyio.sleep_forever()
-        finally:
-            server.should_exit = True
+            sockets.append(listen(settings.api.host, settings.metrics.port))
+        except UsageError:
+            sockets[0].close()
+            raise
+    return sockets
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; UsageError (one sentence, exit 2) when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -100,7 +204,71 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"FHIR endpoint: {root}{settings.api.base_path}")
                 print(f"web pages: {root}{PAGES_PREFIX}/")
 
-            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce)
+            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce, listening=listening)
 
-    anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
+    if args.inherit_fds:
+        listening = [socket.socket(fileno=int(fd)) for fd in args.inherit_fds.split(",")]
+    else:
+        listening = listen_all(settings)  # a busy port is reported before anything else starts
+    try:
+        if args.workers > 1 and not args.inherit_fds:
+            return _supervise(args, listening)
+        anyio.run(until_stopped, go)  # returns when the server stops or SIGINT/SIGTERM arrives
+    finally:
+        for sock in listening:
+            sock.close()
+    return 0
+
+
+def _supervise(args: argparse.Namespace, listening: Sequence[socket.socket]) -> int:
+    """Run ``args.workers`` API processes on the sockets bound here; stop them all when one stops or on a signal.
+
+    Each worker is this command again (a fresh interpreter, so prometheus-client's multiprocess mode is on from
+    its first import), inheriting the listening sockets; the kernel spreads connections across them. Their
+    metrics files go to one folder, and /metrics in any worker sums them.
+    """
+    metrics_dir = tempfile.mkdtemp(prefix="bcconnect-metrics-")
+    fds = [sock.fileno() for sock in listening]
+    command = [sys.executable, "-m", "bcconnect.cli.main"]
+    for flag, value in (("--config", args.config), ("--log-level", args.log_level), ("--log-format", args.log_format)):
+        if value:
+            command += [flag, value]
+    command += ["serve", "--inherit-fds", ",".join(map(str, fds))]
+    command += [f"--host={args.host}"] if args.host else []
+    command += [f"--port={args.port}"] if args.port else []
+    command += ["--no-auth"] if args.no_auth else []
+    # the workers share one page-token key, so a next link made by one is honoured by every other
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env.setdefault(PAGE_KEY_ENV, secrets.token_hex(32))
+    workers = [subprocess.Popen(command, env=env, pass_fds=fds) for _ in range(args.workers)]  # noqa: S603
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.info("api_workers_started", workers=[w.pid for w in workers])
+    try:
+        while not stopping and all(w.poll() is None for w in workers):
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    failed = [w.returncode for w in workers if w.returncode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        log.error("api_worker_exited", codes=failed)
+        return 1
     return 0

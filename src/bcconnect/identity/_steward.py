@@ -87,6 +87,12 @@ def count_reviews(tx: Tx, *, status: str = "open") -> int:
     return int(row[0]) if row else 0
 
 
+def count_links(tx: Tx) -> dict[tuple[str, str], int]:
+    """How many current links there are, by (rule, state): what the identity metrics report."""
+    rows = tx.query("SELECT rule, state, COUNT(*) FROM identity_link GROUP BY rule, state")
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+
 def get_review(tx: Tx, review_id: str) -> ReviewItem:
     """One review item; ResourceNotFound when there is none with that id."""
     sql = f"SELECT {_REVIEW_COLUMNS} FROM identity_review WHERE review_id = ?"  # noqa: S608 - constant columns

@@ -1,4 +1,9 @@
-"""``bcconnect run``: every adapter on its schedule, and the HL7 v2 MLLP listeners, until cancelled."""
+"""``bcconnect run``: every adapter on its schedule, and the HL7 v2 MLLP listeners, until cancelled.
+
+Pull adapters are leased (``bcconnect.ingest._leases``): any number of workers may run against one PostgreSQL
+and each adapter is polled by one of them at a time. Push adapters (MLLP) are bound to their listening port
+instead: run them on one worker, or behind a load balancer that sends each feed to one.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from bcconnect.adapters import CircuitBreaker, MllpDelivery, Page, serve_mllp
 from bcconnect.config import AdapterConfig, Settings, SourceKind
 from bcconnect.errors import BcconnectError
 from bcconnect.hl7v2 import AckCode
+from bcconnect.ingest._leases import acquire_lease, release_lease, worker_identity
 from bcconnect.ingest._sync import process_page, resolve_adapter, sync_adapter
 from bcconnect.logging import get_logger
 from bcconnect.mapping import MappingSet, load_mapping_set
@@ -48,16 +54,48 @@ def mllp_sink(
 
 
 async def _poll_forever(
-    config: AdapterConfig, *, store: Store, mapping_set: MappingSet, environ: Mapping[str, str] | None
+    config: AdapterConfig,
+    *,
+    store: Store,
+    mapping_set: MappingSet,
+    environ: Mapping[str, str] | None,
+    owner: str,
+    lease_seconds: float,
 ) -> None:
     breaker = CircuitBreaker(
         source=config.name,
         failure_threshold=config.breaker.failure_threshold,
         reset_seconds=config.breaker.reset_seconds,
     )
-    while True:
-        await sync_adapter(config, store=store, mapping_set=mapping_set, environ=environ, breaker=breaker)
-        await anyio.sleep(config.schedule_seconds)
+    name = f"adapter:{config.name}"
+    take = partial(acquire_lease, name=name, owner=owner, ttl_seconds=lease_seconds)
+    try:
+        while True:
+            if not await store.write(take):
+                # another worker holds it; try again well within its lease time (it may die)
+                await anyio.sleep(lease_seconds / 3)
+                continue
+            log.info("lease_taken", adapter=config.name, worker=owner)
+            async with anyio.create_task_group() as group:
+
+                async def renew(scope: anyio.CancelScope = group.cancel_scope) -> None:
+                    while True:
+                        await anyio.sleep(lease_seconds / 3)
+                        if not await store.write(take):
+                            log.warning("lease_lost", adapter=config.name, worker=owner)
+                            scope.cancel()  # stop working on an adapter another worker now owns
+                            return
+
+                group.start_soon(renew)
+                while True:
+                    await sync_adapter(config, store=store, mapping_set=mapping_set, environ=environ, breaker=breaker)
+                    await anyio.sleep(config.schedule_seconds)
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await store.write(partial(release_lease, name=name, owner=owner))
+            except BcconnectError as exc:  # the store is gone: the lease simply expires
+                log.warning("lease_not_released", adapter=config.name, error=str(exc))
 
 
 async def run_daemon(
@@ -73,6 +111,8 @@ async def run_daemon(
     ``task_status.started()`` is reported once every listener is bound (use ``await group.start(...)``).
     """
     mappings_dir = settings.resolve(settings.paths.mappings_dir)
+    owner = worker_identity()
+    log.info("worker_started", worker=owner, lease_seconds=settings.ingest.lease_seconds)
     async with anyio.create_task_group() as group:
         for raw_config in configs:
             config = resolve_adapter(raw_config, settings)
@@ -85,5 +125,15 @@ async def run_daemon(
                 await group.start(partial(serve_mllp, config, mllp_sink(config, store=store, mapping_set=mapping_set)))
                 log.info("mllp_listening", adapter=config.name, port=config.hl7v2.listen_port)
             else:
-                group.start_soon(partial(_poll_forever, config, store=store, mapping_set=mapping_set, environ=environ))
+                group.start_soon(
+                    partial(
+                        _poll_forever,
+                        config,
+                        store=store,
+                        mapping_set=mapping_set,
+                        environ=environ,
+                        owner=owner,
+                        lease_seconds=settings.ingest.lease_seconds,
+                    )
+                )
         task_status.started()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -158,11 +159,18 @@ def _landed_chunk(tx: Tx, *, adapter: str, after: str) -> list[RawRecord]:
     ]
 
 
-async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: MappingSet) -> RemapReport:
+async def remap_adapter(
+    config: AdapterConfig,
+    *,
+    store: Store,
+    mapping_set: MappingSet,
+    progress: Callable[[str, int], None] | None = None,
+) -> RemapReport:
     """Re-apply the current mapping set to every landed record of ``config`` (no call to the trust).
 
     Records that now fail keep their previous resources; they are counted, not quarantined again. Records
     that map now resolve their open quarantine entries, and release resources held for their Patients.
+    ``progress(adapter, records_so_far)`` is called after each chunk (progress bars).
     """
     report = RemapReport(adapter=config.name)
     after = ""
@@ -186,3 +194,5 @@ async def remap_adapter(config: AdapterConfig, *, store: Store, mapping_set: Map
         report.resources_written += resources
         report.released += released
         report.resolved += resolved
+        if progress is not None:
+            progress(config.name, report.records)

@@ -106,6 +106,54 @@ def summarise(tx: Tx, adapter: str) -> RunSummary:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RunTotals:
+    """Everything the finished runs of one adapter did, summed (the store-wide counters of /metrics)."""
+
+    adapter: str
+    runs_ok: int
+    runs_failed: int
+    fetched: int
+    new: int
+    changed: int
+    unchanged: int
+    quarantined: int
+    deleted: int
+
+
+def run_totals(tx: Tx) -> list[RunTotals]:
+    """Per adapter, the sums over every finished run, whichever process ran it."""
+    rows = tx.query(
+        "SELECT adapter, SUM(CASE WHEN ok = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN ok = 1 THEN 0 ELSE 1 END),"
+        " SUM(fetched), SUM(new_records), SUM(changed), SUM(unchanged), SUM(quarantined), SUM(deleted)"
+        " FROM ingest_runs WHERE finished_at IS NOT NULL GROUP BY adapter ORDER BY adapter"
+    )
+    return [RunTotals(str(r[0]), *(int(v or 0) for v in r[1:])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRun:
+    """A sync run that did not end OK: when, how far it got, and why."""
+
+    run_id: str
+    adapter: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    fetched: int
+    error: str | None
+
+
+def recent_failed_runs(tx: Tx, *, limit: int = 20) -> list[FailedRun]:
+    """The latest finished runs that failed or were DEGRADED, newest first."""
+    rows = tx.query(
+        "SELECT run_id, adapter, started_at, finished_at, status, fetched, COALESCE(error, detail) FROM ingest_runs"
+        " WHERE finished_at IS NOT NULL AND (ok = 0 OR status <> 'OK') ORDER BY started_at DESC LIMIT ?",
+        (limit,),
+    )
+    return [FailedRun(str(r[0]), str(r[1]), str(r[2]), r[3], str(r[4] or "FAILED"), int(r[5] or 0), r[6]) for r in rows]
+
+
 def watermark_of(cursor: str | None) -> str | None:
     """The newest source timestamp a cursor records (JSON cursors of the FHIR kind), else the cursor itself.
 

@@ -16,8 +16,10 @@ from functools import partial
 
 import anyio
 import httpx
+import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from bcconnect import metrics
 from bcconnect.adapters import CircuitBreaker, FhirApiSource, Page, RawRecord, Source, open_source
 from bcconnect.config import AdapterConfig, Settings, SourceKind
 from bcconnect.errors import BcconnectError
@@ -107,9 +109,19 @@ async def _consume(
         async for page in receive:
             counts = await process_page(page, config=config, store=store, mapping_set=mapping_set)
             report.add(counts)
+            _count_page(config.name, counts)
             await source.acknowledge(page.cursor)
             if progress is not None:
                 progress(config.name, report)
+
+
+def _count_page(adapter: str, counts: PageCounts) -> None:
+    """Count a committed page in this process's metrics (live during the sync, unlike the run history)."""
+    metrics.INGEST_PAGES.labels(adapter=adapter).inc()
+    for outcome in ("new", "changed", "unchanged", "quarantined"):
+        value = getattr(counts, outcome)
+        if value:
+            metrics.INGEST_RECORDS.labels(adapter=adapter, outcome=outcome).inc(value)
 
 
 async def sync_adapter(
@@ -131,6 +143,8 @@ async def sync_adapter(
     report = SyncReport(adapter=config.name)
     started = time.perf_counter()
     run_id = await store.write(partial(_runs.start_run, adapter=config.name))
+    # every log line of this run, in this task and the tasks it starts, carries the run id
+    bound = structlog.contextvars.bind_contextvars(run_id=run_id, adapter=config.name)
     try:
         cursor = await store.read(partial(_commit.read_cursor, adapter=config.name))
         async with open_source(
@@ -168,8 +182,10 @@ async def sync_adapter(
         )
         with anyio.CancelScope(shield=True):
             await store.write(partial(_runs.finish_run, run_id=run_id, report=report))
+    metrics.INGEST_SYNCS.labels(adapter=config.name, result=report.status.lower()).inc()
     log_event = log.info if report.status == "OK" else log.warning
-    log_event("sync_finished", **report.as_dict())
+    log_event("sync_finished", **{k: v for k, v in report.as_dict().items() if k != "adapter"})
+    structlog.contextvars.reset_contextvars(**bound)
     return report
 
 

@@ -71,7 +71,7 @@ from bcconnect.security._objection import (
 )
 from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
-from bcconnect.security._ratelimit import RateLimiter
+from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
 from bcconnect.security._screen import (
     RESTRICTED_SEARCH_PARAMS,
@@ -107,6 +107,7 @@ __all__ = [
     "Interaction",
     "JwksCache",
     "KeySource",
+    "Limit",
     "LocalIssuer",
     "NationalOptOut",
     "Objection",
@@ -124,6 +125,7 @@ __all__ = [
     "SensitiveCodes",
     "SensitivityGrant",
     "SensitivityPolicy",
+    "SharedRateLimits",
     "TokenVerifier",
     "TrustedIssuer",
     "UrlKeySource",

@@ -26,6 +26,8 @@ RESTFUL_INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
 SECURITY_ROLE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
 AUDIT_SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
 AUDIT_ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#: IHE Basic Audit Log Patterns entity types (``XrequestId``: the request's correlation id)
+BALP_ENTITY_TYPE_SYSTEM = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
 PURPOSE_TEXT_SYSTEM = "https://bcconnect.nhs.uk/CodeSystem/purpose-of-use"
 
@@ -136,6 +138,14 @@ def build_audit_event(record: AuditRecord, *, event_id: str) -> dict[str, Any]:
             **({"description": record.resource_type} if record.resource_type else {}),
         }
     )
+    if record.request_id:
+        # IHE BALP: the transaction's X-Request-Id, so an audit entry joins up with the logs of its request
+        entities.append(
+            {
+                "what": {"identifier": {"value": record.request_id}},
+                "type": {"system": BALP_ENTITY_TYPE_SYSTEM, "code": "XrequestId", "display": "X-Request-Id"},
+            }
+        )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,

@@ -45,6 +45,11 @@ class Authenticator:
         """False only when authentication was switched off explicitly."""
         return self._verifier is not None
 
+    async def keys_ready(self) -> None:
+        """Raise ServiceUnavailable unless every trusted issuer's keys are loaded (nothing to load in no-auth)."""
+        if self._verifier is not None:
+            await self._verifier.ensure_keys()
+
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of a request with this ``Authorization`` header; NotAuthenticated (401) otherwise."""
         if self._verifier is None:

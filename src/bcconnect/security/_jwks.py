@@ -121,6 +121,20 @@ class JwksCache:
         candidates = [k for k in (*self._keys.values(), *self._anonymous) if k.algorithm_name in (algorithm, None)]
         return candidates[0] if len(candidates) == 1 else None
 
+    async def ensure_loaded(self) -> None:
+        """Fetch the key set if it was never fetched; ServiceUnavailable (503) when there is still none.
+
+        Readiness probes call this: a server whose issuer keys cannot be loaded cannot authenticate anyone.
+        """
+        async with self._lock:
+            now = self._clock()
+            if self._fetched_at is None and self._may_fetch(now):
+                await self._refresh(now)
+            if self._fetched_at is None:
+                raise ServiceUnavailable("the token issuer's key set is not available yet")
+            if not self._keys and not self._anonymous:
+                raise ServiceUnavailable("the token issuer's key set has no signing keys")
+
     async def key(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
         """The key that should verify a token with this header; NotAuthenticated when there is none.
 

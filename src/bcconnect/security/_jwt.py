@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from bcconnect.errors import NotAuthenticated
+from bcconnect.errors import NotAuthenticated, ServiceUnavailable
 from bcconnect.security._jwks import ALLOWED_ALGORITHMS, JwksCache
 
 #: the message of the 401 for a request with no credentials at all (RFC 6750: no error code then)
@@ -73,6 +73,14 @@ class TokenVerifier:
         self._issuers = {i.issuer: i for i in issuers}
         self._leeway = leeway_seconds
         self._clock = clock
+
+    async def ensure_keys(self) -> None:
+        """Load every trusted issuer's keys now (ServiceUnavailable naming the issuer when one cannot be)."""
+        for issuer in self._issuers.values():
+            try:
+                await issuer.keys.ensure_loaded()
+            except ServiceUnavailable as exc:
+                raise ServiceUnavailable(f"issuer {issuer.issuer}: {exc}") from exc
 
     async def verify(self, token: str) -> tuple[TrustedIssuer, dict[str, Any]]:
         """The issuer and claims of a token that passes every check; NotAuthenticated otherwise."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from bcconnect.config import Settings
+from bcconnect.config import SecuritySettings, Settings
 from bcconnect.errors import NotAuthenticated, RequestError
 from bcconnect.identity import is_person, person_of, person_patients
 from bcconnect.security._anchor import AuditAnchor
@@ -29,7 +29,7 @@ from bcconnect.security._limits import QueryLimits, check_query
 from bcconnect.security._notes import current_notes
 from bcconnect.security._optout import NationalOptOut
 from bcconnect.security._principal import Principal
-from bcconnect.security._ratelimit import RateLimiter
+from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
 from bcconnect.security._scopes import Interaction
 from bcconnect.store import Store, Tx
 
@@ -80,6 +80,15 @@ def with_persons(tx: Tx, patients: Iterable[str]) -> set[str]:
     return out
 
 
+def rate_limits_from(settings: SecuritySettings) -> dict[str, Limit]:
+    """The per-user, per-client and per-address limits ``[security]`` configures."""
+    return {
+        "user": Limit(settings.user_rate_limit_per_second, settings.user_rate_limit_burst),
+        "client": Limit(settings.rate_limit_per_second, settings.rate_limit_burst),
+        "address": Limit(settings.address_rate_limit_per_second, settings.address_rate_limit_burst),
+    }
+
+
 class SecurityGate:
     """Authentication, limits, authorisation and audit for the FHIR endpoint (one per app, built at start-up)."""
 
@@ -90,6 +99,7 @@ class SecurityGate:
         authenticator: Authenticator,
         limiter: RateLimiter,
         limits: QueryLimits,
+        rate_limits: SharedRateLimits | None = None,
         policy: SensitivityPolicy,
         opt_out: NationalOptOut,
         request_timeout_seconds: float = 30.0,
@@ -103,6 +113,8 @@ class SecurityGate:
         self.store = store
         self.authenticator = authenticator
         self.limiter = limiter
+        #: per-user, per-client and per-address buckets in the store; None: ``limiter`` alone, in memory
+        self.rate_limits = rate_limits
         self.limits = limits
         self.policy = policy
         self.opt_out = opt_out
@@ -118,6 +130,7 @@ class SecurityGate:
             store=store,
             authenticator=build_authenticator(settings.auth, root=settings.root, allow_no_auth=allow_no_auth),
             limiter=RateLimiter(rate=sec.rate_limit_per_second, burst=sec.rate_limit_burst),
+            rate_limits=SharedRateLimits(store, rate_limits_from(sec)) if sec.rate_limit_shared else None,
             limits=QueryLimits.from_settings(sec, max_count=settings.api.max_count),
             policy=SensitivityPolicy.from_settings(sec),
             opt_out=NationalOptOut.load(settings.resolve(opt_out_file) if opt_out_file else None),
@@ -135,12 +148,24 @@ class SecurityGate:
             principal = await self.authenticator.authenticate(authorization)
         except NotAuthenticated:
             # unauthenticated floods are limited per address, so they cannot starve anyone else
-            self.limiter.check(f"addr:{remote_address or 'unknown'}")
+            if self.rate_limits is not None:
+                await self.rate_limits.check("address", remote_address or "unknown")
+            else:
+                self.limiter.check(f"addr:{remote_address or 'unknown'}")
             raise
         notes = current_notes()
         if notes is not None:
             notes.principal = principal
-        self.limiter.check(f"client:{principal.client_id or principal.user}")
+        if self.rate_limits is not None and principal.issuer == "none":
+            # authentication is off (development): nobody is a user, so each address gets a client's allowance
+            await self.rate_limits.check("client", f"unauthenticated@{remote_address or 'unknown'}")
+        elif self.rate_limits is not None:
+            # a user is limited whatever client they use; a client (a whole EPR) has its own, larger allowance
+            await self.rate_limits.check("user", principal.user or "anonymous")
+            if principal.client_id:
+                await self.rate_limits.check("client", principal.client_id)
+        else:
+            self.limiter.check(f"client:{principal.client_id or principal.user}")
         return principal
 
     def admit_request(
@@ -179,6 +204,7 @@ class SecurityGate:
         remote_address: str | None = None,
         detail: str | None = None,
         owner: object | None = None,
+        request_id: str | None = None,
     ) -> str:
         """Write this request's AuditEvent durably; returns its id. Call it for every request, refused or not.
 
@@ -215,6 +241,7 @@ class SecurityGate:
             remote_address=remote_address,
             patients=tuple(sorted(set(patients))),
             detail=detail,
+            request_id=request_id,
         )
         event_id = str(uuid.uuid4())
 

@@ -73,7 +73,7 @@ from bcconnect.store._search import (
     search,
     visible_versions,
 )
-from bcconnect.store._store import Store, open_store
+from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
 
@@ -82,6 +82,7 @@ __all__ = [
     "EverythingQuery",
     "LandedRecord",
     "MigrationStatus",
+    "PoolStats",
     "QuarantineEntry",
     "QuarantineGroup",
     "QuarantineRecord",
@@ -105,6 +106,7 @@ __all__ = [
     "current_ids_with_token",
     "current_t",
     "cursor_updated_at",
+    "database_size_bytes",
     "delete_resource",
     "drop_aliases",
     "everything",

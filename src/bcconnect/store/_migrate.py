@@ -77,6 +77,17 @@ def _applied(tx: Tx) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in tx.query("SELECT version, applied_at FROM schema_migrations")}
 
 
+def applied_versions(tx: Tx) -> set[int]:
+    """The migration numbers this database has applied (none when it was never migrated)."""
+    if tx.dialect == "postgresql":
+        exists = tx.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    else:
+        exists = tx.query_one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    if not exists or not exists[0]:
+        return set()
+    return set(_applied(tx))
+
+
 def apply_one(tx: ScriptTx, migration: Migration) -> bool:
     """Apply ``migration`` in this transaction unless already applied; True when it ran."""
     if tx.dialect == "postgresql":

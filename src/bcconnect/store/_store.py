@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
@@ -16,11 +17,12 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import anyio.to_thread
 
-from bcconnect.errors import ConfigError
+from bcconnect.errors import ConfigError, StoreError
 from bcconnect.store._migrate import (
     Migration,
     MigrationStatus,
     ScriptTx,
+    applied_versions,
     apply_one,
     available_migrations,
     migration_status,
@@ -70,6 +72,42 @@ class Store:
                 applied.append(migration.number)
         return applied
 
+    async def read_within(self, fn: Callable[[Tx], T], *, within_seconds: float) -> T:
+        """:meth:`read`, but StoreError after ``within_seconds`` (for probes and scrapes).
+
+        The worker thread is abandoned on timeout, so a database that stopped answering cannot hang a readiness
+        probe or a metrics scrape for the pool's whole connect timeout.
+        """
+        try:
+            with anyio.fail_after(within_seconds):
+                return await anyio.to_thread.run_sync(
+                    self._backend.run_read, fn, limiter=self._read_limiter, abandon_on_cancel=True
+                )
+        except TimeoutError as exc:
+            raise StoreError(f"the store did not answer within {within_seconds:g} s") from exc
+
+    async def ping(self, *, within_seconds: float = 2.0) -> None:
+        """Check the database answers a trivial read within ``within_seconds``; StoreError if not."""
+        await self.read_within(_select_one, within_seconds=within_seconds)
+
+    async def pending_migrations(self, *, within_seconds: float = 2.0) -> list[int]:
+        """Numbers of the migrations this code knows that the database has not applied (read-only)."""
+        applied = await self.read_within(applied_versions, within_seconds=within_seconds)
+        return [m.number for m in available_migrations(self.dialect) if m.number not in applied]
+
+    async def size_bytes(self) -> int:
+        """The database's size on disk (PostgreSQL: the database; SQLite: the main file's pages)."""
+        return await self.read(database_size_bytes)
+
+    def pool_stats(self) -> PoolStats:
+        """Connection use now: reads and writes in flight against their limits."""
+        return PoolStats(
+            reads_in_use=int(self._read_limiter.borrowed_tokens),
+            reads_max=int(self._read_limiter.total_tokens),
+            writes_in_use=int(self._write_limiter.borrowed_tokens),
+            writes_max=int(self._write_limiter.total_tokens),
+        )
+
     async def migration_status(self) -> list[MigrationStatus]:
         """Every known migration and when it was applied."""
         return await self.write(migration_status)
@@ -77,6 +115,29 @@ class Store:
     def close(self) -> None:
         """Close the connections (``open_store`` does this on exit)."""
         self._backend.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """How many store reads and writes run now, and how many may run at once."""
+
+    reads_in_use: int
+    reads_max: int
+    writes_in_use: int
+    writes_max: int
+
+
+def _select_one(tx: Tx) -> None:
+    tx.query_one("SELECT 1")
+
+
+def database_size_bytes(tx: Tx) -> int:
+    """The database's size on disk in bytes."""
+    if tx.dialect == "postgresql":
+        row = tx.query_one("SELECT pg_database_size(current_database())")
+    else:
+        row = tx.query_one("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _apply(migration: Migration, tx: Tx) -> bool:

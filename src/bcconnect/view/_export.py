@@ -3,6 +3,7 @@ records, as NDJSON in the store's canonical form (sorted keys, id order) so two 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -12,11 +13,17 @@ from bcconnect.view._view import View
 
 
 async def export_view_ndjson(
-    view: View, out: Path, *, with_store_meta: bool = False, raw: bool = False
+    view: View,
+    out: Path,
+    *,
+    with_store_meta: bool = False,
+    raw: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
     """Write ``<Type>.ndjson`` per resource type (resources in id order); returns counts per type.
 
-    The view as served (default), or with ``raw`` the source records as stored.
+    The view as served (default), or with ``raw`` the source records as stored. ``progress(type, written)``
+    is called after each batch (progress bars).
     """
     await anyio.Path(out).mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -35,4 +42,6 @@ async def export_view_ndjson(
                 await handle.write(b"".join(line + b"\n" for line in lines))
                 counts[resource_type] = counts.get(resource_type, 0) + len(lines)
                 after = batch[-1].id
+                if progress is not None:
+                    progress(resource_type, counts[resource_type])
     return counts

@@ -75,7 +75,7 @@ async def test_n_requests_give_n_audit_events_refused_ones_included(store: Store
 
 async def test_unauthenticated_floods_are_rate_limited_by_address(store: Store, tmp_path: Path) -> None:
     """After the burst, bad tokens from one address get 429 rather than 401; other callers are unaffected."""
-    gate, issuer = gate_for(store, tmp_path, rate_limit_burst=2, rate_limit_per_second=0.001)
+    gate, issuer = gate_for(store, tmp_path, address_rate_limit_burst=2, address_rate_limit_per_second=0.001)
     for _ in range(2):
         with pytest.raises(NotAuthenticated):
             await gate.authenticate(None, remote_address="10.0.0.9")

@@ -1,0 +1,177 @@
+"""Ingest workers sharing one PostgreSQL: one owner per adapter at a time, and a survivor takes over from a
+worker killed with SIGKILL mid-sync — the store it leaves equals a clean run's."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from bcconnect.cli.demo_cmd import write_demo_config
+from bcconnect.config import FetchSettings
+from bcconnect.ingest import acquire_lease, list_leases, release_lease, sync_adapter
+from bcconnect.mapping import load_mapping_set
+from bcconnect.store import Store, open_store
+from bcconnect.view import View, export_view_ndjson
+from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from support.sandbox_world import world_adapters
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.anyio
+
+MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
+
+
+async def test_one_owner_at_a_time_and_an_expired_lease_moves(store_url: str) -> None:
+    """A holds the lease; B is refused while it lives; once it expires B takes it; A's renewal then fails."""
+    async with open_store(store_url) as store:
+
+        async def take(owner: str, now: float, ttl: float = 30.0) -> bool:
+            return await store.write(lambda tx: acquire_lease(tx, "adapter:rl4", owner=owner, ttl_seconds=ttl, now=now))
+
+        assert await take("A", now=1000)
+        assert not await take("B", now=1010)
+        assert await take("A", now=1020)  # renewal pushes the expiry on
+        assert not await take("B", now=1045)
+        assert await take("B", now=1051)  # A stopped renewing at 1020: expired at 1050
+        assert not await take("A", now=1052)
+        leases = await store.read(list_leases)
+        assert [(lease.owner, lease.taken_at) for lease in leases] == [("B", 1051)]
+        await store.write(lambda tx: release_lease(tx, "adapter:rl4", owner="B"))
+        assert await take("A", now=1053)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema (the workers are separate processes, so this cannot be SQLite in memory)."""
+    base = os.environ.get("BCCONNECT_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail("BCCONNECT_TEST_POSTGRES_URL is not set: CI must test PostgreSQL")
+        pytest.skip("BCCONNECT_TEST_POSTGRES_URL is not set (scripts/test-postgres start prints one)")
+    import psycopg
+
+    schemas = []
+
+    def make() -> str:
+        schema = f"t_{secrets.token_hex(6)}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        sep = "&" if "?" in base else "?"
+        return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+    yield make()
+    with psycopg.connect(base, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def _wait_for(condition, what: str, *, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await anyio.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.ndjson"))}
+
+
+async def _export(store: Store, out: Path) -> dict[str, bytes]:
+    await export_view_ndjson(View(store), out)
+    return await anyio.to_thread.run_sync(_files, out)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_a_survivor_takes_over_from_a_killed_worker_and_the_store_equals_a_clean_run(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two ``bcconnect run`` workers; the one holding RL4 is SIGKILLed mid-sync; the other takes RL4 over after
+    the lease expires and finishes; the export equals that of one clean sync of the same source."""
+    faults = FaultSettings(latency_ms=40)  # slow pages, so the kill lands mid-sync
+    settings = SandboxSettings(persons=120, seed=11, trusts=("RL4",), faults=faults)
+    async with running_sandboxes(settings) as world:
+        configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")
+        configs = [replace(c, fetch=FetchSettings(page_size=20), schedule_seconds=3600) for c in configs]
+        config_path = write_demo_config(tmp_path / "deploy", port=free_port(), configs=configs, environ=environ)
+        env = {
+            **os.environ,
+            **environ,
+            "BCCONNECT_STORE_URL": pg_url,
+            "BCCONNECT_INGEST_LEASE_SECONDS": "3",
+            "BCCONNECT_LOG_FORMAT": "json",
+        }
+        async with open_store(pg_url) as store:
+            workers = [
+                subprocess.Popen(  # noqa: ASYNC220 - long-lived workers, watched below
+                    [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config_path), "run"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(2)
+            ]
+            try:
+
+                async def holder_has_committed() -> bool:
+                    leases = await store.read(list_leases)
+                    cursor = await store.read(lambda tx: tx.query_one("SELECT COUNT(*) FROM cursors"))
+                    return bool(leases) and bool(cursor and cursor[0])
+
+                await _wait_for(holder_has_committed, "the first worker to commit a page")
+                holder = (await store.read(list_leases))[0].owner
+                victim = next(w for w in workers if f":{w.pid}:" in holder)
+                survivor = next(w for w in workers if w is not victim)
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(timeout=10)
+                killed_at = time.time()
+
+                async def survivor_finished() -> bool:
+                    leases = await store.read(list_leases)
+                    done = await store.read(
+                        lambda tx: tx.query_one(
+                            "SELECT COUNT(*) FROM ingest_runs WHERE ok = 1 AND finished_at IS NOT NULL"
+                        )
+                    )
+                    return bool(leases and f":{survivor.pid}:" in leases[0].owner and done and done[0])
+
+                await _wait_for(survivor_finished, "the survivor to take the lease and finish a sync", seconds=120)
+                taken = (await store.read(list_leases))[0]
+                assert taken.taken_at >= killed_at - 0.5  # taken over after the kill, not before
+                assert survivor.poll() is None
+            finally:
+                for worker in workers:
+                    if worker.poll() is None:
+                        worker.send_signal(signal.SIGKILL)
+                        worker.wait(timeout=10)
+            after_failover = await _export(store, tmp_path / "failover")
+
+        # the clean run: one sync of the same source into a fresh store (SQLite: the export must not depend on
+        # the backend either)
+        async with open_store(f"sqlite:///{tmp_path / 'clean.db'}") as clean:
+            rl4 = configs[0]
+            report = await sync_adapter(
+                rl4, store=clean, mapping_set=load_mapping_set(MAPPINGS / rl4.mapping_set), environ=environ
+            )
+            assert report.ok
+            clean_export = await _export(clean, tmp_path / "clean")
+    assert after_failover.keys() == clean_export.keys()
+    assert sum(len(v) for v in clean_export.values()) > 0
+    for name in clean_export:
+        assert after_failover[name] == clean_export[name], name
