@@ -177,6 +177,10 @@ async def secured(
 ) -> AsyncIterator[Endpoint]:
     """The app with the security hooks over :func:`world` (the objector registered when present)."""
     chosen = set(parts)
+    # attack-style tests send thousands of requests as one user: the per-user allowance is the rate-limit tests'
+    # business, so it is out of the way unless a test sets it
+    security.setdefault("user_rate_limit_per_second", 1_000_000.0)
+    security.setdefault("user_rate_limit_burst", 1_000_000)
     issuer = ensure_local_issuer(data_dir)
     settings = Settings(
         auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)), security=SecuritySettings(**security), root=data_dir

@@ -41,6 +41,8 @@ issuers = [{{ issuer = "{issuer.issuer}", audience = "{issuer.audience}", jwks_f
 [security]
 rate_limit_per_second = 10000
 rate_limit_burst = 10000
+user_rate_limit_per_second = 10000
+user_rate_limit_burst = 10000
 """,
         encoding="utf-8",
     )

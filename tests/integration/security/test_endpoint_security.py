@@ -117,6 +117,9 @@ class Endpoint:
 @asynccontextmanager
 async def secured_endpoint(store_url: str, data_dir: Path, **security: Any) -> AsyncIterator[Endpoint]:
     """The app with the security hooks, over a store seeded with :func:`seed_record`."""
+    # the per-user allowance is out of the way unless a test sets it (the rate-limit tests do)
+    security.setdefault("user_rate_limit_per_second", 1_000_000.0)
+    security.setdefault("user_rate_limit_burst", 1_000_000)
     issuer = ensure_local_issuer(data_dir)
     settings = Settings(
         auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
