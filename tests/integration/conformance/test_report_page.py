@@ -50,7 +50,7 @@ async def test_the_html_report_reads_right_in_a_browser(fhir_target: FhirTarget,
             assert await first.get_attribute("open") is not None  # failures open, passes folded
             assert await checks.nth(1).get_attribute("open") is None
             text = await first.inner_text()
-            assert "answered HTTP 404" in text
+            assert "Why: " in text  # the reason the check failed, in words
             assert "GET http://127.0.0.1" in text
             assert ".well-known/smart-configuration" in text
             link = first.locator("a")
