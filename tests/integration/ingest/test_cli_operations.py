@@ -79,7 +79,8 @@ def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, 
     assert listing.stdout.startswith(f"{depth} open quarantined records: rbk {depth}\n"), listing.stdout
     groups = listing.stdout.split("group(s) by reason:\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert sum(int(line.split()[0]) for line in groups) == depth  # the groups add up to the total
-    assert all(line.split()[3] == "parse" for line in groups)
+    # a broken separator fails parsing, or (in a segment a message type can do without) leaves a key empty
+    assert all(line.split()[3] in ("parse", "mapping") for line in groups)
     records = listing.stdout.split("more):\n", 1)[1].splitlines()[1:]
     ids = [int(line.split()[0]) for line in records if line.strip()]
     assert len(ids) == depth
@@ -91,9 +92,16 @@ def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, 
     assert "give one quarantined record id, or --all" in misuse.stderr
     assert "Traceback" not in misuse.stderr
 
-    shown = _cli(deployment, "quarantine", "show", str(ids[0]))
-    assert shown.returncode == 0
-    assert "reason:    parse" in shown.stdout
+    parse_failures = sum(int(line.split()[0]) for line in groups if line.split()[3] == "parse")
+    assert parse_failures > 0
+    # the operator opens records until one that failed parsing (that repair is what this loop shows)
+    for record_id in list(ids):
+        shown = _cli(deployment, "quarantine", "show", str(record_id))
+        assert shown.returncode == 0
+        if "reason:    parse" in shown.stdout:
+            ids.remove(record_id)
+            ids.insert(0, record_id)
+            break
     payload = shown.stdout.split("payload:\n", 1)[1].rstrip("\n")
     segments = payload.replace("\n", "\r").split("\r")
     repaired = "\r".join(s if len(s) < 4 or s[3] == "|" else f"{s[:3]}|{s[3:]}" for s in segments)
@@ -109,7 +117,8 @@ def test_an_engineer_syncs_inspects_repairs_and_replays(deployment: tuple[Path, 
     # the rest are broken the same way: replaying them all with unchanged mappings resolves none
     again = _cli(deployment, "quarantine", "replay", "--all", "--adapter", "rbk", "--reason", "parse")
     assert again.returncode == 1
-    assert f"replayed {len(ids) - 1} quarantined records: 0 resolved, {len(ids) - 1} still failing" in again.stdout
+    rest = parse_failures - 1
+    assert f"replayed {rest} quarantined records: 0 resolved, {rest} still failing" in again.stdout
     for other in ids[1:]:
         assert _cli(deployment, "quarantine", "resolve", str(other)).returncode == 0
     assert _cli(deployment, "quarantine", "list").stdout.startswith("0 open quarantined records\n")
