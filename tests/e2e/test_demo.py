@@ -64,6 +64,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
             "demo",
             "--persons",
             "120",
+            "--density",
+            "0",
             "--port",
             str(port),
             "--data-dir",
