@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar, get_args, get_type_hints
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, TypeAdapter
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from bcconnect.errors import ConfigError
@@ -249,6 +249,16 @@ class IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CohortSettings:
+    """Population cohorts: their definitions and how often ``bcconnect run`` recomputes them."""
+
+    #: a TOML file of cohort definitions replacing the packaged ones (docs/cohorts.md); empty: the packaged set
+    definitions: str = ""
+    #: minutes between recomputations in ``bcconnect run`` (0: only on demand)
+    recompute_minutes: Annotated[int, Field(ge=0)] = 60
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
@@ -276,6 +286,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    cohorts: CohortSettings = field(default_factory=CohortSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)
