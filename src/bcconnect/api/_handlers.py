@@ -21,10 +21,18 @@ from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest
-from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
-from bcconnect.store import StoredResource
 from bcconnect.triage import Triage
-from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
+from bcconnect.view import (
+    FRESHNESS_HEADER,
+    TRANSPORT_PARAMS,
+    AccessContext,
+    StoredResource,
+    Summary,
+    View,
+    freshness_extension,
+    freshness_header,
+    parse_non_negative,
+)
 
 #: query parameters carried from a request into its page links
 _CARRIED = ("_format", "_pretty")
