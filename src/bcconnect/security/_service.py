@@ -2,8 +2,9 @@
 
 ``admit`` authenticates (401), rate-limits (429), checks the query against the limits (400) and authorises the
 interaction (403), in that order, and returns an :class:`Admission`. ``record`` writes the AuditEvent for the
-request, whatever its outcome, in its own write transaction, and returns only once it is committed, so the API
-sends no response that is not already audited.
+request, whatever its outcome, by group commit (one transaction for the events of the requests that finish
+together, see ``_audit_writer``), and returns only once it is committed, so the API sends no response that is
+not already audited.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -22,7 +24,8 @@ from bcconnect.errors import NotAuthenticated, RequestError
 from bcconnect.identity import is_person, person_of, person_patients
 from bcconnect.security._anchor import AuditAnchor
 from bcconnect.security._audit import AuditRecord, build_audit_event
-from bcconnect.security._audit_store import AuditEntry, append_audit_event
+from bcconnect.security._audit_store import append_audit_event
+from bcconnect.security._audit_writer import AuditWriter
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
@@ -120,6 +123,7 @@ class SecurityGate:
         self.opt_out = opt_out
         self.request_timeout_seconds = request_timeout_seconds
         self._now = now
+        self.audit_writer = AuditWriter(store)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, allow_no_auth: bool = False) -> SecurityGate:
@@ -245,12 +249,13 @@ class SecurityGate:
         )
         event_id = str(uuid.uuid4())
 
-        def write(tx: Tx) -> AuditEntry:
+        def build(tx: Tx) -> tuple[dict[str, Any], tuple[str, ...]]:
             # named by person as well as by record, so "who looked at this person" finds every event
             named = replace(record, patients=tuple(sorted(with_persons(tx, record.patients))))
-            return append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
+            return build_audit_event(named, event_id=event_id), named.patients
 
-        entry = await self.store.write(write)
+        # group commit: this request's event shares one transaction with those of concurrent requests
+        entry = await self.audit_writer.append(build)
         if self.anchor is not None and entry.seq % self.checkpoint_every == 0:
             # committed first: a checkpoint never names an event that could still roll back
             await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)
