@@ -69,6 +69,8 @@ def alias_members(tx: Tx, res_type: str, canonical: Iterable[str]) -> dict[str, 
         # sorted here, not by ORDER BY: with it SQLite walks the primary key (every row shares res_type) instead
         # of the (res_type, canonical_id) index, a full scan per call (30 ms against 0.05 ms at 5,000 rows)
         rows = tx.query(
+            # no ORDER BY: sorting by member_id lets SQLite walk the primary key (every alias of the type)
+            # instead of the canonical_id index; the few members of each person are sorted here
             "SELECT canonical_id, member_id FROM reference_alias"  # noqa: S608 - '?' marks only
             f" WHERE res_type = ? AND canonical_id IN ({','.join('?' * len(chunk))})",
             (res_type, *chunk),
