@@ -69,8 +69,7 @@ def append_audit_events(tx: Tx, events: Sequence[tuple[dict[str, Any], Iterable[
     if not events:
         return []
     # the UPDATE comes first: it takes the lock that makes concurrent appends wait their turn
-    tx.execute("UPDATE audit_chain_head SET seq = seq + ? WHERE id = 1", (len(events),))
-    row = tx.query_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+    row = tx.query_one("UPDATE audit_chain_head SET seq = seq + ? WHERE id = 1 RETURNING seq, hash", (len(events),))
     if row is None:
         raise StoreError("the audit chain head row is missing (migration 0200 not applied)")
     seq, prev_hash = int(row[0]) - len(events), str(row[1])

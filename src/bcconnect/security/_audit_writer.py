@@ -42,8 +42,12 @@ class PendingEvent:
 class AuditWriter:
     """Appends AuditEvents by group commit (see the module docstring); one per API process."""
 
-    def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, store: Store, *, max_batch: int = MAX_BATCH, before_batch: Callable[[Tx], None] | None = None
+    ) -> None:
         self._store = store
+        #: run once per batch, in its transaction, before the events are built (e.g. to check a cache)
+        self._before_batch = before_batch
         self._max_batch = max(1, max_batch)
         self._pending: list[PendingEvent] = []
         self._flushing = False
@@ -72,6 +76,8 @@ class AuditWriter:
         try:
 
             def write(tx: Tx) -> list[AuditEntry]:
+                if self._before_batch is not None:
+                    self._before_batch(tx)
                 return append_audit_events(tx, [item.build(tx) for item in batch])
 
             try:
