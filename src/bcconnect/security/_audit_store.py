@@ -106,23 +106,38 @@ class ChainReport:
     problem: str | None = None
 
 
+def audit_chain_base(tx: Tx) -> AuditEntry:
+    """Where the stored chain starts: the last event pruned by retention (seq 0 and the genesis hash if none)."""
+    row = tx.query_one("SELECT seq, hash FROM audit_chain_base WHERE id = 1")
+    return AuditEntry(int(row[0]), str(row[1])) if row else AuditEntry(0, GENESIS_HASH)
+
+
 def verify_audit_chain(tx: Tx, checkpoints: Sequence[Checkpoint] = ()) -> ChainReport:
     """Recompute every link; report the first sequence number where the chain is broken.
 
     ``checkpoints`` (signed, kept outside the database) catch what a self-consistent chain cannot: truncation
-    (a checkpointed event is gone) and re-hashing (a checkpointed event has another hash).
+    (a checkpointed event is gone) and re-hashing (a checkpointed event has another hash). When retention has
+    pruned the oldest events, the chain starts after its base, which a valid signed checkpoint must name
+    (else events were removed by someone other than ``audit prune``); checkpoints before it name exported
+    events and are checked against the export, not here.
     """
-    anchored = {c.seq for c in checkpoints}
+    base = audit_chain_base(tx)
+    if base.seq and not any(c.valid and (c.seq, c.hash) == (base.seq, base.hash) for c in checkpoints):
+        return ChainReport(
+            False, 0, None, f"the trail starts after event {base.seq}, but no signed checkpoint names that event"
+        )
+    later = [c for c in checkpoints if not c.valid or c.seq > base.seq]
+    anchored = {c.seq for c in later}
     seen_at: dict[int, str] = {}
-    report = _walk_chain(tx, anchored, seen_at)
-    problem = check_against_anchors(seen_at, report.events, checkpoints)
+    report = _walk_chain(tx, anchored, seen_at, base)
+    problem = check_against_anchors(seen_at, base.seq + report.events, later)
     if problem is not None and (report.ok or report.first_bad_seq is None):
         return ChainReport(False, report.events, None, problem)
     return report
 
 
-def _walk_chain(tx: Tx, anchored: set[int], seen_at: dict[int, str]) -> ChainReport:
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+def _walk_chain(tx: Tx, anchored: set[int], seen_at: dict[int, str], base: AuditEntry) -> ChainReport:
+    expected_seq, prev_hash, count = base.seq + 1, base.hash, 0
     while True:
         rows = tx.query(
             "SELECT seq, prev_hash, hash, body, body_z FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT ?",
@@ -148,8 +163,8 @@ def _walk_chain(tx: Tx, anchored: set[int], seen_at: dict[int, str]) -> ChainRep
     head = tx.query_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
     if head is None:
         return ChainReport(False, count, None, "the chain head is missing")
-    if int(head[0]) != count or head[1] != prev_hash:
-        return ChainReport(False, count, count + 1, "events after the last stored one are missing")
+    if int(head[0]) != base.seq + count or head[1] != prev_hash:
+        return ChainReport(False, count, base.seq + count + 1, "events after the last stored one are missing")
     # an event stored beyond a gap would not be reached above; a stray row is tampering too
     stray = tx.query_one("SELECT COUNT(*) FROM audit_events")
     if stray is not None and int(stray[0]) != count:
@@ -189,3 +204,49 @@ def count_audit_events(tx: Tx) -> int:
     """How many events the trail holds."""
     row = tx.query_one("SELECT COUNT(*) FROM audit_events")
     return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One link of the chain as stored: what an export line carries."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    body: bytes
+
+
+def last_event_before(tx: Tx, recorded_before: str) -> AuditEntry | None:
+    """The newest event recorded before ``recorded_before`` (ISO instant, UTC), or None."""
+    row = tx.query_one(
+        "SELECT seq, hash FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events WHERE recorded < ?)",
+        (recorded_before,),
+    )
+    return AuditEntry(int(row[0]), str(row[1])) if row else None
+
+
+def stored_events(tx: Tx, *, after: int, through: int, limit: int = _VERIFY_BATCH) -> list[StoredEvent]:
+    """Events ``after < seq <= through`` in chain order, at most ``limit`` (page with ``after``)."""
+    rows = tx.query(
+        "SELECT seq, prev_hash, hash, body, body_z FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (after, through, limit),
+    )
+    return [StoredEvent(int(r[0]), str(r[1]), str(r[2]), _event_bytes(r[3], r[4])) for r in rows]
+
+
+def drop_audit_events_through(tx: Tx, through: AuditEntry) -> int:
+    """Remove every event up to ``through`` and make it the chain's base; returns how many were removed.
+
+    Call only after the events are exported and ``through`` is checkpointed: verification then starts here.
+    """
+    base = audit_chain_base(tx)
+    if through.seq <= base.seq:
+        return 0
+    tx.execute("DELETE FROM audit_event_patients WHERE seq <= ?", (through.seq,))
+    tx.execute("DELETE FROM audit_events WHERE seq <= ?", (through.seq,))
+    tx.execute(
+        "INSERT INTO audit_chain_base (id, seq, hash) VALUES (1, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (through.seq, through.hash),
+    )
+    return through.seq - base.seq
