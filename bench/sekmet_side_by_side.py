@@ -152,10 +152,14 @@ class Server:
     base: str
     process: subprocess.Popen[bytes]
     authorization: str = ""
-    extra_pids: tuple[int, ...] = ()
+    #: the database server's postmaster, whose backends' CPU is reported beside the API's
+    database_pid: int | None = None
 
     def pids(self) -> list[int]:
-        return process_tree(self.process.pid) + list(self.extra_pids)
+        return process_tree(self.process.pid)
+
+    def database_pids(self) -> list[int]:
+        return process_tree(self.database_pid) if self.database_pid else []
 
 
 @contextmanager
@@ -282,6 +286,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     load: float
+    db_cpu_ms: float = 0.0
 
 
 def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: Path) -> Sample:
@@ -290,9 +295,9 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
     script = folder / "bench.lua"
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "BENCH_PATHS": str(listing), "BENCH_AUTH": server.authorization}
-    pids = server.pids()
+    pids, db_pids = server.pids(), server.database_pids()
     load_before = os.getloadavg()[0]
-    cpu = cpu_seconds(pids)
+    cpu, db_cpu = cpu_seconds(pids), cpu_seconds(db_pids)
     done = subprocess.run(
         [
             wrk,
@@ -311,6 +316,7 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
         timeout=seconds + 60,
     )
     used = cpu_seconds(pids) - cpu
+    db_used = cpu_seconds(server.database_pids()) - db_cpu  # backends come and go: the live ones at the end
     load = (load_before + os.getloadavg()[0]) / 2
     line = next((x for x in done.stdout.splitlines() if x.startswith("{")), None)
     if done.returncode != 0 or line is None:
@@ -327,6 +333,7 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         load=load,
+        db_cpu_ms=max(0.0, db_used) / requests * 1000,
     )
 
 
@@ -358,6 +365,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, help="keep the synced world, its export and SEKMET's venv here")
     parser.add_argument("--store-url", help="serve (and sync) the world from this store URL instead of SQLite")
     parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument("--postgres-pid", type=int, help="the PostgreSQL postmaster: report its backends' CPU too")
     args = parser.parse_args()
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
@@ -408,7 +416,9 @@ def main() -> None:
                 loaded = load_into_sekmet(sekmet_base, export)
                 print(f"SEKMET loaded {loaded:,} resources in {time.monotonic() - started:.0f} s", flush=True)
                 marker.write_text(str(loaded))
-            ours = Server("bcconnect", f"http://127.0.0.1:{our_port}/fhir", our_proc, f"Bearer {token}")
+            ours = Server(
+                "bcconnect", f"http://127.0.0.1:{our_port}/fhir", our_proc, f"Bearer {token}", args.postgres_pid
+            )
             theirs = Server("SEKMET", sekmet_base, sekmet_proc)
             wait_until_up(f"{ours.base}/metadata", {"Authorization": ours.authorization})
             paths = scenario_paths(export, random.Random(7))
@@ -434,13 +444,21 @@ def main() -> None:
             f" JWT auth + screening + audit on; SEKMET {SEKMET.split('==')[1]} (SQLite, no auth, validation off);"
             f" wrk -t1 -c4 -d{args.seconds:g}s, {args.rounds} interleaved rounds, medians; {os.cpu_count()} CPUs\n"
         )
-        print("| scenario | bcconnect req/s (CPU ms/req) | SEKMET req/s (CPU ms/req) | ratio | load avg |")
+        db = args.postgres_pid is not None
+        print(
+            "| scenario | bcconnect req/s (CPU ms/req"
+            + (" API + database" if db else "")
+            + ") | SEKMET req/s (CPU ms/req) | ratio | load avg |"
+        )
         print("| --- | ---: | ---: | ---: | ---: |")
         for name in paths:
             a, b = samples[(name, "bcconnect")], samples[(name, "SEKMET")]
             ours_rate, their_rate = median([s.req_s for s in a]), median([s.req_s for s in b])
+            ours_cpu = f"{median([s.cpu_ms for s in a]):.2f}" + (
+                f" + {median([s.db_cpu_ms for s in a]):.2f}" if db else ""
+            )
             print(
-                f"| `{name}` | {ours_rate:,.0f} ({median([s.cpu_ms for s in a]):.2f}) |"
+                f"| `{name}` | {ours_rate:,.0f} ({ours_cpu}) |"
                 f" {their_rate:,.0f} ({median([s.cpu_ms for s in b]):.2f}) | {ours_rate / their_rate:.2f}× |"
                 f" {median([s.load for s in a + b]):.1f} |"
             )
