@@ -70,6 +70,7 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
+from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
@@ -86,6 +87,8 @@ from bcconnect.store._visibility import Visibility
 __all__ = [
     "Dialect",
     "EverythingQuery",
+    "FactKeyer",
+    "KeyedRecord",
     "LandedRecord",
     "MigrationStatus",
     "PoolStats",
@@ -118,6 +121,7 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -131,6 +135,7 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_records",
     "put_resources",
     "quarantine_groups",
     "read_current",
