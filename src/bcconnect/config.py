@@ -49,6 +49,12 @@ def _store_url(value: str) -> str:
     return value
 
 
+def _replica_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a postgresql://… URL of a streaming replica of the store")
+    return value
+
+
 def _one_of(*allowed: str) -> AfterValidator:
     def check(value: str) -> str:
         if value not in allowed:
@@ -133,6 +139,11 @@ class StoreSettings:
     """Where resources live: ``sqlite:///path`` (embedded default) or ``postgresql://…``."""
 
     url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///bcconnect-data/bcconnect.db"
+    #: a PostgreSQL streaming replica of ``url`` the API reads from (None: reads go to ``url``); writes (the
+    #: audit trail, rate limits) always go to ``url``
+    read_url: Annotated[str | None, AfterValidator(_replica_url)] = None
+    #: the API is not ready (``/readyz`` 503) while the replica is further behind the primary than this
+    read_max_lag_seconds: Annotated[float, AfterValidator(_positive_rate)] = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,8 @@ class Medication:
     concept: ref.Concept
     trust: str
     authored: date
+    #: ``active`` for the current prescription; ``completed`` for an earlier repeat issue of it
+    status: str = "active"
 
 
 @dataclass(frozen=True, slots=True)
