@@ -64,6 +64,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
             "demo",
             "--persons",
             "120",
+            "--density",
+            "0",
             "--port",
             str(port),
             "--data-dir",
@@ -417,3 +419,20 @@ def test_the_demo_serves_the_triage_pages_and_writes_the_referral_truth(demo: Ru
         assert "<svg" in waiting.text
     assert (demo.data_dir / "rtt_truth.csv").is_file()
     assert (demo.data_dir / "referral_truth.csv").is_file()
+
+
+def test_the_demo_shows_the_cohorts(demo: RunningDemo) -> None:
+    """The summary names the three default cohorts' sizes; the Groups and the cohorts page serve the same."""
+    line = next(line for line in demo.output.splitlines() if "cohorts (as at" in line)
+    sizes = dict(re.findall(r"([a-z0-9-]+) (\d+)", line.split("):", 1)[1]))
+    assert set(sizes) == {"ltc-3plus", "emergency-3plus", "ae-repeat"}
+    assert int(sizes["ltc-3plus"]) > 0
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
+        counted = client.get("/Group", params={"_summary": "count"}).json()
+        assert counted["total"] == 3
+        group = client.get("/Group/ltc-3plus").json()
+        assert group["quantity"] == int(sizes["ltc-3plus"]) == len(group.get("member", []))
+        page = client.get(demo.base.removesuffix("/fhir") + "/app/cohorts")
+        assert page.status_code == 200
+        assert "Three or more long-term conditions" in page.text

@@ -19,12 +19,21 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest, ResourceNotFound
-from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
-from bcconnect.store import StoredResource
 from bcconnect.triage import Triage
-from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
+from bcconnect.view import (
+    FRESHNESS_HEADER,
+    TRANSPORT_PARAMS,
+    AccessContext,
+    StoredResource,
+    Summary,
+    View,
+    freshness_extension,
+    freshness_header,
+    parse_non_negative,
+)
 
 #: query parameters carried from a request into its page links
 _CARRIED = ("_format", "_pretty")
@@ -39,6 +48,8 @@ class Env:
     #: the identity provider's endpoints, for SMART discovery
     auth: AuthSettings = field(default_factory=AuthSettings)
     triage: Triage | None = None
+    #: cohort definitions and the opt-out file for ``Group/{id}/$recompute`` (None: the packaged definitions)
+    cohorts: Cohorts | None = None
 
 
 def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:

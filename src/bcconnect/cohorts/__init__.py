@@ -12,6 +12,26 @@ register, even if they opted out after the cohort was computed; the Group report
 package's own tables (``cohort_runs``, ``cohort_members``, ``cohort_opt_out``) hold the results.
 """
 
+from bcconnect.cohorts._compute import (
+    COHORT_READS,
+    Cohorts,
+    Evaluator,
+    FactCollector,
+    PersonFacts,
+    distinct_starts,
+    months_before,
+    parse_instant,
+)
+from bcconnect.cohorts._definitions import (
+    BOROUGHS,
+    CohortDefinition,
+    Definitions,
+    Rule,
+    borough_of,
+    load_definitions,
+    load_places,
+    parse_definitions,
+)
 from bcconnect.cohorts._group import (
     COHORT_IDENTIFIER_SYSTEM,
     COMPUTED_EXTENSION,
@@ -21,22 +41,43 @@ from bcconnect.cohorts._group import (
     cohort_groups,
     cohort_member_person_ids,
     cohort_runs,
+    current_cohort_members,
     group_resource,
     member_person_ids,
 )
+from bcconnect.cohorts._schedule import due_in_seconds, run_schedule
 from bcconnect.cohorts._tables import CohortRun, Member
 
 __all__ = [
+    "BOROUGHS",
     "COHORT_IDENTIFIER_SYSTEM",
+    "COHORT_READS",
     "COMPUTED_EXTENSION",
     "DEFINITION_EXTENSION",
     "REMOVED_EXTENSION",
+    "CohortDefinition",
     "CohortRun",
+    "Cohorts",
+    "Definitions",
+    "Evaluator",
+    "FactCollector",
     "Member",
+    "PersonFacts",
+    "Rule",
+    "borough_of",
     "cohort_group",
     "cohort_groups",
     "cohort_member_person_ids",
     "cohort_runs",
+    "current_cohort_members",
+    "distinct_starts",
+    "due_in_seconds",
     "group_resource",
+    "load_definitions",
+    "load_places",
     "member_person_ids",
+    "months_before",
+    "parse_definitions",
+    "parse_instant",
+    "run_schedule",
 ]
