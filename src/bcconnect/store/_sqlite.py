@@ -18,6 +18,9 @@ from bcconnect.store._tx import translate_errors
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
+#: the writer's page cache (KiB; SQLite's default is 2 MiB): each resource adds rows to a dozen index b-trees
+#: at scattered keys (token hashes), so a larger cache keeps their inner pages in memory as the store grows
+_WRITER_CACHE_KIB = 64 * 1024
 
 
 class SqliteTx:
@@ -93,6 +96,7 @@ class SqliteBackend:
                 raise StoreError(f"cannot create the folder {parent}: {exc}") from exc
         self.memory = path == ":memory:"
         self._writer = _connect(path)
+        self._writer.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         if not self.memory:
             with translate_errors("enabling WAL"):
                 self._writer.execute("PRAGMA journal_mode = WAL")
