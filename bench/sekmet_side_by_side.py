@@ -186,12 +186,13 @@ def bcconnect(*args: str, env: dict[str, str], timeout: float = 1800) -> str:
     return done.stdout
 
 
-def build_world(world: Path, persons: int, env: dict[str, str]) -> Path:
+def build_world(world: Path, persons: int, density: str | None, env: dict[str, str]) -> Path:
     """The synced demo world and its exported view (reused when ``world`` already holds them)."""
     demo, export = world / "demo", world / "export"
     if not (demo / "bcconnect.toml").exists():
-        print(f"syncing the demo world ({persons} persons) …", flush=True)
-        bcconnect("demo", "--persons", str(persons), "--no-serve", "--data-dir", str(demo), env=env)
+        print(f"syncing the demo world ({persons} persons, density {density or 'default'}) …", flush=True)
+        extra = ["--density", density] if density is not None else []
+        bcconnect("demo", "--persons", str(persons), *extra, "--no-serve", "--data-dir", str(demo), env=env)
     if not (export / "Patient.ndjson").exists():
         if export.exists():
             shutil.rmtree(export)
@@ -362,6 +363,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per scenario, server and round")
     parser.add_argument("--workers", type=int, default=1, help="bcconnect serve --workers")
+    parser.add_argument("--density", help="the sandbox's history per person (bcconnect demo --density)")
     parser.add_argument("--world", type=Path, help="keep the synced world, its export and SEKMET's venv here")
     parser.add_argument("--store-url", help="serve (and sync) the world from this store URL instead of SQLite")
     parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
@@ -375,9 +377,10 @@ def main() -> None:
         env = {**os.environ, "BCCONNECT_LOGGING_LEVEL": "warning"}
         if args.store_url:
             env["BCCONNECT_STORE_URL"] = args.store_url
-        demo = build_world(world, args.persons, env)
+        demo = build_world(world, args.persons, args.density, env)
         export = world / "export"
         resources = sum(1 for p in export.glob("*.ndjson") for line in p.open() if line.strip())
+        per_person = resources / max(1, args.persons)
         sekmet_bin = ensure_sekmet(world / "sekmet-venv")
         sekmet_port, our_port = free_port(), free_port()
         # SEKMET's store is kept with the world: loading it through its API takes minutes
@@ -440,7 +443,8 @@ def main() -> None:
                               flush=True)  # fmt: skip
         store = "PostgreSQL" if args.store_url else "SQLite"
         print(
-            f"\n{args.persons} persons, {resources:,} resources; bcconnect on {store}, serve --workers {args.workers},"
+            f"\n{args.persons} persons, {resources:,} resources ({per_person:.0f} per person); bcconnect on {store},"
+            f" serve --workers {args.workers},"
             f" JWT auth + screening + audit on; SEKMET {SEKMET.split('==')[1]} (SQLite, no auth, validation off);"
             f" wrk -t1 -c4 -d{args.seconds:g}s, {args.rounds} interleaved rounds, medians; {os.cpu_count()} CPUs\n"
         )
