@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from bcconnect import __version__
+from bcconnect.api._group_capability import GROUP_CAPABILITY
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
 from bcconnect.config import AuthSettings
 from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
@@ -154,6 +155,7 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth:
             ],
         }
     )
+    resources.append(GROUP_CAPABILITY)
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -17,6 +17,7 @@ import orjson
 
 from bcconnect.errors import StoreError
 from bcconnect.security._anchor import Checkpoint, check_against_anchors
+from bcconnect.security._audit_codec import pack, unpack
 
 if TYPE_CHECKING:
     from bcconnect.store import Tx
@@ -57,23 +58,42 @@ class AuditEntry:
 
 def append_audit_event(tx: Tx, event: dict[str, Any], *, patients: Iterable[str] = ()) -> AuditEntry:
     """Append one AuditEvent to the chain in this write transaction."""
+    return append_audit_events(tx, [(event, patients)])[0]
+
+
+def append_audit_events(tx: Tx, events: Sequence[tuple[dict[str, Any], Iterable[str]]]) -> list[AuditEntry]:
+    """Append several AuditEvents, in order, to the chain in this write transaction (one place per event).
+
+    The head row is taken once for the lot: a statement per table per batch, not per event (group commit).
+    """
+    if not events:
+        return []
     # the UPDATE comes first: it takes the lock that makes concurrent appends wait their turn
-    tx.execute("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1")
-    row = tx.query_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+    row = tx.query_one("UPDATE audit_chain_head SET seq = seq + ? WHERE id = 1 RETURNING seq, hash", (len(events),))
     if row is None:
         raise StoreError("the audit chain head row is missing (migration 0200 not applied)")
-    seq, prev_hash = int(row[0]), str(row[1])
-    body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-    digest = chain_hash(seq, prev_hash, body)
-    tx.execute(
-        "INSERT INTO audit_events (seq, event_id, recorded, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
-        (seq, str(event["id"]), str(event.get("recorded", "")), prev_hash, digest, body.decode("utf-8")),
+    seq, prev_hash = int(row[0]) - len(events), str(row[1])
+    entries: list[AuditEntry] = []
+    event_rows: list[tuple[object, ...]] = []
+    patient_rows: list[tuple[int, str]] = []
+    for event, patients in events:
+        seq += 1
+        body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        digest = chain_hash(seq, prev_hash, body)
+        # stored deflated (body_z); body stays empty: the hash covers the JSON, which unpacks exactly
+        event_rows.append((seq, str(event["id"]), str(event.get("recorded", "")), prev_hash, digest, "", pack(body)))
+        patient_rows += [(seq, k) for k in sorted({patient_key(p) for p in patients})]
+        entries.append(AuditEntry(seq=seq, hash=digest))
+        prev_hash = digest
+    tx.executemany(
+        "INSERT INTO audit_events (seq, event_id, recorded, prev_hash, hash, body, body_z)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        event_rows,
     )
-    keys = sorted({patient_key(p) for p in patients})
-    if keys:
-        tx.executemany("INSERT INTO audit_event_patients (seq, patient) VALUES (?, ?)", [(seq, k) for k in keys])
-    tx.execute("UPDATE audit_chain_head SET hash = ? WHERE id = 1", (digest,))
-    return AuditEntry(seq=seq, hash=digest)
+    if patient_rows:
+        tx.executemany("INSERT INTO audit_event_patients (seq, patient) VALUES (?, ?)", patient_rows)
+    tx.execute("UPDATE audit_chain_head SET hash = ? WHERE id = 1", (prev_hash,))
+    return entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +125,20 @@ def _walk_chain(tx: Tx, anchored: set[int], seen_at: dict[int, str]) -> ChainRep
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     while True:
         rows = tx.query(
-            "SELECT seq, prev_hash, hash, body FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT ?",
+            "SELECT seq, prev_hash, hash, body, body_z FROM audit_events WHERE seq >= ? ORDER BY seq LIMIT ?",
             (expected_seq, _VERIFY_BATCH),
         )
-        for seq, stored_prev, stored_hash, body in rows:
+        for seq, stored_prev, stored_hash, body, body_z in rows:
             seq = int(seq)
             if seq != expected_seq:
                 return ChainReport(False, count, expected_seq, f"event {expected_seq} is missing")
             if stored_prev != prev_hash:
                 return ChainReport(False, count, seq, "the link to the previous event does not match")
-            text = body if isinstance(body, str) else bytes(body).decode("utf-8")
-            if chain_hash(seq, prev_hash, text.encode("utf-8")) != stored_hash:
+            try:
+                content = _event_bytes(body, body_z)
+            except ValueError:
+                return ChainReport(False, count, seq, "the event's stored form is damaged")
+            if chain_hash(seq, prev_hash, content) != stored_hash:
                 return ChainReport(False, count, seq, "the event's content does not match its hash")
             if seq in anchored:
                 seen_at[seq] = stored_hash
@@ -140,11 +163,18 @@ def search_audit_events(tx: Tx, *, patient: str | Iterable[str], count: int = 50
     if not keys:
         return []
     rows = tx.query(
-        "SELECT e.body FROM audit_events e WHERE e.seq IN (SELECT p.seq FROM audit_event_patients p"  # noqa: S608 - only '?' marks
+        "SELECT e.body, e.body_z FROM audit_events e WHERE e.seq IN (SELECT p.seq FROM audit_event_patients p"  # noqa: S608 - only '?' marks
         f" WHERE p.patient IN ({','.join('?' * len(keys))})) ORDER BY e.seq DESC LIMIT ? OFFSET ?",
         (*keys, max(0, count), max(0, offset)),
     )
-    return [(r[0] if isinstance(r[0], str) else bytes(r[0]).decode("utf-8")).encode("utf-8") for r in rows]
+    return [_event_bytes(r[0], r[1]) for r in rows]
+
+
+def _event_bytes(body: object, body_z: object) -> bytes:
+    """An event's JSON bytes from its stored columns: the deflated form when present, else the text."""
+    if body_z is not None:
+        return unpack(bytes(body_z))  # type: ignore[call-overload]  # bytes or memoryview from the driver
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)  # type: ignore[call-overload]
 
 
 def audit_chain_head(tx: Tx) -> AuditEntry:

@@ -22,6 +22,9 @@ T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
 #: how long closing waits for a transaction still running in a worker thread (one the caller stopped waiting for)
 _CLOSE_WAIT_SECONDS = 30.0
+#: the writer's page cache (KiB; SQLite's default is 2 MiB): each resource adds rows to a dozen index b-trees
+#: at scattered keys (token hashes), so a larger cache keeps their inner pages in memory as the store grows
+_WRITER_CACHE_KIB = 64 * 1024
 
 
 class SqliteTx:
@@ -99,6 +102,7 @@ class SqliteBackend:
         #: held while a transaction runs on the writer connection, so close() never pulls it from under one
         self._writer_busy = threading.Lock()
         self._writer = _connect(path)
+        self._writer.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         if not self.memory:
             with translate_errors("enabling WAL"):
                 self._writer.execute("PRAGMA journal_mode = WAL")
