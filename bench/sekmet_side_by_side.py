@@ -325,7 +325,8 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
     result = json.loads(line)
     if result["non2xx"] or result["socket_errors"]:
         raise SystemExit(
-            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} errors: {paths[0]}"
+            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} socket errors"
+            f" over {len(paths)} paths like {paths[0]}"
         )
     requests = max(1, int(result["requests"]))
     return Sample(
