@@ -325,7 +325,8 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
     result = json.loads(line)
     if result["non2xx"] or result["socket_errors"]:
         raise SystemExit(
-            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} errors: {paths[0]}"
+            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} socket errors"
+            f" over {len(paths)} paths like {paths[0]}"
         )
     requests = max(1, int(result["requests"]))
     return Sample(
@@ -355,6 +356,30 @@ def check_paths(server: Server, paths: dict[str, list[str]]) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def measure(
+    args: argparse.Namespace, wrk: str, ours: Server, theirs: Server, export: Path, folder: Path
+) -> dict[tuple[str, str], list[Sample]]:
+    """Warm both servers, then the interleaved rounds; samples per (scenario, server)."""
+    paths = scenario_paths(export, random.Random(7))
+    if args.only:
+        paths = {k: v for k, v in paths.items() if k in args.only}
+    for server in (ours, theirs):
+        check_paths(server, paths)
+        for listing in paths.values():  # warm both: first touches and page cache
+            run_wrk(wrk, server, listing, 1, folder)
+    samples: dict[tuple[str, str], list[Sample]] = {}
+    for round_no in range(args.rounds):
+        order = (ours, theirs) if round_no % 2 == 0 else (theirs, ours)
+        for name, listing in paths.items():
+            for server in order:
+                sample = run_wrk(wrk, server, listing, args.seconds, folder)
+                samples.setdefault((name, server.name), []).append(sample)
+                print(f"round {round_no + 1} {name:<30} {server.name:<9} {sample.req_s:8.0f} req/s "
+                      f"{sample.cpu_ms:6.2f} ms CPU/req p50 {sample.p50_ms:6.1f} ms load {sample.load:.2f}",
+                      flush=True)  # fmt: skip
+    return samples
 
 
 def main() -> None:
@@ -424,23 +449,15 @@ def main() -> None:
             )
             theirs = Server("SEKMET", sekmet_base, sekmet_proc)
             wait_until_up(f"{ours.base}/metadata", {"Authorization": ours.authorization})
+            try:
+                samples = measure(args, wrk, ours, theirs, export, folder)
+            except SystemExit:
+                # say why: the server logs its refusals and faults at warning and above
+                print((folder / "bcconnect.log").read_text(errors="replace")[-4000:])
+                raise
             paths = scenario_paths(export, random.Random(7))
             if args.only:
                 paths = {k: v for k, v in paths.items() if k in args.only}
-            for server in (ours, theirs):
-                check_paths(server, paths)
-                for listing in paths.values():  # warm both: first touches, page cache, JIT-free but fair
-                    run_wrk(wrk, server, listing, 1, folder)
-            samples: dict[tuple[str, str], list[Sample]] = {}
-            for round_no in range(args.rounds):
-                order = (ours, theirs) if round_no % 2 == 0 else (theirs, ours)
-                for name, listing in paths.items():
-                    for server in order:
-                        sample = run_wrk(wrk, server, listing, args.seconds, folder)
-                        samples.setdefault((name, server.name), []).append(sample)
-                        print(f"round {round_no + 1} {name:<30} {server.name:<9} {sample.req_s:8.0f} req/s "
-                              f"{sample.cpu_ms:6.2f} ms CPU/req p50 {sample.p50_ms:6.1f} ms load {sample.load:.2f}",
-                              flush=True)  # fmt: skip
         store = "PostgreSQL" if args.store_url else "SQLite"
         print(
             f"\n{args.persons} persons, {resources:,} resources ({per_person:.0f} per person); bcconnect on {store},"

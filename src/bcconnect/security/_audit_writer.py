@@ -51,7 +51,8 @@ class AuditWriter:
         self._max_batch = max(1, max_batch)
         self._pending: list[PendingEvent] = []
         self._flushing = False
-        self._flushed = anyio.Event()
+        #: set when a flush ends (made on first use: an event belongs to the running event loop)
+        self._flushed: anyio.Event | None = None
         #: transactions and events written (observable in tests and benchmarks)
         self.batches = 0
         self.events = 0
@@ -62,6 +63,8 @@ class AuditWriter:
         self._pending.append(item)
         while not item.done:
             if self._flushing:
+                if self._flushed is None:
+                    self._flushed = anyio.Event()
                 await self._flushed.wait()
             else:
                 await self._flush()
@@ -96,5 +99,6 @@ class AuditWriter:
             self.events += len(batch)
         finally:
             self._flushing = False
-            woken, self._flushed = self._flushed, anyio.Event()
-            woken.set()
+            woken, self._flushed = self._flushed, None
+            if woken is not None:
+                woken.set()
