@@ -357,22 +357,21 @@ def test_any_patient_id_gives_the_whole_person_with_fhirpy_and_fhirclient(demo: 
     assert len(encounter_sets.pop()) > 0
 
 
-#: error-severity server-pack checks the demo fails today; each is a real deviation, reported (not weakened)
-CONFORMANCE_GAPS = {
-    "srv.search.date-period",
-    "srv.search.id",
-    "srv.search.include",
-    "srv.search.unknown-param-lenient",
-    "srv.smart.discovery",
-    "ig.restricted-hidden",
-    "ig.restricted-not-filterable",
+#: error-severity checks that may say n/a against the demo, and why: the demo runs no authorisation server, so
+#: it does not claim SMART-on-FHIR (the warning srv.smart.capability-security reports that) nor serve discovery
+#: — and the restricted-patient checks need a restricted person named: the sandbox makes only 0.3% of people
+#: restricted, so this test names none (tests/integration/conformance runs both checks with one, and they pass)
+DEMO_NOT_APPLICABLE = {
+    "srv.smart.discovery": "does not declare SMART-on-FHIR",
+    "ig.restricted-hidden": "no --restricted NHS number given",
+    "ig.restricted-not-filterable": "no --restricted NHS number given",
 }
 
 
 def test_the_server_conformance_pack_over_the_cli(demo: RunningDemo, tmp_path: Path) -> None:
     """`bcconnect conformance run --pack server` against the demo, as an operator runs it: an objector added
-    with `bcconnect objection add` is invisible; every error check passes but the named gaps; reports written;
-    the exit code says whether an error check failed."""
+    with `bcconnect objection add` is invisible; all error-severity checks pass (any failing one fails this
+    test); reports written; the exit code is 0."""
     headers = {"Authorization": f"Bearer {demo.token}"}
     bundle = httpx.get(f"{demo.base}/Patient", params={"_count": "100"}, headers=headers, timeout=10).json()
     numbers = {i["value"] for e in bundle["entry"] for i in e["resource"].get("identifier", []) if i["system"] == NHS}
@@ -388,11 +387,17 @@ def test_the_server_conformance_pack_over_the_cli(demo: RunningDemo, tmp_path: P
     argv += ["--objector", objector, "--report", str(report_dir)]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     failing = set(re.findall(r"^\s+(?:FAIL|ERROR)\s+error\s+(\S+):", run.stdout, flags=re.MULTILINE))
-    assert failing <= CONFORMANCE_GAPS, run.stdout
-    assert run.returncode == (1 if failing else 0), run.stdout + run.stderr
+    assert not failing, run.stdout
+    assert run.returncode == 0, run.stdout + run.stderr
     for name in ("report.json", "junit.xml", "report.html"):
         assert (report_dir / name).is_file()
     results = {r["id"]: r for r in json.loads((report_dir / "report.json").read_text())["results"]}
+    blocking = [r["id"] for r in results.values() if r["severity"] == "error" and r["outcome"] in ("fail", "error")]
+    assert not blocking, run.stdout
+    not_applicable = {i: r["why"] for i, r in results.items() if r["severity"] == "error" and r["outcome"] == "n/a"}
+    assert set(not_applicable) <= set(DEMO_NOT_APPLICABLE), not_applicable
+    for check_id, why in not_applicable.items():
+        assert DEMO_NOT_APPLICABLE[check_id] in why, (check_id, why)
     assert results["ig.objector-invisible"]["outcome"] == "pass", results["ig.objector-invisible"]
     assert results["srv.auth.negatives"]["outcome"] == "pass"
     assert demo.token not in (report_dir / "report.json").read_text()
@@ -414,3 +419,20 @@ def test_the_demo_serves_the_triage_pages_and_writes_the_referral_truth(demo: Ru
         assert "<svg" in waiting.text
     assert (demo.data_dir / "rtt_truth.csv").is_file()
     assert (demo.data_dir / "referral_truth.csv").is_file()
+
+
+def test_the_demo_shows_the_cohorts(demo: RunningDemo) -> None:
+    """The summary names the three default cohorts' sizes; the Groups and the cohorts page serve the same."""
+    line = next(line for line in demo.output.splitlines() if "cohorts (as at" in line)
+    sizes = dict(re.findall(r"([a-z0-9-]+) (\d+)", line.split("):", 1)[1]))
+    assert set(sizes) == {"ltc-3plus", "emergency-3plus", "ae-repeat"}
+    assert int(sizes["ltc-3plus"]) > 0
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
+        counted = client.get("/Group", params={"_summary": "count"}).json()
+        assert counted["total"] == 3
+        group = client.get("/Group/ltc-3plus").json()
+        assert group["quantity"] == int(sizes["ltc-3plus"]) == len(group.get("member", []))
+        page = client.get(demo.base.removesuffix("/fhir") + "/app/cohorts")
+        assert page.status_code == 200
+        assert "Three or more long-term conditions" in page.text

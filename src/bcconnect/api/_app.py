@@ -14,19 +14,20 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bcconnect.access import request_deadline
+from bcconnect.api._cohort_ops import cohort_handler
 from bcconnect.api._format import FHIR_JSON, check_format, maybe_gzip, pretty
 from bcconnect.api._handlers import HANDLERS, Env
 from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.api._triage_ops import TRIAGE_HANDLERS
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import Settings
 from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
-from bcconnect.security import request_deadline
-from bcconnect.store import open_store
 from bcconnect.triage import Triage
-from bcconnect.view import OPEN_ACCESS, AccessContext, View
+from bcconnect.view import OPEN_ACCESS, AccessContext, View, open_view
 
 log = get_logger(__name__)
 
@@ -70,6 +71,8 @@ class FhirApp:
         self.settings = settings
         #: the triage service the operations use (None: built over the view per request)
         self.triage = triage
+        #: cohort definitions and opt-out file from the settings (built with the view)
+        self.cohorts: Cohorts | None = None
         self.mounts = {"/" + k.strip("/"): v for k, v in (mounts or {}).items()}
         self.view = view
         self.authenticate = authenticate
@@ -94,9 +97,10 @@ class FhirApp:
             assert message["type"] == "lifespan.startup"
             try:
                 if self.view is None:
-                    store = await stack.enter_async_context(open_store(self.settings.store_url()))
                     api = self.settings.api
-                    self.view = View(store, default_count=api.default_count, max_count=api.max_count)
+                    self.view = await stack.enter_async_context(
+                        open_view(self.settings.store_url(), default_count=api.default_count, max_count=api.max_count)
+                    )
             except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
                 await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                 return
@@ -158,8 +162,10 @@ class FhirApp:
                 raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
-                handler = HANDLERS.get(found.interaction) or TRIAGE_HANDLERS[found.interaction]
-                env = Env(self.view, self.page_key, auth=self.settings.auth, triage=self.triage)
+                handler = cohort_handler(found) or HANDLERS.get(found.interaction) or TRIAGE_HANDLERS[found.interaction]
+                if self.cohorts is None:
+                    self.cohorts = Cohorts.from_settings(self.settings, self.view)
+                env = Env(self.view, self.page_key, auth=self.settings.auth, triage=self.triage, cohorts=self.cohorts)
                 response = await handler(env, request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)

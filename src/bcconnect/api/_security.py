@@ -16,12 +16,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from bcconnect.access import Interaction, SecurityGate, access_context, start_notes
 from bcconnect.api._app import Authenticate, RequestCompleteHook
 from bcconnect.api._http import Request
 from bcconnect.api._router import route
 from bcconnect.errors import RequestError
-from bcconnect.search import registry
-from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
 from bcconnect.triage import TRIAGE_READS
 from bcconnect.view import AccessContext
 
@@ -41,27 +40,12 @@ _AUDIT_INTERACTIONS = {
     "match": "operation",
     "triage-worklist": "operation",
     "waiting-list": "operation",
+    "recompute": "operation",
     "operation-definition": "read",
     "smart-configuration": "capabilities",
 }
 #: the triage operations read every type of the record: the caller needs search permission on each
 _TRIAGE_OPERATIONS = frozenset({"triage-worklist", "waiting-list"})
-
-
-def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
-    """The view's view of a verified caller."""
-    return AccessContext(
-        user=principal.user,
-        role=principal.role,
-        organisation=principal.organisation,
-        purpose=principal.purpose,
-        scopes=frozenset(principal.scopes.raw),
-        patient=confined_to,
-        client_id=principal.client_id,
-        allow_sensitive=principal.allow_sensitive,
-        anonymous=principal.issuer == "none",
-        readable_types=principal.scopes.readable_types(registry().resource_types),
-    )
 
 
 def _query_text(request: Request) -> str:

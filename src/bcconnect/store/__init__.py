@@ -23,9 +23,16 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
-from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
-from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
+from bcconnect.store._freshness import (
+    SourceFreshness,
+    is_stale,
+    mark_synced,
+    replica_lag_seconds,
+    source_freshness,
+)
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -66,6 +73,7 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
+from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
@@ -80,8 +88,11 @@ from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
 
 __all__ = [
+    "ALIAS_FAMILY",
     "Dialect",
     "EverythingQuery",
+    "FactKeyer",
+    "KeyedRecord",
     "LandedRecord",
     "MigrationStatus",
     "PoolStats",
@@ -100,8 +111,10 @@ __all__ = [
     "add_quarantine",
     "alias_closure",
     "alias_members",
+    "bump_change_counter",
     "canonical_ids",
     "canonical_line",
+    "change_counters",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
@@ -114,6 +127,7 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -128,10 +142,12 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_records",
     "put_resources",
     "quarantine_groups",
     "read_current",
     "read_version",
+    "replica_lag_seconds",
     "resolve_quarantine",
     "resource_types",
     "search",
