@@ -257,6 +257,9 @@ class IngestSettings:
     #: how long a worker's claim on an adapter lasts without renewal (renewed every third of it); a worker that
     #: dies hands its adapters over after at most this long
     lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
+    #: what one lease covers: a whole ``adapter``, or one ``resource_type`` of a FHIR API adapter (so several
+    #: workers share one trust's types; other adapter kinds read one feed and keep one lease per adapter)
+    lease_by: Annotated[str, _one_of("adapter", "resource_type")] = "adapter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from bcconnect.store._landing import (
     landed_by_key,
     landed_records,
     set_cursor,
+    update_cursor,
 )
 from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
@@ -67,6 +68,7 @@ from bcconnect.store._resources import (
     current_t,
     delete_resource,
     history,
+    lock_clock,
     put_resources,
     read_current,
     read_version,
@@ -135,6 +137,7 @@ __all__ = [
     "landed_by_key",
     "landed_records",
     "list_quarantine",
+    "lock_clock",
     "mark_replayed",
     "mark_synced",
     "open_quarantine_for_keys",
@@ -151,5 +154,6 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "update_cursor",
     "visible_versions",
 ]
