@@ -12,9 +12,11 @@ recall from the store's links.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bcconnect.identity import count_reviews, evaluate, link_patients
 from bcconnect.store import Tx, open_store
-from support.identity_population import population
+from support.identity_population import SourceRecord, population
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -31,8 +33,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+async def _online(store: Any, args: argparse.Namespace, count: int, start: int) -> list[float]:
+    """Link ``count`` new persons' records one per transaction; the decision time of each, in ms."""
+    timings: list[float] = []
+    for rec in population(count, seed=args.seed, noise=args.noise, start=start):
+
+        def one(tx: Tx, rec: SourceRecord = rec) -> float:
+            t0 = time.perf_counter()
+            link_patients(tx, [rec.patient], ods_code=rec.ods_code, settle=not args.no_settle)
+            return time.perf_counter() - t0
+
+        timings.append(await store.write(one) * 1000)
+    return timings
+
+
 async def run(args: argparse.Namespace) -> None:
     truth: list[tuple[str, str, str]] = []
+    checkpoints = {int(c) for c in args.checkpoints.split(",") if c}
     async with open_store(args.url) as store:
         started = time.perf_counter()
         linking = 0.0  # time spent in link transactions (generation of the synthetic records excluded)
@@ -50,26 +71,27 @@ async def run(args: argparse.Namespace) -> None:
                         lambda tx, b=batch, o=ods: link_patients(tx, b, ods_code=o, settle=not args.no_settle)
                     )
                     linking += time.perf_counter() - t0
+            done = chunk_start + size
             if args.progress and (chunk_start // args.chunk) % 10 == 9:
                 rate = len(truth) / linking
-                print(f"  {chunk_start + size} persons, {len(truth)} records, {rate:.0f} records/s", flush=True)
+                wall = time.perf_counter() - started
+                print(f"  {done} persons, {len(truth)} records, linking {linking:.0f}s ({rate:.0f} records/s), "
+                      f"wall {wall:.0f}s, peak RSS {_peak_rss_mib():.0f} MiB", flush=True)  # fmt: skip
+            if done in checkpoints:
+                # new persons from beyond the batch's range, so the sample never meets its own batch records
+                sample = await _online(store, args, args.checkpoint_online, args.persons + args.online + done)
+                print(f"  checkpoint {done} persons ({len(truth)} records): online {len(sample)} records "
+                      f"p50 {_percentile(sample, 0.5):.2f} ms, p99 {_percentile(sample, 0.99):.2f} ms, "
+                      f"max {max(sample):.2f} ms; peak RSS {_peak_rss_mib():.0f} MiB", flush=True)  # fmt: skip
         batch_seconds = time.perf_counter() - started
         print(f"batch: {len(truth)} source records of {args.persons} persons: linking {linking:.1f}s "
               f"({len(truth) / linking:.0f} records/s, pages of <= {args.page}); wall {batch_seconds:.1f}s "
               "with generation")  # fmt: skip
-        online = list(population(args.online, seed=args.seed, noise=args.noise, start=args.persons))
-        timings: list[float] = []
-        for rec in online:
-
-            def one(tx: Tx, rec: object = rec) -> float:
-                t0 = time.perf_counter()
-                link_patients(tx, [rec.patient], ods_code=rec.ods_code, settle=not args.no_settle)  # type: ignore[attr-defined]
-                return time.perf_counter() - t0
-
-            timings.append(await store.write(one))
-        ms = [t * 1000 for t in timings]
-        print(f"online: {len(ms)} records one per transaction: decision p50 {_percentile(ms, 0.5):.2f} ms, "
-              f"p99 {_percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms")  # fmt: skip
+        ms = await _online(store, args, args.online, args.persons)
+        print(
+            f"online: {len(ms)} records one per transaction: decision p50 {_percentile(ms, 0.5):.2f} ms, "
+            f"p99 {_percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms; peak RSS {_peak_rss_mib():.0f} MiB"
+        )
         metrics = await store.read(lambda tx: evaluate(tx, truth))
         reviews = await store.read(lambda tx: count_reviews(tx))
         print(f"quality (batch part): {metrics.summary()} open_reviews={reviews}")
@@ -82,6 +104,10 @@ def main() -> int:
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--chunk", type=int, default=5_000, help="persons generated at a time")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument(
+        "--checkpoints", default="", help="comma-separated person counts at which to sample online latency mid-batch"
+    )
+    parser.add_argument("--checkpoint-online", type=int, default=500, help="online records per checkpoint")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--noise", type=float, default=1.0)
     parser.add_argument("--url", default="sqlite:///bench-data/identity.db")

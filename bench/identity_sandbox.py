@@ -94,6 +94,8 @@ async def run(args: argparse.Namespace) -> None:
         rules = dataclasses.replace(rules, match_at=args.match_at)
     if args.review_at is not None:
         rules = dataclasses.replace(rules, review_at=args.review_at)
+    if args.review_contradicted is not None:
+        rules = dataclasses.replace(rules, review_contradicted=args.review_contradicted == "on")
     for level in args.noise:
         started = time.perf_counter()
         by_trust = sandbox_patients(args.persons, args.seed, scaled(level, NoiseSettings.parse(args.noise_spec)))
@@ -130,6 +132,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=3)
     parser.add_argument("--match-at", type=float, help="override the rules' match threshold (bits)")
     parser.add_argument("--review-at", type=float, help="override the rules' review threshold (bits)")
+    parser.add_argument("--review-contradicted", choices=("on", "off"), help="override the rules' review_contradicted")
     anyio.run(run, parser.parse_args())
     return 0
 

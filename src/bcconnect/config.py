@@ -270,6 +270,18 @@ class CohortSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """How long the audit trail stays in the store, and where ``bcconnect audit prune`` ships what it drops."""
+
+    #: months of AuditEvents kept in the store (default 8 years: the access trail of a record is kept as long
+    #: as the adult record it audits under the NHS Records Management Code of Practice); 0 keeps everything
+    retain_months: Annotated[int, Field(ge=0)] = 96
+    #: the external log store: a folder (often a mount of the log archive) that receives each pruned stretch of
+    #: the chain as NDJSON with its signed checkpoint; empty: prune refuses unless told to discard
+    export_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
@@ -298,6 +310,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     cohorts: CohortSettings = field(default_factory=CohortSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)

@@ -2,10 +2,11 @@
 
 ``review list|show|accept|reject`` works the review queue (``show`` puts the records side by side, field by
 field, with each field's agreement level and weight); ``explain PATIENT`` says why a record is linked where it
-is; ``merge``/``unmerge`` are a steward's merges; ``evaluate --truth ground_truth.csv`` measures pairwise
-precision, recall, F1 and the review rate against the sandbox's ground truth, overall, per noise category (the
-truth file's ``noise`` column) and per rule, with example pairs behind every split and false merge. Every
-decision names who made it (``--by``).
+is; ``merge``/``unmerge`` are a steward's merges; ``relink`` decides every stored record again under the current
+rules (after a rules or weights change), page by page with a progress bar on a terminal; ``evaluate --truth
+ground_truth.csv`` measures pairwise precision, recall, F1 and the review rate against the sandbox's ground
+truth, overall, per noise category (the truth file's ``noise`` column) and per rule, with example pairs behind
+every split and false merge. Every decision names who made it (``--by``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import argparse
 import csv
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
 
 from bcconnect.cli import common
+from bcconnect.cli.progress import Bars
 from bcconnect.errors import UsageError
 from bcconnect.identity import (
     Comparison,
@@ -30,11 +33,14 @@ from bcconnect.identity import (
     count_reviews,
     explain,
     get_review,
+    index_size,
     list_reviews,
     load_record,
+    load_rules,
     merge,
     quality,
     reject_review,
+    relink_page,
     unmerge,
 )
 from bcconnect.store import Tx, open_store
@@ -76,6 +82,11 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
     unm.add_argument("patient")
     unm.add_argument("--by", required=True)
     unm.set_defaults(handler=_unmerge)
+    rel = sub.add_parser(
+        "relink", help="decide every stored record again under the current rules (after a rules change)"
+    )
+    rel.add_argument("--page", type=_page_size, default=500, help="records per transaction (default 500)")
+    rel.set_defaults(handler=_relink)
     ev = sub.add_parser(
         "evaluate", help="precision, recall, F1 and review rate against a ground truth file, per noise category"
     )
@@ -196,6 +207,46 @@ def _unmerge(args: argparse.Namespace) -> int:
     person = _run(args, lambda tx: unmerge(tx, _pid(args.patient), actor=args.by), write=True)
     print(f"unmerged: Patient/{_pid(args.patient)} is back with person {person}")
     return 0
+
+
+def _page_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number of records from 1 to 10000, got {value!r}")
+    return size
+
+
+def _relink(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+
+    async def go() -> int:
+        async with open_store(settings.store_url()) as store:
+            records, persons = await store.read(index_size)
+            reviews = await store.read(lambda tx: count_reviews(tx))
+            done = moved = joined = 0
+            after: str | None = None
+            with Bars("relinking") as bars:
+                bars.update("records", completed=0, total=records)
+                while True:
+                    page = await store.write(partial(relink_page, after=after, limit=args.page))
+                    if page.last is None:
+                        break
+                    done, moved, joined = done + page.records, moved + page.moved, joined + page.joined
+                    after = page.last
+                    bars.update("records", completed=done, total=max(records, done))
+            _, persons_now = await store.read(index_size)
+            reviews_now = await store.read(lambda tx: count_reviews(tx))
+        # moved: a page's own records whose (settled) person changed; a join also moves the joined person's
+        # records, counted as persons joined
+        print(f"relinked {done:,} record(s) under rules {load_rules().version}: {moved:,} re-decided to another "
+              f"person, {done - moved:,} kept their person; {joined:,} person(s) joined into another")  # fmt: skip
+        print(f"persons {persons:,} -> {persons_now:,}; open review items {reviews:,} -> {reviews_now:,}")
+        return 0
+
+    return anyio.run(go)
 
 
 def read_truth(path: Path) -> list[tuple[str, str, str]]:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Final
 
 import jellyfish
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from bcconnect.identity._normalise import (
     Demographics,
@@ -28,6 +28,8 @@ NULL: Final = -1
 CLOSE_NAME: Final = 0.88
 #: a short form must keep at least this many letters of the full name to count as one (Jas, Jaswinder)
 _SHORT_FORM: Final = 3
+#: a shorter name than this one keystroke from another is as likely a different name (Ann/Anne, Jon/Joan)
+_SLIP_MIN_LETTERS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ FAMILY_PHONETIC: Final = 2
 FAMILY_CLOSE: Final = 3
 DOB_EXACT, DOB_SWAPPED, DOB_YEAR_TYPO, DOB_TWO_PARTS, DOB_DIFFERENT = range(5)
 POSTCODE_DIFFERENT: Final = 3
+SEX_DIFFERENT: Final = 1
 
 Vector = tuple[int, ...]
 
@@ -94,6 +97,24 @@ def romanisation_key(name: str) -> str:
             ch = "u" if ch == "w" else "i"
         out.append(ch)
     return str(jellyfish.metaphone("".join(out))) if out else ""
+
+
+def keying_slip(a: str | None, b: str | None) -> bool:
+    """Two names of four or more letters one keystroke apart: a letter dropped, doubled, wrong, or two
+    neighbours transposed (optimal string alignment distance 1, rapidfuzz).
+
+    Parents give twins different names, not one name and a misspelling of it, so a slip like this between two
+    records of one birthday and household is a clerk's, not a second child (Jennnifer/Jennifer, Kirna/Kiran);
+    names that merely sound alike (Hassan/Hussein) are not slips.
+
+    >>> keying_slip("kirna", "kiran"), keying_slip("jennnifer", "jennifer"), keying_slip("hassan", "hussein")
+    (True, True, False)
+    >>> keying_slip("ann", "anne"), keying_slip("maria", "maria")
+    (False, False)
+    """
+    if a is None or b is None or min(len(a), len(b)) < _SLIP_MIN_LETTERS:
+        return False
+    return bool(OSA.distance(a, b) == 1)
 
 
 def _phonetic_equal(a: tuple[str, str], b: tuple[str, str]) -> bool:

@@ -83,11 +83,24 @@ def save_record(tx: Tx, record: Demographics, keys: Sequence[str], *, source_key
         "updated_at = excluded.updated_at",
         values,
     )
-    tx.execute("DELETE FROM identity_block WHERE patient_id = ?", (record.patient_id,))
+    replace_keys(tx, record.patient_id, keys)
+
+
+def replace_keys(tx: Tx, patient_id: str, keys: Sequence[str]) -> None:
+    """Replace a record's blocking keys (the rules' blocking may have changed since it was saved)."""
+    tx.execute("DELETE FROM identity_block WHERE patient_id = ?", (patient_id,))
     tx.executemany(
         "INSERT INTO identity_block (block_key, patient_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(key, record.patient_id) for key in dict.fromkeys(keys)],
+        [(key, patient_id) for key in dict.fromkeys(keys)],
     )
+
+
+def record_ids(tx: Tx, *, after: str | None, limit: int) -> list[str]:
+    """The next ``limit`` stored record ids in id order after ``after`` (keyset paging over the index)."""
+    rows = tx.query(
+        "SELECT patient_id FROM identity_record WHERE patient_id > ? ORDER BY patient_id LIMIT ?", (after or "", limit)
+    )
+    return [str(r[0]) for r in rows]
 
 
 def load_record(tx: Tx, patient_id: str) -> Demographics | None:

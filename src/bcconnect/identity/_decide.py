@@ -5,9 +5,11 @@ Tiers, first that applies wins (see ``rules.toml``):
 1. both NHS numbers verified and different → NO_MATCH, whatever the demographics say;
 2. the twin guard: same date of birth, family name and address (postcode or phone), a different given name
    (not a short form, spelling, typo or middle name of it) → never an automatic MATCH: POSSIBLE_MATCH when the
-   NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH;
-   a given name that only sounds alike, is one typo away or is the other's middle name (twins are often named
-   so: Hassan and Hussein) and no NHS number in common → at most POSSIBLE_MATCH;
+   NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH
+   — unless both records carry the same NHS number verified (each traced to it) and the sexes do not differ:
+   one person under two of their given names, decided by tier 3; a given name that only sounds alike or is
+   close (twins are often named so: Hassan and Hussein) and no NHS number in common → at most POSSIBLE_MATCH;
+   the other's middle name, or one keystroke from the other's name, is not a twin's name and is scored;
 3. same NHS number, verified on both sides, a date of birth that agrees (exactly, day and month swapped, or one
    year digit wrong) and names that do not both disagree (read either way round) → MATCH; a date of birth
    that does not agree, or both names different → POSSIBLE_MATCH;
@@ -32,11 +34,12 @@ from bcconnect.identity._compare import (
     FAMILY_DIFFERENT,
     GIVEN_CLOSE,
     GIVEN_DIFFERENT,
-    GIVEN_MIDDLE,
     GIVEN_PHONETIC,
     POSTCODE_DIFFERENT,
+    SEX_DIFFERENT,
     Vector,
     compare,
+    keying_slip,
 )
 from bcconnect.identity._fs import Contribution
 from bcconnect.identity._normalise import Demographics
@@ -102,12 +105,15 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
         return PairDecision(LinkState.NO_MATCH, "nhs-verified-differ", score, vector)
     same_nhs = a.nhs_number is not None and a.nhs_number == b.nhs_number
     given, family, dob = vector[1], vector[2], vector[3]
+    traced = same_nhs and a.nhs_verified and b.nhs_verified
     if _household_birthday(vector):
-        if given == GIVEN_DIFFERENT:
+        if given == GIVEN_DIFFERENT and not (traced and vector[4] != SEX_DIFFERENT):
             if same_nhs:
                 return PairDecision(LinkState.POSSIBLE_MATCH, "twin-guard-review", score, vector)
             return PairDecision(LinkState.NO_MATCH, "twin-guard", score, vector)
-        similar = given in (GIVEN_PHONETIC, GIVEN_CLOSE, GIVEN_MIDDLE)
+        # neither one record's first name being the other's middle name nor a keying slip is how parents name
+        # twins: both are how one person is recorded
+        similar = given in (GIVEN_PHONETIC, GIVEN_CLOSE) and not keying_slip(a.given, b.given)
         if similar and not same_nhs:
             # twins are often given names that sound alike (Hassan and Hussein), or each other's as a middle name
             state = LinkState.POSSIBLE_MATCH if score >= rules.review_at else LinkState.NO_MATCH
@@ -116,12 +122,15 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
             # most likely a typo in the name, but a twin's number typed on the other twin's record looks the same:
             # a weak match, which any other match outranks and which never joins two persons
             return _banded(score, vector, rules, prefix=WEAK_PREFIX)
-    if same_nhs and a.nhs_verified and b.nhs_verified:
+    if traced:
         swapped_ok = dob == DOB_SWAPPED and not rules.dob_swap_is_conflict
         if dob not in (DOB_EXACT, DOB_YEAR_TYPO) and not swapped_ok:
             return PairDecision(LinkState.POSSIBLE_MATCH, "nhs-same-dob-conflict", score, vector)
         if given == GIVEN_DIFFERENT and family == FAMILY_DIFFERENT:
             return PairDecision(LinkState.POSSIBLE_MATCH, "nhs-same-names-conflict", score, vector)
+        if given == GIVEN_DIFFERENT:
+            # both records were traced to this number: one person known by two of their given names
+            return PairDecision(LinkState.MATCH, "nhs-verified-given-differs", score, vector)
         rule = {DOB_SWAPPED: "nhs-verified-dob-swapped", DOB_YEAR_TYPO: "nhs-verified-dob-year-typo"}
         return PairDecision(LinkState.MATCH, rule.get(dob, "nhs-verified-dob"), score, vector)
     apart = abs(a.birth_date.year - b.birth_date.year) if a.birth_date and b.birth_date else 0

@@ -78,6 +78,23 @@ def link_patients(
     return outcomes
 
 
+def relink_records(tx: Tx, patient_ids: Sequence[str], *, rules: Rules | None = None) -> list[LinkOutcome]:
+    """Decide stored records again under ``rules``, as if each trust had sent them again.
+
+    For a rules or weights change: each record's blocking keys are rebuilt and its link re-decided by the same
+    path an updated record takes (a steward's link or merge stands; persons the record connects are joined;
+    review items that no longer apply are superseded). Unknown ids are skipped.
+    """
+    rules = rules or default_rules()
+    keyed = [(r, _keys(r, rules)) for r in _db.load_records(tx, patient_ids)]
+    _db.lock_keys(tx, (k for _, keys in keyed for k in keys))
+    outcomes = []
+    for record, keys in keyed:
+        _db.replace_keys(tx, record.patient_id, keys)
+        outcomes.append(_link_one(tx, record, rules, now=_db.utc_now()))
+    return outcomes
+
+
 def _keys(record: Demographics, rules: Rules) -> list[str]:
     # the rules' blocking keys, plus the trust's MRN: the same source record under another id is a candidate
     keys = block_keys(record, rules.blocking)

@@ -19,7 +19,7 @@ before the transaction commits, then for each of them
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -234,3 +234,49 @@ def reject_review(tx: Tx, review_id: str, *, actor: str, note: str | None = None
     """Reject a review item (see :func:`bcconnect.identity._steward.reject_review`), then settle."""
     _steward.reject_review(tx, review_id, actor=actor, note=note)
     settle_persons(tx)
+
+
+@dataclass(frozen=True, slots=True)
+class RelinkPage:
+    """One page of a batch re-link: how many records were decided again and what changed for them."""
+
+    #: records decided again in this page
+    records: int
+    #: of them, records MATCHed to another person after the page than before it (settled ids compared)
+    moved: int
+    #: persons joined into another because a record of the page connected them (``person-join``)
+    joined: int
+    #: of them, records left with an open possible match or possible duplicate (the review queue)
+    flagged: int
+    #: the last record id of the page, where the next page starts; None when there was nothing left
+    last: str | None
+
+
+def relink_page(tx: Tx, *, after: str | None, limit: int, rules: Rules | None = None) -> RelinkPage:
+    """Decide the next ``limit`` stored records (in id order, after ``after``) again under ``rules``, then settle.
+
+    The batch re-link after a rules or weights change, one page per transaction; see
+    :func:`bcconnect.identity._linker.relink_records` for what a record goes through.
+    """
+    ids = _db.record_ids(tx, after=after, limit=limit)
+    if not ids:
+        return RelinkPage(0, 0, 0, 0, None)
+    before = {pid: _db.matched_person(tx, pid) for pid in ids}
+    joins_before = _person_joins(tx)
+    outcomes = _linker.relink_records(tx, ids, rules=rules)
+    settle_persons(tx, patient_ids=ids, rules=rules)
+    moved = sum(1 for pid in ids if _db.matched_person(tx, pid) != before[pid])
+    joined = _person_joins(tx) - joins_before
+    return RelinkPage(len(ids), moved, joined, sum(1 for o in outcomes if o.review), ids[-1])
+
+
+def _person_joins(tx: Tx) -> int:
+    row = tx.query_one("SELECT COUNT(*) FROM identity_person_merge WHERE rule = 'person-join'")
+    return int(row[0]) if row else 0
+
+
+def index_size(tx: Tx) -> tuple[int, int]:
+    """How many source records the index holds, and how many persons they are MATCHed to."""
+    records = tx.query_one("SELECT COUNT(*) FROM identity_record")
+    persons = tx.query_one("SELECT COUNT(DISTINCT person_id) FROM identity_link WHERE state = 'MATCH'")
+    return (int(records[0]) if records else 0, int(persons[0]) if persons else 0)

@@ -174,22 +174,24 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
             body=orjson.dumps(resource),
             source=adapter,
             compartment=patient_compartment(resource),
+            parsed=resource,
         )
         for resource in resources
     ]
-    # Identity and the objection register touch only their own tables, so they go first: on PostgreSQL
-    # put_resources takes the store's logical-clock row lock, held to commit, and every writer waits for it.
+    # Identity, the objection register and the source times touch only their own tables, so they go first: on
+    # PostgreSQL put_resources takes the store's logical-clock row lock, held to commit, and every writer waits
+    # for it — what runs before it runs concurrently with the other adapters' pages.
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if patients:
         link_patients(tx, patients, ods_code=ods_code, settle=False)
     for resource in resources:
         if resource["resourceType"] in ("Consent", "Flag"):
             record_objection_from_resource(tx, resource)
+    if guarded:
+        record_source_times(tx, guarded)
     put_resources(tx, writes)
     # golden Patients are composed from the source Patients just written (ids stable, aliases current)
     settle_persons(tx, patient_ids=[p["id"] for p in patients])
-    if guarded:
-        record_source_times(tx, guarded)
     return Written(len(writes), frozenset(stale), held, len(released))
 
 

@@ -71,6 +71,7 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
+from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
@@ -88,6 +89,8 @@ __all__ = [
     "ALIAS_FAMILY",
     "Dialect",
     "EverythingQuery",
+    "FactKeyer",
+    "KeyedRecord",
     "LandedRecord",
     "MigrationStatus",
     "PoolStats",
@@ -122,6 +125,7 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -135,6 +139,7 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_records",
     "put_resources",
     "quarantine_groups",
     "read_current",

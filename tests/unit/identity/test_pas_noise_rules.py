@@ -57,15 +57,69 @@ def test_twins_never_link_with_or_without_an_nhs_number(rules: Rules) -> None:
     decision = decide_pair(demographics(sarah), demographics(jane), rules)
     assert decision.score >= rules.match_at  # the demographics alone would link them
     assert (decision.state, decision.rule) == (LinkState.NO_MATCH, "twin-guard")
-    # a twin's NHS number typed on the other twin's record: only ever review
-    with_number = decide_pair(
-        demographics(patient("c", given="Sarah")), demographics(patient("d", given="Jane")), rules
+    # a twin's NHS number typed on the other twin's record (never traced, so not verified there): only review
+    typed = decide_pair(
+        demographics(patient("c", given="Sarah")), demographics(patient("d", given="Jane", status="02")), rules
     )
-    assert (with_number.state, with_number.rule) == (LinkState.POSSIBLE_MATCH, "twin-guard-review")
+    assert (typed.state, typed.rule) == (LinkState.POSSIBLE_MATCH, "twin-guard-review")
+    # verified on both sides but the sexes differ: a different person whatever the number says
+    boy = demographics(patient("g", given="Daniel", gender="male"))
+    assert decide_pair(demographics(patient("h", given="Sarah")), boy, rules).rule == "twin-guard-review"
     # twins named alike (Hassan, Hussein) without a shared NHS number: review at most
     hassan = demographics(patient("e", nhs=None, given="Hassan", family="Ali", gender="male"))
     hussein = demographics(patient("f", nhs="9990000026", status="02", given="Hussein", family="Ali", gender="male"))
     assert decide_pair(hassan, hussein, rules).state is not LinkState.MATCH
+
+
+def test_one_number_traced_on_both_records_is_one_person_known_by_two_given_names(rules: Rules) -> None:
+    """A middle name used as the first name, where no record holds both names: both records were traced to
+    the same NHS number (verified, 01), so the other given name is evidence of nothing but how clerks record."""
+    sarah = demographics(patient("a", given="Sarah"))
+    jane = demographics(patient("b", given="Jane"))
+    decision = decide_pair(sarah, jane, rules)
+    assert (decision.state, decision.rule) == (LinkState.MATCH, "nhs-verified-given-differs")
+
+
+def test_a_middle_name_or_a_keying_slip_in_one_household_is_not_a_twin(rules: Rules) -> None:
+    """Without a shared NHS number: one record's first name being the other's middle name, or one keystroke
+    between two first names, links; names that only sound alike (Hassan/Hussein) stay for review."""
+    full = demographics(patient("a", given="Sarah Jane"))
+    middle = demographics(patient("b", nhs=None, given="Jane"))
+    assert decide_pair(full, middle, rules).state is LinkState.MATCH
+    kiran = demographics(patient("c", given="Kiran"))
+    for slip in ("Kirna", "Kirann", "Kiren"):
+        decision = decide_pair(kiran, demographics(patient("d", nhs=None, given=slip)), rules)
+        assert decision.state is LinkState.MATCH, slip
+    hassan = demographics(patient("e", given="Hassan", gender="male"))
+    hussein = demographics(patient("f", nhs=None, given="Hussein", gender="male"))
+    assert decide_pair(hassan, hussein, rules).state is not LinkState.MATCH
+
+
+def test_the_keying_slip_test_is_what_separates_a_typo_from_a_twin(rules: Rules) -> None:
+    """Injected violation: with every pair of names taken for a keying slip, twins named alike auto-link."""
+    import bcconnect.identity._decide as decide
+
+    hassan = demographics(patient("e", given="Hassan", gender="male"))
+    hasan = demographics(patient("f", nhs=None, given="Hasaan", gender="male"))
+    hussein = demographics(patient("g", nhs=None, given="Hussein", gender="male"))
+    assert decide_pair(hassan, hasan, rules).state is LinkState.MATCH
+    assert decide_pair(hassan, hussein, rules).state is not LinkState.MATCH
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decide, "keying_slip", lambda a, b: True)
+        assert decide_pair(hassan, hussein, rules).state is LinkState.MATCH
+
+
+def test_the_sex_check_is_what_keeps_traced_twins_of_both_sexes_apart(rules: Rules) -> None:
+    """Injected violation: with the sex comparison blinded, a verified number shared by a girl and a boy of one
+    household links them."""
+    import bcconnect.identity._decide as decide
+
+    girl = demographics(patient("a", given="Sarah"))
+    boy = demographics(patient("b", given="Daniel", gender="male"))
+    assert decide_pair(girl, boy, rules).state is LinkState.POSSIBLE_MATCH
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decide, "SEX_DIFFERENT", 99)
+        assert decide_pair(girl, boy, rules).state is LinkState.MATCH
 
 
 def test_the_twin_guard_is_what_keeps_twins_apart(rules: Rules) -> None:
