@@ -31,7 +31,9 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 NO_NOISE = NoiseSettings(
     nhs_missing=0.0, nhs_unverified=0.0, typo=0.0, nickname=0.0, dob_swapped=0.0, moved_house=0.0, duplicate=0.0
 )
-WORLD = SandboxSettings(persons=500, seed=16, noise=NO_NOISE)
+#: density 0: the sparse world (conditions, stays, attendances are all there; vitals and lab series are not,
+#: and they would only make the sync slower)
+WORLD = SandboxSettings(persons=500, seed=16, noise=NO_NOISE, density=0)
 
 
 @dataclass
