@@ -135,9 +135,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("bench/results/mapping.md"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--density", type=float, default=1.0, help="sandbox record density (default 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        generate_to_directory(SandboxSettings(persons=args.persons, seed=args.seed), Path(tmp))
+        generate_to_directory(SandboxSettings(persons=args.persons, seed=args.seed, density=args.density), Path(tmp))
         records = load_records(Path(tmp))
     fast_sets = {t: load_mapping_set(Path("mappings") / s) for t, s in SETS.items()}
     full_sets = {t: load_mapping_set(Path("mappings") / s, fast_validation=False) for t, s in SETS.items()}
@@ -150,7 +151,8 @@ def main() -> None:
     lines = [
         "# Mapping + validation throughput",
         "",
-        f"Command: `.venv/bin/python bench/mapping_bench.py --persons {args.persons} --seed {args.seed}`",
+        f"Command: `.venv/bin/python bench/mapping_bench.py --persons {args.persons} --seed {args.seed}"
+        f" --density {args.density:g}` (sandbox record density {args.density:g})",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores shared with other users (load average"
         f" {os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}; one process, CPU time,"
         f" best of {args.repeat} runs for the fast column.",

@@ -18,12 +18,16 @@ from bcconnect_sandbox import SandboxSettings, running_sandboxes
 from bcconnect_sandbox.testing import bearer, next_link
 
 
-async def measure(persons: int, pages: int) -> dict[str, float]:
+async def measure(persons: int, pages: int, density: float) -> dict[str, float]:
     """Start a world of ``persons`` and time ``pages`` pages of each walk."""
     started = time.perf_counter()
-    settings = SandboxSettings(persons=persons, seed=1, trusts=("RL4", "RNA"))
+    settings = SandboxSettings(persons=persons, seed=1, trusts=("RL4", "RNA"), density=density)
     async with running_sandboxes(settings) as world, httpx.AsyncClient(timeout=120) as client:
-        result: dict[str, float] = {"persons": persons, "start_seconds": round(time.perf_counter() - started, 3)}
+        result: dict[str, float] = {
+            "persons": persons,
+            "density": density,
+            "start_seconds": round(time.perf_counter() - started, 3),
+        }
         headers = await bearer(client, world, "RL4")
         for kind in ("Patient", "Observation"):
             url: str | None = f"{world.base_url('RL4')}/fhir/R4/{kind}?_count=100&_sort=_lastUpdated"
@@ -51,8 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("persons", nargs="?", type=int, default=1000)
     parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--density", type=float, default=1.0, help="sandbox record density (default 1)")
     args = parser.parse_args()
-    print(json.dumps(anyio.run(measure, args.persons, args.pages)))
+    print(json.dumps(anyio.run(measure, args.persons, args.pages, args.density)))
 
 
 if __name__ == "__main__":

@@ -61,11 +61,11 @@ def finished_adapters(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def ingest(base_url: str, persons: int, workers: int, folder: Path) -> tuple[float, str]:
+async def ingest(base_url: str, persons: int, workers: int, folder: Path, density: float) -> tuple[float, str]:
     url = fresh_schema(base_url)
     drop = folder / "drop"
     async with running_sandboxes(
-        SandboxSettings(persons=persons, seed=3, trusts=("RL4", "RNA")), hl7_drop_dir=drop
+        SandboxSettings(persons=persons, seed=3, trusts=("RL4", "RNA"), density=density), hl7_drop_dir=drop
     ) as world:
         configs, environ = demo_adapters(world, adapters_dir=ADAPTERS, hl7_drop_dir=drop)
         config = write_demo_config(folder / f"deploy-{workers}", port=free_port(), configs=configs, environ=environ)
@@ -153,13 +153,17 @@ def main() -> None:
     parser.add_argument("--postgres-url", required=True)
     parser.add_argument("--persons", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--density", type=float, default=1.0, help="sandbox record density (default 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print(f"sandboxes: RL4 (FHIR) and RNA (JSON feed), {args.persons} persons; PostgreSQL; {os.cpu_count()} CPUs\n")
+        print(
+            f"sandboxes: RL4 (FHIR) and RNA (JSON feed), {args.persons} persons at density {args.density:g};"
+            f" PostgreSQL; {os.cpu_count()} CPUs\n"
+        )
         print("| measure | 1 process | 2 processes |\n| --- | ---: | ---: |")
-        one, url = anyio.run(ingest, args.postgres_url, args.persons, 1, folder)
-        two, second = anyio.run(ingest, args.postgres_url, args.persons, 2, folder)
+        one, url = anyio.run(ingest, args.postgres_url, args.persons, 1, folder, args.density)
+        two, second = anyio.run(ingest, args.postgres_url, args.persons, 2, folder, args.density)
         extra = [second]
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT SUM(fetched) FROM ingest_runs WHERE ok = 1").fetchone()

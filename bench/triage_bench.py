@@ -54,8 +54,8 @@ async def _time(repeat: int, call: Callable[[], Awaitable[Any]]) -> tuple[float,
     return statistics.median(samples), result
 
 
-async def run(persons: int, repeat: int, store_url: str, work: Path) -> list[str]:
-    world_settings = SandboxSettings(persons=persons, seed=7)
+async def run(persons: int, repeat: int, store_url: str, work: Path, density: float) -> list[str]:
+    world_settings = SandboxSettings(persons=persons, seed=7, density=density)
     as_of: date = world_settings.now.date()
     lines = []
     async with open_store(store_url) as store:
@@ -90,17 +90,18 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres-url", help="also run on a fresh database of this PostgreSQL server")
+    parser.add_argument("--density", type=float, default=1.0, help="sandbox record density (default 1)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bctriage-"))
     header = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"median of {args.repeat} runs, in process through the view (no HTTP).",
+        f"median of {args.repeat} runs, in process through the view (no HTTP); sandbox density {args.density:g}.",
     ]
-    lines = anyio.run(run, args.persons, args.repeat, f"sqlite:///{work / 'store.db'}", work)
+    lines = anyio.run(run, args.persons, args.repeat, f"sqlite:///{work / 'store.db'}", work, args.density)
     if args.postgres_url:
         pg_work = work / "pg"
         pg_work.mkdir()
-        lines += anyio.run(run, args.persons, args.repeat, _fresh_postgres(args.postgres_url), pg_work)
+        lines += anyio.run(run, args.persons, args.repeat, _fresh_postgres(args.postgres_url), pg_work, args.density)
     text = "\n".join([*header, *lines]) + "\n"
     print(text)
     out = ROOT / "bench" / "results" / "triage.md"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar, get_args, get_type_hints
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, TypeAdapter
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from bcconnect.errors import ConfigError
@@ -46,6 +46,12 @@ def _positive(value: int) -> int:
 def _store_url(value: str) -> str:
     if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ValueError("expected a sqlite:///… or postgresql://… URL")
+    return value
+
+
+def _replica_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a postgresql://… URL of a streaming replica of the store")
     return value
 
 
@@ -133,6 +139,11 @@ class StoreSettings:
     """Where resources live: ``sqlite:///path`` (embedded default) or ``postgresql://…``."""
 
     url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///bcconnect-data/bcconnect.db"
+    #: a PostgreSQL streaming replica of ``url`` the API reads from (None: reads go to ``url``); writes (the
+    #: audit trail, rate limits) always go to ``url``
+    read_url: Annotated[str | None, AfterValidator(_replica_url)] = None
+    #: the API is not ready (``/readyz`` 503) while the replica is further behind the primary than this
+    read_max_lag_seconds: Annotated[float, AfterValidator(_positive_rate)] = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +278,16 @@ class BulkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CohortSettings:
+    """Population cohorts: their definitions and how often ``bcconnect run`` recomputes them."""
+
+    #: a TOML file of cohort definitions replacing the packaged ones (docs/cohorts.md); empty: the packaged set
+    definitions: str = ""
+    #: minutes between recomputations in ``bcconnect run`` (0: only on demand)
+    recompute_minutes: Annotated[int, Field(ge=0)] = 60
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """Log level and format (``auto``: readable on a TTY, JSON lines otherwise)."""
 
@@ -295,6 +316,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     bulk: BulkSettings = field(default_factory=BulkSettings)
+    cohorts: CohortSettings = field(default_factory=CohortSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)

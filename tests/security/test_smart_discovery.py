@@ -23,6 +23,16 @@ TOKEN = "https://idp.example.nhs.uk/token"
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
     """The endpoint served by uvicorn on a free loopback port, with the IdP's endpoints configured."""
+    yield from _served(tmp_path, AuthSettings(authorization_endpoint=AUTHORIZE, token_endpoint=TOKEN))
+
+
+@pytest.fixture
+def base_url_without_idp(tmp_path: Path) -> Iterator[str]:
+    """The endpoint with no authorisation server configured (bearer JWTs only)."""
+    yield from _served(tmp_path, AuthSettings())
+
+
+def _served(tmp_path: Path, auth: AuthSettings) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -30,7 +40,7 @@ def base_url(tmp_path: Path) -> Iterator[str]:
     settings = Settings(
         store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
         api=ApiSettings(host="127.0.0.1", port=port),
-        auth=AuthSettings(authorization_endpoint=AUTHORIZE, token_endpoint=TOKEN),
+        auth=auth,
         root=tmp_path,
     )
     server = make_server(settings)
@@ -73,3 +83,20 @@ async def test_fhirclient_finds_the_oauth_endpoints_in_the_capability_statement(
     assert auth.auth_type == "oauth2"
     assert auth._token_uri == TOKEN
     assert authorize_url.startswith(AUTHORIZE)
+
+
+@pytest.mark.anyio
+async def test_without_an_authorisation_server_smart_is_neither_claimed_nor_discovered(
+    base_url_without_idp: str,
+) -> None:
+    """A discovery document without its REQUIRED token_endpoint would mislead a SMART client: 404 with an
+    OperationOutcome instead, and the CapabilityStatement does not claim SMART-on-FHIR."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{base_url_without_idp}/.well-known/smart-configuration")
+        statement = (await client.get(f"{base_url_without_idp}/metadata")).json()
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert "token_endpoint" in response.text
+    security = statement["rest"][0]["security"]
+    assert "service" not in security
+    assert "token_endpoint" in security["description"]

@@ -45,6 +45,8 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
         ("[api]\nprot = 80\n", "api.prot", "expected one of"),
         ('[auth]\nmode = "maybe"\n', "auth.mode", "one of 'jwt', 'none'"),
         ('[store]\nurl = "mysql://db"\n', "store.url", "sqlite:///"),
+        ('[store]\nread_url = "sqlite:///replica.db"\n', "store.read_url", "streaming replica"),
+        ("[store]\nread_max_lag_seconds = 0\n", "store.read_max_lag_seconds", "positive"),
         ("[api]\nport = 70000\n", "api.port", "TCP port"),
         ("api = 3\n", "api", "expected a table"),
     ],

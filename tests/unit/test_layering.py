@@ -58,6 +58,30 @@ INJECTIONS = [
         id="api-imports-ingest",
     ),
     pytest.param(
+        "src/bcconnect/api/leak.py",
+        "from bcconnect.store import open_store\n",
+        "api may not import store",
+        id="api-imports-store",
+    ),
+    pytest.param(
+        "src/bcconnect/api/leak.py",
+        "from bcconnect.search import registry\n",
+        "api may not import search",
+        id="api-imports-search",
+    ),
+    pytest.param(
+        "src/bcconnect/app/leak.py",
+        "from bcconnect.security import SecurityGate\n",
+        "app may not import security",
+        id="app-imports-security",
+    ),
+    pytest.param(
+        "src/bcconnect/access/leak.py",
+        "from bcconnect.store import Tx\n",
+        "access may not import store",
+        id="access-imports-store",
+    ),
+    pytest.param(
         "src/bcconnect/view/leak.py",
         "import bcconnect.mapping\n",
         "view may not import mapping",

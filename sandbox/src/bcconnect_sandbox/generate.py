@@ -6,6 +6,7 @@ Layout (the same bytes for the same settings)::
     DIR/ground_truth.csv       ods_code,source_patient_id,person_id,noise (person order)
     DIR/rtt_truth.csv          each RTT pathway's true clock at the reference date (ground_truth.RTT_HEADER)
     DIR/referral_truth.csv     each referral's triage state and duplicate (ground_truth.REFERRAL_HEADER)
+    DIR/cohort_truth.csv       each person's conditions, distinct emergency stays, A&E attendances (cohort_facts)
     DIR/RL4/<Type>.ndjson      FHIR resources as RL4 serves them, one per line
     DIR/RXK/<Type>.ndjson      the same with RXK's quirks
     DIR/RNA/changes.ndjson     RNA change-feed entries, one per line
@@ -25,15 +26,16 @@ from typing import IO, Final
 
 import orjson
 
+from bcconnect_sandbox.cohort_facts import COHORT_TRUTH_HEADER, cohort_truth_row
 from bcconnect_sandbox.dialects.fhir import RESOURCE_TYPE, to_fhir
 from bcconnect_sandbox.dialects.hl7 import messages
 from bcconnect_sandbox.dialects.rna import ENTITY, to_rna, uk_datetime
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
 from bcconnect_sandbox.ground_truth import HEADER, REFERRAL_HEADER, RTT_HEADER, noise_of, referral_rows, rtt_rows
-from bcconnect_sandbox.population import make_person, person_id
+from bcconnect_sandbox.population import person_id
 from bcconnect_sandbox.settings import SandboxSettings
 from bcconnect_sandbox.sources import IdCodec, Record, SourcePatient, static_records, trust_records
-from bcconnect_sandbox.state import BASE_LOAD_SPAN, STATIC_TICKS, TICKS_PER_PERSON
+from bcconnect_sandbox.state import STATIC_TICKS, dense_person
 
 _BUFFER: Final = 1 << 20
 
@@ -70,7 +72,8 @@ def generate_to_directory(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
-    epoch = settings.now - BASE_LOAD_SPAN
+    epoch = settings.now - settings.base_load_span
+    ticks_per_person = settings.ticks_per_person
     codecs = {t: IdCodec(settings.seed, t) for t in settings.trusts}
     with ExitStack() as stack:
         files = _Files(out, stack)
@@ -86,31 +89,40 @@ def generate_to_directory(
             lineterminator="\n",
         )
         referral_truth.writerow(REFERRAL_HEADER)
+        cohort_truth = csv.writer(
+            stack.enter_context((out / "cohort_truth.csv").open("w", encoding="utf-8", newline="")),
+            lineterminator="\n",
+        )
+        cohort_truth.writerow(COHORT_TRUTH_HEADER)
         for trust in settings.trusts:
             for k, record in enumerate(static_records(trust)):
                 _write(files, counts, trust, record, None, k, epoch)
         for index in range(settings.persons):
-            person = make_person(settings.seed, index, settings.now, settings.noise, referrals=settings.referrals)
+            person = dense_person(settings, index)
             rtt.writerows(rtt_rows(person, reference=settings.now.date()))
             referral_truth.writerows(referral_rows(person))
+            sent: dict[str, list[Record]] = {}
             for trust in settings.trusts:
                 records = trust_records(person, trust, seed=settings.seed, noise=settings.noise, codec=codecs[trust])[
-                    : TICKS_PER_PERSON - 1
+                    : ticks_per_person - 1
                 ]
+                sent[trust] = records
                 patients = {r.id: r.fact for r in records if isinstance(r.fact, SourcePatient)}
                 for r in records:
                     # a Consent's fact is its patient too; only patient records are linkage truth
                     if isinstance(r.fact, SourcePatient) and r.kind == "patient":
                         truth.writerow((trust, r.id, person_id(index), noise_of(r.fact)))
-                tick0 = STATIC_TICKS + index * TICKS_PER_PERSON
+                tick0 = STATIC_TICKS + index * ticks_per_person
                 for k, record in enumerate(records):
                     owner = patients.get(record.patient_id)
                     _write(files, counts, trust, record, owner, tick0 + k, epoch)
+            cohort_truth.writerow(cohort_truth_row(person, sent))
             if progress is not None and ((index + 1) % PROGRESS_EVERY == 0 or index + 1 == settings.persons):
                 progress(index + 1)
     manifest: dict[str, object] = {
         "persons": settings.persons,
         "seed": settings.seed,
+        "density": settings.density,
         "now": settings.now.isoformat(),
         "trusts": list(settings.trusts),
         "records": dict(sorted(counts.items())),

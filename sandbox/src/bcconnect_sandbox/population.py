@@ -78,6 +78,8 @@ class Medication:
     concept: ref.Concept
     trust: str
     authored: date
+    #: ``active`` for the current prescription; ``completed`` for an earlier repeat issue of it
+    status: str = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,15 @@ def make_person(
     is the twin of ``2k``, a stranger with the same name and date of birth in the same borough, or a parent or
     child with the same name at the same address; both persons of a pair know the relation.
     """
+    # cohort facts (more conditions, repeat attenders, stays sent twice) come from a draw stream of their own
+    from bcconnect_sandbox.cohort_facts import add_cohort_facts
+
+    return add_cohort_facts(seed, _make_person_core(seed, index, now, noise, referrals), now)
+
+
+def _make_person_core(
+    seed: int, index: int, now: datetime, noise: NoiseSettings | None, referrals: ReferralSettings | None
+) -> Person:
     noise = noise or _DEFAULT_NOISE
     person = _identity_extras(seed, _make_person(seed, index, now, referrals=referrals))
     kin = _kin_of(seed, index, noise)

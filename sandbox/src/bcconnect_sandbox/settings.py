@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 ALL_TRUSTS: Final = ("RL4", "RXK", "RNA", "RBK")
 DEFAULT_NOW: Final = datetime(2026, 11, 1, tzinfo=UTC)
 MAX_PERSONS: Final = 1_300_000
+#: records per person and trust a world at density 0 can hold (the logical clock's stride per person)
+SPARSE_TICKS_PER_PERSON: Final = 128
+#: the stride per unit of density above 0: a dense record of a multimorbid person fits with room to spare
+DENSE_TICKS_PER_PERSON: Final = 2048
+MAX_DENSITY: Final = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,10 @@ class SandboxSettings:
 
     persons: int = 200
     seed: int = 0
+    #: how much history each person carries (:mod:`bcconnect_sandbox.density`): 0 the sparse identity-and-triage
+    #: story (~9 records a person), 1 a shared-care-record-like record (~150 a person, 100–400 for adults with
+    #: long-term conditions), 2 twice the rates
+    density: float = 1.0
     trusts: tuple[str, ...] = ALL_TRUSTS
     faults: FaultSettings = field(default_factory=FaultSettings)
     noise: NoiseSettings = field(default_factory=NoiseSettings)
@@ -257,6 +267,23 @@ class SandboxSettings:
             raise ValueError("now must be timezone-aware (UTC)")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ValueError("default_page_size must be between 1 and max_page_size")
+        if not 0 <= self.density <= MAX_DENSITY:
+            raise ValueError(f"density must be between 0 and {MAX_DENSITY:g}, got {self.density}")
+
+    @property
+    def ticks_per_person(self) -> int:
+        """Logical-clock ticks (milliseconds of ``lastUpdated``) reserved per person and trust: the most records
+        a person can hold at one trust is one less (the last tick marks the person's end)."""
+        if self.density == 0:
+            return SPARSE_TICKS_PER_PERSON
+        return DENSE_TICKS_PER_PERSON * math.ceil(self.density)
+
+    @property
+    def base_load_span(self) -> timedelta:
+        """How long before ``now`` the starting snapshot was loaded: three days, or longer when the population's
+        ticks need it (one millisecond per tick), so every base version is older than ``now``."""
+        needed = timedelta(milliseconds=1_000 + self.persons * self.ticks_per_person)
+        return max(timedelta(days=3), needed + timedelta(days=1))
 
     def port(self, trust: str) -> int:
         """The configured port of ``trust`` (0 = pick a free one)."""

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Final
 
 from bcconnect_sandbox import reference as ref
+from bcconnect_sandbox.density import PANELS
 from bcconnect_sandbox.nhs_numbers import ALLOCATOR
 from bcconnect_sandbox.population import (
     Allergy,
@@ -164,7 +165,7 @@ def trust_records(person: Person, trust: str, *, seed: int, noise: NoiseSettings
             add("allergy", pid, allergy)
     for med in person.medications:
         if med.trust == trust:
-            add("medication", pid, med)
+            add("medication", pid, med, status=None if med.status == "active" else med.status)
     first_encounter = True
     for enc in person.encounters:
         if enc.trust != trust:
@@ -184,8 +185,8 @@ def trust_records(person: Person, trust: str, *, seed: int, noise: NoiseSettings
     for obs in person.observations:
         if obs.trust != trust:
             continue
-        if obs.kind == "fbc":
-            parts = tuple(add("observation", pid, obs, part=k) for k in range(3))
+        if obs.kind in PANELS:
+            parts = tuple(add("observation", pid, obs, part=k) for k in range(len(obs.values)))
             add("report", pid, obs, refs=parts)
         else:
             add("observation", pid, obs)

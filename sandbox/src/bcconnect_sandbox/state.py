@@ -1,10 +1,10 @@
 """One trust's records over time: a computed base snapshot plus an overlay of later changes.
 
 The base snapshot is never stored: record ``k`` of person ``i`` has the logical time ("tick", milliseconds
-after ``base_epoch``) ``STATIC_TICKS + i * TICKS_PER_PERSON + k``, so the records are already in
-``lastUpdated`` order and a search can start at any instant by computing the first person. Changes made as
-simulated time moves (:mod:`bcconnect_sandbox.timeline`) go to an overlay of new versions with later ticks;
-memory grows with the number of changes, never with the population.
+after ``base_epoch``) ``STATIC_TICKS + i * ticks_per_person + k`` (``SandboxSettings.ticks_per_person``), so the
+records are already in ``lastUpdated`` order and a search can start at any instant by computing the first person.
+Changes made as simulated time moves (:mod:`bcconnect_sandbox.timeline`) go to an overlay of new versions with
+later ticks; memory grows with the number of changes, never with the population.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from bcconnect_sandbox.density import densify
 from bcconnect_sandbox.population import Person, make_person
 from bcconnect_sandbox.settings import SandboxSettings
 from bcconnect_sandbox.sources import IdCodec, Record, static_records, trust_records
 
 STATIC_TICKS: Final = 1_000
-TICKS_PER_PERSON: Final = 128
-#: how far before the simulated "now" the base snapshot was loaded (longer than 1.3M persons × 128 ms)
-BASE_LOAD_SPAN: Final = timedelta(days=3)
 _CACHE_PERSONS: Final = 4_096
 
 
@@ -51,13 +49,17 @@ class Population:
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
-        person = make_person(
-            self.settings.seed, index, self.settings.now, self.settings.noise, referrals=self.settings.referrals
-        )
+        person = dense_person(self.settings, index)
         self._cache[index] = person
         if len(self._cache) > _CACHE_PERSONS:
             self._cache.popitem(last=False)
         return person
+
+
+def dense_person(settings: SandboxSettings, index: int) -> Person:
+    """Person ``index`` of the world of ``settings``, at its density."""
+    person = make_person(settings.seed, index, settings.now, settings.noise, referrals=settings.referrals)
+    return densify(person, seed=settings.seed, density=settings.density, now=settings.now)
 
 
 class TrustState:
@@ -68,13 +70,14 @@ class TrustState:
         self.trust = trust
         self.population = population
         self.codec = IdCodec(settings.seed, trust)
-        self.base_epoch = settings.now - BASE_LOAD_SPAN
+        self.ticks_per_person = settings.ticks_per_person
+        self.base_epoch = settings.now - settings.base_load_span
         self.statics = static_records(trust)
         self._base_cache: OrderedDict[int, list[Record]] = OrderedDict()
         self._current: dict[str, Version] = {}  # overlay: id -> latest version
         self._log: list[Version] = []  # overlay versions in tick order
         self._log_ticks: list[int] = []
-        self._last_tick = STATIC_TICKS + settings.persons * TICKS_PER_PERSON - 1
+        self._last_tick = STATIC_TICKS + settings.persons * self.ticks_per_person - 1
 
     # --- time ---------------------------------------------------------------------------------------
     def instant(self, tick: int) -> datetime:
@@ -89,7 +92,7 @@ class TrustState:
     @property
     def first_change_tick(self) -> int:
         """The first tick after the starting snapshot: changes made as time moves come at or after it."""
-        return STATIC_TICKS + self.settings.persons * TICKS_PER_PERSON
+        return STATIC_TICKS + self.settings.persons * self.ticks_per_person
 
     @property
     def end_tick(self) -> int:
@@ -106,7 +109,7 @@ class TrustState:
         person = self.population.person(index)
         records = trust_records(
             person, self.trust, seed=self.settings.seed, noise=self.settings.noise, codec=self.codec
-        )[: TICKS_PER_PERSON - 1]
+        )[: self.ticks_per_person - 1]
         self._base_cache[index] = records
         if len(self._base_cache) > _CACHE_PERSONS:
             self._base_cache.popitem(last=False)
@@ -118,14 +121,14 @@ class TrustState:
             for k, rec in enumerate(self.statics):
                 if k >= from_tick and (kind is None or rec.kind == kind):
                     yield Version(rec.kind, rec.id, 1, k, rec)
-        first = max(0, (from_tick - STATIC_TICKS) // TICKS_PER_PERSON)
+        first = max(0, (from_tick - STATIC_TICKS) // self.ticks_per_person)
         for index in range(first, self.settings.persons):
-            base = STATIC_TICKS + index * TICKS_PER_PERSON
+            base = STATIC_TICKS + index * self.ticks_per_person
             for k, rec in enumerate(self.base_records(index)):
                 if base + k >= from_tick and (kind is None or rec.kind == kind):
                     yield Version(rec.kind, rec.id, 1, base + k, rec)
             # lets a scan stop at a person boundary with nothing of this kind yielded
-            yield Version("", "", 0, base + TICKS_PER_PERSON - 1, None)
+            yield Version("", "", 0, base + self.ticks_per_person - 1, None)
 
     def _overlay_versions(self, from_tick: int) -> Iterator[Version]:
         start = bisect.bisect_left(self._log_ticks, from_tick)
@@ -167,7 +170,7 @@ class TrustState:
             return None
         for k, rec in enumerate(self.base_records(index)):
             if rec.id == record_id:
-                return Version(rec.kind, rec.id, 1, STATIC_TICKS + index * TICKS_PER_PERSON + k, rec)
+                return Version(rec.kind, rec.id, 1, STATIC_TICKS + index * self.ticks_per_person + k, rec)
         return None
 
     def base_record(self, record_id: str) -> Record | None:

@@ -15,6 +15,7 @@ import anyio
 import uvicorn
 
 from bcconnect_sandbox.asgi import FaultyWire, RateLimiter
+from bcconnect_sandbox.cohort_facts import cohort_truth_row, write_cohort_truth
 from bcconnect_sandbox.dialects.rxk import rxk_quirks
 from bcconnect_sandbox.faults import FaultPlan
 from bcconnect_sandbox.fhir_server import FhirApp
@@ -108,7 +109,17 @@ class World:
         The referral truth (``rtt_truth.csv``, ``referral_truth.csv``) is written beside it.
         """
         self.write_referral_truth(path.parent)
+        self.write_cohort_truth(path.parent / "cohort_truth.csv")
         return write_ground_truth(path, list(self.states.values()), persons=self.settings.persons)
+
+    def write_cohort_truth(self, path: Path) -> int:
+        """Write ``cohort_truth.csv`` (conditions, distinct emergency stays, A&E attendances as first sent)."""
+        population = next(iter(self.states.values())).population
+        rows = (
+            cohort_truth_row(population.person(i), {t: s.base_records(i) for t, s in self.states.items()})
+            for i in range(self.settings.persons)
+        )
+        return write_cohort_truth(path, rows)
 
     def write_referral_truth(self, directory: Path) -> tuple[int, int]:
         """Write ``rtt_truth.csv`` and ``referral_truth.csv`` (clocks counted at the world's start)."""

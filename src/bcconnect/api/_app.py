@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bcconnect.access import request_deadline
 from bcconnect.api._bulk_ops import BULK_HANDLERS
 from bcconnect.api._format import FHIR_JSON, check_format, maybe_gzip, pretty
 from bcconnect.api._handlers import HANDLERS, Env
@@ -25,10 +26,8 @@ from bcconnect.bulk import BulkExports
 from bcconnect.config import Settings
 from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
-from bcconnect.security import request_deadline
-from bcconnect.store import open_store
 from bcconnect.triage import Triage
-from bcconnect.view import OPEN_ACCESS, AccessContext, View
+from bcconnect.view import OPEN_ACCESS, AccessContext, View, open_view
 
 log = get_logger(__name__)
 
@@ -99,9 +98,10 @@ class FhirApp:
             assert message["type"] == "lifespan.startup"
             try:
                 if self.view is None:
-                    store = await stack.enter_async_context(open_store(self.settings.store_url()))
                     api = self.settings.api
-                    self.view = View(store, default_count=api.default_count, max_count=api.max_count)
+                    self.view = await stack.enter_async_context(
+                        open_view(self.settings.store_url(), default_count=api.default_count, max_count=api.max_count)
+                    )
             except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
                 await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                 return

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from bcconnect.store import StoredResource
+from bcconnect.view import StoredResource
 
 
 def resource_url(base_url: str, resource: StoredResource) -> str:

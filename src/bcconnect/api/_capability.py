@@ -74,13 +74,30 @@ def smart_configuration(base_url: str, auth: AuthSettings) -> bytes:
     return orjson.dumps(document)
 
 
+def smart_offered(auth: AuthSettings) -> bool:
+    """Whether this deployment names an authorisation server to discover: SMART App Launch 2.0 makes the
+    discovery document's ``token_endpoint`` REQUIRED, so without one the server does not claim SMART (it
+    still accepts bearer JWTs from its trusted issuers)."""
+    return bool(auth.token_endpoint)
+
+
 def rest_security(auth: AuthSettings) -> dict[str, Any]:
-    """``CapabilityStatement.rest.security``: SMART on FHIR, with the OAuth endpoints as ``oauth-uris``."""
+    """``CapabilityStatement.rest.security``: SMART on FHIR (when offered), with the OAuth endpoints as
+    ``oauth-uris``."""
     uris = [
         {"url": name, "valueUri": value}
         for name, value in (("authorize", auth.authorization_endpoint), ("token", auth.token_endpoint))
         if value
     ]
+    if not smart_offered(auth):
+        return {
+            "cors": False,
+            "description": (
+                "Bearer JWTs (RS256/ES256) from a trusted issuer; SMART v1/v2 scopes; purpose of use must be direct"
+                " care; sensitive records need bcconnect/sensitive.read; every access is audited. No authorisation"
+                " server is configured ([auth] token_endpoint), so SMART App Launch discovery is not offered."
+            ),
+        }
     security: dict[str, Any] = {
         "cors": False,
         "service": [

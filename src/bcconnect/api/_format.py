@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import orjson
 
 from bcconnect.errors import NotAcceptable
-from bcconnect.search import Summary, registry
+from bcconnect.view import Summary, registry
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_NAMES = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 import orjson
 
 from bcconnect.api._bundle import history_bundle, http_date, link_url, resource_url, searchset
-from bcconnect.api._capability import capability_statement, smart_configuration
+from bcconnect.api._capability import capability_statement, smart_configuration, smart_offered
 from bcconnect.api._format import subset
 from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import operation_outcome
@@ -21,11 +21,19 @@ from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.bulk import BulkExports
 from bcconnect.config import AuthSettings
-from bcconnect.errors import InvalidRequest
-from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative
-from bcconnect.store import StoredResource
+from bcconnect.errors import InvalidRequest, ResourceNotFound
 from bcconnect.triage import Triage
-from bcconnect.view import FRESHNESS_HEADER, AccessContext, View, freshness_extension, freshness_header
+from bcconnect.view import (
+    FRESHNESS_HEADER,
+    TRANSPORT_PARAMS,
+    AccessContext,
+    StoredResource,
+    Summary,
+    View,
+    freshness_extension,
+    freshness_header,
+    parse_non_negative,
+)
 
 #: query parameters carried from a request into its page links
 _CARRIED = ("_format", "_pretty")
@@ -187,6 +195,8 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
         after=state.after if state else None,
     )
     query, page = result.query, result.page
+    # the self link and the next pages name the parameters the search used, not those it ignored (§3.1.1.6)
+    params = query.used(params)
     carried = [(k, v) for k, v in request.query if k in _CARRIED]
     links = [("self", link_url(request.base_url, rtype, [*params, *carried]))]
     if page.has_more:
@@ -302,7 +312,12 @@ async def capabilities(env: Env, request: Request, access: AccessContext, route:
 
 
 async def smart_configuration_document(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
-    """``GET [base]/.well-known/smart-configuration`` (public, plain JSON)."""
+    """``GET [base]/.well-known/smart-configuration`` (public, plain JSON); 404 when no authorisation server
+    is configured (a document without its REQUIRED ``token_endpoint`` would mislead a SMART client)."""
+    if not smart_offered(env.auth):
+        raise ResourceNotFound(
+            "SMART App Launch discovery is not offered: no authorisation server is configured ([auth] token_endpoint)"
+        )
     body = smart_configuration(request.base_url, env.auth)
     return Response(200, body, {"content-type": "application/json", "cache-control": "max-age=3600"}, fhir=False)
 

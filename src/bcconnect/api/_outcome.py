@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import orjson
 
+from bcconnect.access import www_authenticate
 from bcconnect.errors import BcconnectError, Category, RequestError, StoreError
 from bcconnect.logging import get_logger
-from bcconnect.security import www_authenticate
 
 log = get_logger(__name__)
 

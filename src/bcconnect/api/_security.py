@@ -17,14 +17,13 @@ import re
 from dataclasses import replace
 from urllib.parse import urlencode
 
+from bcconnect.access import Interaction, Principal, SecurityGate, access_context, start_notes
 from bcconnect.api._app import Authenticate, RequestCompleteHook
 from bcconnect.api._http import AUDIT_DETAIL, Request
 from bcconnect.api._router import route
 from bcconnect.errors import Forbidden, RequestError
-from bcconnect.search import registry
-from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
 from bcconnect.triage import TRIAGE_READS
-from bcconnect.view import AccessContext
+from bcconnect.view import AccessContext, registry
 
 #: the app's interaction names → what a SMART scope must allow
 _INTERACTIONS = {
@@ -54,22 +53,6 @@ _BULK_INTERACTIONS = frozenset({"export", "export-status", "export-file"})
 
 #: the triage operations read every type of the record: the caller needs search permission on each
 _TRIAGE_OPERATIONS = frozenset({"triage-worklist", "waiting-list"})
-
-
-def access_context(principal: Principal, *, confined_to: str | None) -> AccessContext:
-    """The view's view of a verified caller."""
-    return AccessContext(
-        user=principal.user,
-        role=principal.role,
-        organisation=principal.organisation,
-        purpose=principal.purpose,
-        scopes=frozenset(principal.scopes.raw),
-        patient=confined_to,
-        client_id=principal.client_id,
-        allow_sensitive=principal.allow_sensitive,
-        anonymous=principal.issuer == "none",
-        readable_types=principal.scopes.readable_types(registry().resource_types),
-    )
 
 
 def bulk_access(gate: SecurityGate, principal: Principal, request: Request) -> AccessContext:

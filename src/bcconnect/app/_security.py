@@ -10,23 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
+from bcconnect.access import Interaction, SecurityGate, access_context, start_notes
 from bcconnect.app._app import PageRequest
-from bcconnect.security import Interaction, Principal, SecurityGate, start_notes
 from bcconnect.view import AccessContext
-
-
-def _access(principal: Principal, confined_to: str | None) -> AccessContext:
-    return AccessContext(
-        user=principal.user,
-        role=principal.role,
-        organisation=principal.organisation,
-        purpose=principal.purpose,
-        scopes=frozenset(principal.scopes.raw),
-        patient=confined_to,
-        client_id=principal.client_id,
-        allow_sensitive=principal.allow_sensitive,
-        anonymous=principal.issuer == "none",
-    )
 
 
 class GatePageGuard:
@@ -51,7 +37,7 @@ class GatePageGuard:
             confined.add(admission.confined_to_patient)
         # a patient-confined token is confined on every type alike; keep that patient
         patient = next((p for p in confined if p is not None), None)
-        return _access(principal, patient)
+        return access_context(principal, confined_to=patient)
 
     async def record(
         self, request: PageRequest, access: AccessContext | None, status: int, patients: frozenset[str]

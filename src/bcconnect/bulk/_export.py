@@ -24,7 +24,7 @@ from bcconnect.bulk._request import ExportRequest, Level
 from bcconnect.errors import RequestError
 from bcconnect.logging import get_logger
 from bcconnect.store import StoredResource, canonical_ids
-from bcconnect.view import AccessContext, View
+from bcconnect.view import AccessContext, View, registry
 
 log = get_logger(__name__)
 
@@ -167,6 +167,33 @@ def _selected(resource: StoredResource, persons: dict[str, str], selection: Sele
     return selection.members is None or person in selection.members
 
 
+#: Group members asked for per search (``patient=a,b,…``): a Group export reads its members' rows only
+MEMBER_CHUNK = 200
+
+
+def _member_param(resource_type: str) -> str | None:
+    """The search parameter that selects a type's resources by person (None: the type is scanned)."""
+    if resource_type == "Patient":
+        return "_id"
+    return "patient" if "patient" in registry().params(resource_type) else None
+
+
+def _queries(
+    request: ExportRequest, resource_type: str, selection: Selection, page_size: int
+) -> list[tuple[list[tuple[str, str]], frozenset[str] | None]]:
+    """The searches that together read the type: one, or one per chunk of a Group's members (with the chunk)."""
+    params: list[tuple[str, str]] = [("_count", str(page_size))]
+    if request.since:
+        params.append(("_lastUpdated", f"gt{request.since}"))
+    params += request.filter_for(resource_type)
+    by = _member_param(resource_type)
+    if selection.members is None or by is None:
+        return [(params, None)]
+    members = sorted(selection.members - selection.excluded)
+    chunks = [members[i : i + MEMBER_CHUNK] for i in range(0, len(members), MEMBER_CHUNK)]
+    return [([*params, (by, ",".join(chunk))], frozenset(chunk)) for chunk in chunks]
+
+
 async def write_type(
     view: View,
     access: AccessContext,
@@ -180,38 +207,53 @@ async def write_type(
     on_file: OnFile,
     on_page: OnPage,
 ) -> TypeResult:
-    """Write every selected resource of one type; a query the view refuses becomes an error-file line."""
-    params: list[tuple[str, str]] = [("_count", str(view.max_count))]
-    if request.since:
-        params.append(("_lastUpdated", f"gt{request.since}"))
-    params += request.filter_for(resource_type)
+    """Write every selected resource of one type; a query the view refuses becomes an error-file line.
+
+    For a Group, types searchable by ``patient`` (and Patient by ``_id``) are read a chunk of members at a
+    time, so the export reads its members' rows and not the whole type; the selection still decides each row
+    (a resource of two persons in two chunks is written once: with the chunk of the person that owns it).
+    """
     files = _Files(directory, resource_type, max_file_bytes, on_file)
     result = TypeResult()
-    after: str | None = None
     try:
-        while True:
-            try:
-                found = await view.search(access, resource_type, params, at=at, after=after)
-            except RequestError as exc:
-                # checked at kick-off, so only a change on our side (a parameter withdrawn) lands here
-                result.errors.append(outcome_line(f"{resource_type}: {exc}", code="invalid", expression="_typeFilter"))
-                break
-            page = found.page
-            persons = await _persons(view, page.matches)
-            lines = [_line(r.body) for r in page.matches if r.body is not None and _selected(r, persons, selection)]
-            await files.write(lines)
-            result.count += len(lines)
-            if not await on_page(resource_type, result.count):
-                raise ExportStopped
-            if not page.has_more or page.after is None:
-                break
-            after = page.after
+        for params, chunk in _queries(request, resource_type, selection, view.max_count):
+            after: str | None = None
+            while True:
+                try:
+                    found = await view.search(access, resource_type, params, at=at, after=after)
+                except RequestError as exc:
+                    # checked at kick-off, so only a change on our side (a parameter withdrawn) lands here
+                    result.errors.append(
+                        outcome_line(f"{resource_type}: {exc}", code="invalid", expression="_typeFilter")
+                    )
+                    break
+                page = found.page
+                persons = await _persons(view, page.matches)
+                lines = [
+                    _line(r.body)
+                    for r in page.matches
+                    if r.body is not None
+                    and _selected(r, persons, selection)
+                    and (chunk is None or _owner_person(r, persons) in chunk)
+                ]
+                await files.write(lines)
+                result.count += len(lines)
+                if not await on_page(resource_type, result.count):
+                    raise ExportStopped
+                if not page.has_more or page.after is None:
+                    break
+                after = page.after
         await files.close()
     except BaseException:
         await files.discard()
         raise
     result.files = files.files
     return result
+
+
+def _owner_person(resource: StoredResource, persons: dict[str, str]) -> str | None:
+    owner = resource.id if resource.resource_type == "Patient" else resource.compartment
+    return None if owner is None else persons.get(owner, owner)
 
 
 async def write_errors(directory: Path, lines: Sequence[bytes], on_file: OnFile) -> list[JobFile]:

@@ -36,6 +36,7 @@ from bcconnect.bulk._jobs import (
     set_state,
 )
 from bcconnect.bulk._request import ExportRequest, Level
+from bcconnect.cohorts import cohort_member_person_ids
 from bcconnect.config import BulkSettings, Settings
 from bcconnect.errors import Forbidden, RequestError, ResourceNotFound
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
@@ -120,20 +121,9 @@ def objecting_persons(tx: Tx) -> frozenset[str]:
 
 
 async def default_group_members(view: View, access: AccessContext, group_id: str) -> list[str] | None:
-    """A Group as the view serves it (screened for the caller): its active members' Patient ids."""
-    try:
-        stored = await view.read(access, "Group", group_id)
-    except RequestError:
-        return None
-    if stored.body is None:
-        return None
-    group = orjson.loads(stored.body)
-    out = []
-    for member in group.get("member") or ():
-        reference = (member.get("entity") or {}).get("reference") or ""
-        if reference.startswith("Patient/") and not member.get("inactive", False):
-            out.append(reference.removeprefix("Patient/"))
-    return out
+    """A cohort's members (golden Patient ids), as the cohorts package reads them: minus anyone under the
+    national data opt-out or in the objection register *now*; None when there is no such Group."""
+    return await cohort_member_person_ids(view, group_id)
 
 
 async def plan_selection(

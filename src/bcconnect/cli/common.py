@@ -64,6 +64,7 @@ async def until_stopped(work: Callable[[], Awaitable[object]]) -> bool:
     ignored and no KeyboardInterrupt ever comes) still stops on SIGTERM, and Ctrl-C at a terminal still works.
     """
     stopped = False
+    failure: Exception | None = None
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -75,6 +76,13 @@ async def until_stopped(work: Callable[[], Awaitable[object]]) -> bool:
                     return
 
         group.start_soon(watch)
-        await work()
+        try:
+            await work()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+            failure = exc
         group.cancel_scope.cancel()
+    if failure is not None:
+        # raised as itself, not wrapped in the task group's ExceptionGroup, so an expected failure (a UsageError:
+        # one sentence, exit 2) reaches the command's error handling as it would without the signal watch
+        raise failure
     return stopped

@@ -164,6 +164,12 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=8080, help="FHIR endpoint port (default 8080)")
     p.add_argument("--data-dir", default="bcconnect-data/demo", help="where the demo keeps its files")
     p.add_argument("--seed", type=int, default=1, help="population seed (same seed, same people)")
+    p.add_argument(
+        "--density",
+        type=float,
+        default=1.0,
+        help="history per person: 1 a shared-care-record-like record (default, ~150 resources), 0 sparse (~9)",
+    )
     p.add_argument("--no-serve", action="store_true", help="sync, print the summary and exit (for scripts)")
     p.set_defaults(handler=_demo)
 
@@ -180,6 +186,8 @@ def _print_sync(reports: Sequence[SyncReport]) -> None:
 def _demo(args: argparse.Namespace) -> int:
     if not 10 <= args.persons <= 1_300_000:
         raise UsageError(f"--persons must be between 10 and 1300000, got {args.persons}")
+    if not 0 <= args.density <= 8:
+        raise UsageError(f"--density must be between 0 and 8, got {args.density:g}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be a TCP port, got {args.port}")
     require_sandbox("demo")
@@ -199,14 +207,17 @@ def _demo(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         started = time.perf_counter()
-        sandbox = SandboxSettings(persons=args.persons, seed=args.seed)
+        sandbox = SandboxSettings(persons=args.persons, seed=args.seed, density=args.density)
         async with running_sandboxes(sandbox, hl7_drop_dir=drop_dir) as world:
             configs, environ = demo_adapters(world, adapters_dir=adapters_dir, hl7_drop_dir=drop_dir)
             config_path = write_demo_config(data_dir, port=args.port, configs=configs, environ=environ)
             world.write_ground_truth(data_dir / "ground_truth.csv")
             await world.deliver_hl7()
             settings = load_settings(config_path, required=True)
-            print(f"bcconnect demo: {args.persons} synthetic people across four trusts (seed {args.seed})")
+            print(
+                f"bcconnect demo: {args.persons} synthetic people across four trusts"
+                f" (seed {args.seed}, density {args.density:g})"
+            )
             async with open_store(settings.store_url()) as store:
                 with Bars("syncing") as bars:
                     reports = await sync_adapters(

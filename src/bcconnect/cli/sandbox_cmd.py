@@ -26,6 +26,8 @@ DEFAULT_PORT_BASE = 8101
 #: where RBK drops files when no MLLP target is given (the RBK adapter's default drop folder)
 DEFAULT_DROP_DIR = Path("hl7-drop/rbk")
 MAX_PERSONS = 1_300_000
+#: the sandbox's own bound on --density (its settings check it too)
+MAX_DENSITY = 8.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +92,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--persons", type=int, default=200, help=f"{MIN_PERSONS}–{MAX_PERSONS:,} (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--density",
+        type=float,
+        default=1.0,
+        metavar="D",
+        help="history per person: 0 sparse (~9 records), 1 a shared-care-record-like record (default, ~150), 2 double",
+    )
+    parser.add_argument(
         "--noise", default="", metavar="SPEC", help="identity noise as name=value,… e.g. nhs_missing=0.1,duplicate=0.05"
     )
 
@@ -101,6 +110,8 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
     parser: argparse.ArgumentParser = args.sandbox_parser
     if not MIN_PERSONS <= args.persons <= MAX_PERSONS:
         parser.error(f"--persons must be between {MIN_PERSONS} and {MAX_PERSONS:,}, not {args.persons}")
+    if not 0 <= args.density <= MAX_DENSITY:
+        parser.error(f"--density must be between 0 and {MAX_DENSITY:g}, not {args.density:g}")
     try:
         noise = NoiseSettings.parse(args.noise)
     except ValueError as exc:
@@ -112,6 +123,7 @@ def _settings(args: argparse.Namespace, *, faults: FaultSettings | None = None) 
     return SandboxSettings(
         persons=args.persons,
         seed=args.seed,
+        density=args.density,
         trusts=trusts,
         faults=faults or FaultSettings(),
         noise=noise,
@@ -181,7 +193,9 @@ async def _run(
 
 def _announce(world: World) -> None:
     s = world.settings
-    print(f"sandbox: {s.persons:,} persons, seed {s.seed}, simulated now {world.now.isoformat()}")
+    print(
+        f"sandbox: {s.persons:,} persons at density {s.density:g}, seed {s.seed}, simulated now {world.now.isoformat()}"
+    )
     for trust in s.trusts:
         cred = world.credentials(trust)
         if trust == "RBK":

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import anyio
@@ -24,7 +25,7 @@ from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.logging import get_logger
-from bcconnect.ops import OpsApp, OpsService, readiness_checks, store_scrape
+from bcconnect.ops import OpsApp, OpsService, readiness_checks, replica_check, replica_scrape, store_scrape
 from bcconnect.security import SecurityGate
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
@@ -61,11 +62,16 @@ async def serve_api(
     settings: Settings,
     *,
     store: Store,
+    read_store: Store | None = None,
     allow_no_auth: bool = False,
     on_ready: Callable[[], Awaitable[None]] | None = None,
     listening: Sequence[socket.socket] = (),
 ) -> None:
     """Serve the endpoint over ``store`` until cancelled; ``on_ready`` runs once the socket accepts.
+
+    ``read_store``: a streaming replica of ``store`` (``[store] read_url``) the view reads from — every FHIR
+    interaction and page; the security gate's writes (audit trail, rate limits) and the operations facts stay on
+    ``store``. Its lag is folded into the freshness the view reports, ``/readyz`` and ``/metrics``.
 
     ``listening``: sockets bound beforehand by :func:`listen_all` (closed here on exit); bound here if empty.
     """
@@ -76,7 +82,7 @@ async def serve_api(
     adapters_dir = settings.resolve(settings.paths.adapters_dir)
     adapters = load_adapters(adapters_dir) if adapters_dir.is_dir() else []
     view = View(
-        store,
+        read_store or store,
         default_count=settings.api.default_count,
         max_count=settings.api.max_count,
         sensitivity=gate.policy,
@@ -84,10 +90,13 @@ async def serve_api(
         staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
     )
     checks = readiness_checks(store, keys_ready=gate.authenticator.keys_ready)
+    if read_store is not None:
+        checks.append(replica_check(read_store, max_lag_seconds=settings.store.read_max_lag_seconds))
     scrape = store_scrape(
         store,
         ods_codes={a.name: a.ods_code for a in adapters},
         staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+        extra=replica_scrape(read_store) if read_store is not None else None,
     )
 
     def wrap(app: FhirApp) -> OpsApp:
@@ -202,14 +211,28 @@ def _serve(args: argparse.Namespace) -> int:
         settings = replace(settings, auth=replace(settings.auth, mode=AuthMode.NONE))
 
     async def go() -> None:
-        async with open_store(settings.store_url()) as store:
+        async with open_store(settings.store_url()) as store, AsyncExitStack() as stack:
+            read_store = None
+            if settings.store.read_url:
+                read_store = await stack.enter_async_context(open_store(settings.store.read_url, migrate=False))
+                if not read_store.is_replica:
+                    raise UsageError("[store] read_url is not a streaming replica (the server is not in recovery)")
 
             async def announce() -> None:
                 root = f"http://{settings.api.host}:{settings.api.port}"
                 print(f"FHIR endpoint: {root}{settings.api.base_path}")
                 print(f"web pages: {root}{PAGES_PREFIX}/")
+                if read_store is not None:
+                    print("reads: from the streaming replica in [store] read_url")
 
-            await serve_api(settings, store=store, allow_no_auth=args.no_auth, on_ready=announce, listening=listening)
+            await serve_api(
+                settings,
+                store=store,
+                read_store=read_store,
+                allow_no_auth=args.no_auth,
+                on_ready=announce,
+                listening=listening,
+            )
 
     if args.workers < 1:
         raise UsageError(f"--workers must be 1 or more, got {args.workers}")

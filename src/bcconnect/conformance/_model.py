@@ -58,7 +58,7 @@ CheckFunction = Callable[["Context"], Awaitable[str]]
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One conformance check."""
+    """One conformance check: its catalogue entry and the function that runs it."""
 
     id: str
     title: str
@@ -66,6 +66,8 @@ class Check:
     severity: Severity
     run: CheckFunction
     pack: str
+    #: how the check judges: the requests it makes and what must hold
+    description: str = ""
 
 
 @dataclass(slots=True)
@@ -118,6 +120,7 @@ class CheckResult:
         return {
             "id": self.check.id,
             "title": self.check.title,
+            "description": self.check.description,
             "severity": self.check.severity.value,
             "spec": {"url": self.check.spec.url, "section": self.check.spec.section},
             "outcome": self.outcome.value,
@@ -174,23 +177,62 @@ class Report:
 
 
 class Pack:
-    """A named, ordered collection of checks; modules add checks with the :meth:`check` decorator."""
+    """A named, ordered collection of checks.
 
-    def __init__(self, name: str, title: str, description: str) -> None:
-        self.name = name
-        self.title = title
-        self.description = description
-        self.checks: list[Check] = []
+    What each check is (id, title, severity, specification reference, description) is data: the pack's
+    catalogue file (:mod:`bcconnect.conformance._catalogue_file`). Modules attach one function to each catalogue
+    id with the :meth:`check` decorator; :attr:`checks` refuses a catalogue entry left without one.
+    """
 
-    def check(
-        self, id: str, title: str, *, spec: str, section: str, severity: Severity = Severity.ERROR
-    ) -> Callable[[CheckFunction], CheckFunction]:
-        """Register the decorated function as a check of this pack."""
+    def __init__(self, catalogue: PackCatalogue) -> None:
+        self.catalogue = catalogue
+        self.name = catalogue.name
+        self.title = catalogue.title
+        self.description = catalogue.description
+        self._functions: dict[str, CheckFunction] = {}
+
+    def check(self, id: str) -> Callable[[CheckFunction], CheckFunction]:
+        """Register the decorated function as the check the catalogue calls ``id``."""
 
         def register(run: CheckFunction) -> CheckFunction:
-            if any(c.id == id for c in self.checks):
+            if id not in self.catalogue.entries:
+                raise ValueError(f"check {id!r} is not in the catalogue of pack {self.name} ({self.catalogue.source})")
+            if id in self._functions:
                 raise ValueError(f"check id {id!r} is registered twice in pack {self.name}")
-            self.checks.append(Check(id, title, Spec(spec, section), severity, run, self.name))
+            self._functions[id] = run
             return run
 
         return register
+
+    @property
+    def checks(self) -> list[Check]:
+        """The checks in catalogue order (LookupError when an entry has no function)."""
+        missing = [i for i in self.catalogue.entries if i not in self._functions]
+        if missing:
+            raise LookupError(f"pack {self.name}: no check function for {', '.join(missing)}")
+        return [
+            Check(e.id, e.title, e.spec, e.severity, self._functions[e.id], self.name, e.description)
+            for e in self.catalogue.entries.values()
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    """One check as the catalogue describes it."""
+
+    id: str
+    title: str
+    spec: Spec
+    severity: Severity
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackCatalogue:
+    """A pack's catalogue: its name, title, description and entries in order; ``source`` names the file."""
+
+    name: str
+    title: str
+    description: str
+    entries: dict[str, CatalogueEntry]
+    source: str

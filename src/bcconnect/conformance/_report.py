@@ -125,6 +125,7 @@ def _result_html(r: CheckResult) -> str:
         f'<span class="sev">{e(r.check.severity.value)}</span><span class="id">{e(r.check.id)}</span> — '
         f"{e(r.check.title)}</summary>",
         f'<p class="why"><strong>Why:</strong> {e(r.why)}</p>',
+        f'<p class="judges"><strong>What it judges:</strong> {e(r.check.description)}</p>',
         f'<p>Specification: <a href="{e(r.check.spec.url)}">{e(r.check.spec.url)}</a> — {e(r.check.spec.section)}</p>',
     ]
     if r.evidence:

@@ -33,7 +33,7 @@ from bcconnect.ops._collect import (
     read_store_facts,
     store_metric_families,
 )
-from bcconnect.ops._health import readiness_checks, store_scrape
+from bcconnect.ops._health import readiness_checks, replica_check, replica_scrape, store_scrape
 from bcconnect.ops._overview import OpsOverview, OpsService
 from bcconnect.store import QuarantineGroup, QuarantineRecord
 
@@ -56,6 +56,8 @@ __all__ = [
     "process_exposition",
     "read_store_facts",
     "readiness_checks",
+    "replica_check",
+    "replica_scrape",
     "request_id_from",
     "store_metric_families",
     "store_scrape",

@@ -63,10 +63,13 @@ CHECK_TIMEOUT_SECONDS: Final = 3.0
 
 @dataclass(frozen=True, slots=True)
 class ReadinessCheck:
-    """One readiness condition: ``run()`` returns normally when met and raises (any error) when not."""
+    """One readiness condition: ``run()`` returns normally when met and raises (any error) when not.
+
+    What it returns, when not None, is reported beside the result (``notes``), e.g. how far a replica is behind.
+    """
 
     name: str
-    run: Callable[[], Awaitable[None]]
+    run: Callable[[], Awaitable[str | None]]
 
 
 def request_id_from(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, bool]:
@@ -200,12 +203,15 @@ class OpsApp:
 
     async def _ready(self, send: Send) -> None:
         results: dict[str, str] = {}
+        notes: dict[str, str] = {}
 
         async def one(check: ReadinessCheck) -> None:
             try:
                 with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                    await check.run()
+                    note = await check.run()
                 results[check.name] = "ok"
+                if note:
+                    notes[check.name] = note
             except TimeoutError:
                 results[check.name] = f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
             except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
@@ -217,7 +223,13 @@ class OpsApp:
         ready = all(value == "ok" for value in results.values())
         if not ready:
             log.warning("not_ready", **{f"check_{k}": v for k, v in results.items() if v != "ok"})
-        body = orjson.dumps({"status": "ready" if ready else "not ready", "checks": dict(sorted(results.items()))})
+        answer: dict[str, object] = {
+            "status": "ready" if ready else "not ready",
+            "checks": dict(sorted(results.items())),
+        }
+        if notes:
+            answer["notes"] = dict(sorted(notes.items()))
+        body = orjson.dumps(answer)
         await _respond(send, 200 if ready else 503, body, "application/json")
 
     async def _metrics(self, scope: Scope, send: Send) -> None:

@@ -5,6 +5,7 @@ This package knows FHIR, not SQL: :func:`extract_index` turns a resource into ty
 its tables.
 """
 
+from bcconnect.search._dates import Bound, DateCondition, date_condition, date_matches
 from bcconnect.search._definitions import ParamType, Registry, SearchParam, registry
 from bcconnect.search._extract import IndexRows, extract_index, split_reference
 from bcconnect.search._fhirpath import UnsupportedExpression, compile_expression
@@ -39,8 +40,10 @@ __all__ = [
     "MAX_TIME",
     "MIN_TIME",
     "TRANSPORT_PARAMS",
+    "Bound",
     "Chain",
     "Clause",
+    "DateCondition",
     "DateValue",
     "Include",
     "IndexRows",
@@ -59,6 +62,8 @@ __all__ = [
     "UnsupportedExpression",
     "UriValue",
     "compile_expression",
+    "date_condition",
+    "date_matches",
     "date_range",
     "extract_index",
     "normalize_string",

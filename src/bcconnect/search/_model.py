@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -153,3 +154,10 @@ class SearchQuery:
     elements: tuple[str, ...] | None = None
     #: parameters ignored because the request asked for lenient handling
     ignored: tuple[str, ...] = field(default=())
+    #: the ignored occurrences as written (name, value): what the self link leaves out (§3.1.1.6)
+    ignored_params: tuple[tuple[str, str], ...] = field(default=())
+
+    def used(self, params: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """``params`` without the occurrences lenient handling ignored: the parameters the search applied."""
+        dropped = set(self.ignored_params)
+        return tuple(p for p in params if p not in dropped)

@@ -267,6 +267,7 @@ def parse_search(
     includes: list[Include] = []
     revincludes: list[Include] = []
     ignored: list[str] = []
+    ignored_params: list[tuple[str, str]] = []
     options: dict[str, object] = {}
     for name, raw in params:
         try:
@@ -295,6 +296,7 @@ def parse_search(
             if not lenient:
                 raise
             ignored.append(name)
+            ignored_params.append((name, raw))
     count = options.get("count", default_count)
     assert isinstance(count, int)
     return SearchQuery(
@@ -308,4 +310,5 @@ def parse_search(
         summary=options.get("summary"),  # type: ignore[arg-type]
         elements=options.get("elements"),  # type: ignore[arg-type]
         ignored=tuple(ignored),
+        ignored_params=tuple(ignored_params),
     )

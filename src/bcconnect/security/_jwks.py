@@ -90,6 +90,10 @@ class JwksCache:
         self._lock = anyio.Lock()
         #: how many times the source was fetched (observable in tests and metrics)
         self.fetches = 0
+        #: bumped whenever a fetch brings a key set that differs from the one before (a rotation or a
+        #: revocation): whatever was verified with the old set must be verified again
+        self.generation = 0
+        self._document: bytes | None = None
 
     async def _refresh(self, now: float) -> None:
         self.fetches += 1
@@ -110,6 +114,9 @@ class JwksCache:
                 anonymous.append(key)
         self._keys, self._anonymous = keys, anonymous
         self._fetched_at = now
+        if document != self._document:
+            self._document = document
+            self.generation += 1
 
     def _may_fetch(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self._min_refetch

@@ -7,7 +7,9 @@ have all been checked. Times are checked against an injectable clock so tests ne
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +62,33 @@ def _number(claims: dict[str, Any], name: str, *, required: bool) -> float | Non
     return float(value)
 
 
+#: verified tokens remembered at once (a busy EPR integration reuses one token for an hour; clinicians' tokens
+#: are one per session): past this, the least recently used is verified again when it next comes
+TOKEN_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature, issuer and audience were checked: what is needed to accept it again."""
+
+    trusted: TrustedIssuer
+    claims: dict[str, Any]
+    kid: str | None
+    algorithm: str
+    #: the issuer's key set generation it was verified against
+    generation: int
+
+
 class TokenVerifier:
-    """Checks bearer JWTs against the configured issuers; returns the verified claims."""
+    """Checks bearer JWTs against the configured issuers; returns the verified claims.
+
+    A token that passed is remembered by its SHA-256 (never the token itself) in a bounded LRU, so a client
+    that sends the same token on every request pays the signature check once. A remembered token is still
+    checked on every request for what can change: its times (an expired token is refused, cached or not), and
+    its key (looked up again in the issuer's key set, which refreshes on its TTL; when a refresh brings a
+    different set, for a rotation or a revoked key, every token verified with the old one is forgotten). A
+    token that differs in any byte has another hash, so a tampered token is never a hit.
+    """
 
     def __init__(
         self,
@@ -69,10 +96,15 @@ class TokenVerifier:
         *,
         leeway_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
+        cache_size: int = TOKEN_CACHE_SIZE,
     ) -> None:
         self._issuers = {i.issuer: i for i in issuers}
         self._leeway = leeway_seconds
         self._clock = clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
+        #: how many verifications were answered from the cache (observable in tests and metrics)
+        self.cache_hits = 0
 
     async def ensure_keys(self) -> None:
         """Load every trusted issuer's keys now (ServiceUnavailable naming the issuer when one cannot be)."""
@@ -84,6 +116,49 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> tuple[TrustedIssuer, dict[str, Any]]:
         """The issuer and claims of a token that passes every check; NotAuthenticated otherwise."""
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            keys = remembered.trusted.keys
+            # the key set refreshes on its TTL here as on a miss; a token whose key is gone is refused
+            await keys.key(remembered.kid, remembered.algorithm)
+            if keys.generation == remembered.generation:
+                try:
+                    self._check_times(remembered.claims)
+                except NotAuthenticated:
+                    del self._verified[digest]
+                    raise
+                self._verified.move_to_end(digest)
+                self.cache_hits += 1
+                return remembered.trusted, dict(remembered.claims)
+            self._forget_generation(remembered.trusted, keys.generation)
+        trusted, claims = await self._verify_signed(token)
+        self._remember(digest, trusted, claims, token)
+        return trusted, claims
+
+    def _forget_generation(self, trusted: TrustedIssuer, generation: int) -> None:
+        """The issuer's key set changed: forget every token of that issuer verified with an older set."""
+        stale = [k for k, v in self._verified.items() if v.trusted is trusted and v.generation != generation]
+        for key in stale:
+            del self._verified[key]
+
+    def _remember(self, digest: bytes, trusted: TrustedIssuer, claims: dict[str, Any], token: str) -> None:
+        if self._cache_size <= 0:
+            return
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        self._verified[digest] = _Verified(
+            trusted=trusted,
+            claims=dict(claims),
+            kid=kid if isinstance(kid, str) else None,
+            algorithm=str(header.get("alg")),
+            generation=trusted.keys.generation,
+        )
+        self._verified.move_to_end(digest)
+        while len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+
+    async def _verify_signed(self, token: str) -> tuple[TrustedIssuer, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

@@ -3,7 +3,15 @@
 A person with a national data opt-out is still seen by the clinicians treating them (the shared care record is
 direct care, to which the opt-out does not apply), but must be left out of any population-health use: cohort
 lists, counts for planning, exports. The list is a file of NHS numbers, one a line (``#`` comments allowed),
-named by ``[security] national_opt_out_file``.
+named by ``[security] national_opt_out_file``. A line may name the kind of opt-out after a comma:
+
+- ``9990000018`` or ``9990000018,2``: the national data opt-out (it replaced the type 2 opt-out in 2018, and
+  type 2 objections were converted to it), as returned by the Check for National Data Opt-outs service;
+- ``9990000018,1``: a type 1 opt-out recorded at the GP practice (no GP-identifiable data to leave the practice
+  for purposes beyond direct care).
+
+Both remove the person from every population-level output (see ``docs/cohorts.md``); the type is kept only so
+the number removed can be reported per kind, never who.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class NationalOptOut:
-    """The NHS numbers under the national data opt-out."""
+    """The NHS numbers under the national data opt-out (``nhs_numbers``: either type; ``type1``: those of type 1)."""
 
     nhs_numbers: frozenset[str] = frozenset()
+    type1: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path | None) -> NationalOptOut:
@@ -35,17 +44,34 @@ class NationalOptOut:
         except OSError as exc:
             raise ConfigError("cannot read the national data opt-out file", file=str(path)) from exc
         numbers: set[str] = set()
+        type1: set[str] = set()
         for number, line in enumerate(lines, start=1):
-            text = line.split("#", 1)[0].strip()
+            text, _, kind = line.split("#", 1)[0].partition(",")
+            text, kind = text.strip(), kind.strip()
             if not text:
                 continue
             if not is_valid(text):
                 raise ConfigError(f"line {number} is not a valid NHS number", file=str(path))
+            if kind not in ("", "1", "2"):
+                raise ConfigError(f"line {number}: the opt-out type is 1 or 2, not {kind!r}", file=str(path))
             numbers.add(normalise(text))
-        return cls(frozenset(numbers))
+            if kind == "1":
+                type1.add(normalise(text))
+        return cls(frozenset(numbers), frozenset(type1))
 
     def __contains__(self, nhs_number: object) -> bool:
         return isinstance(nhs_number, str) and normalise(nhs_number) in self.nhs_numbers
+
+    def kind(self, nhs_number: str) -> str | None:
+        """``"1"`` (type 1 only), ``"2"`` (the national data opt-out) or None (not opted out).
+
+        >>> NationalOptOut(frozenset({"9990000018", "9990000026"}), frozenset({"9990000026"})).kind("9990000026")
+        '1'
+        """
+        found = normalise(nhs_number)
+        if found not in self.nhs_numbers:
+            return None
+        return "1" if found in self.type1 else "2"
 
 
 def apply_national_opt_out(

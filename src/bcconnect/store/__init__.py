@@ -25,7 +25,13 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 
 from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
 from bcconnect.store._export import canonical_line, export_ndjson
-from bcconnect.store._freshness import SourceFreshness, is_stale, mark_synced, source_freshness
+from bcconnect.store._freshness import (
+    SourceFreshness,
+    is_stale,
+    mark_synced,
+    replica_lag_seconds,
+    source_freshness,
+)
 from bcconnect.store._landing import (
     LandedRecord,
     RawRecordLike,
@@ -129,6 +135,7 @@ __all__ = [
     "quarantine_groups",
     "read_current",
     "read_version",
+    "replica_lag_seconds",
     "resolve_quarantine",
     "resource_types",
     "search",

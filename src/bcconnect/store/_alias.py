@@ -62,12 +62,16 @@ def alias_members(tx: Tx, res_type: str, canonical: Iterable[str]) -> dict[str, 
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
         rows = tx.query(
+            # no ORDER BY: sorting by member_id lets SQLite walk the primary key (every alias of the type)
+            # instead of the canonical_id index; the few members of each person are sorted here
             "SELECT canonical_id, member_id FROM reference_alias"  # noqa: S608 - '?' marks only
-            f" WHERE res_type = ? AND canonical_id IN ({','.join('?' * len(chunk))}) ORDER BY member_id",
+            f" WHERE res_type = ? AND canonical_id IN ({','.join('?' * len(chunk))})",
             (res_type, *chunk),
         )
         for canon, member in rows:
             out.setdefault(str(canon), []).append(str(member))
+    for members in out.values():
+        members.sort()
     return out
 
 

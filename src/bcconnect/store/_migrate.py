@@ -1,7 +1,9 @@
 """Schema migrations: numbered SQL files in ``bcconnect/store/migrations`` applied in order.
 
-``NNNN_name.sql`` runs on every dialect; ``NNNN_name.sqlite.sql`` / ``NNNN_name.postgresql.sql`` are dialect
-variants (a variant wins over the common file of the same number). Applied numbers are recorded in
+``NNNN_name.sql`` is the one text for both dialects: written for PostgreSQL and rendered for SQLite by
+:func:`~bcconnect.store._dialect.render_for_sqlite`. ``NNNN_name.sqlite.sql`` / ``NNNN_name.postgresql.sql`` are
+a pair kept only where the dialects truly differ (each says why on a ``-- two texts:`` line; a test fails a pair
+that could be one text); a variant wins over the common file of the same number. Applied numbers are recorded in
 ``schema_migrations``; each file runs in its own transaction together with its record. Number blocks:
 0001–0099 store, 0100–0199 identity, 0200–0299 security/audit, 0300–0399 ingest state, 0400– triage.
 """
@@ -12,9 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Protocol
 
 from bcconnect.errors import StoreError
+from bcconnect.store._dialect import render_for_sqlite
 from bcconnect.store._tx import Dialect, Tx
 
 _NAME = re.compile(r"^(?P<number>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<dialect>sqlite|postgresql))?\.sql$")
@@ -48,16 +52,19 @@ class ScriptTx(Tx, Protocol):
         """Run several statements."""
 
 
-def available_migrations(dialect: Dialect) -> list[Migration]:
-    """Every migration for ``dialect``, in number order."""
-    folder = resources.files("bcconnect.store").joinpath("migrations")
+def available_migrations(dialect: Dialect, folder: Traversable | None = None) -> list[Migration]:
+    """Every migration for ``dialect`` (from the package's ``migrations`` folder unless ``folder``), in order."""
+    folder = folder or resources.files("bcconnect.store").joinpath("migrations")
     chosen: dict[int, tuple[bool, Migration]] = {}
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
         if not match or (match["dialect"] and match["dialect"] != dialect):
             continue
         number, specific = int(match["number"]), match["dialect"] is not None
-        migration = Migration(number, match["name"], entry.name, entry.read_text(encoding="utf-8"))
+        sql = entry.read_text(encoding="utf-8")
+        if dialect == "sqlite" and not specific:
+            sql = render_for_sqlite(sql, source=entry.name)
+        migration = Migration(number, match["name"], entry.name, sql)
         previous = chosen.get(number)
         if previous and previous[0] == specific:
             raise StoreError(f"two migrations numbered {number:04d}: {previous[1].filename}, {entry.name}")

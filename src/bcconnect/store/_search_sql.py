@@ -9,7 +9,6 @@ Date comparisons follow §3.1.1.4.4 with ranges: the resource covers ``[rl, rh)`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -25,6 +24,7 @@ from bcconnect.search import (
     StringValue,
     TokenValue,
     UriValue,
+    date_condition,
     token_hash,
 )
 from bcconnect.store._visibility import Visibility
@@ -69,31 +69,15 @@ def like_escape(text: str) -> str:
 
 
 def _date_condition(v: DateValue) -> SQL:
-    # ranges are never empty (low < high), so "low < ph" may be added wherever "high <= ph" holds: it lets
-    # the (res_type, param, low) index bound the scan on both sides
-    pl, ph = v.low, v.high
-    match v.prefix:
-        case Prefix.EQ:
-            return ("(low >= ? AND low < ? AND high <= ?)", [pl, ph, ph])
-        case Prefix.NE:
-            return ("NOT (low >= ? AND high <= ?)", [pl, ph])
-        case Prefix.GT:
-            return ("high > ?", [ph])
-        case Prefix.LT:
-            return ("low < ?", [pl])
-        case Prefix.GE:
-            return ("(high > ? OR (low >= ? AND high <= ?))", [ph, pl, ph])
-        case Prefix.LE:
-            return ("(low < ? AND (low < ? OR high <= ?))", [ph, pl, ph])
-        case Prefix.SA:
-            return ("low >= ?", [ph])
-        case Prefix.EB:
-            return ("(low < ? AND high <= ?)", [pl, pl])
-        case Prefix.AP:
-            # ±10% of the distance from now (the spec's recommendation), at least a day
-            now = int(time.time() * 1000)
-            slack = max(abs(now - pl) // 10, 86_400_000)
-            return ("(low < ? AND high > ?)", [ph + slack, pl - slack])
+    """The search package's date rule (:func:`~bcconnect.search.date_condition`) as SQL over ``low``/``high``."""
+    rule = date_condition(v)
+    groups: list[str] = []
+    params: list[object] = []
+    for group in rule.any_of:
+        groups.append("(" + " AND ".join(f"{b.column} {b.op} ?" for b in group) + ")")
+        params += [b.value for b in group]
+    sql = groups[0] if len(groups) == 1 else "(" + " OR ".join(groups) + ")"
+    return (f"NOT {sql}" if rule.negate else sql), params
 
 
 def _quantity_condition(v: QuantityValue) -> SQL:

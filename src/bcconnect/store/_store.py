@@ -51,6 +51,8 @@ class Store:
     def __init__(self, backend: _Backend) -> None:
         self._backend = backend
         self.dialect: Dialect = backend.dialect
+        #: a PostgreSQL hot standby (read-only, replaying the primary's WAL): set by :func:`open_store`
+        self.is_replica = False
         writers = 1 if backend.dialect == "sqlite" else max(1, backend.reader_count // 2)
         self._write_limiter = anyio.CapacityLimiter(writers)
         self._read_limiter = anyio.CapacityLimiter(backend.reader_count)
@@ -131,6 +133,11 @@ def _select_one(tx: Tx) -> None:
     tx.query_one("SELECT 1")
 
 
+def _in_recovery(tx: Tx) -> bool:
+    row = tx.query_one("SELECT pg_is_in_recovery()")
+    return bool(row and row[0])
+
+
 def database_size_bytes(tx: Tx) -> int:
     """The database's size on disk in bytes."""
     if tx.dialect == "postgresql":
@@ -164,7 +171,9 @@ async def open_store(url: str, *, migrate: bool = True, pool_size: int = 4) -> A
     backend = await anyio.to_thread.run_sync(lambda: _backend_for(url, pool_size=pool_size))
     store = Store(backend)
     try:
-        if migrate:
+        if store.dialect == "postgresql":
+            store.is_replica = await store.read(_in_recovery)
+        if migrate and not store.is_replica:
             await store.upgrade()
         yield store
     finally:

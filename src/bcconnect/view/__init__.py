@@ -8,7 +8,10 @@ the golden Patient; every Patient reference is re-pointed to it (the source refe
 In a person's ``$everything`` one fact sent by two trusts appears once with both trusts' tags.
 """
 
-from bcconnect.store import SourceFreshness
+# the store's and the search's types and parsing a front end needs, named here so api and app (which may import
+# view, never store or search) annotate and parse with the same definitions
+from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative, registry
+from bcconnect.store import SourceFreshness, StoredResource
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._export import export_view_ndjson
@@ -19,6 +22,7 @@ from bcconnect.view._freshness import (
     freshness_header,
 )
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
+from bcconnect.view._open import open_view
 from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
@@ -30,13 +34,19 @@ __all__ = [
     "OPEN_ACCESS",
     "PERSON_MODEL_DOC",
     "SOURCE_REFERENCE_EXTENSION",
+    "TRANSPORT_PARAMS",
     "AccessContext",
     "HistoryPage",
     "SearchResult",
     "SourceFreshness",
+    "StoredResource",
+    "Summary",
     "TypeCapability",
     "View",
     "export_view_ndjson",
     "freshness_extension",
     "freshness_header",
+    "open_view",
+    "parse_non_negative",
+    "registry",
 ]

@@ -14,7 +14,8 @@ from bcconnect.store import SourceFreshness
 
 #: extension (on Bundle.meta) with one sub-extension group per source
 FRESHNESS_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-freshness"
-#: response header carrying the same facts: ``RL4=2026-11-22T10:00:00Z;age=60;fresh, RBK=…;stale``
+#: response header carrying the same facts: ``RL4=2026-11-22T10:00:00Z;age=60;fresh, RBK=…;stale`` (read from a
+#: replica, each item also says ``;replica-lag=<seconds>``)
 FRESHNESS_HEADER: Final = "x-bcconnect-freshness"
 
 
@@ -27,6 +28,9 @@ def freshness_extension(items: tuple[SourceFreshness, ...]) -> dict[str, Any]:
             parts.append({"url": "ods", "valueString": item.ods_code})
         if item.last_sync:
             parts.append({"url": "lastSync", "valueInstant": item.last_sync})
+        if item.replica_lag_seconds is not None:
+            # read from a streaming replica: how far behind the primary it was (its data can only be older)
+            parts.append({"url": "replicaLagSeconds", "valueDecimal": _seconds(item.replica_lag_seconds)})
         parts.append({"url": "stale", "valueBoolean": item.stale})
         groups.append({"url": FRESHNESS_EXTENSION, "extension": parts})
     return {"extension": groups}
@@ -37,7 +41,14 @@ def freshness_header(items: tuple[SourceFreshness, ...]) -> str:
     out = []
     for item in items:
         age = "" if item.age_seconds is None else f";age={int(item.age_seconds)}"
+        lag = "" if item.replica_lag_seconds is None else f";replica-lag={_seconds(item.replica_lag_seconds)}"
         out.append(
-            f"{item.ods_code or item.source}={item.last_sync or 'never'}{age};{'stale' if item.stale else 'fresh'}"
+            f"{item.ods_code or item.source}={item.last_sync or 'never'}{age}{lag};"
+            + ("stale" if item.stale else "fresh")
         )
     return ", ".join(out)
+
+
+def _seconds(value: float) -> float:
+    """Seconds to one decimal; an unknown lag (the replica never replayed a transaction) as a day's worth."""
+    return round(min(value, 86_400.0), 1)

@@ -391,6 +391,7 @@ class View:
                 ods_codes=self.source_ods,
                 limits=self.staleness_limits,
                 default_limit=self.rules.default_staleness_seconds,
+                replica=self.store.is_replica,
             )
         )
 

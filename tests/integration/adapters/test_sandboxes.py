@@ -78,7 +78,7 @@ def versions(pages: list[Page]) -> list[tuple[str, str | None, str]]:
 @pytest.mark.slow
 async def test_rl4_full_pull_resume_and_deletes() -> None:
     """RL4: every type paged by next links, no version twice, a resumed pull sees only changes."""
-    settings = SandboxSettings(persons=PERSONS, trusts=("RL4",))
+    settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RL4",))
     with anyio.fail_after(30):
         async with running_sandboxes(settings) as world:
             types = ("Organization", "Patient", "Encounter", "Condition", "Observation")
@@ -115,7 +115,7 @@ async def test_rl4_full_pull_resume_and_deletes() -> None:
 @pytest.mark.anyio
 async def test_rl4_expired_token_is_refreshed_once() -> None:
     """When the sandbox expires every token, the adapter fetches one new token and goes on."""
-    settings = SandboxSettings(persons=PERSONS, trusts=("RL4",))
+    settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RL4",))
     with anyio.fail_after(30):
         async with running_sandboxes(settings) as world:
             config, environ = fhir_config(world, "RL4", resource_types=("Patient", "Encounter"))
@@ -147,7 +147,7 @@ async def test_rl4_faults_do_not_change_what_is_pulled() -> None:
         hang_seconds=5.0,
         duplicate_rate=0.05,
     )
-    clean_settings = SandboxSettings(persons=PERSONS, trusts=("RL4",))
+    clean_settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RL4",))
     with anyio.fail_after(60):
         async with running_sandboxes(clean_settings) as world:
             config, environ = fhir_config(world, "RL4", page_size=10)
@@ -171,7 +171,7 @@ async def test_rl4_faults_do_not_change_what_is_pulled() -> None:
 @pytest.mark.slow
 async def test_rxk_rate_limit_is_honoured_with_retry_after() -> None:
     """RXK answers 429 with Retry-After (seconds, then an HTTP date) under load; the pull still completes."""
-    settings = SandboxSettings(persons=PERSONS, trusts=("RXK",), rxk_requests_per_second=3)
+    settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RXK",), rxk_requests_per_second=3)
     with anyio.fail_after(30):
         async with running_sandboxes(settings) as world:
             config, environ = fhir_config(
@@ -194,7 +194,7 @@ async def test_rxk_rate_limit_is_honoured_with_retry_after() -> None:
 @pytest.mark.anyio
 async def test_rna_change_feed_pages_and_resumes() -> None:
     """RNA: the change feed is followed to its end; a resumed pull after time moves on sees new changes."""
-    settings = SandboxSettings(persons=PERSONS, trusts=("RNA",))
+    settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RNA",))
     with anyio.fail_after(30):
         async with running_sandboxes(settings) as world:
             config, environ = rna_config(world, page_size=25)
@@ -217,7 +217,7 @@ async def test_rna_change_feed_pages_and_resumes() -> None:
 async def test_rbk_mllp_and_file_drop_from_the_sender(tmp_path: Path) -> None:
     """RBK's sender delivers by MLLP (ACKed after our sink) and by file drop; both arrive whole."""
     faults = FaultSettings(seed=5, hl7_malformed_rate=0.1)
-    settings = SandboxSettings(persons=PERSONS, trusts=("RBK",), faults=faults)
+    settings = SandboxSettings(density=0, persons=PERSONS, trusts=("RBK",), faults=faults)
     deliveries: list[MllpDelivery] = []
 
     async def sink(delivery: MllpDelivery) -> AckCode | None:

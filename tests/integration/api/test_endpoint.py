@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import orjson
@@ -120,6 +121,25 @@ async def test_lenient_handling_ignores_unknown_parameters_with_a_warning(client
     bundle = response.json()
     assert ids(bundle) == ["p1"]
     assert bundle["entry"][-1]["search"]["mode"] == "outcome"
+
+
+async def test_the_lenient_self_link_names_only_the_parameters_used(client: httpx.AsyncClient) -> None:
+    """R4 search §3.1.1.6: the self link shows what the search applied, so an ignored parameter is left out of
+    it and of the next pages (which then work without the Prefer header)."""
+    lenient = {"prefer": "handling=lenient"}
+    response = await client.get(
+        "/Observation?shoe-size=9&subject=p1&_count=5&_include=Observation:subject",
+        headers=lenient,
+    )
+    assert response.status_code == 200
+    bundle = response.json()
+    self_query = parse_qsl(urlsplit(link(bundle, "self") or "").query)
+    assert ("shoe-size", "9") not in self_query
+    assert ("subject", "p1") in self_query
+    assert ("_include", "Observation:subject") in self_query
+    next_page = await client.get(link(bundle, "next") or "")
+    assert next_page.status_code == 200, next_page.text
+    assert "shoe-size" not in (link(next_page.json(), "self") or "")
 
 
 async def test_search_bundle_paging_is_snapshot_consistent(client: httpx.AsyncClient, view: View) -> None:

@@ -21,9 +21,11 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from bcconnect.api import create_app, security_hooks
-from bcconnect.bulk import WITHHELD_EXTENSION, BulkExports
+from bcconnect.bulk import WITHHELD_EXTENSION, BulkExports, GroupMembers
 from bcconnect.bulk._export import write_type
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import AuthSettings, BulkSettings, PathSettings, SecuritySettings, Settings
+from bcconnect.identity import link_patients
 from bcconnect.security import LocalIssuer, SecurityGate, add_objection, count_audit_events, ensure_local_issuer
 from bcconnect.store import Store, open_store, put_resources
 from bcconnect.view import View
@@ -37,11 +39,16 @@ ANALYST = {"user": "analyst-1", "org": "RL4", "client_id": "population-health"}
 
 
 def extended_world() -> list[Any]:
-    """The security world plus ``p4``, who has a national data opt-out (a Condition and two Observations)."""
+    """The security world plus ``p4``, who has a national data opt-out; ``p1`` and ``p4`` have three long-term
+    conditions each (so with the objector ``p2`` all three would be in the 3+ LTC cohort)."""
     return [
         *world(),
+        _condition("c1-diabetes", "p1", "44054006"),
+        _condition("c1-asthma", "p1", "195967001"),
         _patient("p4", "Optedout", OPTED_OUT_NHS),
         _condition("c4", "p4", "44054006"),
+        _condition("c4-copd", "p4", "13645005"),
+        _condition("c4-hypertension", "p4", "38341003"),
         _observation("o4-1", "p4", 1),
         _observation("o4-2", "p4", 2),
     ]
@@ -65,7 +72,15 @@ class BulkServer:
 
 
 @asynccontextmanager
-async def bulk_server(store_url: str, tmp_path: Path, *, worker: bool = True, **bulk: Any) -> AsyncIterator[BulkServer]:
+async def bulk_server(
+    store_url: str,
+    tmp_path: Path,
+    *,
+    worker: bool = True,
+    group_members: GroupMembers | None = None,
+    cohorts: bool = False,
+    **bulk: Any,
+) -> AsyncIterator[BulkServer]:
     """The secured endpoint with ``$export`` and its worker, over :func:`extended_world`."""
     issuer = ensure_local_issuer(tmp_path)
     opt_out = tmp_path / "opt-out.txt"
@@ -85,7 +100,12 @@ async def bulk_server(store_url: str, tmp_path: Path, *, worker: bool = True, **
         authenticate, on_complete = security_hooks(gate)
         # small pages, so an export takes many pages (and a file split happens inside a type)
         view = View(store, default_count=5, max_count=3, sensitivity=gate.policy)
-        exports = BulkExports.from_settings(settings, view)
+        if cohorts:
+            # the person model (golden Patients), which cohorts are computed over
+            patients = [orjson.loads(w.body) for w in extended_world() if w.resource_type == "Patient"]
+            await store.write(lambda tx: link_patients(tx, patients, ods_code="RL4"))
+            await Cohorts.from_settings(settings, view).compute(["ltc-3plus"])
+        exports = BulkExports.from_settings(settings, view, group_members=group_members)
         app = create_app(settings, view, authenticate=authenticate, on_request_complete=on_complete, bulk=exports)
         async with serve(app) as root, anyio.create_task_group() as group:
             if worker:
@@ -198,6 +218,38 @@ async def test_patient_and_group_level_exports_and_type_filters(store_url: str, 
         manifest, nothing = await run_export(server, client, f"$export?_since={later}")
         assert nothing == {}
         assert manifest["output"] == []
+
+
+async def test_a_group_export_of_a_computed_cohort(store_url: str, tmp_path: Path) -> None:
+    """The 3+ long-term-conditions cohort: p1 only (the objector and the opted-out person are not members)."""
+    async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(server, client, "Group/ltc-3plus/$export")
+        # one Patient per person: p1's golden Patient (not the trust's record)
+        (golden,) = resources["Patient"]
+        assert {"other": {"reference": "Patient/p1"}, "type": "seealso"} in golden["link"]
+        assert {c["subject"]["reference"] for c in resources["Condition"]} == {f"Patient/{golden['id']}"}
+        assert {c["id"] for c in resources["Condition"]} == {"c1", "c1-diabetes", "c1-asthma"}
+        assert "Organization" not in resources  # a Group export carries the members' compartments only
+        assert manifest["extension"][WITHHELD_EXTENSION] == {"nationalDataOptOut": 0, "objection": 0}
+
+
+async def test_a_group_export_checks_opt_out_and_objection_itself(store_url: str, tmp_path: Path) -> None:
+    """Whatever a Group's member list says, the opted-out person is left out by the export and the objector by
+    the screen (a stale or foreign member list cannot leak them)."""
+
+    async def members(access: Any, group_id: str) -> list[str] | None:
+        return ["p1", "p2", "p4"] if group_id == "stale" else None
+
+    async with (
+        bulk_server(store_url, tmp_path, group_members=members) as server,
+        httpx.AsyncClient() as client,
+    ):
+        manifest, resources = await run_export(server, client, "Group/stale/$export")
+        assert {p["id"] for p in resources["Patient"]} == {"p1"}
+        everything = orjson.dumps(resources)
+        assert b"p2" not in everything
+        assert b"p4" not in everything
+        assert manifest["extension"][WITHHELD_EXTENSION] == {"nationalDataOptOut": 1, "objection": 1}
 
 
 async def test_the_capability_statement_lists_export(store_url: str, tmp_path: Path) -> None:

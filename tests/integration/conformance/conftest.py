@@ -38,6 +38,9 @@ url = "sqlite:///{folder / "store.db"}"
 [auth]
 mode = "jwt"
 issuers = [{{ issuer = "{issuer.issuer}", audience = "{issuer.audience}", jwks_file = "{issuer.jwks_path}" }}]
+# the identity provider a deployment names for SMART App Launch discovery (it is not called here)
+authorization_endpoint = "https://idp.example.nhs.uk/authorize"
+token_endpoint = "https://idp.example.nhs.uk/token"
 [security]
 rate_limit_per_second = 10000
 rate_limit_burst = 10000

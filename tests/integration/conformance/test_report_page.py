@@ -10,6 +10,7 @@ import pytest
 
 from bcconnect.conformance import Outcome, run_pack, write_reports
 from support.conformance_target import FhirTarget
+from support.loopback import Exchange, Mutation, breaking_proxy
 
 pytestmark = pytest.mark.anyio
 CHROMIUM_ARGS = [
@@ -23,15 +24,24 @@ CHROMIUM_ARGS = [
 CHECKS = ["srv.capability.statement", "srv.read", "srv.smart.discovery", "ig.read-only", "srv.match"]
 
 
+def _drop_token_endpoint(ex: Exchange) -> None:
+    if ex.path.endswith("/.well-known/smart-configuration") and ex.status == 200:
+        ex.set_json({k: v for k, v in ex.json().items() if k != "token_endpoint"})
+
+
 async def test_the_html_report_reads_right_in_a_browser(fhir_target: FhirTarget, tmp_path: Path) -> None:
     chromium = os.environ.get("BCCONNECT_CHROMIUM")
     if not chromium:
         pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints the path)")
     from playwright.async_api import async_playwright
 
-    report = await run_pack("server", fhir_target.base, fhir_target.options(), only=CHECKS)
+    async with breaking_proxy(fhir_target.origin) as proxy:
+        # our endpoint passes every check: a proxy drops the discovery document's token_endpoint, so the page
+        # has a failure to show first
+        proxy.mutation = Mutation("discovery without token_endpoint", after=_drop_token_endpoint)
+        report = await run_pack("server", f"{proxy.public}/fhir", fhir_target.options(), only=CHECKS)
     failed = [r.check.id for r in report.results if r.outcome is Outcome.FAIL]
-    assert failed == ["srv.smart.discovery"]  # a known gap of our endpoint: the page must show it first
+    assert failed == ["srv.smart.discovery"]
     page_path = write_reports(report, tmp_path)["html"]
     requests: list[str] = []
     async with async_playwright() as pw:
@@ -52,6 +62,7 @@ async def test_the_html_report_reads_right_in_a_browser(fhir_target: FhirTarget,
             text = await first.inner_text()
             assert "Why: " in text  # the reason the check failed, in words
             assert "GET http://127.0.0.1" in text
+            assert "What it judges: When the CapabilityStatement declares SMART-on-FHIR" in text
             assert ".well-known/smart-configuration" in text
             link = first.locator("a")
             assert (await link.get_attribute("href") or "").startswith("https://hl7.org/fhir/smart-app-launch/")

@@ -98,10 +98,18 @@ def _first_identifier(resource: dict[str, Any]) -> dict[str, Any]:
     return resource["identifier"][0]  # type: ignore[no-any-return]
 
 
-def _lenient_self_link(ex: Exchange, bundle: Any) -> Any:
+def _lenient_self_link_repeats_the_ignored(ex: Exchange, bundle: Any) -> Any:
     for item in bundle.get("link", []):
-        item["url"] = item["url"].replace("conformance-unknown-param=1&", "")
+        if item["relation"] == "self":
+            item["url"] += "&conformance-unknown-param=1"
     return bundle
+
+
+def _day_ge_as_gt(ex: Exchange) -> None:
+    # the literal "above, or contains" reading: a period that ends during the day is missed by ge of that day
+    value = ex.param("date") or ""
+    if ex.path.endswith("/Encounter") and len(value) == 12 and value.startswith("ge"):
+        _set(ex, "date", "gt" + value[2:])
 
 
 def _unsigned_accepted(ex: Exchange) -> None:
@@ -184,6 +192,20 @@ BREAKS: dict[str, Mutation] = {
             _set(ex, "birthdate", "ge" + (ex.param("birthdate") or "")[2:])
             if (ex.param("birthdate") or "").startswith("gt")
             else None
+        ),
+    ),
+    "srv.search.date-period": Mutation("ge of a day misses a period ending that day", before=_day_ge_as_gt),
+    "srv.search.unknown-param-lenient": Mutation(
+        "the self link names the ignored parameter",
+        after=_on_json(
+            lambda ex: ex.param("conformance-unknown-param") is not None, _lenient_self_link_repeats_the_ignored
+        ),
+    ),
+    "srv.smart.discovery": Mutation(
+        "discovery without token_endpoint",
+        after=_on_json(
+            _is("/.well-known/smart-configuration"),
+            lambda ex, b: {k: v for k, v in b.items() if k != "token_endpoint"},
         ),
     ),
     "srv.search.reference": Mutation(
@@ -315,43 +337,15 @@ def _auth(ex: Exchange) -> dict[str, str]:
     return {"authorization": ex.headers.get("authorization", "")}
 
 
-def _day_as_range(ex: Exchange) -> None:
-    value = ex.param("date") or ""
-    if ex.path.endswith("/Encounter") and len(value) == 12 and value[:2] in ("le", "ge"):
-        _set(ex, "date", value + ("T23:59:59Z" if value.startswith("le") else "T00:00:00Z"))
-
-
 def _relative_reference(ex: Exchange) -> None:
     value = ex.param("subject") or ""
     if value.startswith("http") and "/Patient/" in value:
         _set(ex, "subject", "Patient/" + value.rsplit("/Patient/", 1)[1])
 
 
-#: check id → a repair of a deviation our endpoint has today: with it the check must pass
+#: check id → a repair of a deviation our endpoint has today (a warning): with it the check must pass
 REPAIRS: dict[str, Mutation] = {
-    "srv.search.date-period": Mutation("a day compares as its whole range", before=_day_as_range),
     "srv.search.reference-absolute": Mutation("absolute references resolved", before=_relative_reference),
-    "srv.search.unknown-param-lenient": Mutation(
-        "self link without the ignored parameter",
-        after=_on_json(lambda ex: ex.param("conformance-unknown-param") is not None, _lenient_self_link),
-    ),
-    "srv.smart.discovery": Mutation(
-        "SMART configuration served",
-        before=lambda ex: (
-            _answer(
-                200,
-                {
-                    "token_endpoint": "https://auth.example/token",
-                    "capabilities": ["client-confidential-asymmetric"],
-                    "grant_types_supported": ["client_credentials"],
-                    "code_challenge_methods_supported": ["S256"],
-                },
-                {"content-type": "application/json"},
-            )(ex)
-            if ex.path.endswith("/.well-known/smart-configuration")
-            else None
-        ),
-    ),
 }
 
 

@@ -45,7 +45,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 async def test_rl4_passes_the_fhir_source_pack(tmp_path: Path) -> None:
     """RL4 (after time moved, so there are deletes) passes every check of source-fhir; reports are written."""
-    async with running_sandboxes(SandboxSettings(persons=60, seed=3, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=60, seed=3, trusts=("RL4",))) as world:
         await world.advance(days=20)
         report = await run_pack("source-fhir", f"{world.base_url('RL4')}/fhir/R4", _fhir_options(world, "RL4"))
     paths = write_reports(report, tmp_path)
@@ -58,7 +58,7 @@ async def test_rl4_passes_the_fhir_source_pack(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_rxk_passes_with_a_warning_for_retired_codes_and_shows_its_rate_limit() -> None:
     """RXK passes the error checks; its retired verification codes are a warning; its 429s carry Retry-After."""
-    settings = SandboxSettings(persons=60, seed=3, trusts=("RXK",), rxk_requests_per_second=40)
+    settings = SandboxSettings(density=0, persons=60, seed=3, trusts=("RXK",), rxk_requests_per_second=40)
     async with running_sandboxes(settings) as world:
         report = await run_pack("source-fhir", f"{world.base_url('RXK')}/fhir/R4", _fhir_options(world, "RXK"))
     assert report.passed, console_summary(report)
@@ -69,7 +69,7 @@ async def test_rxk_passes_with_a_warning_for_retired_codes_and_shows_its_rate_li
 @pytest.mark.slow
 async def test_rna_passes_the_json_source_pack() -> None:
     """RNA's change feed passes every check, deletes included once time has moved."""
-    async with running_sandboxes(SandboxSettings(persons=60, seed=3, trusts=("RNA",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=60, seed=3, trusts=("RNA",))) as world:
         await world.advance(days=30)
         key = world.credentials("RNA").api_key
         assert key
@@ -99,7 +99,7 @@ async def _hl7_report(settings: SandboxSettings) -> Report:
 @pytest.mark.slow
 async def test_rbk_passes_the_hl7_source_pack() -> None:
     """RBK's sender passes: framing, MSH, PID, segments, resend without an ACK, moving on after an AE."""
-    report = await _hl7_report(SandboxSettings(persons=40, seed=6, trusts=("RBK",), hl7_ack_timeout=0.5))
+    report = await _hl7_report(SandboxSettings(density=0, persons=40, seed=6, trusts=("RBK",), hl7_ack_timeout=0.5))
     assert report.passed, console_summary(report)
     assert not _failed(report), console_summary(report)
     assert _outcomes(report)["src-hl7.resend-without-ack"] is Outcome.PASS
@@ -110,7 +110,12 @@ async def test_rbk_passes_the_hl7_source_pack() -> None:
 async def test_a_malformed_hl7_fault_fails_the_msh_check() -> None:
     """The sandbox's malformed-message knob (a broken field separator in segment two) fails src-hl7.pid/MSH."""
     settings = SandboxSettings(
-        persons=40, seed=6, trusts=("RBK",), hl7_ack_timeout=0.5, faults=FaultSettings(hl7_malformed_rate=0.5)
+        density=0,
+        persons=40,
+        seed=6,
+        trusts=("RBK",),
+        hl7_ack_timeout=0.5,
+        faults=FaultSettings(hl7_malformed_rate=0.5),
     )
     report = await _hl7_report(settings)
     assert not report.passed

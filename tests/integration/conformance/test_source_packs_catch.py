@@ -198,7 +198,7 @@ FHIR_REPAIRS = {"src-fhir.rate-limit": Mutation("429 with Retry-After", before=_
 
 @pytest.fixture(scope="module")
 async def rl4_proxy() -> AsyncIterator[tuple[BreakingProxy, dict[str, str]]]:
-    async with running_sandboxes(SandboxSettings(persons=40, seed=3, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=40, seed=3, trusts=("RL4",))) as world:
         await world.advance(days=20)
         cred = world.credentials("RL4")
         async with breaking_proxy(world.base_url("RL4")) as proxy:
@@ -340,7 +340,7 @@ JSON_BREAKS: dict[str, Mutation] = {
 
 @pytest.fixture(scope="module")
 async def rna_proxy() -> AsyncIterator[tuple[BreakingProxy, dict[str, str]]]:
-    async with running_sandboxes(SandboxSettings(persons=40, seed=3, trusts=("RNA",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=40, seed=3, trusts=("RNA",))) as world:
         await world.advance(days=30)
         async with breaking_proxy(world.base_url("RNA")) as proxy:
             options = {

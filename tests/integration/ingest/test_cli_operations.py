@@ -28,7 +28,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     drop = tmp_path_factory.mktemp("drop")
     data = tmp_path_factory.mktemp("deploy")
     faults = FaultSettings(seed=4, hl7_malformed_rate=0.15)
-    settings = SandboxSettings(persons=40, seed=17, trusts=("RL4", "RBK"), faults=faults)
+    settings = SandboxSettings(density=0, persons=40, seed=17, trusts=("RL4", "RBK"), faults=faults)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(running_sandboxes(settings, hl7_drop_dir=drop)) as world,

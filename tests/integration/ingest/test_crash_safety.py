@@ -34,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Pat
     drop = tmp_path_factory.mktemp("drop")
     # a little latency per request keeps each sync running for several seconds, so the kills land inside it
     faults = FaultSettings(seed=1, latency_ms=25)
-    settings = SandboxSettings(persons=150, seed=11, trusts=("RL4", "RNA"), faults=faults)
+    settings = SandboxSettings(density=0, persons=150, seed=11, trusts=("RL4", "RNA"), faults=faults)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(running_sandboxes(settings, hl7_drop_dir=drop)) as running,

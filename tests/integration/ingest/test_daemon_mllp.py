@@ -31,7 +31,7 @@ async def test_mllp_messages_are_acked_after_commit_and_rejects_kept(tmp_path: P
     """Every message is answered; AA ones are in the store, AR ones wait in quarantine with the reason."""
     port = _free_port()
     faults = FaultSettings(seed=3, hl7_malformed_rate=0.1)
-    settings = SandboxSettings(persons=30, seed=8, trusts=("RBK",), faults=faults)
+    settings = SandboxSettings(density=0, persons=30, seed=8, trusts=("RBK",), faults=faults)
     async with running_sandboxes(settings, hl7_target=("127.0.0.1", port)) as world:
         configs, _ = adapters_for(world, tmp_path)
         rbk = replace(configs["RBK"], hl7v2=Hl7Settings(mode="mllp", listen_host="127.0.0.1", listen_port=port))

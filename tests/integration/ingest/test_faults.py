@@ -59,13 +59,13 @@ async def test_faulty_trusts_load_completely_and_match_a_clean_run(tmp_path: Pat
     """Against 5xx, 429 bursts, timeouts, resets, broken bodies, duplicates, out-of-order deliveries and
     malformed HL7, each sync completes and balances; malformed records wait in quarantine with a reason and
     replay cleanly once repaired; the final store equals a fault-free run's."""
-    population = SandboxSettings(persons=50, seed=21)
+    population = SandboxSettings(density=0, persons=50, seed=21)
     async with open_store(f"sqlite:///{tmp_path / 'clean.db'}") as clean_store:
         clean_reports, _, _ = await _sync_world(population, tmp_path / "clean", clean_store)
         assert all(r.ok and r.balanced and r.quarantined == 0 for r in clean_reports), clean_reports
         await export_view_ndjson(View(clean_store), tmp_path / "clean-export")
 
-    faulty = SandboxSettings(persons=50, seed=21, faults=FAULTS)
+    faulty = SandboxSettings(density=0, persons=50, seed=21, faults=FAULTS)
     async with open_store(f"sqlite:///{tmp_path / 'faulty.db'}") as store:
         reports, counts, configs = await _sync_world(faulty, tmp_path / "faulty", store)
         for report in reports:

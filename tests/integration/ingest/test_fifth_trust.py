@@ -112,7 +112,7 @@ async def test_a_us_core_source_onboards_with_an_adapter_file_and_the_generic_se
     data = us_core_population(PERSONS)
     async with (
         serving(UsCoreServer(data)) as server,
-        running_sandboxes(SandboxSettings(persons=30, seed=5, trusts=("RL4",))) as world,
+        running_sandboxes(SandboxSettings(density=0, persons=30, seed=5, trusts=("RL4",))) as world,
     ):
         configs, environ = adapters_for(world, tmp_path)
         xyz = _adapter_file(tmp_path, server)

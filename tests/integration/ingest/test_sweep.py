@@ -25,7 +25,7 @@ async def _stored(store: Store, resource_type: str) -> set[str]:
 async def test_the_sweep_tombstones_exactly_what_the_source_no_longer_has(tmp_path: Path, any_store: Store) -> None:
     """Right after a sync the sweep deletes nothing; after the source deletes records (and we do not sync),
     the sweep alone brings the store back to mirroring the source."""
-    async with running_sandboxes(SandboxSettings(persons=80, seed=9, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=80, seed=9, trusts=("RL4",))) as world:
         configs, environ = adapters_for(world, tmp_path)
         rl4 = configs["RL4"]
         mapping = mapping_set_for(rl4)

@@ -28,7 +28,7 @@ async def _store_ids(store: Store, resource_type: str) -> set[str]:
 
 async def test_first_sync_loads_every_record_and_balances(tmp_path: Path, any_store: Store) -> None:
     """Every record the source serves is fetched once, mapped, stored; the reconciliation balances."""
-    async with running_sandboxes(SandboxSettings(persons=60, seed=3, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=60, seed=3, trusts=("RL4",))) as world:
         configs, environ = adapters_for(world, tmp_path)
         rl4 = configs["RL4"]
         report = await sync_adapter(rl4, store=any_store, mapping_set=mapping_set_for(rl4), environ=environ)
@@ -44,7 +44,7 @@ async def test_first_sync_loads_every_record_and_balances(tmp_path: Path, any_st
 
 async def test_a_resync_without_source_changes_writes_nothing(tmp_path: Path, any_store: Store) -> None:
     """Re-reading the overlap window finds every record unchanged: no new version, no new logical time."""
-    async with running_sandboxes(SandboxSettings(persons=40, seed=4, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=40, seed=4, trusts=("RL4",))) as world:
         configs, environ = adapters_for(world, tmp_path)
         rl4 = configs["RL4"]
         mapping = mapping_set_for(rl4)
@@ -61,7 +61,7 @@ async def test_a_resync_without_source_changes_writes_nothing(tmp_path: Path, an
 async def test_incremental_rounds_fetch_only_changes_and_mirror_deletes(tmp_path: Path, any_store: Store) -> None:
     """After the sandbox moves time on, the next sync asks only for what is newer than its watermark, and the
     store then mirrors the source: new, corrected and deleted resources included."""
-    async with running_sandboxes(SandboxSettings(persons=80, seed=5, trusts=("RL4",))) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=80, seed=5, trusts=("RL4",))) as world:
         configs, environ = adapters_for(world, tmp_path)
         rl4 = configs["RL4"]
         mapping = mapping_set_for(rl4)

@@ -53,15 +53,22 @@ def no_auth_settings(tmp_path: Path, **api: object) -> Settings:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    """``bcconnect serve`` in-process (uvicorn on loopback); yields a client on its root URL."""
+async def serving(
+    settings: Settings, store: Store, *, read_store: Store | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``bcconnect serve`` in-process (uvicorn on loopback); yields a client on its root URL.
+
+    ``read_store``: the streaming replica the view reads from (``[store] read_url``).
+    """
     ready = anyio.Event()
 
     async def on_ready() -> None:
         ready.set()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: serve_api(settings, store=store, allow_no_auth=True, on_ready=on_ready))
+        group.start_soon(
+            lambda: serve_api(settings, store=store, read_store=read_store, allow_no_auth=True, on_ready=on_ready)
+        )
         with anyio.fail_after(20):
             await ready.wait()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api.port}", timeout=20) as client:

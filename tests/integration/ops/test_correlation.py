@@ -80,7 +80,7 @@ async def test_a_request_id_is_echoed_logged_and_audited(
 async def test_every_log_line_of_a_sync_run_carries_its_run_id(tmp_path: Path, log_lines: io.StringIO) -> None:
     """A sync's log lines (from the adapter, the pipeline and the summary) all name the same run id."""
     async with (
-        running_sandboxes(SandboxSettings(persons=20, seed=2, trusts=("RL4",))) as world,
+        running_sandboxes(SandboxSettings(density=0, persons=20, seed=2, trusts=("RL4",))) as world,
         open_store(f"sqlite:///{tmp_path / 's.db'}") as store,
     ):
         configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")

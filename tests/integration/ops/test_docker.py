@@ -64,7 +64,7 @@ def test_every_adapter_reaches_a_sandbox_service_with_its_credentials() -> None:
         command = [str(part) for part in service["command"]]  # type: ignore[union-attr]
         assert command[command.index("--trust") + 1] == adapter.ods_code
         seed = int(command[command.index("--seed") + 1])
-        expected = SandboxSettings(seed=seed).credentials(adapter.ods_code)
+        expected = SandboxSettings(density=0, seed=seed).credentials(adapter.ods_code)
         assert (ROOT / "mappings" / adapter.mapping_set).is_dir(), adapter.mapping_set
         if adapter.kind is SourceKind.HL7V2:
             target = command[command.index("--hl7-target") + 1]

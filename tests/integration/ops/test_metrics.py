@@ -49,7 +49,7 @@ class HoldingTransport(httpx.AsyncBaseTransport):
 async def test_metrics_move_during_a_sync_and_a_query_load(tmp_path: Path, store_url: str) -> None:
     """Ingest counters move mid-sync, request counters and latency move under load, store facts after."""
     async with (
-        running_sandboxes(SandboxSettings(persons=40, seed=7, trusts=("RL4",))) as world,
+        running_sandboxes(SandboxSettings(density=0, persons=40, seed=7, trusts=("RL4",))) as world,
         open_store(store_url) as store,
     ):
         configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")

@@ -60,7 +60,7 @@ async def test_the_ops_page_shows_adapters_quarantine_reviews_and_failed_syncs(t
     if not os.environ.get("BCCONNECT_CHROMIUM"):
         pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints it)")
     async with (
-        running_sandboxes(SandboxSettings(persons=20, seed=4, trusts=("RL4",))) as world,
+        running_sandboxes(SandboxSettings(density=0, persons=20, seed=4, trusts=("RL4",))) as world,
         open_store(f"sqlite:///{tmp_path / 'store.db'}") as store,
     ):
         configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")

@@ -105,7 +105,7 @@ async def test_a_survivor_takes_over_from_a_killed_worker_and_the_store_equals_a
     """Two ``bcconnect run`` workers; the one holding RL4 is SIGKILLed mid-sync; the other takes RL4 over after
     the lease expires and finishes; the export equals that of one clean sync of the same source."""
     faults = FaultSettings(latency_ms=40)  # slow pages, so the kill lands mid-sync
-    settings = SandboxSettings(persons=120, seed=11, trusts=("RL4",), faults=faults)
+    settings = SandboxSettings(density=0, persons=120, seed=11, trusts=("RL4",), faults=faults)
     async with running_sandboxes(settings) as world:
         configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")
         configs = [replace(c, fetch=FetchSettings(page_size=20), schedule_seconds=3600) for c in configs]

@@ -25,7 +25,9 @@ def _rehosted(url: str | None, there: str) -> str:
 
 async def test_the_demo_changes_only_what_it_chose(tmp_path: Path) -> None:
     project = {c.name: c for c in load_adapters(PROJECT_ADAPTERS)}
-    async with running_sandboxes(SandboxSettings(persons=10, seed=3), hl7_drop_dir=tmp_path / "drop") as world:
+    async with running_sandboxes(
+        SandboxSettings(density=0, persons=10, seed=3), hl7_drop_dir=tmp_path / "drop"
+    ) as world:
         configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")
         assert sorted(c.name for c in configs) == sorted(project)
         for config in configs:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 
 def _settings(**faults: Any) -> SandboxSettings:
-    return SandboxSettings(persons=40, seed=5, trusts=("RL4", "RNA"), faults=FaultSettings(seed=9, **faults))
+    return SandboxSettings(density=0, persons=40, seed=5, trusts=("RL4", "RNA"), faults=FaultSettings(seed=9, **faults))
 
 
 async def _statuses(faults: dict[str, float], n: int = 30) -> tuple[list[int], dict[str, int]]:

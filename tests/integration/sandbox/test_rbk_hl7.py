@@ -11,7 +11,7 @@ from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
 from bcconnect_sandbox.testing import mllp_receiver
 
 pytestmark = pytest.mark.anyio
-SETTINGS = SandboxSettings(persons=150, seed=6, trusts=("RBK",), hl7_ack_timeout=0.3)
+SETTINGS = SandboxSettings(density=0, persons=150, seed=6, trusts=("RBK",), hl7_ack_timeout=0.3)
 
 
 def _event(message: str) -> str:
@@ -52,7 +52,7 @@ async def test_mllp_delivers_every_message_once_with_acks(tmp_path: Path) -> Non
 
 async def test_merges_arrive_as_a40(tmp_path: Path) -> None:
     """Merged duplicates are announced with ADT^A40 and an MRG segment naming the retired MRN."""
-    settings = SandboxSettings(persons=600, seed=6, trusts=("RBK",))
+    settings = SandboxSettings(density=0, persons=600, seed=6, trusts=("RBK",))
     async with running_sandboxes(settings, hl7_drop_dir=tmp_path) as world:
         await world.deliver_hl7()
         texts = [f.read_bytes().decode() for f in tmp_path.iterdir()]  # noqa: ASYNC240 - small test files
@@ -81,7 +81,7 @@ async def test_no_ack_means_resend_and_errors_move_on() -> None:
 async def test_malformed_duplicate_and_out_of_order_messages(tmp_path: Path) -> None:
     """Each HL7 fault knob shows in the files and in the counts."""
     faults = FaultSettings(seed=3, hl7_malformed_rate=0.1, duplicate_rate=0.1, out_of_order_rate=0.1)
-    settings = SandboxSettings(persons=100, seed=6, trusts=("RBK",), faults=faults)
+    settings = SandboxSettings(density=0, persons=100, seed=6, trusts=("RBK",), faults=faults)
     async with running_sandboxes(settings, hl7_drop_dir=tmp_path) as world:
         counts = await world.deliver_hl7()
         faults_seen = world.fault_counts()["RBK"]

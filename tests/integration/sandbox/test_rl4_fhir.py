@@ -12,7 +12,7 @@ from bcconnect_sandbox.testing import bearer as token
 from bcconnect_sandbox.testing import walk
 
 pytestmark = pytest.mark.anyio
-SETTINGS = SandboxSettings(persons=150, seed=7, trusts=("RL4",))
+SETTINGS = SandboxSettings(density=0, persons=150, seed=7, trusts=("RL4",))
 
 
 async def test_token_is_required_and_checked() -> None:
@@ -83,7 +83,7 @@ async def test_lastupdated_filter_and_count() -> None:
 async def test_changes_deletes_and_reads_after_time_moves() -> None:
     """After advance: history shows new versions and DELETEs; read of a deleted resource → 410."""
     async with (
-        running_sandboxes(SandboxSettings(persons=400, seed=3, trusts=("RL4",))) as world,
+        running_sandboxes(SandboxSettings(density=0, persons=400, seed=3, trusts=("RL4",))) as world,
         httpx.AsyncClient() as client,
     ):
         headers = await token(client, world, "RL4")

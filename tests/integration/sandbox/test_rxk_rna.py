@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_rxk_uses_local_codes_retired_statuses_and_vendor_extensions() -> None:
     """No SNOMED/LOINC systems, kebab-case verification codes, extra extensions on every resource."""
-    settings = SandboxSettings(persons=120, seed=4, trusts=("RXK",), rxk_requests_per_second=0)
+    settings = SandboxSettings(density=0, persons=120, seed=4, trusts=("RXK",), rxk_requests_per_second=0)
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         headers = await bearer(client, world, "RXK")
         fhir = f"{world.base_url('RXK')}/fhir/R4"
@@ -38,7 +38,7 @@ async def test_rxk_uses_local_codes_retired_statuses_and_vendor_extensions() -> 
 
 async def test_rxk_throttles_with_429_and_retry_after() -> None:
     """Above the configured rate RXK answers 429 with Retry-After (seconds or an HTTP date), counted."""
-    settings = SandboxSettings(persons=20, seed=4, trusts=("RXK",), rxk_requests_per_second=5)
+    settings = SandboxSettings(density=0, persons=20, seed=4, trusts=("RXK",), rxk_requests_per_second=5)
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         headers = await bearer(client, world, "RXK")
         answers = [await client.get(f"{world.base_url('RXK')}/fhir/R4/Patient", headers=headers) for _ in range(12)]
@@ -66,7 +66,7 @@ async def _feed(
 
 async def test_rna_feed_pages_to_the_end_and_resumes_after_time_moves() -> None:
     """API key required; all changes once, in seq order; after advance the saved cursor gives only new ones."""
-    settings = SandboxSettings(persons=200, seed=8, trusts=("RNA",))
+    settings = SandboxSettings(density=0, persons=200, seed=8, trusts=("RNA",))
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         base, key = world.base_url("RNA"), world.credentials("RNA").api_key or ""
         assert (await client.get(f"{base}/api/v2/changes")).status_code == 401
@@ -93,7 +93,9 @@ async def test_rna_feed_pages_to_the_end_and_resumes_after_time_moves() -> None:
 
 async def test_rna_out_of_order_deliveries_are_counted() -> None:
     """Swapped changes show as a falling seq; the count says how many swaps were served."""
-    settings = SandboxSettings(persons=60, seed=8, trusts=("RNA",), faults=FaultSettings(seed=1, out_of_order_rate=0.2))
+    settings = SandboxSettings(
+        density=0, persons=60, seed=8, trusts=("RNA",), faults=FaultSettings(seed=1, out_of_order_rate=0.2)
+    )
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         base, key = world.base_url("RNA"), world.credentials("RNA").api_key or ""
         changes, _ = await _feed(client, base, key)
@@ -105,7 +107,7 @@ async def test_rna_out_of_order_deliveries_are_counted() -> None:
 async def test_rna_duplicate_delivery_repeats_a_change() -> None:
     """With duplicate_rate 1 every page ends with a repeat of its first change, counted once per page."""
     faults = FaultSettings(seed=1, duplicate_rate=1.0)
-    settings = SandboxSettings(persons=30, seed=8, trusts=("RNA",), faults=faults)
+    settings = SandboxSettings(density=0, persons=30, seed=8, trusts=("RNA",), faults=faults)
     async with running_sandboxes(settings) as world, httpx.AsyncClient() as client:
         key = {"X-API-Key": world.credentials("RNA").api_key or ""}
         page = (await client.get(f"{world.base_url('RNA')}/api/v2/changes?limit=10", headers=key)).json()

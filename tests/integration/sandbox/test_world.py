@@ -43,7 +43,7 @@ async def _snapshot(world: World, client: httpx.AsyncClient) -> str:
 
 async def test_same_seed_and_same_advances_serve_the_same_data(tmp_path: Path) -> None:
     """Two worlds with equal settings, advanced alike, serve identical histories, feeds and ground truth."""
-    settings = SandboxSettings(persons=120, seed=13, rxk_requests_per_second=0)
+    settings = SandboxSettings(density=0, persons=120, seed=13, rxk_requests_per_second=0)
     digests = []
     truths = []
     for run in range(2):
@@ -59,7 +59,7 @@ async def test_same_seed_and_same_advances_serve_the_same_data(tmp_path: Path) -
 
 async def test_rare_types_page_in_bounded_scans() -> None:
     """A rare type (Consent) comes back over short pages with next links, and walking them finds all."""
-    settings = SandboxSettings(persons=2600, seed=2, trusts=("RL4",))
+    settings = SandboxSettings(density=0, persons=2600, seed=2, trusts=("RL4",))
     async with running_sandboxes(settings) as world, httpx.AsyncClient(timeout=30) as client:
         headers = await bearer(client, world, "RL4")
         pages = await walk(client, f"{world.base_url('RL4')}/fhir/R4/Consent?_count=50", headers)
@@ -77,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_cli_generate_writes_files_and_refuses_bad_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``sandbox generate`` writes the layout and exits 0; --persons out of range is a usage error (2)."""
-    args = _parser().parse_args(["sandbox", "generate", "--persons", "12", "--seed", "1", "--out", str(tmp_path)])
+    args = _parser().parse_args(
+        ["sandbox", "generate", "--persons", "12", "--density", "0", "--seed", "1", "--out", str(tmp_path)]
+    )
     assert args.handler(args) == 0
     assert (tmp_path / "ground_truth.csv").exists()
     assert "wrote 12 persons" in capsys.readouterr().out
@@ -121,6 +123,8 @@ def test_cli_serve_prints_urls_and_credentials_and_stops_on_a_signal(tmp_path: P
         "serve",
         "--persons",
         "20",
+        "--density",
+        "0",
         "--port-base",
         "0",
         "--hl7-drop-dir",

@@ -28,7 +28,7 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 NO_NOISE = NoiseSettings(
     nhs_missing=0.0, nhs_unverified=0.0, typo=0.0, nickname=0.0, dob_swapped=0.0, moved_house=0.0, duplicate=0.0
 )
-WORLD = SandboxSettings(persons=400, seed=15, noise=NO_NOISE)
+WORLD = SandboxSettings(density=0, persons=400, seed=15, noise=NO_NOISE)
 
 
 @dataclass

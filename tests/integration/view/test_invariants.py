@@ -104,7 +104,7 @@ async def demo_store(
     tmp = tmp_path_factory.mktemp("walk")
     drop = tmp / "drop"
     drop.mkdir()
-    async with running_sandboxes(SandboxSettings(persons=PERSONS, seed=5), hl7_drop_dir=drop) as world:
+    async with running_sandboxes(SandboxSettings(density=0, persons=PERSONS, seed=5), hl7_drop_dir=drop) as world:
         configs, environ = world_adapters(world, hl7_drop_dir=drop)
         fast = FetchSettings(page_size=100, backoff_base_seconds=0.01, backoff_max_seconds=0.2, max_retries=10)
         configs = [replace(c, fetch=fast) for c in configs]

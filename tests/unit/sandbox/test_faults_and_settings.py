@@ -43,8 +43,8 @@ def test_parse_and_validation() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         FaultSettings(error_rate=1.5)
     with pytest.raises(ValueError, match="persons"):
-        SandboxSettings(persons=0)
+        SandboxSettings(density=0, persons=0)
     with pytest.raises(ValueError, match="trusts"):
-        SandboxSettings(trusts=("XYZ",))
-    assert SandboxSettings(seed=2).credentials("RNA").api_key == "rna-sandbox-key-2"
-    assert SandboxSettings().credentials("RBK").client_id is None
+        SandboxSettings(density=0, trusts=("XYZ",))
+    assert SandboxSettings(density=0, seed=2).credentials("RNA").api_key == "rna-sandbox-key-2"
+    assert SandboxSettings(density=0).credentials("RBK").client_id is None

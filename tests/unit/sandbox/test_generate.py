@@ -19,10 +19,10 @@ def _digest(root: Path) -> dict[str, str]:
 
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     """Two runs with equal settings write the same bytes; another seed writes other bytes."""
-    settings = SandboxSettings(persons=300, seed=21)
+    settings = SandboxSettings(density=0, persons=300, seed=21)
     generate_to_directory(settings, tmp_path / "a")
     generate_to_directory(settings, tmp_path / "b")
-    generate_to_directory(SandboxSettings(persons=300, seed=22), tmp_path / "c")
+    generate_to_directory(SandboxSettings(density=0, persons=300, seed=22), tmp_path / "c")
     a, b, c = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
     assert a == b
     assert a.keys() == c.keys()
@@ -38,7 +38,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
 
 def test_ground_truth_covers_every_source_patient(tmp_path: Path) -> None:
     """Every patient in every trust's files has one ground-truth row; duplicates share a person."""
-    generate_to_directory(SandboxSettings(persons=400, seed=3), tmp_path)
+    generate_to_directory(SandboxSettings(density=0, persons=400, seed=3), tmp_path)
     with (tmp_path / "ground_truth.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["ods_code", "source_patient_id", "person_id", "noise"]
@@ -54,7 +54,7 @@ def test_ground_truth_covers_every_source_patient(tmp_path: Path) -> None:
 
 def test_served_ground_truth_matches_the_generated_file(tmp_path: Path) -> None:
     """Before time moves, the world's ground truth is row for row the one ``generate`` writes."""
-    settings = SandboxSettings(persons=150, seed=5)
+    settings = SandboxSettings(density=0, persons=150, seed=5)
     generate_to_directory(settings, tmp_path / "gen")
     world = World(settings, hl7_target=None, hl7_drop_dir=None)
     world.write_ground_truth(tmp_path / "served.csv")

@@ -113,7 +113,7 @@ def test_fhir_pathway_carries_ppi_events_and_the_referral_its_ubrn(people: list[
     """The FHIR dialect renders the PPI (issuer X09), RTT status events, and the UBRN on the ServiceRequest."""
     person = next(p for p in people if any(r.open and r.network.tfc and r.triage == "accepted" for r in p.referrals))
     trust = next(r.trust for r in person.referrals if r.open and r.network.tfc and r.triage == "accepted")
-    records = trust_records(person, trust, seed=5, noise=SandboxSettings().noise, codec=IdCodec(5, trust))
+    records = trust_records(person, trust, seed=5, noise=SandboxSettings(density=0).noise, codec=IdCodec(5, trust))
     pathway = next(to_fhir(r, trust, 1, DEFAULT_NOW) for r in records if r.kind == "pathway")
     referral = next(to_fhir(r, trust, 1, DEFAULT_NOW) for r in records if r.kind == "referral")
     ppi = next(i for i in pathway["identifier"] if i["system"] == PPI_SYSTEM)  # type: ignore[index,union-attr]
@@ -132,7 +132,7 @@ def test_truth_counts_weeks_from_the_clock_start(people: list[Person]) -> None:
 
 def test_generate_writes_the_referral_truth_beside_the_linkage_truth(tmp_path: Path) -> None:
     """``generate`` writes rtt_truth.csv and referral_truth.csv with a row per pathway / referral."""
-    generate_to_directory(SandboxSettings(persons=120, seed=2), tmp_path)
+    generate_to_directory(SandboxSettings(density=0, persons=120, seed=2), tmp_path)
     with (tmp_path / "rtt_truth.csv").open(encoding="utf-8") as f:
         rtt = list(csv.DictReader(f))
     with (tmp_path / "referral_truth.csv").open(encoding="utf-8") as f:

@@ -199,3 +199,76 @@ async def test_garbage_that_looks_like_a_jwt_is_refused(es_key: SigningKey, cloc
     verifier = verifier_for(FakeKeySource(es_key.jwk()), clock)
     with pytest.raises(NotAuthenticated, match="well-formed"):
         await verifier.verify("abc.def.ghi")
+
+
+async def test_a_verified_token_is_remembered_and_not_verified_again(es_key: SigningKey) -> None:
+    """The second request with the same token is a cache hit: no second signature check."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), lambda: NOW)
+    token = es_key.sign(good_claims())
+    first = await verifier.verify(token)
+    second = await verifier.verify(token)
+    assert (verifier.cache_hits, second) == (1, first)
+
+
+async def test_an_expired_token_is_refused_even_when_cached(es_key: SigningKey) -> None:
+    """Expiry is checked on every request: a token remembered while valid is refused once it expires."""
+    moment = [NOW]
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), lambda: moment[0])
+    token = es_key.sign(good_claims(exp=int(NOW) + 60))
+    await verifier.verify(token)
+    await verifier.verify(token)
+    assert verifier.cache_hits == 1
+    moment[0] = NOW + 60 + 31
+    with pytest.raises(NotAuthenticated, match="expired"):
+        await verifier.verify(token)
+    with pytest.raises(NotAuthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_tampered_copy_of_a_cached_token_is_never_a_hit(es_key: SigningKey) -> None:
+    """A good token is cached; the same token with wider scopes (old signature) is checked and refused."""
+    verifier = verifier_for(FakeKeySource(es_key.jwk()), lambda: NOW)
+    token = es_key.sign(good_claims())
+    await verifier.verify(token)
+    header, _, signature = token.split(".")
+    payload = jwt.utils.base64url_encode(json.dumps(good_claims(scope="system/*.cruds")).encode()).decode()
+    for _ in range(2):
+        with pytest.raises(NotAuthenticated, match="signature"):
+            await verifier.verify(f"{header}.{payload}.{signature}")
+    assert verifier.cache_hits == 0
+
+
+async def test_a_key_set_change_empties_the_cache(es_key: SigningKey) -> None:
+    """Rotation: when a refresh brings a different key set, cached tokens are verified again (and a token
+    whose key was revoked is refused even though it was cached)."""
+    replacement = make_key("next")
+    source = FakeKeySource(es_key.jwk(), replacement.jwk())
+    moment = [0.0]
+    cache = JwksCache(source, ttl_seconds=300, min_refetch_seconds=10, clock=lambda: moment[0])
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=lambda: NOW)
+    old_token, new_token = es_key.sign(good_claims()), replacement.sign(good_claims())
+    await verifier.verify(old_token)
+    await verifier.verify(new_token)
+    await verifier.verify(new_token)
+    assert verifier.cache_hits == 1
+    source.keys = [replacement.jwk(), make_key("third").jwk()]  # es_key revoked, a third key published
+    moment[0] = 301.0
+    with pytest.raises(NotAuthenticated, match="does not know"):
+        await verifier.verify(old_token)
+    await verifier.verify(new_token)  # verified again against the new set, not a hit
+    assert verifier.cache_hits == 1
+    await verifier.verify(new_token)
+    assert verifier.cache_hits == 2
+
+
+async def test_the_cache_is_bounded(es_key: SigningKey) -> None:
+    """Past its size the least recently used token is forgotten (verified again when it comes back)."""
+    cache = JwksCache(FakeKeySource(es_key.jwk()), clock=lambda: 0.0)
+    verifier = TokenVerifier([TrustedIssuer(ISSUER, AUDIENCE, cache)], clock=lambda: NOW, cache_size=2)
+    tokens = [es_key.sign(good_claims(sub=f"user-{n}")) for n in range(3)]
+    for token in tokens:
+        await verifier.verify(token)
+    await verifier.verify(tokens[0])
+    assert verifier.cache_hits == 0
+    await verifier.verify(tokens[0])
+    assert verifier.cache_hits == 1

@@ -37,3 +37,14 @@ def test_a_cohort_leaves_out_opted_out_people_and_keeps_the_rest() -> None:
 def test_no_file_means_nobody_has_opted_out() -> None:
     """Without configuration, the opt-out removes nobody."""
     assert apply_national_opt_out(["9990000018"], NationalOptOut.load(None), nhs_number=str) == ["9990000018"]
+
+
+def test_a_line_may_name_type_1_or_type_2_and_anything_else_is_refused(tmp_path: Path) -> None:
+    """``,1`` marks a type 1 (GP practice) opt-out; ``,2`` or nothing the national data opt-out."""
+    path = tmp_path / "opt-out.txt"
+    path.write_text("9990000018,1\n9990000026, 2\n9990000034\n", encoding="utf-8")
+    opt_out = NationalOptOut.load(path)
+    assert [opt_out.kind(n) for n in ("9990000018", "9990000026", "9990000034", "9990000042")] == ["1", "2", "2", None]
+    path.write_text("9990000018\n9990000026,3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2"):
+        NationalOptOut.load(path)

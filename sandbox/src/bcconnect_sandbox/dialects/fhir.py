@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
+from bcconnect_sandbox import density
 from bcconnect_sandbox import reference as ref
 from bcconnect_sandbox import wire as c
 from bcconnect_sandbox.population import (
@@ -76,6 +77,7 @@ _OBSERVATIONS: Final = {
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
     "psa": (ref.OBS_PSA,),
     "fit": (ref.OBS_FIT,),
+    **density.ANALYTES,
 }
 
 
@@ -315,7 +317,7 @@ def _observation(record: Record, trust: str) -> Json:
         ]
         return body
     concept, _, unit = _OBSERVATIONS[obs.kind][record.part]
-    body["category"] = [_category("vital-signs" if obs.kind == "bmi" else "laboratory")]
+    body["category"] = [_category("vital-signs" if obs.kind in density.VITAL_SIGNS else "laboratory")]
     body["code"] = coding(c.LOINC_SYSTEM, concept)
     body["valueQuantity"] = _quantity(obs.values[record.part], unit)
     return body
@@ -334,8 +336,17 @@ def _report(record: Record, trust: str) -> Json:
     assert isinstance(obs, Observation)
     return {
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "HM"}]}],
-        "code": coding(c.LOINC_SYSTEM, ref.FBC_PANEL),
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                        "code": "HM" if obs.kind == "fbc" else "CH",
+                    }
+                ]
+            }
+        ],
+        "code": coding(c.LOINC_SYSTEM, density.PANELS[obs.kind]),
         "subject": _subject(record),
         "effectiveDateTime": date_time(obs.effective),
         "issued": instant(obs.effective),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Final
 
+from bcconnect_sandbox import density
 from bcconnect_sandbox import reference as ref
 from bcconnect_sandbox.population import Allergy, Condition, Encounter, Observation
 from bcconnect_sandbox.referrals import Referral
@@ -27,6 +28,7 @@ _RESULT: Final = {
     "fbc": (ref.OBS_HB, ref.OBS_WBC, ref.OBS_PLT),
     "psa": (ref.OBS_PSA,),
     "fit": (ref.OBS_FIT,),
+    **density.ANALYTES,
 }
 
 
@@ -139,8 +141,13 @@ def messages(record: Record, patient: SourcePatient, *, event: str, control: str
         out.append("\r".join((*body, *segments)) + "\r")
 
     fact = record.fact
-    if isinstance(fact, Observation) and fact.kind == "fbc" and record.kind == "observation" and event == "new":
-        return out  # a new blood count travels whole, with its report
+    if (
+        isinstance(fact, Observation)
+        and fact.kind in density.PANELS
+        and record.kind == "observation"
+        and event == "new"
+    ):
+        return out  # a new panel (blood count, U&E, LFT, lipids) travels whole, with its report
     pid, pd1 = _pid(patient), _pd1(patient)
     if record.kind == "patient":
         assert isinstance(fact, SourcePatient)
@@ -278,8 +285,8 @@ def _results(record: Record, obs: Observation, event: str) -> list[str]:
             for n, (c, v) in enumerate(((ref.OBS_SYSTOLIC, obs.values[0]), (ref.OBS_DIASTOLIC, obs.values[1])))
         ]
     else:
-        parts = range(3) if record.kind == "report" else (record.part,)
-        code = ref.FBC_PANEL if record.kind == "report" else _RESULT[obs.kind][record.part][0]
+        parts = range(len(obs.values)) if record.kind == "report" else (record.part,)
+        code = density.PANELS[obs.kind] if record.kind == "report" else _RESULT[obs.kind][record.part][0]
         obx = []
         for n, part in enumerate(parts):
             concept, _, unit = _RESULT[obs.kind][part]

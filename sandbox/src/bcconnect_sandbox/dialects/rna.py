@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Final
 
+from bcconnect_sandbox import density
 from bcconnect_sandbox.population import (
     Allergy,
     Condition,
@@ -66,6 +67,7 @@ RESULT_CODES: Final = {
     "fbc": (("HB", "Haemoglobin"), ("WBC", "White cell count"), ("PLT", "Platelets")),
     "psa": (("PSA", "Prostate specific antigen"),),
     "fit": (("FIT", "Faecal immunochemical test"),),
+    **density.RNA_TESTS,
 }
 RESULT_UNITS: Final = {
     "HBA1C": "mmol/mol",
@@ -77,6 +79,7 @@ RESULT_UNITS: Final = {
     "PLT": "x10^9/L",
     "PSA": "ug/L",
     "FIT": "ug/g",
+    **density.RNA_UNITS,
 }
 PRIORITY: Final = {"routine": "R", "urgent": "U", "asap": "2WW"}
 APPOINTMENT_STATUS: Final = {"booked": "BOOKED", "fulfilled": "ATTENDED", "cancelled": "CANCELLED", "noshow": "DNA"}
@@ -120,7 +123,7 @@ def to_rna(record: Record) -> Json:
             "drug_code": f"RX{fact.concept.code}",
             "drug_name": fact.concept.display,
             "start": uk_date(fact.authored),
-            "status": "CURRENT",
+            "status": "CURRENT" if fact.status == "active" else "COMPLETED",
         }
     if isinstance(fact, Allergy):
         return {

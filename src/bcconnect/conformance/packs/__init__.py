@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from bcconnect.conformance._model import Pack
-from bcconnect.conformance.packs import server, server_profile, source_fhir, source_hl7, source_json
+from bcconnect.conformance.packs import (
+    _server_common,
+    server_capability,
+    server_profile,
+    server_search,
+    source_fhir,
+    source_hl7,
+    source_json,
+)
 
-# server_profile adds the profile and UK Core checks to the server pack
-_ = server_profile
+# the server pack's checks live in three modules, each attaching its functions to the one pack
+_ = (server_capability, server_search, server_profile)
 
-PACKS: dict[str, Pack] = {p.name: p for p in (server.PACK, source_fhir.PACK, source_json.PACK, source_hl7.PACK)}
+PACKS: dict[str, Pack] = {p.name: p for p in (_server_common.PACK, source_fhir.PACK, source_json.PACK, source_hl7.PACK)}
 
 
 def get_pack(name: str) -> Pack:

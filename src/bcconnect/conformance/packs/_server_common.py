@@ -1,14 +1,18 @@
-"""Look-ups the server and IG checks share (fetched once per run): the CapabilityStatement and a sample record."""
+"""The server pack and the look-ups its checks share (fetched once per run): the CapabilityStatement and a
+sample record."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from bcconnect.conformance._catalogue_file import load_catalogue
 from bcconnect.conformance._context import Context, require
 from bcconnect.conformance._fhir import entries, nhs_numbers, search
-from bcconnect.conformance._model import NotApplicable
+from bcconnect.conformance._model import NotApplicable, Pack
 
+#: the server pack: checks in server_capability, server_search and server_profile (catalogue: server.toml)
+PACK = Pack(load_catalogue("server"))
 #: how many Observation subjects the sample search looks at
 _CANDIDATES = 8
 

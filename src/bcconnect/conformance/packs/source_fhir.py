@@ -14,10 +14,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
+from bcconnect.conformance._catalogue_file import load_catalogue
 from bcconnect.conformance._context import Context, require
 from bcconnect.conformance._fhir import (
-    R4,
-    UKCORE,
     entries,
     identifier_problems,
     is_operation_outcome,
@@ -29,20 +28,10 @@ from bcconnect.conformance._fhir import (
     required_element_problems,
     verification_problems,
 )
-from bcconnect.conformance._model import NotApplicable, Pack, Severity
+from bcconnect.conformance._model import NotApplicable, Pack
 
-PACK = Pack(
-    "source-fhir",
-    "Trust FHIR R4 API (source)",
-    "A trust's FHIR R4 API as an adapter reads it: OAuth2 client credentials, paging by next links, "
-    "_lastUpdated semantics, _history with deletes, stable ids, 429 with Retry-After, UK Core conformance of "
-    "every resource type offered.",
-)
+PACK = Pack(load_catalogue("source-fhir"))
 check = PACK.check
-HTTP = f"{R4}/http.html"
-SEARCH = f"{R4}/search.html"
-OAUTH = "https://www.rfc-editor.org/rfc/rfc6749"
-BACKEND = "https://hl7.org/fhir/smart-app-launch/STU2/backend-services.html"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 DEFAULT_MAX_PAGES = 40
 PAGE_SIZE = 50
@@ -165,12 +154,7 @@ async def walked(ctx: Context, resource_type: str) -> Walk:
     return result
 
 
-@check(
-    "src-fhir.capability",
-    "The CapabilityStatement is public, FHIR R4, and offers search on Patient",
-    spec=f"{HTTP}#capabilities",
-    section="3.1.0.15 capabilities",
-)
+@check("src-fhir.capability")
 async def source_capability(ctx: Context) -> str:
     statement = await capability(ctx)
     require(
@@ -182,12 +166,7 @@ async def source_capability(ctx: Context) -> str:
     return f"R4, {len(types)} types offered: {', '.join(types)}"
 
 
-@check(
-    "src-fhir.oauth",
-    "OAuth2 client credentials: a token for the right secret, a refusal for a wrong one",
-    spec=f"{OAUTH}#section-4.4",
-    section="RFC 6749 §4.4 client credentials grant, §5.2 error response; SMART Backend Services",
-)
+@check("src-fhir.oauth")
 async def oauth(ctx: Context) -> str:
     await token(ctx)
     url = await _token_url(ctx)
@@ -209,12 +188,7 @@ async def oauth(ctx: Context) -> str:
     return f"token issued at {url}; a wrong secret refused with {wrong.status}"
 
 
-@check(
-    "src-fhir.auth-required",
-    "Data requests without a valid token are refused with 401 and an OperationOutcome",
-    spec=f"{BACKEND}",
-    section="SMART Backend Services (access token use); RFC 6750 §3",
-)
+@check("src-fhir.auth-required")
 async def auth_required(ctx: Context) -> str:
     await token(ctx)
     problems = []
@@ -228,12 +202,7 @@ async def auth_required(ctx: Context) -> str:
     return "refused with 401 and an OperationOutcome"
 
 
-@check(
-    "src-fhir.paging",
-    "Paging by next links: absolute URLs, every page a searchset, the walk ends",
-    spec=f"{HTTP}#paging",
-    section="3.1.0.14 paging; search.html 3.1.1.5.7 _count",
-)
+@check("src-fhir.paging")
 async def paging(ctx: Context) -> str:
     summary, problems = [], []
     for rtype in (await offered_types(ctx))[:6]:
@@ -260,12 +229,7 @@ async def paging(ctx: Context) -> str:
     return "; ".join(summary)
 
 
-@check(
-    "src-fhir.versions",
-    "Every resource carries meta.versionId and meta.lastUpdated (an instant)",
-    spec=f"{R4}/resource.html#Meta",
-    section="Resource.meta (versionId, lastUpdated) — needed for change detection",
-)
+@check("src-fhir.versions")
 async def versions(ctx: Context) -> str:
     found = (await walked(ctx, "Patient")).resources
     bad = [
@@ -277,12 +241,7 @@ async def versions(ctx: Context) -> str:
     return f"{len(found)} Patients carry versionId and lastUpdated"
 
 
-@check(
-    "src-fhir.lastupdated",
-    "_lastUpdated=gt|ge<instant> returns exactly what changed after (or at) it",
-    spec=f"{SEARCH}#lastUpdated",
-    section="3.1.1.4.3 _lastUpdated; 3.1.1.5.2 date prefixes",
-)
+@check("src-fhir.lastupdated")
 async def last_updated(ctx: Context) -> str:
     walk = await walked(ctx, "Patient")
     found, ended = walk.resources, walk.ended
@@ -308,12 +267,7 @@ async def last_updated(ctx: Context) -> str:
     return f"gt/ge {pivot} returned only later changes, in order"
 
 
-@check(
-    "src-fhir.history-deletes",
-    "Type-level _history reports versions and deletes; a deleted resource reads 410 or 404",
-    spec=f"{HTTP}#history",
-    section="3.1.0.13 history (DELETE entries with request.url, no resource); 3.1.0.1 read of a deleted resource",
-)
+@check("src-fhir.history-deletes")
 async def history_deletes(ctx: Context) -> str:
     await token(ctx)
     limit = int(ctx.option("max_pages") or DEFAULT_MAX_PAGES)
@@ -353,12 +307,7 @@ async def history_deletes(ctx: Context) -> str:
     return f"{total} history entries well formed; {deletes} deletes reported" + ("" if deletes else " (none yet)")
 
 
-@check(
-    "src-fhir.stable-ids",
-    "Ids are stable: a resource read by id is the one searched, and a second walk finds the same ids",
-    spec=f"{R4}/resource.html#id",
-    section="Resource.id (logical id never changes); http.html 3.1.0.1 read",
-)
+@check("src-fhir.stable-ids")
 async def stable_ids(ctx: Context) -> str:
     walk = await walked(ctx, "Patient")
     found, ended = walk.resources, walk.ended
@@ -379,12 +328,7 @@ async def stable_ids(ctx: Context) -> str:
     return "reads agree with search; a second search returns the same ids"
 
 
-@check(
-    "src-fhir.rate-limit",
-    "Throttling answers 429 with a usable Retry-After and an OperationOutcome",
-    spec="https://www.rfc-editor.org/rfc/rfc6585#section-4",
-    section="RFC 6585 §4 (429 Too Many Requests); RFC 9110 §10.2.3 Retry-After",
-)
+@check("src-fhir.rate-limit")
 async def rate_limit(ctx: Context) -> str:
     await token(ctx)
     saved_rate, ctx.session.rate = ctx.session.rate, 0.0  # the probe must be fast enough to meet the limit
@@ -443,62 +387,31 @@ def _judge(resources: list[dict[str, Any]], problems_of: Any) -> str:
     return f"{len(resources)} resources conform"
 
 
-@check(
-    "src-fhir.ukcore.identifiers",
-    "Every identifier names an absolute system",
-    spec=f"{UKCORE}/~guides",
-    section="UK Core identifier guidance",
-)
+@check("src-fhir.ukcore.identifiers")
 async def src_identifiers(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), identifier_problems)
 
 
-@check(
-    "src-fhir.ukcore.nhs-number",
-    "Every NHS number passes the Modulus 11 check",
-    spec=f"{UKCORE}/~guides",
-    section="UK Core Patient identifier:nhsNumber",
-)
+@check("src-fhir.ukcore.nhs-number")
 async def src_nhs(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), nhs_number_problems)
 
 
-@check(
-    "src-fhir.ukcore.nhs-verification",
-    "NHS numbers carry a verification status (current or retired code system)",
-    spec="https://simplifier.net/hl7fhirukcorer4/extension-ukcore-nhsnumberverificationstatus",
-    section="Extension-UKCore-NHSNumberVerificationStatus",
-)
+@check("src-fhir.ukcore.nhs-verification")
 async def src_verification(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), lambda r: verification_problems(r, allow_retired=True))
 
 
-@check(
-    "src-fhir.ukcore.verification-current-codes",
-    "Verification statuses use the current England code system, not the retired one",
-    spec="https://simplifier.net/hl7fhirukcorer4/ukcore-nhsnumberverificationstatusengland",
-    section="UKCore-NHSNumberVerificationStatusEngland (the retired kebab-case codes need a mapping)",
-    severity=Severity.WARNING,
-)
+@check("src-fhir.ukcore.verification-current-codes")
 async def src_current_codes(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), lambda r: verification_problems(r, require_present=False))
 
 
-@check(
-    "src-fhir.ukcore.required-elements",
-    "Required (1..*) elements are present in every resource type offered",
-    spec=f"{R4}/resourcelist.html",
-    section="R4 base cardinalities",
-)
+@check("src-fhir.ukcore.required-elements")
 async def src_required(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), required_element_problems)
 
 
-@check(
-    "src-fhir.ukcore.profile-claims",
-    "UK Core profile claims name the resource's own type",
-    spec=f"{R4}/resource-definitions.html#Meta.profile",
-    section="Meta.profile",
-)
+@check("src-fhir.ukcore.profile-claims")
 async def src_profiles(ctx: Context) -> str:
     return _judge(await ukcore_sample(ctx), profile_problems)

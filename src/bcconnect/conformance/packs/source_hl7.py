@@ -16,18 +16,13 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 
+from bcconnect.conformance._catalogue_file import load_catalogue
 from bcconnect.conformance._context import Context, require
-from bcconnect.conformance._model import Exchange, Failed, NotApplicable, Pack, Severity
+from bcconnect.conformance._model import Exchange, Failed, NotApplicable, Pack
 from bcconnect.fhir.nhs_number import is_valid
 
-PACK = Pack(
-    "source-hl7",
-    "Trust HL7 v2 feed over MLLP (source)",
-    "A trust's HL7 v2 sender: MLLP framing, ACK/NAK semantics (resend without an ACK, move on after AE), "
-    "MSH and required segments and fields, message types consumed, NHS numbers.",
-)
+PACK = Pack(load_catalogue("source-hl7"))
 check = PACK.check
-V2 = "https://www.hl7.org/implement/standards/product_brief.cfm?product_id=185"
 MLLP = "https://www.hl7.org/documentcenter/public/wg/inm/mllp_transport_specification.PDF"
 START, END = b"\x0b", b"\x1c\x0d"
 #: the message types (MSH-9 code^event) the adapter consumes
@@ -169,12 +164,7 @@ def _messages(capture: Capture) -> list[str]:
     return [f.text for f in capture.frames]
 
 
-@check(
-    "src-hl7.framing",
-    "MLLP framing: <VT> message <FS><CR>, nothing outside frames",
-    spec=MLLP,
-    section="MLLP release 2, §2 block format",
-)
+@check("src-hl7.framing")
 async def framing(ctx: Context) -> str:
     capture = await captured(ctx)
     if capture.stray_bytes:
@@ -183,12 +173,7 @@ async def framing(ctx: Context) -> str:
     return f"{len(capture.frames)} frames well formed"
 
 
-@check(
-    "src-hl7.segments",
-    "Segments are separated by <CR> only and every message starts with MSH",
-    spec=V2,
-    section="HL7 v2.4 §2.7 (message construction: segment terminator <CR>)",
-)
+@check("src-hl7.segments")
 async def segment_separator(ctx: Context) -> str:
     messages = _messages(await captured(ctx))
     bad = [control_id(m) or m[:30] for m in messages if "\n" in m or not m.startswith("MSH|")]
@@ -196,12 +181,7 @@ async def segment_separator(ctx: Context) -> str:
     return f"{len(messages)} messages"
 
 
-@check(
-    "src-hl7.msh",
-    "MSH carries encoding characters, sending facility, type, control id, processing id and version 2.x",
-    spec=V2,
-    section="HL7 v2.4 §2.16.9 MSH segment (MSH-2, -4, -9, -10, -11, -12)",
-)
+@check("src-hl7.msh")
 async def msh(ctx: Context) -> str:
     problems = []
     for message in _messages(await captured(ctx)):
@@ -226,12 +206,7 @@ async def msh(ctx: Context) -> str:
     return "every MSH complete"
 
 
-@check(
-    "src-hl7.control-ids",
-    "MSH-10 is unique per message; a repeat is the same message resent",
-    spec=V2,
-    section="HL7 v2.4 §2.16.9.10 MSH-10 message control id",
-)
+@check("src-hl7.control-ids")
 async def control_ids(ctx: Context) -> str:
     seen: dict[str, str] = {}
     clashes = []
@@ -244,13 +219,7 @@ async def control_ids(ctx: Context) -> str:
     return f"{len(seen)} distinct control ids"
 
 
-@check(
-    "src-hl7.message-types",
-    "Every message type is one the adapter consumes",
-    spec=V2,
-    section="HL7 v2.4 ch. 3 (ADT), 7 (ORU), 11 (REF)",
-    severity=Severity.WARNING,
-)
+@check("src-hl7.message-types")
 async def message_types(ctx: Context) -> str:
     types = [message_type(m) for m in _messages(await captured(ctx))]
     unknown = sorted({t for t in types if t not in CONSUMED})
@@ -277,12 +246,7 @@ def _pid_problems(message: str) -> list[str]:
     return problems
 
 
-@check(
-    "src-hl7.pid",
-    "Patient messages carry PID with an MR identifier, a name and valid NHS numbers",
-    spec=V2,
-    section="HL7 v2.4 §3.4.2 PID (PID-3 repeats with CX.5 type code, PID-5)",
-)
+@check("src-hl7.pid")
 async def pid(ctx: Context) -> str:
     messages = [m for m in _messages(await captured(ctx)) if message_type(m).split("^")[0] in ("ADT", "ORU", "REF")]
     problems = [p for m in messages for p in _pid_problems(m)]
@@ -290,12 +254,7 @@ async def pid(ctx: Context) -> str:
     return f"{len(messages)} messages with a complete PID"
 
 
-@check(
-    "src-hl7.required-segments",
-    "Event segments are present: PV1 on visits, OBR+OBX on results, MRG on merges, RF1 on referrals",
-    spec=V2,
-    section="HL7 v2.4 message structures ADT_A01, ORU_R01, ADT_A39 (A40), REF_I12",
-)
+@check("src-hl7.required-segments")
 async def required_segments(ctx: Context) -> str:
     needed = {
         "ADT^A01": ("PV1",),
@@ -316,12 +275,7 @@ async def required_segments(ctx: Context) -> str:
     return "every event carries its segments"
 
 
-@check(
-    "src-hl7.resend-without-ack",
-    "Without an ACK the sender resends the same message (same MSH-10)",
-    spec=MLLP,
-    section="MLLP release 2 (reliable delivery); HL7 v2.4 §2.9.2 original acknowledgment mode",
-)
+@check("src-hl7.resend-without-ack")
 async def resend(ctx: Context) -> str:
     capture = await captured(ctx)
     if capture.withheld_control is None:
@@ -332,12 +286,7 @@ async def resend(ctx: Context) -> str:
     return f"{capture.withheld_control} resent {len(copies) - 1} time(s) after the ACK was withheld"
 
 
-@check(
-    "src-hl7.move-on-after-ae",
-    "After an AE (application error) ACK the sender moves on, it does not resend",
-    spec=V2,
-    section="HL7 v2.4 §2.9.2 (AE: the receiver keeps the message; resending it unchanged is not useful)",
-)
+@check("src-hl7.move-on-after-ae")
 async def move_on(ctx: Context) -> str:
     capture = await captured(ctx)
     if capture.error_control is None:
@@ -349,13 +298,7 @@ async def move_on(ctx: Context) -> str:
     return f"{capture.error_control} got AE and was not resent; {len(later)} later frames"
 
 
-@check(
-    "src-hl7.encoding",
-    "Messages are UTF-8 and MSH-18 declares the character set",
-    spec=V2,
-    section="HL7 v2.4 §2.16.9.18 MSH-18 character set",
-    severity=Severity.WARNING,
-)
+@check("src-hl7.encoding")
 async def encoding(ctx: Context) -> str:
     capture = await captured(ctx)
     problems = []

@@ -1,5 +1,6 @@
 -- owner: store
--- bcconnect store schema (PostgreSQL). Logical time t: every write transaction takes the next t from store_clock;
+-- bcconnect store schema, one text for both dialects (SQLite runs it as bcconnect.store._dialect renders it).
+-- Logical time t: every write transaction takes the next t from store_clock;
 -- a version row is valid for t <= T < t_end (t_end NULL while current), so any past T can be searched again.
 CREATE TABLE store_clock (
     id SMALLINT PRIMARY KEY CHECK (id = 1),
