@@ -75,12 +75,16 @@ async def export(url: str, run: str, patients: int, fraction: float, out: Path) 
             served_types=served,
             group_id="bench" if level == "group" else None,
         )
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = before.ru_utime + before.ru_stime
         started = time.perf_counter()
         job = await exports.kick_off(reader, request, base_url="http://bench/fhir", request_url="bench")
         await exports.work_once()
         seconds = time.perf_counter() - started
         done = await exports.job_for(reader, job.job_id)
         manifest = json.loads(exports.manifest(done))
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = used.ru_utime + used.ru_stime - cpu_before
         folder = out / job.job_id
         size = sum(p.stat().st_size for p in folder.iterdir())
         count = sum(o["count"] for o in manifest["output"])
@@ -89,6 +93,9 @@ async def export(url: str, run: str, patients: int, fraction: float, out: Path) 
             "megabytes": round(size / 1e6, 1),
             "resources": count,
             "mb_per_s": round(size / 1e6 / seconds, 1),
+            # the export's own CPU time (every thread of the child): less sensitive to other work on the machine
+            "cpu_seconds": round(cpu, 2),
+            "mb_per_cpu_s": round(size / 1e6 / cpu, 1),
             "members": len(members) if level == "group" else patients,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }

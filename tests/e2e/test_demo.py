@@ -459,7 +459,7 @@ def test_a_bulk_data_client_exports_the_demo(demo: RunningDemo) -> None:
                 patients += 1
     persons = httpx.get(
         f"{demo.base}/Patient",
-        params={"_tag": GOLDEN_TAG, "active:not": "false", "_summary": "count"},  # retired persons are not
+        params={"_tag": GOLDEN_TAG, "active:not": "false", "_summary": "count"},  # live persons only
         headers={"Authorization": f"Bearer {demo.token}"},
         timeout=30,
     ).json()["total"]
