@@ -466,3 +466,41 @@ def test_a_bulk_data_client_exports_the_demo(demo: RunningDemo) -> None:
     # a bulk export is a secondary use: people under the national data opt-out are left out (counted, not named)
     opted_out = manifest["extension"]["https://bcconnect.nhs.uk/StructureDefinition/bulk-persons-withheld"]
     assert patients == persons - opted_out["nationalDataOptOut"]
+
+
+def test_the_demo_shows_the_cohorts(demo: RunningDemo) -> None:
+    """The summary names the three default cohorts' sizes; the Groups and the cohorts page serve the same."""
+    line = next(line for line in demo.output.splitlines() if "cohorts (as at" in line)
+    sizes = dict(re.findall(r"([a-z0-9-]+) (\d+)", line.split("):", 1)[1]))
+    assert set(sizes) == {"ltc-3plus", "emergency-3plus", "ae-repeat"}
+    assert int(sizes["ltc-3plus"]) > 0
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=demo.base, headers=headers, timeout=10) as client:
+        counted = client.get("/Group", params={"_summary": "count"}).json()
+        assert counted["total"] == 3
+        group = client.get("/Group/ltc-3plus").json()
+        assert group["quantity"] == int(sizes["ltc-3plus"]) == len(group.get("member", []))
+        page = client.get(demo.base.removesuffix("/fhir") + "/app/cohorts")
+        assert page.status_code == 200
+        assert "Three or more long-term conditions" in page.text
+
+
+def test_the_documented_group_export_runs_against_the_demo(demo: RunningDemo, tmp_path: Path) -> None:
+    """README's one command: `bcconnect export --group ltc-3plus --out DIR` writes the cohort's members' records,
+    one golden Patient per member, and says how many it wrote and left out."""
+    out = tmp_path / "ltc-3plus"
+    config = str(demo.data_dir / "bcconnect.toml")
+    run = subprocess.run(
+        [sys.executable, "-m", "bcconnect.cli.main", "--config", config, "export", "--group", "ltc-3plus",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "of Group ltc-3plus" in run.stdout
+    assert "persons left out" in run.stdout
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    members = httpx.get(f"{demo.base}/Group/ltc-3plus", headers=headers, timeout=30).json()["quantity"]
+    patients = [json.loads(line) for f in sorted(out.glob("Patient-*.ndjson")) for line in f.read_text().splitlines()]
+    assert len(patients) == members
+    assert all(_is_golden(p) for p in patients)
+    assert any(out.glob("Condition-*.ndjson"))

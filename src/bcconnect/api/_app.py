@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from bcconnect.access import request_deadline
 from bcconnect.api._bulk_ops import BULK_HANDLERS
+from bcconnect.api._cohort_ops import cohort_handler
 from bcconnect.api._format import FHIR_JSON, check_format, maybe_gzip, pretty
 from bcconnect.api._handlers import HANDLERS, Env
 from bcconnect.api._http import Request, Response
@@ -23,6 +24,7 @@ from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.api._triage_ops import TRIAGE_HANDLERS
 from bcconnect.bulk import BulkExports
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import Settings
 from bcconnect.errors import InvalidRequest, RequestError
 from bcconnect.logging import get_logger
@@ -74,6 +76,8 @@ class FhirApp:
         self.bulk = bulk
         #: the triage service the operations use (None: built over the view per request)
         self.triage = triage
+        #: cohort definitions and opt-out file from the settings (built with the view)
+        self.cohorts: Cohorts | None = None
         self.mounts = {"/" + k.strip("/"): v for k, v in (mounts or {}).items()}
         self.view = view
         self.authenticate = authenticate
@@ -165,11 +169,21 @@ class FhirApp:
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
                 handler = (
-                    HANDLERS.get(found.interaction)
+                    cohort_handler(found)
+                    or HANDLERS.get(found.interaction)
                     or TRIAGE_HANDLERS.get(found.interaction)
                     or BULK_HANDLERS[found.interaction]
                 )
-                env = Env(self.view, self.page_key, auth=self.settings.auth, triage=self.triage, bulk=self.bulk)
+                if self.cohorts is None:
+                    self.cohorts = Cohorts.from_settings(self.settings, self.view)
+                env = Env(
+                    self.view,
+                    self.page_key,
+                    auth=self.settings.auth,
+                    triage=self.triage,
+                    cohorts=self.cohorts,
+                    bulk=self.bulk,
+                )
                 response = await handler(env, request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from bcconnect import __version__
+from bcconnect.api._group_capability import GROUP_CAPABILITY
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
 from bcconnect.config import AuthSettings
 from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
@@ -167,6 +168,7 @@ def capability_statement(
             ],
         }
     )
+    resources.append(GROUP_CAPABILITY)
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -20,6 +20,7 @@ from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
 from bcconnect.bulk import BulkExports
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest, ResourceNotFound
 from bcconnect.triage import Triage
@@ -48,6 +49,8 @@ class Env:
     #: the identity provider's endpoints, for SMART discovery
     auth: AuthSettings = field(default_factory=AuthSettings)
     triage: Triage | None = None
+    #: cohort definitions and the opt-out file for ``Group/{id}/$recompute`` (None: the packaged definitions)
+    cohorts: Cohorts | None = None
     #: the Bulk Data service (None: ``$export`` is not enabled on this server)
     bulk: BulkExports | None = None
 

@@ -90,6 +90,11 @@ def route(method: str, path: str) -> Route:
             how = "with POST and a Parameters resource" if wanted == "POST" else "with GET"
             raise MethodNotAllowed(f"{parts[0]}/{parts[1]} is invoked {how}")
         return Route(operation, parts[0])
+    if len(parts) == 3 and parts[0] == "Group" and parts[2] == "$recompute":
+        # recomputing a cohort changes derived data only (the record stays read-only): an operation, with POST
+        if method != "POST":
+            raise MethodNotAllowed("Group/{id}/$recompute is invoked with POST")
+        return Route("recompute", "Group", _check_id("Group", parts[1]))
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")
     if parts == ["metadata"]:

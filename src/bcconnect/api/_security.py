@@ -41,6 +41,7 @@ _AUDIT_INTERACTIONS = {
     "match": "operation",
     "triage-worklist": "operation",
     "waiting-list": "operation",
+    "recompute": "operation",
     "operation-definition": "read",
     "smart-configuration": "capabilities",
     "export": "operation",

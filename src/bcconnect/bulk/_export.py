@@ -66,7 +66,9 @@ OnPage = Callable[[str, int], Awaitable[bool]]
 def export_types(request: ExportRequest, access: AccessContext, available: Sequence[str]) -> list[str]:
     """The types this export writes: those with data, that the caller may read, asked for (``_type``)."""
     readable = access.readable_types
-    wanted = [t for t in (request.types or sorted(available)) if t in available]
+    # only types the endpoint serves (the store may hold others, e.g. Consent records behind the objection register)
+    served = frozenset(registry().resource_types)
+    wanted = [t for t in (request.types or sorted(available)) if t in available and t in served]
     if request.level is not Level.SYSTEM:
         wanted = [t for t in wanted if t not in NON_PATIENT_TYPES]
     return [t for t in wanted if readable is None or t in readable]

@@ -27,6 +27,7 @@ from bcconnect.cli.common import SubParsers, require_sandbox, settings_from, unt
 from bcconnect.cli.ingest_cmd import sync_progress
 from bcconnect.cli.progress import Bars
 from bcconnect.cli.serve_cmd import listen, serve_api
+from bcconnect.cohorts import Cohorts
 from bcconnect.config import AdapterConfig, SourceKind, load_adapters, load_settings
 from bcconnect.errors import UsageError
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM
@@ -34,6 +35,7 @@ from bcconnect.fhir.constants import ODS_ORGANIZATION_SYSTEM as ODS
 from bcconnect.ingest import SyncReport, sync_adapters
 from bcconnect.security import ensure_local_issuer
 from bcconnect.store import Store, iter_current, open_store
+from bcconnect.view import View
 
 if TYPE_CHECKING:
     from bcconnect_sandbox import World
@@ -224,6 +226,10 @@ def _demo(args: argparse.Namespace) -> int:
                         configs, settings=settings, store=store, environ=environ, progress=sync_progress(bars)
                     )
                 _print_sync(reports)
+                # the population's history is drawn up to the sandbox's "now": cohorts are counted at that moment
+                runs = await Cohorts.from_settings(settings, View(store)).compute(as_of=world.now)
+                sizes = ", ".join(f"{r.group_id} {r.member_count}" for r in runs)
+                print(f"  cohorts (as at {world.now:%Y-%m-%d %H:%M} UTC): {sizes}")
                 if args.no_serve:
                     return 0 if all(r.ok for r in reports) else 1
 
@@ -241,6 +247,8 @@ def _demo(args: argparse.Namespace) -> int:
                         f'  curl -H "Authorization: Bearer $TOKEN"'
                         f' "{base}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"'
                     )
+                    print(f'  curl -H "Authorization: Bearer $TOKEN" "{base}/Group?_summary=count"   (cohorts)')
+                    print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/Group/ltc-3plus')
                     print("\nPress Ctrl-C to stop. A bearer token for the requests above (valid 1 hour):")
                     print(f"TOKEN={token}", flush=True)
 

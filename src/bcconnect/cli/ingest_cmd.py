@@ -14,6 +14,7 @@ import orjson
 from bcconnect.cli.bulk_cmd import export_group
 from bcconnect.cli.common import SubParsers, read_input_file, settings_from
 from bcconnect.cli.progress import Bars
+from bcconnect.cohorts import Cohorts, run_schedule
 from bcconnect.config import AdapterConfig, Settings, SourceKind, load_adapters
 from bcconnect.errors import UsageError
 from bcconnect.ingest import (
@@ -200,6 +201,9 @@ def _run(args: argparse.Namespace) -> int:
     async def go() -> None:
         async with open_store(settings.store_url()) as store, anyio.create_task_group() as group:
             group.start_soon(lambda: run_daemon(configs, settings=settings, store=store))
+            if settings.cohorts.recompute_minutes > 0:
+                cohorts = Cohorts.from_settings(settings, View(store))
+                group.start_soon(lambda: run_schedule(cohorts, settings.cohorts.recompute_minutes))
             if args.with_api:
                 from bcconnect.cli.serve_cmd import serve_api
 

@@ -23,6 +23,7 @@ def _registrars() -> list[Registrar]:
     # Imported here so `bcconnect --version` stays fast and one command's imports never slow another's parse.
     from bcconnect.cli import (
         adapter_cmd,
+        cohort_cmd,
         conformance_cmd,
         db_cmd,
         demo_cmd,
@@ -47,6 +48,7 @@ def _registrars() -> list[Registrar]:
         security_cmd.register,
         conformance_cmd.register,
         triage_cmd.register,
+        cohort_cmd.register,
     ]
 
 

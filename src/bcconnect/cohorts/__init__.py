@@ -41,9 +41,11 @@ from bcconnect.cohorts._group import (
     cohort_groups,
     cohort_member_person_ids,
     cohort_runs,
+    current_cohort_members,
     group_resource,
     member_person_ids,
 )
+from bcconnect.cohorts._schedule import due_in_seconds, run_schedule
 from bcconnect.cohorts._tables import CohortRun, Member
 
 __all__ = [
@@ -67,7 +69,9 @@ __all__ = [
     "cohort_groups",
     "cohort_member_person_ids",
     "cohort_runs",
+    "current_cohort_members",
     "distinct_starts",
+    "due_in_seconds",
     "group_resource",
     "load_definitions",
     "load_places",
@@ -75,4 +79,5 @@ __all__ = [
     "months_before",
     "parse_definitions",
     "parse_instant",
+    "run_schedule",
 ]

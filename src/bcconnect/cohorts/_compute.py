@@ -100,6 +100,8 @@ class PersonFacts:
     condition_sets: set[str] = field(default_factory=set)
     stays: list[tuple[datetime, datetime]] = field(default_factory=list)
     attendances: list[tuple[datetime, datetime]] = field(default_factory=list)
+    #: distinct event starts per kind, worked out once (the periods do not change after collection)
+    starts: dict[str, list[datetime]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def distinct_starts(periods: Iterable[tuple[datetime, datetime]]) -> list[datetime]:
@@ -265,7 +267,6 @@ class Evaluator:
     def __init__(self, as_of: datetime) -> None:
         self.as_of = as_of
         self._edges: dict[int, datetime] = {}
-        self._counted: dict[tuple[str, str, int], int] = {}
 
     def edge(self, months: int) -> datetime:
         """The window's exclusive lower edge for ``months``."""
@@ -275,14 +276,12 @@ class Evaluator:
         return found
 
     def _count(self, facts: PersonFacts, kind: str, months: int) -> int:
-        key = (facts.person_id, kind, months)
-        found = self._counted.get(key)
-        if found is None:
+        starts = facts.starts.get(kind)
+        if starts is None:
             periods = facts.stays if kind == "emergency_admissions" else facts.attendances
-            edge = self.edge(months)
-            found = sum(1 for s in distinct_starts(periods) if edge < s <= self.as_of)
-            self._counted[key] = found
-        return found
+            starts = facts.starts[kind] = distinct_starts(periods)
+        edge = self.edge(months)
+        return sum(1 for s in starts if edge < s <= self.as_of)
 
     def matches(self, rule: Rule, facts: PersonFacts) -> bool:
         """Whether ``facts`` satisfy ``rule``."""

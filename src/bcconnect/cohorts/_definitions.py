@@ -16,13 +16,12 @@ Every error names the cohort and the key, and all are reported at once.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bcconnect.config import read_toml
+from bcconnect.config import parse_toml, read_toml
 from bcconnect.errors import ConfigError
 
 #: the boroughs a ``borough`` criterion may name
@@ -214,14 +213,14 @@ def load_definitions(path: Path | None = None) -> Definitions:
     """The definitions in ``path`` (``[cohorts] definitions``), or the packaged ``definitions.toml``."""
     if path is None:
         text = resources.files("bcconnect.cohorts").joinpath("definitions.toml").read_text(encoding="utf-8")
-        return parse_definitions(tomllib.loads(text))
+        return parse_definitions(parse_toml(text, origin="bcconnect.cohorts/definitions.toml"))
     return parse_definitions(read_toml(path), source=str(path))
 
 
 def load_places() -> dict[str, str]:
     """Postcode district → borough (the packaged ``places.toml``)."""
     text = resources.files("bcconnect.cohorts").joinpath("places.toml").read_text(encoding="utf-8")
-    districts = tomllib.loads(text)["districts"]
+    districts = parse_toml(text, origin="bcconnect.cohorts/places.toml")["districts"]
     return {str(k): str(v) for k, v in districts.items()}
 
 

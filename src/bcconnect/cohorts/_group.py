@@ -145,6 +145,15 @@ async def cohort_groups(source: View | Store, *, with_members: bool = False) -> 
     return await _store(source).read(run)
 
 
+async def current_cohort_members(source: View | Store, group_id: str) -> list[Member] | None:
+    """The members now (opt-out and objection applied) with borough and practice; None: not computed."""
+
+    def run(tx: Tx) -> list[Member] | None:
+        return None if read_run(tx, group_id) is None else current_members(tx, group_id)
+
+    return await _store(source).read(run)
+
+
 async def cohort_runs(source: View | Store) -> list[CohortRun]:
     """Every computed cohort's last run, by id."""
     return await _store(source).read(list_runs)

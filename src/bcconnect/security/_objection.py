@@ -24,6 +24,7 @@ from bcconnect.errors import UsageError
 from bcconnect.fhir.constants import BCCONNECT_BASE, NHS_NUMBER_SYSTEM
 from bcconnect.fhir.nhs_number import is_valid as is_valid_nhs_number
 from bcconnect.fhir.nhs_number import normalise
+from bcconnect.store import bump_change_counter
 
 if TYPE_CHECKING:
     from bcconnect.store import Tx
@@ -32,6 +33,8 @@ OBJECTION_CODE_SYSTEM = BCCONNECT_BASE + "/CodeSystem/shcr-objection"
 OBJECTION_CODE = "objection"
 DEFAULT_OBJECTION_CODING = f"{OBJECTION_CODE_SYSTEM}|{OBJECTION_CODE}"
 MANUAL_ORIGIN = "manual"
+#: the change-counter family of the register: every process's cached objectors are re-read on a bump
+OBJECTION_FAMILY = "patient_objections"
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 
 
@@ -157,6 +160,7 @@ def record_objection_from_resource(
     if subject is None:
         return ObjectionChange.IGNORED
     # one origin speaks for one subject: replace whatever it said before
+    bump_change_counter(tx, OBJECTION_FAMILY, key=subject)
     tx.execute("DELETE FROM patient_objections WHERE origin = ?", (origin,))
     tx.execute(
         "INSERT INTO patient_objections (subject, origin, recorded_at, note) VALUES (?, ?, ?, ?)",
@@ -168,8 +172,11 @@ def record_objection_from_resource(
 def forget_objection_origin(tx: Tx, origin: str) -> int:
     """Remove what one source resource said (call when the source deletes it); returns rows removed."""
     before = tx.query_one("SELECT COUNT(*) FROM patient_objections WHERE origin = ?", (origin,))
-    tx.execute("DELETE FROM patient_objections WHERE origin = ?", (origin,))
-    return int(before[0]) if before else 0
+    removed = int(before[0]) if before else 0
+    if removed:
+        bump_change_counter(tx, OBJECTION_FAMILY, key=origin)
+        tx.execute("DELETE FROM patient_objections WHERE origin = ?", (origin,))
+    return removed
 
 
 def _checked_nhs_number(nhs_number: str) -> str:
@@ -185,6 +192,7 @@ def add_objection(tx: Tx, nhs_number: str, *, note: str | None = None) -> bool:
     exists = tx.query_one("SELECT 1 FROM patient_objections WHERE subject = ? AND origin = ?", (subject, MANUAL_ORIGIN))
     if exists:
         return False
+    bump_change_counter(tx, OBJECTION_FAMILY, key=subject)
     tx.execute(
         "INSERT INTO patient_objections (subject, origin, recorded_at, note) VALUES (?, ?, ?, ?)",
         (subject, MANUAL_ORIGIN, _now(), note),
@@ -199,8 +207,11 @@ def remove_objection(tx: Tx, nhs_number: str) -> int:
     """
     subject = _checked_nhs_number(nhs_number)
     before = tx.query_one("SELECT COUNT(*) FROM patient_objections WHERE subject = ?", (subject,))
-    tx.execute("DELETE FROM patient_objections WHERE subject = ?", (subject,))
-    return int(before[0]) if before else 0
+    removed = int(before[0]) if before else 0
+    if removed:
+        bump_change_counter(tx, OBJECTION_FAMILY, key=subject)
+        tx.execute("DELETE FROM patient_objections WHERE subject = ?", (subject,))
+    return removed
 
 
 def list_objections(tx: Tx) -> list[Objection]:

@@ -18,6 +18,7 @@ answers of the same shape.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -34,8 +35,17 @@ from bcconnect.security._filters import (
     redact_for_restricted_patient,
 )
 from bcconnect.security._notes import current_notes, note_access
-from bcconnect.security._objection import list_objections
-from bcconnect.store import SearchPage, StoredResource, Tx, Visibility, current_ids_with_token, visible_versions
+from bcconnect.security._objection import OBJECTION_FAMILY, list_objections
+from bcconnect.store import (
+    ALIAS_FAMILY,
+    SearchPage,
+    StoredResource,
+    Tx,
+    Visibility,
+    change_counters,
+    current_ids_with_token,
+    visible_versions,
+)
 
 log = get_logger(__name__)
 
@@ -141,8 +151,8 @@ def _person_ids(tx: Tx, ids: Iterable[str], related: Related) -> frozenset[str]:
     return frozenset(out)
 
 
-def objecting_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[str]:
-    """Every Patient id (source records and golden ids) of every person in the objection register."""
+def _register(tx: Tx) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """The objection register as Patient ids named directly and NHS-number tokens."""
     direct: set[str] = set()
     numbers: list[tuple[str, str]] = []
     for objection in list_objections(tx):
@@ -150,15 +160,95 @@ def objecting_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[
             direct.add(objection.subject.removeprefix("Patient/"))
         else:
             numbers.append((NHS_NUMBER_SYSTEM, objection.subject))
-    if numbers:
-        direct |= current_ids_with_token(tx, "Patient", "identifier", numbers)
-    return _person_ids(tx, direct, related)
+    return frozenset(direct), tuple(numbers)
+
+
+def _objecting_records(tx: Tx, register: tuple[frozenset[str], tuple[tuple[str, str], ...]]) -> set[str]:
+    direct, numbers = register
+    # resolved per request: a Patient carrying an objector's NHS number may have arrived since
+    return set(direct) | (current_ids_with_token(tx, "Patient", "identifier", list(numbers)) if numbers else set())
+
+
+def _restricted_records(tx: Tx) -> set[str]:
+    return set(current_ids_with_token(tx, "Patient", "_security", [(V3_CONFIDENTIALITY_SYSTEM, "R")]))
+
+
+def objecting_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[str]:
+    """Every Patient id (source records and golden ids) of every person in the objection register."""
+    return _person_ids(tx, _objecting_records(tx, _register(tx)), related)
 
 
 def restricted_patient_ids(tx: Tx, related: Related = _only_itself) -> frozenset[str]:
     """Every Patient id of every person one of whose records is labelled restricted (v3-Confidentiality R)."""
-    found = current_ids_with_token(tx, "Patient", "_security", [(V3_CONFIDENTIALITY_SYSTEM, "R")])
-    return _person_ids(tx, found, related)
+    return _person_ids(tx, _restricted_records(tx), related)
+
+
+class ScreenFacts:
+    """The screen's slow-changing facts, kept in this process and checked against the store on every request.
+
+    Two families are cached: the objection register, and who belongs to whom (each Patient id's person: its
+    golden id and source records, from ``related``, which must read only the store's reference aliases). Each
+    request reads the store's change counters once, in its own snapshot; the register's writers and the alias
+    writers bump their counter in the transaction that changes them, so a changed counter (from this process or
+    any other, on SQLite or PostgreSQL) drops the cached family before it is used. What changes with every
+    ingested Patient (which records carry an objector's NHS number or the restricted label) is still read per
+    request, with one indexed query each.
+    """
+
+    def __init__(self, related: Related, *, max_persons: int = 100_000) -> None:
+        self._related = related
+        self._max_persons = max_persons
+        self._lock = threading.Lock()
+        self._objection_version: int | None = None
+        self._register: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
+        self._alias_version: int | None = None
+        self._persons: dict[str, frozenset[str]] = {}
+        #: how many person lookups were answered from the cache (observable in tests)
+        self.hits = 0
+
+    @property
+    def related(self) -> Related:
+        """The person-membership function the cached facts come from."""
+        return self._related
+
+    def _current(self, tx: Tx) -> tuple[tuple[frozenset[str], tuple[tuple[str, str], ...]], dict[str, frozenset[str]]]:
+        """The register and the person map that hold at this transaction's counters.
+
+        Each alias version gets its own map object, so a request on an older snapshot never reads (or fills)
+        the map of a newer one.
+        """
+        counters = change_counters(tx)
+        objection, alias = counters.get(OBJECTION_FAMILY, 0), counters.get(ALIAS_FAMILY, 0)
+        with self._lock:
+            if alias != self._alias_version:
+                self._persons, self._alias_version = {}, alias
+            if objection != self._objection_version:
+                self._register, self._objection_version = _register(tx), objection
+            return self._register, self._persons
+
+    def _expand(self, tx: Tx, ids: Iterable[str], cached: dict[str, frozenset[str]]) -> frozenset[str]:
+        out: set[str] = set()
+        for pid in ids:
+            found = cached.get(pid)
+            if found is None:
+                found = frozenset({pid, *self._related(tx, pid)})
+                if len(cached) < self._max_persons:
+                    cached[pid] = found
+            else:
+                self.hits += 1
+            out |= found
+        return frozenset(out)
+
+    def facts(
+        self, tx: Tx, confined: str | None = None
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str] | None]:
+        """Every Patient id of the objectors, of the restricted persons and (when ``confined`` is given) of the
+        person a ``patient/`` token is confined to, at this transaction's snapshot."""
+        register, cached = self._current(tx)
+        objecting = self._expand(tx, _objecting_records(tx, register), cached)
+        restricted = self._expand(tx, _restricted_records(tx), cached)
+        allowed = self._expand(tx, [confined], cached) if confined is not None else None
+        return objecting, restricted, allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +272,24 @@ class Screen:
         policy: SensitivityPolicy = DEFAULT_POLICY,
         related: Related = _only_itself,
         confine_to: str | None = None,
+        facts: ScreenFacts | None = None,
     ) -> Screen:
-        """The screen for ``caller`` at this transaction's snapshot."""
+        """The screen for ``caller`` at this transaction's snapshot.
+
+        ``facts``: the process's cache of objectors and persons (its ``related`` is used); without it every
+        fact is read from the store.
+        """
         confined = confine_to if confine_to is not None else getattr(caller, "patient", None)
         types = getattr(caller, "readable_types", None)
-        allowed = _person_ids(tx, [confined], related) if confined is not None else None
-        restricted = restricted_patient_ids(tx, related)
+        if facts is not None:
+            hidden, restricted, allowed = facts.facts(tx, confined)
+        else:
+            allowed = _person_ids(tx, [confined], related) if confined is not None else None
+            restricted = restricted_patient_ids(tx, related)
+            hidden = objecting_patient_ids(tx, related)
         labels = frozenset() if caller.allow_sensitive else frozenset(f"{s}|{c}" for s, c in policy.labels)
         visibility = Visibility(
-            hidden_patients=objecting_patient_ids(tx, related),
+            hidden_patients=hidden,
             only_patients=allowed,
             hidden_labels=labels,
             types=types,

@@ -23,7 +23,8 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
-from bcconnect.store._alias import alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
     SourceFreshness,
@@ -84,6 +85,7 @@ from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
 
 __all__ = [
+    "ALIAS_FAMILY",
     "Dialect",
     "EverythingQuery",
     "LandedRecord",
@@ -104,8 +106,10 @@ __all__ = [
     "add_quarantine",
     "alias_closure",
     "alias_members",
+    "bump_change_counter",
     "canonical_ids",
     "canonical_line",
+    "change_counters",
     "content_hash",
     "count_open_quarantine",
     "current_ids",

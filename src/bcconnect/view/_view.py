@@ -30,6 +30,7 @@ from bcconnect.search import (
 from bcconnect.security import (
     DEFAULT_POLICY,
     Screen,
+    ScreenFacts,
     SensitivityPolicy,
     objecting_patient_ids,
     patient_key,
@@ -118,10 +119,12 @@ class View:
         self.staleness_limits = dict(staleness_limits or {})
         #: a person's deduplicated record per snapshot, so the pages after the first of $everything are cheap
         self._records = RecordCache()
+        #: objectors and persons kept in this process, re-read when the store's change counters move
+        self._screen_facts = ScreenFacts(same_person)
 
     def _screen(self, tx: Tx, access: AccessContext) -> Screen:
         """The caller's screen at this snapshot: every store call below takes its visibility."""
-        return Screen.build(tx, access, policy=self.sensitivity, related=same_person)
+        return Screen.build(tx, access, policy=self.sensitivity, related=same_person, facts=self._screen_facts)
 
     def _golden(self, tx: Tx, screen: Screen, person_id: str) -> StoredResource | None:
         stored = read_current(tx, "Patient", person_id)

@@ -49,6 +49,13 @@ def test_export_group_writes_the_cohort_and_says_what_it_left_out(
 ) -> None:
     config = _config(tmp_path, store_url)
     anyio.run(_seed, config)
+    every = tmp_path / "every-type"
+    assert main(["--config", str(config), "export", "--group", "ltc-3plus", "--out", str(every)]) == 0
+    printed = capsys.readouterr().out
+    # Consent is in the store but not served: not exported, and no error file about it
+    assert "Consent" not in printed
+    assert "error file" not in printed
+    assert not list(every.glob("OperationOutcome*"))
     out = tmp_path / "out"
     code = main(
         ["--config", str(config), "export", "--group", "ltc-3plus", "--out", str(out), "--type", "Patient,Condition"]

@@ -30,7 +30,7 @@ from bcconnect.security import LocalIssuer, SecurityGate, add_objection, count_a
 from bcconnect.store import Store, open_store, put_resources
 from bcconnect.view import View
 from support.loopback import serve
-from support.security_world import OBJECTOR_NHS, _condition, _observation, _patient, world
+from support.security_world import OBJECTOR_NHS, _condition, _observation, _patient, world, write
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +51,11 @@ def extended_world() -> list[Any]:
         _condition("c4-hypertension", "p4", "38341003"),
         _observation("o4-1", "p4", 1),
         _observation("o4-2", "p4", 2),
+        # a type the store holds but the endpoint does not serve: never exported (and no error about it)
+        write(
+            {"resourceType": "Consent", "id": "consent-p1", "status": "active", "patient": {"reference": "Patient/p1"}},
+            "p1",
+        ),
     ]
 
 

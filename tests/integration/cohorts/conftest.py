@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
-from bcconnect.config import PathSettings, Settings
+from bcconnect.cli.serve_cmd import serve_api
+from bcconnect.cohorts import Cohorts
+from bcconnect.config import ApiSettings, AuthSettings, PathSettings, Settings, StoreSettings
 from bcconnect.ingest import sync_adapters
+from bcconnect.security import LocalIssuer, ensure_local_issuer
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
 from bcconnect_sandbox import NoiseSettings, SandboxSettings, running_sandboxes
@@ -58,3 +63,50 @@ async def cohort_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         with (tmp / "cohort_truth.csv").open(encoding="utf-8") as f:
             truth = {row["nhs_number"]: row for row in csv.DictReader(f)}
         yield CohortWorld(store, View(store), store_url, tmp, truth, WORLD.now)
+
+
+@dataclass
+class Served:
+    """``bcconnect serve`` (security, audit, pages) over the cohort world on a free loopback port."""
+
+    base: str
+    issuer: LocalIssuer
+    world: CohortWorld
+
+    def token(self, scopes: str = "user/*.rs", *, patient: str | None = None) -> str:
+        return self.issuer.issue(scopes=scopes, user="555123456789", org="RL4", role="R8000", patient=patient)
+
+    def headers(self, scopes: str = "user/*.rs", *, patient: str | None = None) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(scopes, patient=patient)}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="package")
+async def served(cohort_world: CohortWorld) -> AsyncIterator[Served]:
+    """The endpoint and pages over the cohort world, with the three default cohorts computed."""
+    await Cohorts(cohort_world.view).compute(as_of=cohort_world.now)
+    issuer = ensure_local_issuer(cohort_world.data_dir / "keys")
+    port = _free_port()
+    settings = Settings(
+        store=StoreSettings(url=cohort_world.store_url),
+        api=ApiSettings(host="127.0.0.1", port=port, default_count=20, max_count=200),
+        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
+        root=cohort_world.data_dir,
+    )
+    ready = anyio.Event()
+
+    async def on_ready() -> None:
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: serve_api(settings, store=cohort_world.store, on_ready=on_ready))
+        with anyio.fail_after(30):
+            await ready.wait()
+        yield Served(f"http://127.0.0.1:{port}", issuer, cohort_world)
+        group.cancel_scope.cancel()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import orjson
 import pytest
 
@@ -387,11 +388,21 @@ def _message(n: int, event: str = "A28", *, nhs: str = "9990000115", extra: str 
 GOOD = [_message(1), _message(2, "R01"), _message(3, "A04"), _message(4), _message(5, "A01"), _message(6)]
 
 
+async def _connect_when_listening(port: int, *, seconds: float = 15.0) -> anyio.abc.SocketStream:
+    """Connect once the runner listens (it starts listening in its first check, later on a loaded machine)."""
+    with anyio.fail_after(seconds):
+        while True:
+            try:
+                return await anyio.connect_tcp("127.0.0.1", port)
+            except OSError:
+                await anyio.sleep(0.1)
+
+
 async def _send(
     port: int, messages: list[str], *, frame: Callable[[str], bytes], resend: bool = True, after_ae: str = "move on"
 ) -> None:
     """A scripted sender: one connection, waits for each ACK, resends on silence, moves on (or not) after AE."""
-    stream = await anyio.connect_tcp("127.0.0.1", port)
+    stream = await _connect_when_listening(port)
     async with stream:
         for message in messages:
             for _ in range(3):

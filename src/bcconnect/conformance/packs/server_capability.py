@@ -23,7 +23,7 @@ from bcconnect.conformance._fhir import (
     nhs_numbers,
     query,
 )
-from bcconnect.conformance._judge import Findings, expect_outcome, expect_status
+from bcconnect.conformance._judge import Findings, expect_bundle, expect_outcome, expect_status
 from bcconnect.conformance._model import NotApplicable
 from bcconnect.conformance.packs._server_common import (
     PACK,
@@ -198,12 +198,7 @@ async def history_instance(ctx: Context) -> str:
     found = await sample(ctx)
     await require_type(ctx, "Patient", "history-instance")
     answer = await ctx.get(f"Patient/{found.patient_id}/_history")
-    expect_status(answer, 200, "_history")
-    bundle = answer.json()
-    require(
-        bundle.get("resourceType") == "Bundle" and bundle.get("type") == "history",
-        f"not a history Bundle (type {bundle.get('type')!r})",
-    )
+    bundle = expect_bundle(answer, "_history", "history")
     version = (found.patient.get("meta") or {}).get("versionId")
     versions = [(r.get("meta") or {}).get("versionId") for r in entries(bundle, mode=None)]
     require(version in versions, f"the current version {version} is not in the history ({versions})")
@@ -309,13 +304,7 @@ async def everything(ctx: Context) -> str:
     seen: list[str] = []
     pages = 0
     while url and pages < 50:
-        answer = await ctx.get(url)
-        expect_status(answer, 200, "$everything")
-        bundle = answer.json()
-        require(
-            bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset",
-            "$everything did not answer a searchset Bundle",
-        )
+        bundle = expect_bundle(await ctx.get(url), "$everything")
         seen += keys(entries(bundle, mode=None))
         url = link(bundle, "next")
         pages += 1
@@ -342,12 +331,7 @@ async def match(ctx: Context) -> str:
     answer = await ctx.request(
         "POST", "Patient/$match", content=orjson.dumps(parameters), headers={"content-type": "application/fhir+json"}
     )
-    expect_status(answer, 200, "$match")
-    bundle = answer.json()
-    require(
-        bundle.get("resourceType") == "Bundle" and bundle.get("type") == "searchset",
-        "$match did not answer a searchset Bundle",
-    )
+    bundle = expect_bundle(answer, "$match")
     # a server that keeps one Patient per person may answer with that Patient: any Patient with the number is right
     matched = [
         e
