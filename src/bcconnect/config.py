@@ -263,6 +263,24 @@ class IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BulkSettings:
+    """FHIR Bulk Data exports (``$export``): where the NDJSON files go, how big they get, how long they stay."""
+
+    #: folder of the export files, relative to ``[paths] data_dir`` unless absolute
+    directory: str = "bulk"
+    #: a finished export's files are kept this long, then removed (the manifest's ``Expires``)
+    retain_hours: Annotated[float, AfterValidator(_positive_rate)] = 24.0
+    #: an NDJSON file is closed and the next one started past this size
+    max_file_mb: Annotated[float, AfterValidator(_positive_rate)] = 256.0
+    #: exports worked at once by one API process
+    concurrency: PositiveInt = 2
+    #: how long a worker's claim on a job lasts without renewal; a job whose worker died is resumed after it
+    lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
+    #: the ``Retry-After`` (seconds) a client is asked to wait between status polls
+    retry_after_seconds: PositiveInt = 2
+
+
+@dataclass(frozen=True, slots=True)
 class CohortSettings:
     """Population cohorts: their definitions and how often ``bcconnect run`` recomputes them."""
 
@@ -312,6 +330,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    bulk: BulkSettings = field(default_factory=BulkSettings)
     cohorts: CohortSettings = field(default_factory=CohortSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     paths: PathSettings = field(default_factory=PathSettings)
