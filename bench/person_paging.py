@@ -8,12 +8,15 @@ and aliases exist) holding ``--resources`` clinical resources split across the t
 the view (in-process: the cost of the view and the store, no HTTP): the whole record through ``$everything``
 at ``_count=1000`` from a source id, and single pages at depth 1 and depth 50 (``_count=50``) of
 ``$everything`` and of ``Observation?patient=<source id>`` (a search spanning the person). Medians of
-``--repeat`` runs; the store is rebuilt each time the command runs.
+``--repeat`` runs; the store is rebuilt each time the command runs. A first page (no snapshot pinned yet) is
+always cold: nothing of the person's record is held in memory for it; the pages after it reuse the record read
+at the pinned snapshot. The density and the load average are printed with the figures (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -100,13 +103,26 @@ async def build(store: Store, resources: int) -> None:
             batch = []
 
 
-async def _median(run: Callable[[], Awaitable[object]], repeat: int) -> float:
-    times = []
+class Timing(float):
+    """A wall-clock median in ms that also carries the median CPU time this process spent (the machine is
+    shared: CPU time moves far less with other work than wall time; PostgreSQL's own work is not in it)."""
+
+    cpu: float
+
+    def __format__(self, spec: str) -> str:
+        return f"{float(self):{spec}} (CPU {self.cpu:{spec}})"
+
+
+async def _median(run: Callable[[], Awaitable[object]], repeat: int) -> Timing:
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         await run()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    out = Timing(statistics.median(times))
+    out.cpu = statistics.median(cpu)
+    return out
 
 
 async def main(url: str, resources: int, repeat: int) -> None:
@@ -115,6 +131,12 @@ async def main(url: str, resources: int, repeat: int) -> None:
         await build(store, resources)
         took = time.perf_counter() - started
         print(f"built one person: 4 source Patients, {resources} clinical resources in {took:.1f} s")
+        # density: what a page has to hold and what the duplicate collapse has to compare
+        print(
+            f"density: {resources // 4} resources per trust; per 10: 1 Encounter, 1 Condition, 8 Observations "
+            "(one LOINC code, values 0-96: some cross-trust duplicates collapse)"
+        )
+        print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         view = View(store, max_count=1000)
         source = "rl4-big"
 
@@ -145,6 +167,7 @@ async def main(url: str, resources: int, repeat: int) -> None:
             )
             return result.page
 
+        print(f"load average after the whole-record runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for name, fetch in (
             ("$everything _count=50", everything_page),
             ("Observation?patient= _count=50", search_page),

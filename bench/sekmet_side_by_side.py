@@ -152,10 +152,14 @@ class Server:
     base: str
     process: subprocess.Popen[bytes]
     authorization: str = ""
-    extra_pids: tuple[int, ...] = ()
+    #: the database server's postmaster, whose backends' CPU is reported beside the API's
+    database_pid: int | None = None
 
     def pids(self) -> list[int]:
-        return process_tree(self.process.pid) + list(self.extra_pids)
+        return process_tree(self.process.pid)
+
+    def database_pids(self) -> list[int]:
+        return process_tree(self.database_pid) if self.database_pid else []
 
 
 @contextmanager
@@ -182,12 +186,13 @@ def bcconnect(*args: str, env: dict[str, str], timeout: float = 1800) -> str:
     return done.stdout
 
 
-def build_world(world: Path, persons: int, env: dict[str, str]) -> Path:
+def build_world(world: Path, persons: int, density: str | None, env: dict[str, str]) -> Path:
     """The synced demo world and its exported view (reused when ``world`` already holds them)."""
     demo, export = world / "demo", world / "export"
     if not (demo / "bcconnect.toml").exists():
-        print(f"syncing the demo world ({persons} persons) …", flush=True)
-        bcconnect("demo", "--persons", str(persons), "--no-serve", "--data-dir", str(demo), env=env)
+        print(f"syncing the demo world ({persons} persons, density {density or 'default'}) …", flush=True)
+        extra = ["--density", density] if density is not None else []
+        bcconnect("demo", "--persons", str(persons), *extra, "--no-serve", "--data-dir", str(demo), env=env)
     if not (export / "Patient.ndjson").exists():
         if export.exists():
             shutil.rmtree(export)
@@ -282,6 +287,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     load: float
+    db_cpu_ms: float = 0.0
 
 
 def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: Path) -> Sample:
@@ -290,9 +296,9 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
     script = folder / "bench.lua"
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "BENCH_PATHS": str(listing), "BENCH_AUTH": server.authorization}
-    pids = server.pids()
+    pids, db_pids = server.pids(), server.database_pids()
     load_before = os.getloadavg()[0]
-    cpu = cpu_seconds(pids)
+    cpu, db_cpu = cpu_seconds(pids), cpu_seconds(db_pids)
     done = subprocess.run(
         [
             wrk,
@@ -311,6 +317,7 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
         timeout=seconds + 60,
     )
     used = cpu_seconds(pids) - cpu
+    db_used = cpu_seconds(server.database_pids()) - db_cpu  # backends come and go: the live ones at the end
     load = (load_before + os.getloadavg()[0]) / 2
     line = next((x for x in done.stdout.splitlines() if x.startswith("{")), None)
     if done.returncode != 0 or line is None:
@@ -318,7 +325,8 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
     result = json.loads(line)
     if result["non2xx"] or result["socket_errors"]:
         raise SystemExit(
-            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} errors: {paths[0]}"
+            f"{server.name} answered {result['non2xx']} non-2xx / {result['socket_errors']} socket errors"
+            f" over {len(paths)} paths like {paths[0]}"
         )
     requests = max(1, int(result["requests"]))
     return Sample(
@@ -327,6 +335,7 @@ def run_wrk(wrk: str, server: Server, paths: list[str], seconds: float, folder: 
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         load=load,
+        db_cpu_ms=max(0.0, db_used) / requests * 1000,
     )
 
 
@@ -349,15 +358,41 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def measure(
+    args: argparse.Namespace, wrk: str, ours: Server, theirs: Server, export: Path, folder: Path
+) -> dict[tuple[str, str], list[Sample]]:
+    """Warm both servers, then the interleaved rounds; samples per (scenario, server)."""
+    paths = scenario_paths(export, random.Random(7))
+    if args.only:
+        paths = {k: v for k, v in paths.items() if k in args.only}
+    for server in (ours, theirs):
+        check_paths(server, paths)
+        for listing in paths.values():  # warm both: first touches and page cache
+            run_wrk(wrk, server, listing, 1, folder)
+    samples: dict[tuple[str, str], list[Sample]] = {}
+    for round_no in range(args.rounds):
+        order = (ours, theirs) if round_no % 2 == 0 else (theirs, ours)
+        for name, listing in paths.items():
+            for server in order:
+                sample = run_wrk(wrk, server, listing, args.seconds, folder)
+                samples.setdefault((name, server.name), []).append(sample)
+                print(f"round {round_no + 1} {name:<30} {server.name:<9} {sample.req_s:8.0f} req/s "
+                      f"{sample.cpu_ms:6.2f} ms CPU/req p50 {sample.p50_ms:6.1f} ms load {sample.load:.2f}",
+                      flush=True)  # fmt: skip
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--persons", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per scenario, server and round")
     parser.add_argument("--workers", type=int, default=1, help="bcconnect serve --workers")
+    parser.add_argument("--density", help="the sandbox's history per person (bcconnect demo --density)")
     parser.add_argument("--world", type=Path, help="keep the synced world, its export and SEKMET's venv here")
     parser.add_argument("--store-url", help="serve (and sync) the world from this store URL instead of SQLite")
     parser.add_argument("--only", action="append", help="run only these scenarios (repeatable)")
+    parser.add_argument("--postgres-pid", type=int, help="the PostgreSQL postmaster: report its backends' CPU too")
     args = parser.parse_args()
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
@@ -367,9 +402,10 @@ def main() -> None:
         env = {**os.environ, "BCCONNECT_LOGGING_LEVEL": "warning"}
         if args.store_url:
             env["BCCONNECT_STORE_URL"] = args.store_url
-        demo = build_world(world, args.persons, env)
+        demo = build_world(world, args.persons, args.density, env)
         export = world / "export"
         resources = sum(1 for p in export.glob("*.ndjson") for line in p.open() if line.strip())
+        per_person = resources / max(1, args.persons)
         sekmet_bin = ensure_sekmet(world / "sekmet-venv")
         sekmet_port, our_port = free_port(), free_port()
         # SEKMET's store is kept with the world: loading it through its API takes minutes
@@ -408,39 +444,42 @@ def main() -> None:
                 loaded = load_into_sekmet(sekmet_base, export)
                 print(f"SEKMET loaded {loaded:,} resources in {time.monotonic() - started:.0f} s", flush=True)
                 marker.write_text(str(loaded))
-            ours = Server("bcconnect", f"http://127.0.0.1:{our_port}/fhir", our_proc, f"Bearer {token}")
+            ours = Server(
+                "bcconnect", f"http://127.0.0.1:{our_port}/fhir", our_proc, f"Bearer {token}", args.postgres_pid
+            )
             theirs = Server("SEKMET", sekmet_base, sekmet_proc)
             wait_until_up(f"{ours.base}/metadata", {"Authorization": ours.authorization})
+            try:
+                samples = measure(args, wrk, ours, theirs, export, folder)
+            except SystemExit:
+                # say why: the server logs its refusals and faults at warning and above
+                print((folder / "bcconnect.log").read_text(errors="replace")[-4000:])
+                raise
             paths = scenario_paths(export, random.Random(7))
             if args.only:
                 paths = {k: v for k, v in paths.items() if k in args.only}
-            for server in (ours, theirs):
-                check_paths(server, paths)
-                for listing in paths.values():  # warm both: first touches, page cache, JIT-free but fair
-                    run_wrk(wrk, server, listing, 1, folder)
-            samples: dict[tuple[str, str], list[Sample]] = {}
-            for round_no in range(args.rounds):
-                order = (ours, theirs) if round_no % 2 == 0 else (theirs, ours)
-                for name, listing in paths.items():
-                    for server in order:
-                        sample = run_wrk(wrk, server, listing, args.seconds, folder)
-                        samples.setdefault((name, server.name), []).append(sample)
-                        print(f"round {round_no + 1} {name:<30} {server.name:<9} {sample.req_s:8.0f} req/s "
-                              f"{sample.cpu_ms:6.2f} ms CPU/req p50 {sample.p50_ms:6.1f} ms load {sample.load:.2f}",
-                              flush=True)  # fmt: skip
         store = "PostgreSQL" if args.store_url else "SQLite"
         print(
-            f"\n{args.persons} persons, {resources:,} resources; bcconnect on {store}, serve --workers {args.workers},"
+            f"\n{args.persons} persons, {resources:,} resources ({per_person:.0f} per person); bcconnect on {store},"
+            f" serve --workers {args.workers},"
             f" JWT auth + screening + audit on; SEKMET {SEKMET.split('==')[1]} (SQLite, no auth, validation off);"
             f" wrk -t1 -c4 -d{args.seconds:g}s, {args.rounds} interleaved rounds, medians; {os.cpu_count()} CPUs\n"
         )
-        print("| scenario | bcconnect req/s (CPU ms/req) | SEKMET req/s (CPU ms/req) | ratio | load avg |")
+        db = args.postgres_pid is not None
+        print(
+            "| scenario | bcconnect req/s (CPU ms/req"
+            + (" API + database" if db else "")
+            + ") | SEKMET req/s (CPU ms/req) | ratio | load avg |"
+        )
         print("| --- | ---: | ---: | ---: | ---: |")
         for name in paths:
             a, b = samples[(name, "bcconnect")], samples[(name, "SEKMET")]
             ours_rate, their_rate = median([s.req_s for s in a]), median([s.req_s for s in b])
+            ours_cpu = f"{median([s.cpu_ms for s in a]):.2f}" + (
+                f" + {median([s.db_cpu_ms for s in a]):.2f}" if db else ""
+            )
             print(
-                f"| `{name}` | {ours_rate:,.0f} ({median([s.cpu_ms for s in a]):.2f}) |"
+                f"| `{name}` | {ours_rate:,.0f} ({ours_cpu}) |"
                 f" {their_rate:,.0f} ({median([s.cpu_ms for s in b]):.2f}) | {ours_rate / their_rate:.2f}× |"
                 f" {median([s.load for s in a + b]):.1f} |"
             )

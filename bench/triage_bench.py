@@ -34,6 +34,8 @@ from bcconnect.view import OPEN_ACCESS, View
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
+#: resource types whose count per person states the density the figures were measured at
+DENSITY_TYPES = ("ServiceRequest", "EpisodeOfCare", "Appointment", "Encounter", "Condition", "Observation")
 
 
 def _fresh_postgres(url: str) -> str:
@@ -70,6 +72,14 @@ async def run(persons: int, repeat: int, store_url: str, work: Path, density: fl
         referrals = await triage.referrals(OPEN_ACCESS)
         backend = store_url.split(":", 1)[0]
         lines.append(f"- {backend}, {persons} persons (seed 7), {len(referrals)} referrals; sync {sync_s:.1f} s")
+        counts = {
+            t: (await triage.view.search(OPEN_ACCESS, t, [("_count", "0")])).page.total or 0 for t in DENSITY_TYPES
+        }
+        lines.append(
+            "  - density per person: "
+            + ", ".join(f"{t} {counts[t] / persons:.1f}" for t in DENSITY_TYPES)
+            + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
         for network in ("ENT", "Orthopaedics"):
             ms, items = await _time(repeat, lambda n=network: triage.worklist(OPEN_ACCESS, n, as_of=as_of))
             bare, _ = await _time(
@@ -82,6 +92,7 @@ async def run(persons: int, repeat: int, store_url: str, work: Path, density: fl
         lines.append(f"  - waiting-list summary: {sum(s.size for s in summary)} open pathways — {ms:.0f} ms")
         ms, offers = await _time(repeat, lambda: triage.mutual_aid(OPEN_ACCESS, as_of=as_of))
         lines.append(f"  - mutual aid: {len(offers)} PIDMAS-eligible — {ms:.0f} ms")
+        lines.append(f"  - load average after timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return lines
 
 

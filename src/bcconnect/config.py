@@ -257,6 +257,27 @@ class IngestSettings:
     #: how long a worker's claim on an adapter lasts without renewal (renewed every third of it); a worker that
     #: dies hands its adapters over after at most this long
     lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
+    #: what one lease covers: a whole ``adapter``, or one ``resource_type`` of a FHIR API adapter (so several
+    #: workers share one trust's types; other adapter kinds read one feed and keep one lease per adapter)
+    lease_by: Annotated[str, _one_of("adapter", "resource_type")] = "adapter"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSettings:
+    """FHIR Bulk Data exports (``$export``): where the NDJSON files go, how big they get, how long they stay."""
+
+    #: folder of the export files, relative to ``[paths] data_dir`` unless absolute
+    directory: str = "bulk"
+    #: a finished export's files are kept this long, then removed (the manifest's ``Expires``)
+    retain_hours: Annotated[float, AfterValidator(_positive_rate)] = 24.0
+    #: an NDJSON file is closed and the next one started past this size
+    max_file_mb: Annotated[float, AfterValidator(_positive_rate)] = 256.0
+    #: exports worked at once by one API process
+    concurrency: PositiveInt = 2
+    #: how long a worker's claim on a job lasts without renewal; a job whose worker died is resumed after it
+    lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
+    #: the ``Retry-After`` (seconds) a client is asked to wait between status polls
+    retry_after_seconds: PositiveInt = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +288,18 @@ class CohortSettings:
     definitions: str = ""
     #: minutes between recomputations in ``bcconnect run`` (0: only on demand)
     recompute_minutes: Annotated[int, Field(ge=0)] = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """How long the audit trail stays in the store, and where ``bcconnect audit prune`` ships what it drops."""
+
+    #: months of AuditEvents kept in the store (default 8 years: the access trail of a record is kept as long
+    #: as the adult record it audits under the NHS Records Management Code of Practice); 0 keeps everything
+    retain_months: Annotated[int, Field(ge=0)] = 96
+    #: the external log store: a folder (often a mount of the log archive) that receives each pruned stretch of
+    #: the chain as NDJSON with its signed checkpoint; empty: prune refuses unless told to discard
+    export_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +330,9 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    bulk: BulkSettings = field(default_factory=BulkSettings)
     cohorts: CohortSettings = field(default_factory=CohortSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     #: the directory relative paths are resolved against (the config file's folder)
     root: Path = field(default_factory=Path.cwd)

@@ -14,6 +14,7 @@ import pytest
 
 from bcconnect.cli import security_cmd
 from bcconnect.security import AuditAnchor, Checkpoint, verify_audit_chain
+from bcconnect.security._audit_codec import unpack
 from bcconnect.security._audit_store import chain_hash
 from bcconnect.store import Tx
 from support.security_world import Endpoint, secured
@@ -44,18 +45,19 @@ def truncate(tx: Tx, keep: int) -> None:
 
 def delete_and_rehash(tx: Tx, victim: int) -> None:
     """The attacker deletes one event, renumbers the rest and recomputes every hash after it."""
-    rows = tx.query("SELECT seq, event_id, recorded, body FROM audit_events WHERE seq > ? ORDER BY seq", (victim,))
+    rows = tx.query("SELECT seq, event_id, recorded, body_z FROM audit_events WHERE seq > ? ORDER BY seq", (victim,))
     prev = tx.query_one("SELECT hash FROM audit_events WHERE seq = ?", (victim - 1,))
     assert prev is not None
     prev_hash = str(prev[0])
     tx.execute("DELETE FROM audit_event_patients WHERE seq >= ?", (victim,))
     tx.execute("DELETE FROM audit_events WHERE seq >= ?", (victim,))
     seq = victim
-    for _, event_id, recorded, body in rows:
-        digest = chain_hash(seq, prev_hash, str(body).encode("utf-8"))
+    for _, event_id, recorded, body_z in rows:
+        digest = chain_hash(seq, prev_hash, unpack(bytes(body_z)))
         tx.execute(
-            "INSERT INTO audit_events (seq, event_id, recorded, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
-            (seq, event_id, recorded, prev_hash, digest, body),
+            "INSERT INTO audit_events (seq, event_id, recorded, prev_hash, hash, body, body_z)"
+            " VALUES (?, ?, ?, ?, ?, '', ?)",
+            (seq, event_id, recorded, prev_hash, digest, bytes(body_z)),
         )
         prev_hash, seq = digest, seq + 1
     tx.execute("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", (seq - 1, prev_hash))

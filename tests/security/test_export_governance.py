@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from bcconnect.security import add_objection, search_audit_events, verify_audit_chain
+from bcconnect.security._audit_codec import unpack
 from bcconnect.store import open_store, put_resources
 from support.security_world import OBJECTOR_NHS, world
 
@@ -45,8 +46,9 @@ def test_export_leaves_out_objectors_and_is_audited(tmp_path: Path, raw: bool) -
     async def audited() -> tuple[int, bool]:
         async with open_store(url) as store:
             report = await store.read(verify_audit_chain)
-            rows = await store.read(lambda tx: tx.query("SELECT body FROM audit_events"))
-            exports = [orjson.loads(r[0]) for r in rows if '"os:' in str(r[0])]
+            rows = await store.read(lambda tx: tx.query("SELECT body_z FROM audit_events"))
+            bodies = [unpack(bytes(r[0])) for r in rows]
+            exports = [orjson.loads(b) for b in bodies if b'"os:' in b]
             assert not await store.read(lambda tx: search_audit_events(tx, patient="p2"))
             return len(exports), report.ok
 

@@ -49,3 +49,20 @@ def test_an_unreachable_target_is_a_failed_run_not_a_crash(capsys: pytest.Captur
     )
     assert code == 1
     assert "without verdict" in capsys.readouterr().out
+
+
+def test_run_flags_become_the_packs_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--probe-types and the fixture people reach the run as options (the checks read them by name)."""
+    from bcconnect.cli import conformance_cmd
+    from bcconnect.conformance import Report
+
+    seen: dict[str, object] = {}
+
+    async def fake_run(pack: str, target: str, options: dict[str, str], *, only: list[str]) -> Report:
+        seen.update(pack=pack, target=target, options=options, only=only)
+        return Report(pack, target, "2026-01-01T00:00:00+00:00", 0.0, [])
+
+    monkeypatch.setattr(conformance_cmd, "run_pack", fake_run)
+    argv = ["conformance", "run", "--pack", "server", "--target", "http://127.0.0.1:9/fhir", "--probe-types"]
+    assert main([*argv, "Patient,Observation", "--objector", "9000000009"]) == 0
+    assert seen["options"] == {"probe_types": "Patient,Observation", "objector": "9000000009"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bcconnect.adapters._breaker import BreakerState, CircuitBreaker
 from bcconnect.adapters._fhir import DEFAULT_RESOURCE_TYPES, FetchPlan, FhirApiSource, TypeFailure, request_order
+from bcconnect.adapters._fhir_cursor import merge_cursor_types
 from bcconnect.adapters._hl7_files import Hl7FileSource
 from bcconnect.adapters._hl7_record import UNPARSED_HL7, hl7_record
 from bcconnect.adapters._http import FetchStats, Runtime
@@ -50,6 +51,7 @@ __all__ = [
     "TypeVerdict",
     "backoff_delay",
     "hl7_record",
+    "merge_cursor_types",
     "mllp_frame",
     "open_source",
     "parse_retry_after",

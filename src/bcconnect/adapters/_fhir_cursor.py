@@ -127,3 +127,21 @@ class FhirCursor:
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"the stored cursor of source {source!r} is not a fhir_api cursor") from exc
         return cursor
+
+
+def merge_cursor_types(stored: str | None, page: str, types: frozenset[str], *, source: str) -> str:
+    """``stored`` with the entries of ``types`` taken from ``page``: how a worker that reads only some of a
+    source's resource types commits its progress without moving (or undoing) the other workers' types.
+
+    >>> a = FhirCursor({"Patient": TypeState("2026-01-01T00:00:00Z")}).dumps()
+    >>> b = FhirCursor({"Patient": TypeState("2025-01-01T00:00:00Z"), "Encounter": TypeState("2026-02-01T00:00:00Z")})
+    >>> merged = FhirCursor.loads(merge_cursor_types(a, b.dumps(), frozenset({"Encounter"}), source="x"), source="x")
+    >>> merged.types["Patient"].watermark, merged.types["Encounter"].watermark
+    ('2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z')
+    """
+    base = FhirCursor.loads(stored, source=source)
+    update = FhirCursor.loads(page, source=source)
+    for name in types:
+        if name in update.types:
+            base.types[name] = update.types[name]
+    return base.dumps()

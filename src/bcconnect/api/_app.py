@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bcconnect.access import request_deadline
+from bcconnect.api._bulk_ops import BULK_HANDLERS
 from bcconnect.api._cohort_ops import cohort_handler
 from bcconnect.api._format import FHIR_JSON, check_format, maybe_gzip, pretty
 from bcconnect.api._handlers import HANDLERS, Env
@@ -22,6 +23,7 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import error_to_outcome, operation_outcome
 from bcconnect.api._router import route
 from bcconnect.api._triage_ops import TRIAGE_HANDLERS
+from bcconnect.bulk import BulkExports
 from bcconnect.cohorts import Cohorts
 from bcconnect.config import Settings
 from bcconnect.errors import InvalidRequest, RequestError
@@ -67,8 +69,11 @@ class FhirApp:
         page_key: bytes,
         mounts: Mapping[str, AsgiApp] | None = None,
         triage: Triage | None = None,
+        bulk: BulkExports | None = None,
     ) -> None:
         self.settings = settings
+        #: the Bulk Data service ($export); None: the operations answer that bulk export is not enabled
+        self.bulk = bulk
         #: the triage service the operations use (None: built over the view per request)
         self.triage = triage
         #: cohort definitions and opt-out file from the settings (built with the view)
@@ -152,7 +157,8 @@ class FhirApp:
                 observed = scope.get("bcconnect.observed")
                 if isinstance(observed, dict):
                     observed["interaction"] = interaction
-                check_format(request.param("_format"), request.header("accept"))
+                if interaction != "export-file":  # the files are NDJSON (Accept: application/fhir+ndjson)
+                    check_format(request.param("_format"), request.header("accept"))
             except RequestError as exc:
                 refusal = exc
             if request.method == "POST" and refusal is None:
@@ -162,10 +168,22 @@ class FhirApp:
                 raise refusal
             assert self.view is not None, "the lifespan did not run"
             with request_deadline(self.settings.security.request_timeout_seconds):
-                handler = cohort_handler(found) or HANDLERS.get(found.interaction) or TRIAGE_HANDLERS[found.interaction]
+                handler = (
+                    cohort_handler(found)
+                    or HANDLERS.get(found.interaction)
+                    or TRIAGE_HANDLERS.get(found.interaction)
+                    or BULK_HANDLERS[found.interaction]
+                )
                 if self.cohorts is None:
                     self.cohorts = Cohorts.from_settings(self.settings, self.view)
-                env = Env(self.view, self.page_key, auth=self.settings.auth, triage=self.triage, cohorts=self.cohorts)
+                env = Env(
+                    self.view,
+                    self.page_key,
+                    auth=self.settings.auth,
+                    triage=self.triage,
+                    cohorts=self.cohorts,
+                    bulk=self.bulk,
+                )
                 response = await handler(env, request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
@@ -209,6 +227,9 @@ async def _read_body(receive: Receive, *, limit: int) -> bytes:
 
 
 async def _send(send: Send, response: Response, *, head: bool, accept_encoding: str | None) -> None:
+    if response.stream is not None:
+        await _send_stream(send, response, head=head)
+        return
     body, compressed = maybe_gzip(response.body, accept_encoding)
     headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
     if response.body and "content-type" not in response.headers:
@@ -221,6 +242,17 @@ async def _send(send: Send, response: Response, *, head: bool, accept_encoding: 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+async def _send_stream(send: Send, response: Response, *, head: bool) -> None:
+    """A streamed body: headers first, then each chunk as it is read (never compressed, never held whole)."""
+    assert response.stream is not None
+    headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if not head:
+        async for chunk in response.stream():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 def create_app(
     settings: Settings,
     view: View | None = None,
@@ -230,12 +262,14 @@ def create_app(
     page_key: bytes | None = None,
     mounts: Mapping[str, AsgiApp] | None = None,
     triage: Triage | None = None,
+    bulk: BulkExports | None = None,
 ) -> FhirApp:
     """The FHIR endpoint as an ASGI app.
 
     ``view``: serve this view (tests, or a caller that manages the store); otherwise the lifespan opens the
     store at ``settings.store.url``. ``page_key`` signs page tokens (random per process unless given; replicas
-    must share one). ``mounts``: other ASGI apps served below a path prefix (``{"/app": pages}``).
+    must share one). ``mounts``: other ASGI apps served below a path prefix (``{"/app": pages}``). ``bulk``: the
+    Bulk Data service behind ``$export`` (its worker runs beside the server, see ``BulkExports.run_worker``).
     """
     return FhirApp(
         settings,
@@ -245,4 +279,5 @@ def create_app(
         page_key=page_key or secrets.token_bytes(32),
         mounts=mounts,
         triage=triage,
+        bulk=bulk,
     )

@@ -20,6 +20,13 @@ _OPERATION_DEFINITIONS = {
     "triage-worklist": "https://bcconnect.nhs.uk/OperationDefinition/triage-worklist",
     "waiting-list": "https://bcconnect.nhs.uk/OperationDefinition/waiting-list",
 }
+#: FHIR Bulk Data (IG v2): system, Patient and Group ``$export``
+_BULK_IG = "http://hl7.org/fhir/uv/bulkdata"
+_EXPORT_DEFINITIONS = {
+    None: f"{_BULK_IG}/OperationDefinition/export",
+    "Patient": f"{_BULK_IG}/OperationDefinition/patient-export",
+    "Group": f"{_BULK_IG}/OperationDefinition/group-export",
+}
 _AUDIT_PATIENT = "http://hl7.org/fhir/SearchParameter/AuditEvent-patient"
 _COUNT = "http://hl7.org/fhir/SearchParameter/Resource-count"
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds")
@@ -115,8 +122,10 @@ def rest_security(auth: AuthSettings) -> dict[str, Any]:
     return security
 
 
-def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth: AuthSettings | None = None) -> bytes:
-    """The server's CapabilityStatement as JSON bytes."""
+def capability_statement(
+    base_url: str, types: tuple[TypeCapability, ...], auth: AuthSettings | None = None, *, bulk: bool = False
+) -> bytes:
+    """The server's CapabilityStatement as JSON bytes (``bulk``: the Bulk Data ``$export`` operations are served)."""
     resources = []
     for cap in types:
         entry: dict[str, object] = {
@@ -139,10 +148,14 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth:
         operations = [
             op
             for op in OPERATIONS.get(cap.resource_type, ())
-            if op in cap.operations or op in ("triage-worklist", "waiting-list")
+            if op in cap.operations or op in ("triage-worklist", "waiting-list") or (op == "export" and bulk)
         ]
         if operations:
-            entry["operation"] = [{"name": op, "definition": _OPERATION_DEFINITIONS[op]} for op in operations]
+            entry["operation"] = [
+                {"name": op, "definition": _EXPORT_DEFINITIONS[cap.resource_type] if op == "export"
+                 else _OPERATION_DEFINITIONS[op]}
+                for op in operations
+            ]  # fmt: skip
         resources.append(entry)
     # the audit trail is searchable by patient only (see _handlers.audit_search), nothing else about it
     resources.append(
@@ -176,4 +189,8 @@ def capability_statement(base_url: str, types: tuple[TypeCapability, ...], auth:
             }
         ],
     }
+    if bulk:
+        statement["instantiates"] = [f"{_BULK_IG}/CapabilityStatement/bulk-data"]
+        rest: dict[str, Any] = statement["rest"][0]  # type: ignore[index]
+        rest["operation"] = [{"name": "export", "definition": _EXPORT_DEFINITIONS[None]}]
     return orjson.dumps(statement)

@@ -19,6 +19,7 @@ from bcconnect.api._http import Request, Response
 from bcconnect.api._outcome import operation_outcome
 from bcconnect.api._paging import PageState, decode_page, encode_page
 from bcconnect.api._router import Route
+from bcconnect.bulk import BulkExports
 from bcconnect.cohorts import Cohorts
 from bcconnect.config import AuthSettings
 from bcconnect.errors import InvalidRequest, ResourceNotFound
@@ -50,6 +51,8 @@ class Env:
     triage: Triage | None = None
     #: cohort definitions and the opt-out file for ``Group/{id}/$recompute`` (None: the packaged definitions)
     cohorts: Cohorts | None = None
+    #: the Bulk Data service (None: ``$export`` is not enabled on this server)
+    bulk: BulkExports | None = None
 
 
 def _patients(resources: Iterable[StoredResource]) -> frozenset[str]:
@@ -307,7 +310,8 @@ async def _freshness(
 
 async def capabilities(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
     """``GET [base]/metadata``."""
-    return Response(200, capability_statement(request.base_url, await env.view.capabilities(access), env.auth))
+    types = await env.view.capabilities(access)
+    return Response(200, capability_statement(request.base_url, types, env.auth, bulk=env.bulk is not None))
 
 
 async def smart_configuration_document(env: Env, request: Request, access: AccessContext, route: Route) -> Response:

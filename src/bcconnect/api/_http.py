@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -41,3 +42,16 @@ class Response:
     patients: frozenset[str] = frozenset()
     #: True when ``body`` is a FHIR resource that _pretty may re-indent
     fhir: bool = True
+    #: a large body sent in chunks as they are read (``body`` is then empty; set ``content-length`` and
+    #: ``content-type`` in ``headers``): memory stays flat whatever the size
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
+
+
+#: what a handler wants the request's AuditEvent to say beyond the defaults (how many resources a file held);
+#: handler and audit hook run in the request's one task, so a context variable carries it between them
+AUDIT_DETAIL: ContextVar[str | None] = ContextVar("bcconnect_audit_detail", default=None)
+
+
+def note_audit_detail(text: str) -> None:
+    """Say what this request did, for its AuditEvent (e.g. ``file Observation-1.ndjson: 1200 resources``)."""
+    AUDIT_DETAIL.set(text)

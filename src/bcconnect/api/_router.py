@@ -17,7 +17,8 @@ _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 TYPE_INTERACTIONS = ("read", "vread", "history-instance", "search-type")
 #: operations by resource type
 OPERATIONS = {
-    "Patient": ("everything", "match"),
+    "Patient": ("everything", "match", "export"),
+    "Group": ("export",),
     "ServiceRequest": ("triage-worklist",),
     "EpisodeOfCare": ("waiting-list",),
 }
@@ -46,9 +47,41 @@ def _check_id(resource_type: str, value: str) -> str:
     return value
 
 
+#: Bulk Data (``$export``): the methods each of its routes takes
+_BULK_METHODS = {
+    "export": ("GET", "POST"),
+    "export-status": ("GET", "DELETE"),
+    "export-file": ("GET",),
+}
+
+
+def _bulk_route(method: str, parts: list[str]) -> Route | None:
+    """The Bulk Data routes: kick-off at system, Patient and Group level, the status URL and the files."""
+    found: Route | None = None
+    if parts == ["$export"]:
+        found = Route("export")
+    elif parts == ["Patient", "$export"]:
+        found = Route("export", "Patient")
+    elif len(parts) == 3 and parts[0] == "Group" and parts[2] == "$export":
+        found = Route("export", "Group", _check_id("Group", parts[1]))
+    elif len(parts) == 2 and parts[0] == "$export-status":
+        found = Route("export-status", None, _check_id("export", parts[1]))
+    elif len(parts) == 3 and parts[0] == "$export-file":
+        found = Route("export-file", None, _check_id("export", parts[1]), parts[2])
+    if found is None:
+        return None
+    allowed = _BULK_METHODS[found.interaction]
+    if method not in allowed and not (method == "HEAD" and "GET" in allowed):
+        raise MethodNotAllowed(f"{'/'.join(parts)} takes {' or '.join(allowed)}")
+    return found
+
+
 def route(method: str, path: str) -> Route:
     """The route for ``method path`` (path relative to the FHIR base, without the query)."""
     parts = [p for p in path.strip("/").split("/") if p]
+    bulk = _bulk_route(method, parts)
+    if bulk is not None:
+        return bulk
     if len(parts) == 2 and (parts[0], parts[1]) in TYPE_OPERATIONS:
         operation = TYPE_OPERATIONS[(parts[0], parts[1])]
         wanted = _TYPE_OPERATION_METHOD[operation]

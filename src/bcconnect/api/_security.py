@@ -14,15 +14,16 @@ interaction, then hands the view an :class:`AccessContext`. ``on_request_complet
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from urllib.parse import urlencode
 
-from bcconnect.access import Interaction, SecurityGate, access_context, start_notes
+from bcconnect.access import Interaction, Principal, SecurityGate, access_context, start_notes
 from bcconnect.api._app import Authenticate, RequestCompleteHook
-from bcconnect.api._http import Request
+from bcconnect.api._http import AUDIT_DETAIL, Request
 from bcconnect.api._router import route
-from bcconnect.errors import RequestError
+from bcconnect.errors import Forbidden, RequestError
 from bcconnect.triage import TRIAGE_READS
-from bcconnect.view import AccessContext
+from bcconnect.view import AccessContext, registry
 
 #: the app's interaction names → what a SMART scope must allow
 _INTERACTIONS = {
@@ -43,9 +44,40 @@ _AUDIT_INTERACTIONS = {
     "recompute": "operation",
     "operation-definition": "read",
     "smart-configuration": "capabilities",
+    "export": "operation",
+    "export-status": "read",
+    "export-file": "read",
 }
+#: Bulk Data: kick-off, status and files, all for system/ grants only (see :func:`bulk_access`)
+_BULK_INTERACTIONS = frozenset({"export", "export-status", "export-file"})
+
+
 #: the triage operations read every type of the record: the caller needs search permission on each
 _TRIAGE_OPERATIONS = frozenset({"triage-worklist", "waiting-list"})
+
+
+def bulk_access(gate: SecurityGate, principal: Principal, request: Request) -> AccessContext:
+    """The grant a Bulk Data request runs with: the types the token's ``system/`` scopes read.
+
+    A bulk export is the population's data, so ``patient/`` and ``user/`` scopes grant none of it (403); the
+    purpose of use and the query limits are checked as for every request.
+    """
+    served = registry().resource_types
+    if principal.issuer == "none":  # serving without authentication (development): the open grant
+        readable = principal.scopes.readable_types(served)
+    else:
+        readable = frozenset(
+            t
+            for t in served
+            for s in principal.scopes.scopes
+            if s.context.value == "system" and (s.allows(t, Interaction.READ) or s.allows(t, Interaction.SEARCH))
+        )
+    if not readable:
+        raise Forbidden("Bulk Data export needs system/ scopes (system/*.read or system/<Type>.read)")
+    gate.admit_request(
+        principal, resource_type=min(readable), interaction=Interaction.SEARCH, query=_query_text(request)
+    )
+    return replace(access_context(principal, confined_to=None), readable_types=readable)
 
 
 def _query_text(request: Request) -> str:
@@ -76,6 +108,7 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
 
     async def authenticate(request: Request) -> AccessContext:
         start_notes(owner=request)
+        AUDIT_DETAIL.set(None)
         try:
             found = route(request.method, request.path)
         except RequestError:
@@ -86,6 +119,8 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
             # the CapabilityStatement and SMART discovery are public (clients read them before they have a token)
             return AccessContext(anonymous=True)
         principal = await gate.authenticate(request.header("authorization"), remote_address=request.client)
+        if found.interaction in _BULK_INTERACTIONS:
+            return bulk_access(gate, principal, request)
         if found.interaction in _TRIAGE_OPERATIONS:
             confined = {
                 gate.admit_request(
@@ -125,6 +160,7 @@ def security_hooks(gate: SecurityGate) -> tuple[Authenticate, RequestCompleteHoo
             remote_address=request.client,
             owner=request,
             request_id=request.header("x-request-id"),
+            detail=AUDIT_DETAIL.get() if status < 400 else None,
         )
 
     return authenticate, on_request_complete

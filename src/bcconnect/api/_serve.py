@@ -17,6 +17,7 @@ from bcconnect.api._app import (
     ignore_completion,
     open_access,
 )
+from bcconnect.bulk import BulkExports
 from bcconnect.config import Settings
 from bcconnect.view import View
 
@@ -30,6 +31,7 @@ def make_server(
     page_key: bytes | None = None,
     mounts: Mapping[str, AsgiApp] | None = None,
     wrap: Callable[[FhirApp], Any] | None = None,
+    bulk: BulkExports | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for the app on ``settings.api.host:port`` (not started).
 
@@ -42,6 +44,7 @@ def make_server(
         on_request_complete=on_request_complete,
         page_key=page_key,
         mounts=mounts,
+        bulk=bulk,
     )
     config = uvicorn.Config(
         wrap(app) if wrap is not None else app,

@@ -17,6 +17,7 @@ _OPTION_FLAGS = (
     "token",
     "objector",
     "restricted",
+    "probe_types",
     "client_id",
     "client_secret",
     "token_url",
@@ -51,6 +52,11 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     run.add_argument("--token", help="bearer token for the server pack")
     run.add_argument("--objector", metavar="NHS_NUMBER", help="server pack: a person in the objection register")
     run.add_argument("--restricted", metavar="NHS_NUMBER", help="server pack: a restricted (R) patient")
+    run.add_argument(
+        "--probe-types",
+        metavar="TYPES",
+        help="server pack: probe the listed search parameters of these comma-separated types only (default: all)",
+    )
     run.add_argument("--client-id", help="source-fhir: OAuth2 client id")
     run.add_argument("--client-secret", help="source-fhir: OAuth2 client secret")
     run.add_argument("--token-url", help="source-fhir: token endpoint (default: discovered)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from bcconnect.cli.bulk_cmd import export_group
 from bcconnect.cli.common import SubParsers, read_input_file, settings_from
 from bcconnect.cli.progress import Bars
 from bcconnect.cohorts import Cohorts, run_schedule
@@ -110,6 +111,14 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="keep meta.versionId and meta.lastUpdated (left out by default so two stores compare equal)",
     )
+    p.add_argument(
+        "--group",
+        metavar="ID",
+        help="a Bulk Data Group export, run here without HTTP: the Group's members' records as $export writes"
+        " them (screened, national data opt-out and objections left out, one file per type)",
+    )
+    p.add_argument("--type", metavar="TYPES", help="with --group: only these resource types (comma-separated)")
+    p.add_argument("--since", metavar="INSTANT", help="with --group: only resources changed after this instant")
     p.set_defaults(handler=_export)
 
 
@@ -466,6 +475,12 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is an existing file; export writes one .ndjson file per type into a folder")
+    if args.group is not None:
+        if args.raw or args.with_store_meta:
+            raise UsageError("--group writes the export as $export does: --raw and --with-store-meta do not apply")
+        return export_group(settings, args, out)
+    if args.type is not None or args.since is not None:
+        raise UsageError("--type and --since select within a --group export; give --group ID")
 
     async def go() -> dict[str, int]:
         with Bars("exporting", unit="resources") as bars:

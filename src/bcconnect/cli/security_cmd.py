@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,18 +13,22 @@ import anyio
 
 from bcconnect.cli import common
 from bcconnect.config import Settings
+from bcconnect.errors import UsageError
 from bcconnect.security import (
     DIRECT_CARE,
     AuditAnchor,
     ChainReport,
     Objection,
+    PruneResult,
     add_objection,
     audit_anchor_dir,
     audit_chain_head,
     ensure_local_issuer,
     list_objections,
+    prune_audit_trail,
     remove_objection,
     verify_audit_chain,
+    verify_audit_export,
 )
 from bcconnect.store import Tx, open_store
 
@@ -57,6 +62,15 @@ def register(subparsers: common.SubParsers[argparse.ArgumentParser]) -> None:
         "checkpoint", help="sign the chain head now and record it outside the database (file and log)"
     )
     checkpoint.set_defaults(handler=_audit_checkpoint)
+    prune = audit_sub.add_parser(
+        "prune",
+        help="export events older than [audit] retain_months to [audit] export_dir, checkpoint, then drop them",
+    )
+    prune.add_argument("--before", default=None, help="drop events recorded before this date (YYYY-MM-DD, UTC)")
+    prune.add_argument(
+        "--discard", action="store_true", help="drop without exporting (when no export_dir is configured)"
+    )
+    prune.set_defaults(handler=_audit_prune)
 
     objection = subparsers.add_parser("objection", help="the register of patients who object to the record")
     obj_sub = objection.add_subparsers(dest="objection_command", metavar="SUBCOMMAND")
@@ -109,9 +123,18 @@ def _audit_verify(args: argparse.Namespace) -> int:
     settings = common.settings_from(args)
     checkpoints = AuditAnchor(audit_anchor_dir(settings)).checkpoints()
     report: ChainReport = _in_store(settings, lambda tx: verify_audit_chain(tx, checkpoints), write=False)
+    exports = (
+        sorted(settings.resolve(settings.audit.export_dir).glob("audit-*.ndjson")) if settings.audit.export_dir else []
+    )
+    for path in exports:
+        exported = verify_audit_export(path, checkpoints)
+        if not exported.ok:
+            print(f"exported audit trail BROKEN: {exported.problem}")
+            return 1
     if report.ok:
         anchored = f", {len(checkpoints)} signed checkpoint(s) agree" if checkpoints else ", no checkpoints yet"
-        print(f"audit chain intact: {report.events} event(s){anchored}")
+        shipped = f"; {len(exports)} exported file(s) intact" if exports else ""
+        print(f"audit chain intact: {report.events} event(s){anchored}{shipped}")
         return 0
     where = f" at event {report.first_bad_seq}" if report.first_bad_seq is not None else ""
     print(f"audit chain BROKEN{where}: {report.problem} ({report.events} event(s) verified before it)")
@@ -126,6 +149,44 @@ def _audit_checkpoint(args: argparse.Namespace) -> int:
         return 0
     point = AuditAnchor(audit_anchor_dir(settings)).checkpoint(head.seq, head.hash)
     print(f"checkpoint: event {point.seq} hash {point.hash} at {point.at}")
+    return 0
+
+
+def _audit_prune(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+    if args.before:
+        try:
+            cutoff = datetime.strptime(args.before, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise UsageError(f"--before {args.before!r} is not a date (YYYY-MM-DD)") from None
+    elif settings.audit.retain_months == 0:
+        print("retention is off ([audit] retain_months = 0): nothing pruned")
+        return 0
+    else:
+        now = datetime.now(UTC)
+        months = now.year * 12 + now.month - 1 - settings.audit.retain_months
+        cutoff = datetime(months // 12, months % 12 + 1, 1, tzinfo=UTC)
+    if not settings.audit.export_dir and not args.discard:
+        raise UsageError("no [audit] export_dir is configured: set one, or pass --discard to drop unexported")
+    export_dir = settings.resolve(settings.audit.export_dir) if settings.audit.export_dir else None
+    anchor = AuditAnchor(audit_anchor_dir(settings))
+    before = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    async def run() -> PruneResult:
+        async with open_store(settings.store_url()) as store:
+            return await prune_audit_trail(store, anchor, recorded_before=before, export_dir=export_dir)
+
+    try:
+        result = anyio.run(run)
+    except ValueError as exc:
+        print(f"audit prune refused: {exc}")
+        return 1
+    if not result.removed:
+        print(f"no audit events recorded before {before}: nothing pruned")
+        return 0
+    where = f" exported to {result.export}," if result.export else " (discarded, not exported),"
+    seq = result.checkpoint.seq if result.checkpoint else "?"
+    print(f"pruned {result.removed} audit event(s) recorded before {before}:{where} checkpoint at event {seq}")
     return 0
 
 

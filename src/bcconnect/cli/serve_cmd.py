@@ -20,6 +20,7 @@ import anyio
 
 from bcconnect.api import FhirApp, make_server, security_hooks
 from bcconnect.app import GatePageGuard, PagesApp, ops_pages, standard_pages
+from bcconnect.bulk import BulkExports
 from bcconnect.cli.common import SubParsers, settings_from, until_stopped
 from bcconnect.config import AuthMode, Settings, load_adapters
 from bcconnect.errors import UsageError
@@ -111,9 +112,12 @@ async def serve_api(
         guard=GatePageGuard(gate, prefix=PAGES_PREFIX),
         prefix=PAGES_PREFIX,
     )
+    # Bulk Data exports: kicked off here, worked by the task below (jobs in the store resume after a restart)
+    bulk = BulkExports.from_settings(settings, view)
     server = make_server(
         settings,
         view=view,
+        bulk=bulk,
         authenticate=authenticate,
         on_request_complete=on_complete,
         mounts={PAGES_PREFIX: pages},
@@ -131,6 +135,7 @@ async def serve_api(
                 group.cancel_scope.cancel()  # the server stopped on its own (a signal): nothing left to wait for
 
             group.start_soon(run_server)
+            group.start_soon(bulk.run_worker)
             try:
                 while not server.started:
                     if server.should_exit:

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
 from bcconnect.cohorts._definitions import (
@@ -123,24 +124,24 @@ def distinct_starts(periods: Iterable[tuple[datetime, datetime]]) -> list[dateti
 
 
 def _codes(concept: object, system: str) -> set[str]:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return set()
     return {
         str(c.get("code"))
         for c in concept.get("coding") or ()
-        if isinstance(c, Mapping) and c.get("system") == system and c.get("code")
+        if isinstance(c, dict) and c.get("system") == system and c.get("code")
     }
 
 
 def _any_codes(concept: object) -> set[str]:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return set()
-    return {str(c.get("code")) for c in concept.get("coding") or () if isinstance(c, Mapping) and c.get("code")}
+    return {str(c.get("code")) for c in concept.get("coding") or () if isinstance(c, dict) and c.get("code")}
 
 
 def _subject(resource: Mapping[str, Any]) -> str | None:
     subject = resource.get("subject")
-    if isinstance(subject, Mapping):
+    if isinstance(subject, dict):
         ref = subject.get("reference")
         if isinstance(ref, str) and ref.startswith("Patient/"):
             return ref.removeprefix("Patient/")
@@ -149,7 +150,7 @@ def _subject(resource: Mapping[str, Any]) -> str | None:
 
 def _period(resource: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     period = resource.get("period")
-    if not isinstance(period, Mapping):
+    if not isinstance(period, dict):
         return None
     start = parse_instant(period.get("start"))
     if start is None:
@@ -163,11 +164,11 @@ def _admission_methods(resource: Mapping[str, Any]) -> set[str]:
     stay = resource.get("hospitalization")
     carried = [
         *(resource.get("extension") or ()),
-        *((stay.get("extension") or ()) if isinstance(stay, Mapping) else ()),
+        *((stay.get("extension") or ()) if isinstance(stay, dict) else ()),
     ]
     found: set[str] = set()
     for ext in carried:
-        if isinstance(ext, Mapping) and ext.get("url") == ADMISSION_METHOD_EXTENSION:
+        if isinstance(ext, dict) and ext.get("url") == ADMISSION_METHOD_EXTENSION:
             found |= _any_codes(ext.get("valueCodeableConcept"))
     return found
 
@@ -191,28 +192,28 @@ class FactCollector:
     def patient(self, resource: Mapping[str, Any]) -> None:
         """A golden Patient: the person, with NHS number, birth date, borough and practice."""
         tags = (resource.get("meta") or {}).get("tag") or ()
-        if not any(isinstance(t, Mapping) and t.get("code") == _GOLDEN_CODE for t in tags):
+        if not any(isinstance(t, dict) and t.get("code") == _GOLDEN_CODE for t in tags):
             return
         if resource.get("active") is False:
             return  # a person merged into another (replaced-by)
         person_id = str(resource.get("id"))
         facts = self._orphans.pop(person_id, None) or PersonFacts(person_id)
         for ident in resource.get("identifier") or ():
-            if isinstance(ident, Mapping) and ident.get("system") == NHS_NUMBER_SYSTEM and ident.get("value"):
+            if isinstance(ident, dict) and ident.get("system") == NHS_NUMBER_SYSTEM and ident.get("value"):
                 facts.nhs_number = str(ident["value"]).replace(" ", "")
         try:
             facts.birth_date = date.fromisoformat(str(resource.get("birthDate")))
         except ValueError:
             facts.birth_date = None
         for address in resource.get("address") or ():
-            if isinstance(address, Mapping) and address.get("use") not in ("old",) and address.get("postalCode"):
+            if isinstance(address, dict) and address.get("use") not in ("old",) and address.get("postalCode"):
                 facts.borough = borough_of(str(address["postalCode"]), dict(self.places))
                 break
         for gp in resource.get("generalPractitioner") or ():
-            if not isinstance(gp, Mapping):
+            if not isinstance(gp, dict):
                 continue
             ident = gp.get("identifier")
-            if isinstance(ident, Mapping) and ident.get("system") == ODS_ORGANIZATION_SYSTEM and ident.get("value"):
+            if isinstance(ident, dict) and ident.get("system") == ODS_ORGANIZATION_SYSTEM and ident.get("value"):
                 facts.practice = str(ident["value"])
                 break
             ref = gp.get("reference")
@@ -243,7 +244,7 @@ class FactCollector:
             return
         person = _subject(resource)
         klass = resource.get("class")
-        code = klass.get("code") if isinstance(klass, Mapping) else None
+        code = klass.get("code") if isinstance(klass, dict) else None
         if person is None or code not in ("IMP", "EMER"):
             return
         period = _period(resource)
@@ -351,20 +352,32 @@ class Cohorts:
         )
 
     async def collect(self) -> FactCollector:
-        """Every person's facts, read through the view (objectors already left out by it)."""
+        """Every person's facts, read through the view (objectors already left out by it).
+
+        The three types are read concurrently (the store has a pool of readers); the collector accepts facts
+        in any order (a Condition may arrive before its person's golden Patient).
+        """
         collector = FactCollector(self.definitions, self.places)
         folds = {"Patient": collector.patient, "Condition": collector.condition, "Encounter": collector.encounter}
-        for resource_type in COHORT_READS:
-            fold = folds[resource_type]
+        # bytes that must be in a body for it to matter: skip parsing the rest (source Patients, clinic visits)
+        needles = {"Patient": (b'"golden"',), "Condition": (b"snomed",), "Encounter": (b'"IMP"', b'"EMER"')}
+
+        async def read(resource_type: str) -> None:
+            fold, wanted = folds[resource_type], needles[resource_type]
             after = ""
             while True:
                 batch = await self.view.export_batch(resource_type, after_id=after)
                 if not batch:
-                    break
+                    return
                 for stored in batch:
-                    if stored.body is not None:
-                        fold(orjson.loads(stored.body))
+                    body = stored.body
+                    if body is not None and any(n in body for n in wanted):
+                        fold(orjson.loads(body))
                 after = batch[-1].id
+
+        async with anyio.create_task_group() as group:
+            for resource_type in COHORT_READS:
+                group.start_soon(read, resource_type)
         return collector
 
     async def compute(

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from bcconnect.adapters import merge_cursor_types
 from bcconnect.fhir.compartment import patient_compartment
 from bcconnect.identity import link_patients, settle_persons
 from bcconnect.ingest._held import drop_held, hold, take_held
@@ -32,10 +33,12 @@ from bcconnect.store import (
     get_cursor,
     land_raw,
     landed_by_key,
+    lock_clock,
     open_quarantine_for_keys,
     put_resources,
     resolve_quarantine,
     set_cursor,
+    update_cursor,
 )
 
 
@@ -75,8 +78,13 @@ def commit_page(
     ods_code: str,
     mapping_set: MappingSet,
     received_at: str,
+    cursor_types: frozenset[str] | None = None,
 ) -> PageCounts:
-    """Write one prepared page and its cursor; returns the page's reconciliation counts."""
+    """Write one prepared page and its cursor; returns the page's reconciliation counts.
+
+    ``cursor_types``: this worker reads only these resource types of a FHIR source (a lease per type), so only
+    their entries of the adapter's cursor are replaced — the other types belong to other workers.
+    """
     del received_at  # carried by the mapped resources' meta; kept in the signature for callers
     to_land = [p.record for p in prepared.records if p.outcome is not Outcome.UNCHANGED]
     land_raw(tx, adapter, to_land)
@@ -98,7 +106,10 @@ def commit_page(
     quarantined = [p.quarantine for p in prepared.records if p.quarantine is not None]
     for entry in [*quarantined, *prepared.rejects]:
         add_quarantine(tx, _stored_entry(entry, adapter=adapter, mapping_set=mapping_set))
-    if prepared.cursor:
+    if prepared.cursor and cursor_types is not None:
+        page_cursor = prepared.cursor
+        update_cursor(tx, adapter, lambda stored: merge_cursor_types(stored, page_cursor, cursor_types, source=adapter))
+    elif prepared.cursor:
         set_cursor(tx, adapter, prepared.cursor)
     tally: Mapping[Outcome, int] = _tally(prepared)
     patient_records = sum(
@@ -163,7 +174,13 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         if when is not None:
             guarded += [(r["resourceType"], r["id"], when) for r in kept]
     resources, held = _hold_orphans(tx, resources, origin, adapter=adapter)
-    released = take_held(tx, [r["id"] for r in resources if r["resourceType"] == "Patient"])
+    patient_ids = [r["id"] for r in resources if r["resourceType"] == "Patient"]
+    if patient_ids:
+        # releasing happens under the clock lock, as holding does (below): of a Patient and a resource held for it
+        # in two concurrent transactions, whichever commits second sees the other (workers leasing one adapter's
+        # types write Patients and their Observations at the same time)
+        lock_clock(tx)
+    released = take_held(tx, patient_ids)
     resources += [h.body for h in released]
     # sensitivity rules (packaged ValueSets) label by code and by clinical context within the batch
     label_sensitive(resources)
@@ -174,22 +191,24 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
             body=orjson.dumps(resource),
             source=adapter,
             compartment=patient_compartment(resource),
+            parsed=resource,
         )
         for resource in resources
     ]
-    # Identity and the objection register touch only their own tables, so they go first: on PostgreSQL
-    # put_resources takes the store's logical-clock row lock, held to commit, and every writer waits for it.
+    # Identity, the objection register and the source times touch only their own tables, so they go first: on
+    # PostgreSQL put_resources takes the store's logical-clock row lock, held to commit, and every writer waits
+    # for it — what runs before it runs concurrently with the other adapters' pages.
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if patients:
         link_patients(tx, patients, ods_code=ods_code, settle=False)
     for resource in resources:
         if resource["resourceType"] in ("Consent", "Flag"):
             record_objection_from_resource(tx, resource)
+    if guarded:
+        record_source_times(tx, guarded)
     put_resources(tx, writes)
     # golden Patients are composed from the source Patients just written (ids stable, aliases current)
     settle_persons(tx, patient_ids=[p["id"] for p in patients])
-    if guarded:
-        record_source_times(tx, guarded)
     return Written(len(writes), frozenset(stale), held, len(released))
 
 
@@ -207,6 +226,12 @@ def _hold_orphans(
         return resources, 0
     present = current_ids(tx, "Patient", wanted.values())
     orphans = [(r, wanted[id(r)]) for r in resources if id(r) in wanted and wanted[id(r)] not in present]
+    if orphans and tx.dialect == "postgresql":
+        # decide under the clock lock, which a transaction writing Patients holds to commit: a Patient committed
+        # meanwhile is seen now, and one committed later releases what is held here (see write_mapped)
+        lock_clock(tx)
+        present = current_ids(tx, "Patient", [pid for _, pid in orphans])
+        orphans = [(r, pid) for r, pid in orphans if pid not in present]
     if not orphans:
         return resources, 0
     hold(tx, [(r, adapter, origin.get(id(r), ""), pid) for r, pid in orphans])

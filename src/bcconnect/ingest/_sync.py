@@ -61,8 +61,16 @@ def mapping_context_factory(config: AdapterConfig, received_at: str) -> Callable
     return context_for
 
 
-async def process_page(page: Page, *, config: AdapterConfig, store: Store, mapping_set: MappingSet) -> PageCounts:
-    """Prepare one page (in a worker thread) and commit it with its cursor in one transaction."""
+async def process_page(
+    page: Page,
+    *,
+    config: AdapterConfig,
+    store: Store,
+    mapping_set: MappingSet,
+    cursor_types: frozenset[str] | None = None,
+) -> PageCounts:
+    """Prepare one page (in a worker thread) and commit it with its cursor in one transaction (only the entries
+    of ``cursor_types`` when the worker reads only those resource types)."""
     keys = [record.source_key for record in page.records]
     landed = await store.read(partial(_commit.landed_state, adapter=config.name, source_keys=keys))
     received_at = _runs.utc_now()
@@ -85,6 +93,7 @@ async def process_page(page: Page, *, config: AdapterConfig, store: Store, mappi
             ods_code=config.ods_code,
             mapping_set=mapping_set,
             received_at=received_at,
+            cursor_types=cursor_types,
         )
     )
 
@@ -104,10 +113,13 @@ async def _consume(
     mapping_set: MappingSet,
     report: SyncReport,
     progress: ProgressCallback | None,
+    cursor_types: frozenset[str] | None,
 ) -> None:
     async with receive:
         async for page in receive:
-            counts = await process_page(page, config=config, store=store, mapping_set=mapping_set)
+            counts = await process_page(
+                page, config=config, store=store, mapping_set=mapping_set, cursor_types=cursor_types
+            )
             report.add(counts)
             _count_page(config.name, counts)
             await source.acknowledge(page.cursor)
@@ -133,14 +145,22 @@ async def sync_adapter(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: ProgressCallback | None = None,
     breaker: CircuitBreaker | None = None,
+    resource_types: Sequence[str] | None = None,
 ) -> SyncReport:
     """One pass of one adapter: everything the source has after the committed cursor, then return.
+
+    ``resource_types`` (FHIR API sources): read only these types and commit only their part of the adapter's
+    cursor — one worker's share when the adapter's types are leased one by one to several workers.
 
     Source failures (after the adapter's own retries) end the run early but cleanly: what was committed stays,
     the report carries the error, and the next run resumes from the last committed cursor. Pass the same
     ``breaker`` to successive runs (the daemon does) so an open circuit survives between them.
     """
     report = SyncReport(adapter=config.name)
+    cursor_types: frozenset[str] | None = None
+    if resource_types is not None:
+        cursor_types = frozenset(resource_types)
+        config = replace(config, fetch=replace(config.fetch, resource_types=tuple(resource_types)))
     started = time.perf_counter()
     run_id = await store.write(partial(_runs.start_run, adapter=config.name))
     # every log line of this run, in this task and the tasks it starts, carries the run id
@@ -163,6 +183,7 @@ async def sync_adapter(
                         mapping_set=mapping_set,
                         report=report,
                         progress=progress,
+                        cursor_types=cursor_types,
                     )
                 )
             if isinstance(source, FhirApiSource):

@@ -7,6 +7,7 @@ produced them, in the same transaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,17 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _token_hashes(rtype: str, code_name: str, system: str | None, code: str | None) -> tuple[int, int, int]:
+    """The three hashes of one token row (code alone, system|code, system alone); a region's data repeats a
+    few thousand codes millions of times, so they are remembered (bounded)."""
+    return (
+        token_hash(rtype, code_name, None, code),
+        token_hash(rtype, code_name, system or "", code),
+        token_hash(rtype, code_name, system or "", None),
+    )
+
+
 def _add_token(rows: IndexRows, rtype: str, code_name: str, system: object, code: object, text: object) -> None:
     sys_s = system if isinstance(system, str) else None
     code_s = code if isinstance(code, str) else None
@@ -74,9 +86,7 @@ def _add_token(rows: IndexRows, rtype: str, code_name: str, system: object, code
             code_name,
             sys_s,
             code_s,
-            token_hash(rtype, code_name, None, code_s),
-            token_hash(rtype, code_name, sys_s or "", code_s),
-            token_hash(rtype, code_name, sys_s or "", None),
+            *_token_hashes(rtype, code_name, sys_s, code_s),
             normalize_string(text) if isinstance(text, str) else None,
         )
     )

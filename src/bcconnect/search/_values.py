@@ -7,6 +7,7 @@ by 64-bit hashes of (resource type, parameter, system, code), after HAPI FHIR.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -24,6 +25,8 @@ _DATE = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# ingest normalises the same display texts and names again and again: a bounded memo saves most of the work
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_string(text: str) -> str:
     """Fold case and strip accents, so ``name=zoe`` finds ``Zoë``.
 

@@ -72,6 +72,7 @@ from bcconnect.security._objection import (
 from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
+from bcconnect.security._retention import PruneResult, prune_audit_trail, verify_audit_export
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
 from bcconnect.security._screen import (
     RESTRICTED_SEARCH_PARAMS,
@@ -115,6 +116,7 @@ __all__ = [
     "ObjectionChange",
     "ObjectionRules",
     "Principal",
+    "PruneResult",
     "QueryLimits",
     "RateLimiter",
     "Related",
@@ -164,6 +166,7 @@ __all__ = [
     "patient_identities",
     "patient_key",
     "principal_from_claims",
+    "prune_audit_trail",
     "record_objection_from_resource",
     "record_operator_action",
     "redact_for_restricted_patient",
@@ -175,6 +178,7 @@ __all__ = [
     "search_audit_events",
     "start_notes",
     "verify_audit_chain",
+    "verify_audit_export",
     "withheld_entry",
     "withheld_in_request",
     "withheld_outcome",

@@ -2,27 +2,30 @@
 
 ``admit`` authenticates (401), rate-limits (429), checks the query against the limits (400) and authorises the
 interaction (403), in that order, and returns an :class:`Admission`. ``record`` writes the AuditEvent for the
-request, whatever its outcome, in its own write transaction, and returns only once it is committed, so the API
-sends no response that is not already audited.
+request, whatever its outcome, by group commit (one transaction for the events of the requests that finish
+together, see ``_audit_writer``), and returns only once it is committed, so the API sends no response that is
+not already audited.
 """
 
 from __future__ import annotations
 
 import getpass
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from bcconnect.config import SecuritySettings, Settings
 from bcconnect.errors import NotAuthenticated, RequestError
-from bcconnect.identity import is_person, person_of, person_patients
 from bcconnect.security._anchor import AuditAnchor
 from bcconnect.security._audit import AuditRecord, build_audit_event
-from bcconnect.security._audit_store import AuditEntry, append_audit_event
+from bcconnect.security._audit_store import append_audit_event
+from bcconnect.security._audit_writer import AuditWriter
 from bcconnect.security._authenticate import Authenticator, authorise, build_authenticator
 from bcconnect.security._filters import SensitivityPolicy
 from bcconnect.security._limits import QueryLimits, check_query
@@ -31,7 +34,7 @@ from bcconnect.security._optout import NationalOptOut
 from bcconnect.security._principal import Principal
 from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
 from bcconnect.security._scopes import Interaction
-from bcconnect.store import Store, Tx
+from bcconnect.store import ALIAS_FAMILY, Store, Tx, alias_members, canonical_ids, change_counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +67,47 @@ def audit_anchor_dir(settings: Settings) -> Path:
     return settings.resolve(configured or str(Path(settings.paths.data_dir) / "audit-anchor"))
 
 
-def with_persons(tx: Tx, patients: Iterable[str]) -> set[str]:
-    """``Patient/<id>`` references plus the person (golden id) of each source record, and the source records of
-    each golden id: the record ids touched and the person they belong to."""
-    out: set[str] = set()
-    for ref in patients:
-        out.add(ref)
-        ident = ref.removeprefix("Patient/")
-        if is_person(tx, ident):
-            out.update(f"Patient/{p}" for p in person_patients(tx, ident))
-        else:
-            person = person_of(tx, ident)
-            if person is not None:
-                out.add(f"Patient/{person}")
-    return out
+class PersonNames:
+    """Which person each Patient id belongs to, for naming it in AuditEvents, kept in the process.
+
+    Read from the store's reference aliases (a person's golden id and its source records) and dropped when
+    their change counter moves; :meth:`refresh` checks it once per audit batch, in the batch's transaction.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._known: dict[str, frozenset[str]] = {}
+
+    def refresh(self, tx: Tx) -> None:
+        """Drop what was learnt if the aliases changed since (call in the transaction that then names)."""
+        version = change_counters(tx).get(ALIAS_FAMILY, 0)
+        with self._lock:
+            if version != self._version:
+                self._known, self._version = {}, version
+
+    def with_persons(self, tx: Tx, patients: Iterable[str]) -> set[str]:
+        """``Patient/<id>`` references plus the person (golden id) of each source record, and the source records
+        of each golden id: the record ids touched and the person they belong to."""
+        refs = set(patients)
+        known = self._known
+        ids = {ref.removeprefix("Patient/") for ref in refs}
+        missing = sorted(i for i in ids if i not in known)
+        if missing:
+            canonical = canonical_ids(tx, "Patient", missing)
+            members = alias_members(tx, "Patient", set(canonical.values())) if canonical else {}
+            for ident in missing:
+                person = canonical.get(ident)
+                if person is None:
+                    known[ident] = frozenset()
+                elif person == ident:  # a person: every record of it
+                    known[ident] = frozenset(m for m in members.get(person, ()) if m != ident)
+                else:  # a record: the person it belongs to
+                    known[ident] = frozenset({person})
+        out = set(refs)
+        for ident in ids:
+            out.update(f"Patient/{p}" for p in known[ident])
+        return out
 
 
 def rate_limits_from(settings: SecuritySettings) -> dict[str, Limit]:
@@ -120,6 +150,8 @@ class SecurityGate:
         self.opt_out = opt_out
         self.request_timeout_seconds = request_timeout_seconds
         self._now = now
+        self.person_names = PersonNames()
+        self.audit_writer = AuditWriter(store, before_batch=self.person_names.refresh)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, allow_no_auth: bool = False) -> SecurityGate:
@@ -245,12 +277,13 @@ class SecurityGate:
         )
         event_id = str(uuid.uuid4())
 
-        def write(tx: Tx) -> AuditEntry:
+        def build(tx: Tx) -> tuple[dict[str, Any], tuple[str, ...]]:
             # named by person as well as by record, so "who looked at this person" finds every event
-            named = replace(record, patients=tuple(sorted(with_persons(tx, record.patients))))
-            return append_audit_event(tx, build_audit_event(named, event_id=event_id), patients=named.patients)
+            named = replace(record, patients=tuple(sorted(self.person_names.with_persons(tx, record.patients))))
+            return build_audit_event(named, event_id=event_id), named.patients
 
-        entry = await self.store.write(write)
+        # group commit: this request's event shares one transaction with those of concurrent requests
+        entry = await self.audit_writer.append(build)
         if self.anchor is not None and entry.seq % self.checkpoint_every == 0:
             # committed first: a checkpoint never names an event that could still roll back
             await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)

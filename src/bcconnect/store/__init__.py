@@ -42,6 +42,7 @@ from bcconnect.store._landing import (
     landed_by_key,
     landed_records,
     set_cursor,
+    update_cursor,
 )
 from bcconnect.store._listing import iter_current, resource_types
 from bcconnect.store._migrate import MigrationStatus
@@ -67,10 +68,12 @@ from bcconnect.store._resources import (
     current_t,
     delete_resource,
     history,
+    lock_clock,
     put_resources,
     read_current,
     read_version,
 )
+from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
@@ -88,6 +91,8 @@ __all__ = [
     "ALIAS_FAMILY",
     "Dialect",
     "EverythingQuery",
+    "FactKeyer",
+    "KeyedRecord",
     "LandedRecord",
     "MigrationStatus",
     "PoolStats",
@@ -122,6 +127,7 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
     "history",
@@ -131,10 +137,12 @@ __all__ = [
     "landed_by_key",
     "landed_records",
     "list_quarantine",
+    "lock_clock",
     "mark_replayed",
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_records",
     "put_resources",
     "quarantine_groups",
     "read_current",
@@ -146,5 +154,6 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "update_cursor",
     "visible_versions",
 ]

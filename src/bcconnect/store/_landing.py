@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,6 +92,19 @@ def set_cursor(tx: Tx, adapter: str, cursor: str) -> None:
         " ON CONFLICT (adapter) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
         (adapter, cursor, now_instant()),
     )
+
+
+def update_cursor(tx: Tx, adapter: str, change: Callable[[str | None], str]) -> None:
+    """Replace ``adapter``'s cursor with ``change(current)``, the row locked from read to commit, so workers that
+    each own part of one source's cursor (a resource type each) never lose one another's progress."""
+    tx.execute(
+        "INSERT INTO cursors (adapter, cursor, updated_at) VALUES (?, ?, ?) ON CONFLICT (adapter) DO NOTHING",
+        (adapter, "", now_instant()),
+    )
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    row = tx.query_one(f"SELECT cursor FROM cursors WHERE adapter = ?{lock}", (adapter,))  # noqa: S608 - fixed
+    current = str(row[0]) if row and row[0] else None
+    set_cursor(tx, adapter, change(current))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,15 @@ version (``vid``), so a search can be re-run against any earlier ``t`` (snapshot
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from bcconnect.errors import StoreError
-from bcconnect.search import IndexRows, extract_index
+from bcconnect.search import IndexRows, date_range, extract_index
 from bcconnect.store._tx import BulkTx, Tx
 from bcconnect.store._visibility import Visibility
 
@@ -37,6 +37,8 @@ class ResourceWrite:
     body: bytes
     source: str
     compartment: str | None = None
+    #: ``body`` already parsed, when the caller has it (ingest does): saves parsing it again; never changed
+    parsed: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +170,18 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
     """Store each resource as a new version unless its content is unchanged; index rows in the same tx.
 
     A resource that appears twice in ``writes`` keeps the last one.
+
+    The CPU-heavy part — hashing, the served JSON, index extraction — runs *before* the logical clock is taken,
+    against the current versions as they were read without the lock; on PostgreSQL the clock row lock (held to
+    commit, so logical time follows commit order) then covers only re-reading those versions, numbering the new
+    ones and the database writes. A resource another writer changed in between is re-judged under the lock
+    (its content may now be unchanged, or its version number moved on); ``meta.versionId``, ``lastUpdated`` and
+    the ``_lastUpdated`` index row are stamped only under the lock, so ``lastUpdated`` still follows commit order.
     """
     parsed: dict[tuple[str, str], tuple[ResourceWrite, dict[str, Any], str]] = {}
     for w in writes:
         try:
-            resource = orjson.loads(w.body)
+            resource = dict(w.parsed) if w.parsed is not None else orjson.loads(w.body)
         except orjson.JSONDecodeError as exc:
             raise StoreError(f"{w.resource_type}/{w.id}: body is not JSON: {exc}") from exc
         if resource.get("resourceType") != w.resource_type or resource.get("id") != w.id:
@@ -180,36 +189,63 @@ def put_resources(tx: Tx, writes: Iterable[ResourceWrite]) -> WriteCounts:
         parsed[(w.resource_type, w.id)] = (w, resource, content_hash(resource))
     if not parsed:
         return WriteCounts()
-    lock_clock(tx)
-    current = _current(tx, list(parsed))
-    todo = [
-        (key, item)
-        for key, item in parsed.items()
-        if key not in current or current[key][3] or current[key][2] != item[2]
-    ]
+    unlocked = _current(tx, list(parsed))
+    staged = {key: _stage(item[1]) for key, item in parsed.items() if _differs(unlocked.get(key), item[2])}
+    if tx.dialect == "postgresql":
+        lock_clock(tx)
+        current = _current(tx, list(parsed))  # what committed while this transaction worked unlocked
+    else:
+        current = unlocked  # SQLite's one writer holds the database from BEGIN IMMEDIATE: nothing moved
+    todo = [key for key, item in parsed.items() if _differs(current.get(key), item[2])]
     unchanged = len(parsed) - len(todo)
     if not todo:
         return WriteCounts(unchanged=unchanged)
     t, vid = next_time(tx, len(todo))
     instant = now_instant()
+    stamped = date_range(instant)
     versions, ended, heads = [], [], []
     index = _IndexBatch()
     new = 0
-    for offset, (key, (w, resource, digest)) in enumerate(todo):
+    for offset, key in enumerate(todo):
+        w, resource, digest = parsed[key]
+        served, rows = staged.get(key) or _stage(resource)
         this_vid = vid + offset
         previous = current.get(key)
         version = previous[1] + 1 if previous else 1
         new += previous is None
-        served = _served(resource, version, instant)
+        served["meta"]["versionId"] = str(version)
+        served["meta"]["lastUpdated"] = instant
+        if stamped is not None:
+            rows.dates = [(p, *stamped) if p == "_lastUpdated" else (p, low, high) for p, low, high in rows.dates]
         body = orjson.dumps(served)
         versions.append((this_vid, w.resource_type, w.id, version, t, instant, digest, 0, body, w.compartment))
         heads.append((w.resource_type, w.id, this_vid, version, t, instant, digest, w.compartment, w.source, 0))
         if previous:
             ended.append((t, previous[0]))
-        index.add(this_vid, w.resource_type, extract_index(served))
+        index.add(this_vid, w.resource_type, rows)
     _write_versions(tx, versions, ended, heads)
     index.write(tx)
     return WriteCounts(new=new, changed=len(todo) - new, unchanged=unchanged)
+
+
+def _differs(current: tuple[int, int, str, bool] | None, digest: str) -> bool:
+    """Whether a resource with content ``digest`` is a new version over ``current`` (absent, deleted or changed)."""
+    return current is None or current[3] or current[2] != digest
+
+
+def _stage(resource: dict[str, Any]) -> tuple[dict[str, Any], IndexRows]:
+    """The served form (version and instant stamped later) and its index rows."""
+    served = _served(resource, 0, _UNSTAMPED)
+    return served, extract_index(served)
+
+
+#: a placeholder ``lastUpdated`` while a version is staged (a valid instant, so extraction treats it as one)
+_UNSTAMPED = "1970-01-01T00:00:00.000Z"
+
+
+_VERSION_COLUMNS = (
+    "vid", "res_type", "res_id", "version", "t", "last_updated", "content_hash", "deleted", "body", "compartment",
+)  # fmt: skip
 
 
 def _write_versions(
@@ -218,11 +254,14 @@ def _write_versions(
     ended: Sequence[Sequence[object]],
     heads: Sequence[Sequence[object]],
 ) -> None:
-    tx.executemany(
-        "INSERT INTO resource_versions (vid, res_type, res_id, version, t, t_end, last_updated, content_hash,"
-        " deleted, body, compartment) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
-        versions,
-    )
+    if isinstance(tx, BulkTx) and len(versions) > 1:
+        tx.copy_rows("resource_versions", _VERSION_COLUMNS, versions)
+    else:
+        tx.executemany(
+            "INSERT INTO resource_versions (vid, res_type, res_id, version, t, t_end, last_updated, content_hash,"
+            " deleted, body, compartment) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            versions,
+        )
     if ended:
         tx.executemany("UPDATE resource_versions SET t_end = ? WHERE vid = ?", ended)
     tx.executemany(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -18,6 +20,11 @@ from bcconnect.store._tx import translate_errors
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 10_000
+#: how long closing waits for a transaction still running in a worker thread (one the caller stopped waiting for)
+_CLOSE_WAIT_SECONDS = 30.0
+#: the writer's page cache (KiB; SQLite's default is 2 MiB): each resource adds rows to a dozen index b-trees
+#: at scattered keys (token hashes), so a larger cache keeps their inner pages in memory as the store grows
+_WRITER_CACHE_KIB = 64 * 1024
 
 
 class SqliteTx:
@@ -92,7 +99,10 @@ class SqliteBackend:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder {parent}: {exc}") from exc
         self.memory = path == ":memory:"
+        #: held while a transaction runs on the writer connection, so close() never pulls it from under one
+        self._writer_busy = threading.Lock()
         self._writer = _connect(path)
+        self._writer.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         if not self.memory:
             with translate_errors("enabling WAL"):
                 self._writer.execute("PRAGMA journal_mode = WAL")
@@ -107,12 +117,14 @@ class SqliteBackend:
 
     def run_write(self, fn: Callable[[SqliteTx], T]) -> T:
         """Run ``fn`` in one IMMEDIATE transaction on the writer connection (caller serialises)."""
-        return _run(self._writer, "BEGIN IMMEDIATE", fn)
+        with self._writer_busy:
+            return _run(self._writer, "BEGIN IMMEDIATE", fn)
 
     def run_read(self, fn: Callable[[SqliteTx], T]) -> T:
         """Run ``fn`` in one read transaction (a WAL snapshot taken at its first statement)."""
         if self.memory:
-            return _run(self._writer, "BEGIN", fn)
+            with self._writer_busy:
+                return _run(self._writer, "BEGIN", fn)
         conn = self._readers.get()
         try:
             return _run(conn, "BEGIN", fn)
@@ -120,9 +132,25 @@ class SqliteBackend:
             self._readers.put(conn)
 
     def close(self) -> None:
-        """Close every connection."""
-        for conn in (*self._all_readers, self._writer):
+        """Close every connection, each once no transaction runs on it.
+
+        A worker thread can still be inside a transaction when the store is closed (its caller was cancelled and
+        stopped waiting); closing a sqlite3 connection under a running statement crashes the interpreter, so each
+        connection is closed only when it is idle — a reader when it is back in the pool, the writer when its
+        lock is free — and one still busy after the wait is left to the garbage collector rather than closed.
+        """
+        deadline = time.monotonic() + _CLOSE_WAIT_SECONDS
+        for _ in self._all_readers:
+            try:
+                conn = self._readers.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
             conn.close()
+        if self._writer_busy.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                self._writer.close()
+            finally:
+                self._writer_busy.release()
 
 
 def _run(conn: sqlite3.Connection, begin: str, fn: Callable[[SqliteTx], T]) -> T:

@@ -209,27 +209,30 @@ class Triage:
         found: list[Any] = []
         at: int | None = None
         offset = 0
+        after: str | None = None
         while True:
-            result = await self.view.search(access, resource_type, query, at=at, offset=offset)
+            # each page starts after the previous page's last key (a deep page costs what the first does)
+            result = await self.view.search(access, resource_type, query, at=at, offset=offset, after=after)
             page = result.page
             found.extend(orjson.loads(m.body) for m in page.matches if m.body is not None)
             if not page.has_more or not page.matches:
                 return found
-            at, offset = page.t, offset + len(page.matches)
+            at, offset, after = page.t, offset + len(page.matches), page.after
 
     async def _record(self, access: AccessContext, person: str) -> list[Any]:
         """The person's cross-trust record (``Patient/<id>/$everything``, all pages)."""
         found: list[Any] = []
         at: int | None = None
         offset = 0
+        after: str | None = None
         while True:
             page = await self.view.everything(
-                access, person, [("_count", str(self.view.max_count))], at=at, offset=offset
+                access, person, [("_count", str(self.view.max_count))], at=at, offset=offset, after=after
             )
             found.extend(orjson.loads(m.body) for m in page.matches if m.body is not None)
             if not page.has_more or not page.matches:
                 return found
-            at, offset = page.t, offset + len(page.matches)
+            at, offset, after = page.t, offset + len(page.matches), page.after
 
     async def _stale_trusts(self, access: AccessContext) -> frozenset[str]:
         return frozenset(f.ods_code for f in await self.view.freshness(access) if f.stale and f.ods_code)
@@ -297,8 +300,10 @@ class Triage:
         contexts: dict[str, PersonContext] = {}
         if with_context:
             stale = await self._stale_trusts(access)
-            for person in dict.fromkeys(r.patient for r in waiting):
-                resources = await self._record(access, person)
+            # every waiting person's record in one read (not one $everything per person)
+            records = await self.view.records(access, list(dict.fromkeys(r.patient for r in waiting)))
+            for person, stored in records.items():
+                resources = [orjson.loads(m.body) for m in stored if m.body is not None]
                 contexts[person] = build_context(
                     person, resources, network=net, config=self.config, as_of=as_of, stale_trusts=stale
                 )
@@ -421,8 +426,7 @@ class Triage:
         """PIDMAS cohort 1: routine, > 40 weeks, no appointment/admission within 8 weeks, adult, not transferred."""
         cfg = self.config
         horizon = as_of + timedelta(weeks=cfg.pidmas_horizon_weeks)
-        ages: dict[str, int | None] = {}
-        out = []
+        checked = []
         for row in rows:
             reasons = []
             if row.days_waited <= cfg.pidmas_min_weeks * 7:
@@ -433,24 +437,28 @@ class Triage:
                 reasons.append(f"booked for {row.next_activity.isoformat()}")
             if row.clock.transferred:
                 reasons.append("inter-provider transfer")
-            if not reasons:  # only then is the age worth a read
-                if row.person not in ages:
-                    ages[row.person] = await self._age(access, row.person, as_of)
-                age = ages[row.person]
+            checked.append((row, reasons))
+        # only the rows nothing else excludes need an age: their Patients are read together, not one by one
+        ages = await self._ages(access, [row.person for row, reasons in checked if not reasons], as_of)
+        out = []
+        for row, reasons in checked:
+            if not reasons:
+                age = ages.get(row.person)
                 if age is None or age < cfg.pidmas_min_age:
                     reasons.append("under 18" if age is not None else "age not known")
             out.append(_replace_row(row, pidmas_eligible=not reasons, exclusions=tuple(reasons)))
         return out
 
-    async def _age(self, access: AccessContext, person: str, as_of: date) -> int | None:
-        patient = await self.view.read(access, "Patient", person)
-        if patient.body is None:
-            return None
-        born = orjson.loads(patient.body).get("birthDate")
-        day = date.fromisoformat(born[:10]) if isinstance(born, str) and len(born) >= 10 else None
-        if day is None:
-            return None
-        return as_of.year - day.year - ((as_of.month, as_of.day) < (day.month, day.day))
+    async def _ages(self, access: AccessContext, persons: Sequence[str], as_of: date) -> dict[str, int | None]:
+        """Each person's age at ``as_of`` from their (golden) Patient, read a page of ids at a time."""
+        wanted = list(dict.fromkeys(persons))
+        ages: dict[str, int | None] = {}
+        for start in range(0, len(wanted), _AGE_BATCH):
+            chunk = wanted[start : start + _AGE_BATCH]
+            params = [("_id", ",".join(chunk))]
+            for patient in await self._search(access, "Patient", params):
+                ages[str(patient.get("id"))] = _age_at(patient.get("birthDate"), as_of)
+        return ages
 
     async def summary(self, access: AccessContext, *, as_of: date | None = None) -> list[WaitSummary]:
         """Waiting-list statistics per trust and TFC."""
@@ -505,6 +513,18 @@ def cancer_performance(rows: Iterable[PathwayRow]) -> list[CancerPerformance]:
             counts[2] += 1
             counts[3] += row.days_waited <= 62
     return [CancerPerformance(t, *c) for t, c in sorted(per.items())]
+
+
+#: Patients read per search when working out ages
+_AGE_BATCH = 100
+
+
+def _age_at(born: object, as_of: date) -> int | None:
+    """Whole years from a FHIR birthDate to ``as_of`` (None when absent or partial)."""
+    day = date.fromisoformat(born[:10]) if isinstance(born, str) and len(born) >= 10 else None
+    if day is None:
+        return None
+    return as_of.year - day.year - ((as_of.month, as_of.day) < (day.month, day.day))
 
 
 def _replace_row(row: PathwayRow, **changes: Any) -> PathwayRow:

@@ -26,6 +26,7 @@ from bcconnect.fhir.constants import BCCONNECT_BASE, PERSON_ID_SYSTEM
 from bcconnect.identity import GOLDEN_TAG, Rules, compose_golden
 from bcconnect.store import (
     EverythingQuery,
+    KeyedRecord,
     SearchPage,
     StoredResource,
     Tx,
@@ -33,10 +34,11 @@ from bcconnect.store import (
     alias_closure,
     alias_members,
     canonical_ids,
-    everything_of,
+    fill_fact_keys,
+    person_records,
     read_current,
 )
-from bcconnect.view._dedupe import collapse_same_facts
+from bcconnect.view._dedupe import FACT_TYPES, collapse_keyed, fact_key
 
 #: extension on a re-pointed Reference: the source Patient it pointed at as stored
 SOURCE_REFERENCE_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-reference"
@@ -221,6 +223,28 @@ def person_centred(tx: Tx, resources: Iterable[StoredResource]) -> list[StoredRe
     return out
 
 
+def person_record(
+    person_id: str, found: Iterable[KeyedRecord], priority: Sequence[str], unkeyed: list[int] | None
+) -> list[StoredResource]:
+    """One person's rows (as read with their keys) as served: the golden Patient left out (it leads, composed
+    for the caller), one fact from two trusts shown once, ordered by (type, id). Versions with no kept key are
+    keyed here and their version keys added to ``unkeyed`` for the caller to keep (:func:`key_facts`)."""
+    collected: dict[tuple[str, str], tuple[StoredResource, str | None, str]] = {}
+    for row in found:
+        item = row.resource
+        same, ods = row.fact_key, row.ods
+        if not row.keyed and item.resource_type in FACT_TYPES and item.body is not None:
+            # arrived since the person was last read: keyed here, and kept for next time by the caller
+            same, ods = fact_key(item.resource_type, item.body)
+            if unkeyed is not None:
+                unkeyed.append(row.vid)
+        collected[(item.resource_type, item.id)] = (item, same, ods)
+    collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
+    # one fact sent by two trusts is shown once, carrying both trusts' tags (from keys kept per version)
+    deduped = collapse_keyed(list(collected.values()), priority)
+    return sorted(deduped, key=lambda r: (r.resource_type, r.id))
+
+
 def everything_for_person(
     tx: Tx,
     person_id: str,
@@ -233,24 +257,23 @@ def everything_for_person(
     after: str | None = None,
     cache: RecordCache | None = None,
     visibility: Visibility,
+    unkeyed: list[int] | None = None,
 ) -> SearchPage:
     """``$everything`` of a person: the compartments of all its source Patients at one logical time.
 
     The golden Patient comes first, then every resource of every source in a stable order (type, id); a page
     starts after the previous page's last ``type/id`` (``after``), so pages stay exact while the snapshot
     ``t`` is pinned. A fact two trusts both sent appears once (see :mod:`bcconnect.view._dedupe`), which needs
-    the person's whole record in hand: it is read in one query per page.
+    the person's whole record in hand: it is read in one query, with each version's same-fact key kept in the
+    store; versions not keyed yet are keyed here and their version keys added to ``unkeyed`` for the caller to
+    keep (:func:`key_facts`).
     """
     # the records are screened for this caller in the SQL, so the cache is keyed by what the caller may see
     key = visibility.key()
     cached = cache.get((person_id, replace(query, count=0), at, key)) if cache is not None and at is not None else None
     if cached is None:
-        t, found = everything_of(tx, query, person_members(tx, person_id), at=at, visibility=visibility)
-        collected = {(r.resource_type, r.id): r for r in found}
-        collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
-        # one fact sent by two trusts is shown once, carrying both trusts' tags
-        deduped = collapse_same_facts(list(collected.values()), priority)
-        cached = (t, sorted(deduped, key=lambda r: (r.resource_type, r.id)))
+        t, found = person_records(tx, query, person_members(tx, person_id), at=at, visibility=visibility)
+        cached = (t, person_record(person_id, found, priority, unkeyed))
         if cache is not None:
             cache.put((person_id, replace(query, count=0), t, key), cached)
     t, records = cached
@@ -268,3 +291,8 @@ def everything_for_person(
     cursor = f"{window[-1].resource_type}/{window[-1].id}" if window else after
     has_more = len(ordered) > start + query.count
     return SearchPage(t, offset, window, [], len(ordered), has_more, cursor)
+
+
+def key_facts(tx: Tx, vids: Sequence[int]) -> int:
+    """Keep the same-fact keys of these versions (write transaction): later reads of the person parse nothing."""
+    return fill_fact_keys(tx, vids, fact_key)

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound
+from bcconnect.errors import InvalidRequest, ResourceGone, ResourceNotFound, StoreError
 from bcconnect.identity import Rules, load_rules, match_patient
+from bcconnect.logging import get_logger
 from bcconnect.search import (
     MAX_REQUEST_INTEGER,
     ParamType,
@@ -43,9 +44,12 @@ from bcconnect.store import (
     Store,
     StoredResource,
     Tx,
+    alias_members,
+    canonical_ids,
     everything,
     history,
     iter_current,
+    person_records,
     read_current,
     read_version,
     resource_types,
@@ -58,12 +62,16 @@ from bcconnect.view._person import (
     RecordCache,
     everything_for_person,
     is_golden,
+    key_facts,
     person_centred,
     person_id_of,
+    person_record,
     present_golden,
     present_goldens,
     same_person_ids,
 )
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +301,8 @@ class View:
         await self.read(access, "Patient", patient_id)  # 404/410 as for a read; screened like one
         query = _everything_query(patient_id, params, self.default_count, self.max_count)
 
+        unkeyed: list[int] = []
+
         def gather(tx: Tx) -> SearchPage:
             screen = self._screen(tx, access)
             person = person_id_of(tx, patient_id)
@@ -314,6 +324,7 @@ class View:
                     after=after,
                     cache=self._records,
                     visibility=screen.visibility,
+                    unkeyed=unkeyed,
                 )
                 head = [m for m in found.matches if m is wanted]
                 rest = screen.page(replace(found, matches=[m for m in found.matches if m is not wanted]))
@@ -321,7 +332,70 @@ class View:
             page = screen.page(everything(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
             return replace(page, matches=person_centred(tx, page.matches))
 
-        return await self.store.read(gather)
+        found = await self.store.read(gather)
+        await self._keep_fact_keys(unkeyed)
+        return found
+
+    async def records(
+        self, access: AccessContext, patient_ids: Sequence[str], *, types: Sequence[str] = ()
+    ) -> dict[str, list[StoredResource]]:
+        """Many persons' whole cross-trust records at once, each as its ``$everything`` gives it (golden Patient
+        first, one fact from two trusts once, person-centred), limited to ``types`` (every type when empty).
+
+        One snapshot, one screen and one read of every record for all of them (a worklist's context, not a
+        loop of ``$everything`` calls). Keyed by the id asked for; an id that is no visible Patient is left out.
+        """
+        for rtype in types:
+            self._check_type(rtype)
+        query = EverythingQuery(patient_id="", types=tuple(types), count=0)
+        unkeyed: list[int] = []
+
+        def run(tx: Tx) -> dict[str, list[StoredResource]]:
+            screen = self._screen(tx, access)
+            wanted = list(dict.fromkeys(patient_ids))
+            person_of = canonical_ids(tx, "Patient", wanted)
+            persons = list(dict.fromkeys(person_of.values()))
+            members = {p: [m for m in ms if m != p] for p, ms in alias_members(tx, "Patient", persons).items()}
+            owner = {m: p for p, ms in members.items() for m in ms}
+            _, found = person_records(tx, query, list(owner), visibility=screen.visibility)
+            rows: dict[str, list[Any]] = {p: [] for p in persons}
+            for row in found:
+                if row.resource.compartment in owner:
+                    rows[owner[row.resource.compartment]].append(row)
+            if not screen.visibility.allows_type("Patient"):
+                return {}  # as for $everything: no Patient may be read, so no person either
+            with_patient = not types or "Patient" in types
+            out: dict[str, list[StoredResource]] = {}
+            for person in persons:
+                golden = self._golden(tx, screen, person)
+                if golden is None or golden.deleted:
+                    continue  # withheld (or retired): as absent as an unknown Patient
+                record = person_record(person, rows[person], self.rules.source_priority, unkeyed)
+                shown = screen.apply(record, expected_clean=True).resources  # screened in the SQL; redacted here
+                out[person] = [golden, *shown] if with_patient else shown
+            served = person_centred(tx, [r for items in out.values() for r in items])
+            position = 0
+            for person, items in out.items():
+                out[person] = served[position : position + len(items)]
+                position += len(items)
+            return {asked: out[person_of[asked]] for asked in wanted if person_of.get(asked) in out}
+
+        found = await self.store.read(run)
+        await self._keep_fact_keys(unkeyed)
+        return found
+
+    async def _keep_fact_keys(self, vids: list[int]) -> None:
+        """Keep the same-fact keys a read computed, so the next read of those persons parses none of it.
+
+        Best effort: the answer was already right without them. A read replica cannot be written (the primary's
+        readers keep them, and replication brings them here); a failed write only means computing them again.
+        """
+        if not vids or self.store.is_replica:
+            return
+        try:
+            await self.store.write(lambda tx: key_facts(tx, vids))
+        except StoreError as exc:
+            log.warning("same_fact_keys_not_kept", versions=len(vids), error=str(exc))
 
     async def export_batch(self, resource_type: str, *, after_id: str = "", raw: bool = False) -> list[StoredResource]:
         """Up to 1000 current resources of a type after ``after_id`` (id order), for ``bcconnect export``.

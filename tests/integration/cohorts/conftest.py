@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import os
+import secrets
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -27,7 +31,9 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 NO_NOISE = NoiseSettings(
     nhs_missing=0.0, nhs_unverified=0.0, typo=0.0, nickname=0.0, dob_swapped=0.0, moved_house=0.0, duplicate=0.0
 )
-WORLD = SandboxSettings(persons=500, seed=16, noise=NO_NOISE)
+#: density 0: the sparse world (conditions, stays, attendances are all there; vitals and lab series are not,
+#: and they would only make the sync slower)
+WORLD = SandboxSettings(persons=500, seed=16, noise=NO_NOISE, density=0)
 
 
 @dataclass
@@ -47,11 +53,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="package")
-async def cohort_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
-    """The world synced into SQLite through the real adapters and mappings, all four wire dialects."""
-    tmp = tmp_path_factory.mktemp("cohort-world")
-    store_url = f"sqlite:///{tmp / 'store.db'}"
+@asynccontextmanager
+async def _synced(store_url: str, tmp: Path) -> AsyncIterator[CohortWorld]:
+    """The world synced into the store at ``store_url`` through the real adapters and mappings (all four dialects)."""
     async with open_store(store_url) as store:
         async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as world:
             await world.deliver_hl7()
@@ -63,6 +67,38 @@ async def cohort_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         with (tmp / "cohort_truth.csv").open(encoding="utf-8") as f:
             truth = {row["nhs_number"]: row for row in csv.DictReader(f)}
         yield CohortWorld(store, View(store), store_url, tmp, truth, WORLD.now)
+
+
+@pytest.fixture(scope="package")
+async def cohort_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
+    """The world synced into SQLite."""
+    tmp = tmp_path_factory.mktemp("cohort-world")
+    async with _synced(f"sqlite:///{tmp / 'store.db'}", tmp) as world:
+        yield world
+
+
+@pytest.fixture(scope="package")
+async def cohort_world_pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
+    """The same world synced into a fresh PostgreSQL schema (skipped without a test server)."""
+    base = os.environ.get("BCCONNECT_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail("BCCONNECT_TEST_POSTGRES_URL is not set: CI must test PostgreSQL")
+        pytest.skip("BCCONNECT_TEST_POSTGRES_URL is not set (scripts/test-postgres start prints one)")
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    try:
+        async with _synced(
+            f"{base}{sep}options={quote(f'-csearch_path={schema}')}", tmp_path_factory.mktemp("pg")
+        ) as w:
+            yield w
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @dataclass

@@ -74,6 +74,14 @@ async def test_the_three_default_cohorts_equal_the_truth(cohort_world: CohortWor
         assert await _nhs_of_members(cohort_world, cohort) == want, cohort
 
 
+@pytest.mark.postgres
+async def test_the_default_cohorts_equal_the_truth_on_postgresql(cohort_world_pg: CohortWorld) -> None:
+    """The same world on PostgreSQL: the same members, person for person."""
+    await Cohorts(cohort_world_pg.view).compute(as_of=cohort_world_pg.now)
+    for cohort in ("ltc-3plus", "emergency-3plus", "ae-repeat"):
+        assert await _nhs_of_members(cohort_world_pg, cohort) == expected(cohort_world_pg, cohort), cohort
+
+
 async def test_a_stay_sent_by_two_trusts_counts_once(cohort_world: CohortWorld) -> None:
     """Persons whose stays arrived from two trusts: the engine counts the distinct stays the truth lists."""
     collector = await Cohorts(cohort_world.view).collect()

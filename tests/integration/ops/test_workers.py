@@ -20,7 +20,7 @@ import pytest
 
 from bcconnect.cli.demo_cmd import write_demo_config
 from bcconnect.config import FetchSettings
-from bcconnect.ingest import acquire_lease, list_leases, release_lease, sync_adapter
+from bcconnect.ingest import Lease, acquire_lease, list_leases, release_lease, sync_adapter
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import Store, open_store
 from bcconnect.view import View, export_view_ndjson
@@ -79,13 +79,13 @@ async def pg_url() -> AsyncIterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-async def _wait_for(condition, what: str, *, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(condition, what: str, *, seconds: float = 60, state: object = None) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await condition():
             return
         await anyio.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    pytest.fail(f"timed out waiting for {what}" + (f"; last seen: {state}" if state is not None else ""))
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -175,3 +175,100 @@ async def test_a_survivor_takes_over_from_a_killed_worker_and_the_store_equals_a
     assert sum(len(v) for v in clean_export.values()) > 0
     for name in clean_export:
         assert after_failover[name] == clean_export[name], name
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_workers_share_one_adapters_resource_types_and_a_survivor_takes_the_killed_workers_types(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """``lease_by = "resource_type"``: two workers split RL4's resource types between them (a lease each); the
+    one holding Observation is SIGKILLed mid-sync; the survivor takes its types over once their leases expire,
+    and the store then exports exactly what one clean sync of the same source exports."""
+    faults = FaultSettings(latency_ms=40)
+    settings = SandboxSettings(density=0, persons=120, seed=11, trusts=("RL4",), faults=faults)
+    async with running_sandboxes(settings) as world:
+        configs, environ = world_adapters(world, hl7_drop_dir=tmp_path / "drop")
+        configs = [replace(c, fetch=FetchSettings(page_size=20), schedule_seconds=3600) for c in configs]
+        async with open_store(f"sqlite:///{tmp_path / 'clean.db'}") as clean:
+            rl4 = configs[0]
+            report = await sync_adapter(
+                rl4, store=clean, mapping_set=load_mapping_set(MAPPINGS / rl4.mapping_set), environ=environ
+            )
+            assert report.ok
+            clean_export = await _export(clean, tmp_path / "clean")
+        assert sum(len(v) for v in clean_export.values()) > 0
+        config_path = write_demo_config(tmp_path / "deploy", port=free_port(), configs=configs, environ=environ)
+        env = {
+            **os.environ,
+            **environ,
+            "BCCONNECT_STORE_URL": pg_url,
+            "BCCONNECT_INGEST_LEASE_SECONDS": "3",
+            "BCCONNECT_INGEST_LEASE_BY": "resource_type",
+            "BCCONNECT_LOG_FORMAT": "json",
+        }
+        logs = [(tmp_path / f"worker-{n}.log").open("wb") for n in range(2)]  # kept for a failure's post-mortem
+        async with open_store(pg_url) as store:
+            workers = [
+                subprocess.Popen(  # noqa: ASYNC220 - long-lived workers, watched below
+                    [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config_path), "run"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+                for log in logs
+            ]
+            try:
+
+                async def type_leases() -> list[Lease]:
+                    return [lease for lease in await store.read(list_leases) if lease.name.startswith("adapter:")]
+
+                async def both_work_and_observations_started() -> bool:
+                    leases = await type_leases()
+                    owners = {lease.owner for lease in leases}
+                    cursor = await store.read(lambda tx: tx.query_one("SELECT cursor FROM cursors"))
+                    observed = any(lease.name == "adapter:rl4:Observation" for lease in leases)
+                    return len(owners) == 2 and observed and bool(cursor and cursor[0])
+
+                await _wait_for(both_work_and_observations_started, "two workers each holding some of RL4's types")
+                leases = await type_leases()
+                assert all(lease.name.startswith("adapter:rl4:") for lease in leases)  # one lease per type
+                holder = next(lease.owner for lease in leases if lease.name == "adapter:rl4:Observation")
+                victim = next(w for w in workers if f":{w.pid}:" in holder)
+                survivor = next(w for w in workers if w is not victim)
+                victims_types = {lease.name for lease in leases if lease.owner == holder}
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(timeout=10)
+                killed_at = time.time()
+
+                seen: dict[str, object] = {}
+
+                async def survivor_caught_up() -> bool:
+                    leases = await type_leases()
+                    seen["leases"] = [(lease.name, lease.owner) for lease in leases]
+                    if not leases or any(f":{survivor.pid}:" not in lease.owner for lease in leases):
+                        return False
+                    export = await _export(store, tmp_path / "failover")
+                    seen["differs"] = {
+                        name: (export.get(name, b"").count(b"\n"), clean_export[name].count(b"\n"))
+                        for name in clean_export
+                        if export.get(name) != clean_export[name]
+                    }
+                    return export == clean_export
+
+                await _wait_for(
+                    survivor_caught_up, "the survivor to take every type over and catch up", seconds=180, state=seen
+                )
+                taken = {lease.name: lease for lease in await type_leases()}
+                assert victims_types <= taken.keys()
+                assert all(taken[name].taken_at >= killed_at - 0.5 for name in victims_types)
+                assert survivor.poll() is None
+            finally:
+                for worker in workers:
+                    if worker.poll() is None:
+                        worker.send_signal(signal.SIGKILL)
+                        worker.wait(timeout=10)
+                for log in logs:
+                    log.close()
+            after_failover = await _export(store, tmp_path / "failover")
+    assert after_failover == clean_export

@@ -15,6 +15,7 @@ from bcconnect.security import (
     search_audit_events,
     verify_audit_chain,
 )
+from bcconnect.security._audit_codec import pack, unpack
 from bcconnect.store import Store, Tx
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +60,7 @@ async def test_an_empty_trail_verifies(store: Store) -> None:
 @pytest.mark.parametrize(
     ("tamper", "bad_seq"),
     [
-        ("UPDATE audit_events SET body = replace(body, 'RL4', 'RXK') WHERE seq = 3", 3),
+        ("edit event 3: RL4 -> RXK", 3),
         ("DELETE FROM audit_event_patients WHERE seq = 2; DELETE FROM audit_events WHERE seq = 2", 2),
         ("UPDATE audit_events SET hash = prev_hash WHERE seq = 4", 4),
         ("DELETE FROM audit_event_patients WHERE seq = 5; DELETE FROM audit_events WHERE seq = 5", 5),
@@ -71,6 +72,14 @@ async def test_tampering_is_detected_at_the_first_changed_event(store: Store, ta
         await append(store, n)
 
     def run(tx: Tx) -> None:
+        if tamper.startswith("edit event 3"):
+            # the stored form is deflated: the attacker inflates, edits and deflates it again
+            row = tx.query_one("SELECT body_z FROM audit_events WHERE seq = 3")
+            assert row is not None
+            edited = unpack(bytes(row[0])).replace(b"RL4", b"RXK")
+            assert edited != unpack(bytes(row[0]))
+            tx.execute("UPDATE audit_events SET body_z = ? WHERE seq = 3", (pack(edited),))
+            return
         for statement in tamper.split(";"):
             tx.execute(statement)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,6 +21,7 @@ from bcconnect.security import LocalIssuer, ensure_local_issuer
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
 from bcconnect_sandbox import NoiseSettings, SandboxSettings, running_sandboxes
+from support.postgres_schema import postgres_schema_url
 from support.sandbox_world import world_adapters
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
@@ -54,11 +55,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="package", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def triage_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty store for the package's world: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('triage-db') / 'store.db'}"
+    else:
+        yield from postgres_schema_url()
+
+
 @pytest.fixture(scope="package")
-async def synced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SyncedWorld]:
-    """The world synced into SQLite through the real adapters and mappings (once for these tests)."""
+async def synced(tmp_path_factory: pytest.TempPathFactory, triage_store_url: str) -> AsyncIterator[SyncedWorld]:
+    """The world synced through the real adapters and mappings (once per backend for these tests)."""
     tmp = tmp_path_factory.mktemp("triage-world")
-    store_url = f"sqlite:///{tmp / 'store.db'}"
+    store_url = triage_store_url
     async with open_store(store_url) as store:
         async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as world:
             await world.deliver_hl7()

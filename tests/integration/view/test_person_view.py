@@ -13,6 +13,7 @@ from bcconnect.view import (
     ALSO_RECORDED_AS_EXTENSION,
     OPEN_ACCESS,
     SOURCE_REFERENCE_EXTENSION,
+    AccessContext,
     View,
     freshness_extension,
     freshness_header,
@@ -148,3 +149,23 @@ async def test_one_fact_from_two_trusts_appears_once_with_both_provenances(store
         assert (await view.read(OPEN_ACCESS, "Condition", "rna-c1")).body is not None
         found = await view.search(OPEN_ACCESS, "Condition", [("patient", person)])
         assert len(found.page.matches) == 2
+
+
+async def test_many_persons_records_in_one_read_equal_each_ones_everything(store_url: str) -> None:
+    """``View.records`` (a worklist's context) gives what ``$everything`` gives, from any id of the person."""
+    async with open_store(store_url) as store:
+        person = await _load(store, {ods: source_patient(ods) for ods in TRUSTS}, same_code="44054006")
+        view = View(store)
+        whole = await view.everything(OPEN_ACCESS, person, [("_count", "1000")])
+        expected = [_json(m.body) for m in whole.matches if m.resource_type != "Organization"]
+        # the golden Patient, one Condition standing for all four trusts' records, the four trusts' Patients
+        assert [r["resourceType"] for r in expected] == ["Patient", "Condition", *["Patient"] * 4]
+        found = await view.records(OPEN_ACCESS, [person, "rbk-p1", "no-such-patient"])
+        assert set(found) == {person, "rbk-p1"}
+        for asked in (person, "rbk-p1"):
+            assert [_json(m.body) for m in found[asked]] == expected
+        only = await view.records(OPEN_ACCESS, [person], types=["Condition"])
+        assert [_json(m.body) for m in only[person]] == expected[1:2]
+        # the screen applies as to every read: a caller who may read no Patient learns of no person
+        conditions_only = AccessContext(user="u", purpose="directcare", readable_types=frozenset({"Condition"}))
+        assert await view.records(conditions_only, [person]) == {}

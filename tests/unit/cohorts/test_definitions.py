@@ -166,3 +166,23 @@ async def test_the_schedule_is_due_when_a_cohort_was_never_or_long_ago_computed(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_schedule_computes_at_once_when_due_then_waits(tmp_path: Path) -> None:
+    """``run_schedule`` (what ``bcconnect run`` starts) computes every cohort when due, then sleeps."""
+    import anyio
+
+    from bcconnect.cohorts import cohort_runs, run_schedule
+
+    async with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        cohorts = Cohorts(View(store))
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_schedule, cohorts, 60)
+            with anyio.fail_after(30):
+                while len(await cohort_runs(store)) < len(cohorts.definitions.cohorts):  # noqa: ASYNC110 - polls the store, no event to wait on
+                    await anyio.sleep(0.05)
+            first = {r.group_id: r.version for r in await cohort_runs(store)}
+            await anyio.sleep(0.5)  # not due again for an hour: nothing recomputed meanwhile
+            assert {r.group_id: r.version for r in await cohort_runs(store)} == first
+            group.cancel_scope.cancel()

@@ -46,9 +46,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_members_are_read_minus_anyone_opted_out_since(tmp_path: Path) -> None:
-    """A person who opts out after the computation is gone from members and quantity, and counted as removed."""
-    async with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+async def test_members_are_read_minus_anyone_opted_out_since(store_url: str) -> None:
+    """A person who opts out after the computation is gone from members and quantity, and counted as removed
+    (SQLite and PostgreSQL)."""
+    async with open_store(store_url) as store:
         await store.write(lambda tx: save_run(tx, RUN, MEMBERS))
         assert await cohort_member_person_ids(store, "ltc-3plus") == ["p-a", "p-b", "p-c"]
         await store.write(lambda tx: save_opt_out(tx, NationalOptOut(frozenset({"9990000026"})), "now"))

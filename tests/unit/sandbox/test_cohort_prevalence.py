@@ -11,9 +11,8 @@ from datetime import datetime
 
 from bcconnect_sandbox import SandboxSettings
 from bcconnect_sandbox.cohort_facts import cohort_truth_row
-from bcconnect_sandbox.population import make_person
 from bcconnect_sandbox.sources import IdCodec, trust_records
-from bcconnect_sandbox.state import TICKS_PER_PERSON
+from bcconnect_sandbox.state import dense_person
 
 #: the listed long-term conditions the sandbox sends, by SNOMED code (cancer sites are one condition)
 LISTED = {
@@ -34,10 +33,10 @@ def test_three_plus_conditions_and_three_plus_emergency_admissions_fall_in_the_r
     edge = now.replace(year=now.year - 1)
     multimorbid = frequent = repeat_attenders = sent_twice = 0
     for index in range(PERSONS):
-        person = make_person(settings.seed, index, now, settings.noise, referrals=settings.referrals)
+        person = dense_person(settings, index)
         sent = {
             t: trust_records(person, t, seed=settings.seed, noise=settings.noise, codec=codecs[t])[
-                : TICKS_PER_PERSON - 1
+                : settings.ticks_per_person - 1
             ]
             for t in settings.trusts
         }

@@ -252,11 +252,17 @@ async def search_sort(ctx: Context) -> str:
     await require_type(ctx, "Observation")
     ascending = await _lastupdated_order(ctx, "Observation", "_lastUpdated")
     descending = await _lastupdated_order(ctx, "Observation", "-_lastUpdated")
-    if len(set(ascending)) < 2:
-        raise NotApplicable("fewer than two Observations with different meta.lastUpdated to sort")
+    seen = ascending + descending
+    if len(set(seen)) < 2:
+        # records loaded in one batch can share an instant; the two ends of the order must still differ
+        raise NotApplicable("the first pages in both orders share one meta.lastUpdated: nothing to sort by")
     require(ascending == sorted(ascending), "_sort=_lastUpdated did not answer in ascending meta.lastUpdated order")
     require(descending == sorted(descending, reverse=True), "_sort=-_lastUpdated did not answer in descending order")
-    return f"{len(ascending)} results ascending and descending by meta.lastUpdated"
+    require(
+        ascending[0] == min(seen) and descending[0] == max(seen),
+        f"the orders do not start at their ends: ascending starts {ascending[0]}, descending {descending[0]}",
+    )
+    return f"{len(ascending)} results each way: from {ascending[0]} up, from {descending[0]} down"
 
 
 @check("srv.search.paging")

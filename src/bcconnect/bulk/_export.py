@@ -1,0 +1,268 @@
+"""Writing one export: NDJSON files per resource type, read page by page through the view's screened search.
+
+The screen (scopes, objection, sensitivity, restriction) is the view's own: every page comes from
+``View.search`` with the requester's :class:`~bcconnect.view.AccessContext`, at the snapshot the job was kicked
+off at. What this module adds is *selection*, never screening: whose resources the export is about (a Group's
+members, or everyone but the people under the national data opt-out) and one Patient per person (the golden
+Patient; a trust's source Patient records are not exported, so a person is counted once downstream).
+
+Memory stays flat: one page (``View.max_count`` resources) is held at a time and written straight to a file; a
+file is closed at ``max_file_bytes`` and the next one started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import orjson
+
+from bcconnect.bulk._jobs import JobFile
+from bcconnect.bulk._request import ExportRequest, Level
+from bcconnect.errors import RequestError
+from bcconnect.logging import get_logger
+from bcconnect.store import StoredResource, canonical_ids
+from bcconnect.view import AccessContext, View, registry
+
+log = get_logger(__name__)
+
+#: types that are never in a patient's compartment: left out of Patient- and Group-level exports
+NON_PATIENT_TYPES = frozenset({"Organization", "Location", "Practitioner", "PractitionerRole", "Medication"})
+
+
+class ExportStopped(Exception):
+    """The job was cancelled (or another worker took it over) while it was being written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Whose resources an export carries (persons are golden Patient ids)."""
+
+    #: a Group's members; None: everyone
+    members: frozenset[str] | None = None
+    #: persons left out whatever else applies (the national data opt-out)
+    excluded: frozenset[str] = frozenset()
+    #: only resources that belong to a person (Patient and Group level)
+    patients_only: bool = False
+
+
+@dataclass(slots=True)
+class TypeResult:
+    """What one resource type produced."""
+
+    files: list[JobFile] = field(default_factory=list)
+    count: int = 0
+    errors: list[bytes] = field(default_factory=list)
+
+
+#: ``on_file(file)``: a file is complete on disk (record it); ``on_page(type, written)``: a page was written,
+#: return False to stop (cancelled)
+OnFile = Callable[[JobFile], Awaitable[None]]
+OnPage = Callable[[str, int], Awaitable[bool]]
+
+
+def export_types(request: ExportRequest, access: AccessContext, available: Sequence[str]) -> list[str]:
+    """The types this export writes: those with data, that the caller may read, asked for (``_type``)."""
+    readable = access.readable_types
+    # only types the endpoint serves (the store may hold others, e.g. Consent records behind the objection register)
+    served = frozenset(registry().resource_types)
+    wanted = [t for t in (request.types or sorted(available)) if t in available and t in served]
+    if request.level is not Level.SYSTEM:
+        wanted = [t for t in wanted if t not in NON_PATIENT_TYPES]
+    return [t for t in wanted if readable is None or t in readable]
+
+
+def _line(body: bytes) -> bytes:
+    # stored bodies are compact JSON; one with a raw newline inside a string cannot be, but an NDJSON line must
+    # never be split, so anything unexpected is re-serialised
+    return (body if b"\n" not in body else orjson.dumps(orjson.loads(body))) + b"\n"
+
+
+def outcome_line(message: str, *, code: str = "processing", expression: str | None = None) -> bytes:
+    """One OperationOutcome as an NDJSON line (the manifest's ``error`` files hold these)."""
+    issue: dict[str, object] = {"severity": "error", "code": code, "diagnostics": message}
+    if expression:
+        issue["expression"] = [expression]
+    return orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]}) + b"\n"
+
+
+class _Files:
+    """NDJSON files of one type, ``<Type>-<n>.ndjson``, each closed past ``max_bytes``."""
+
+    def __init__(
+        self, directory: Path, resource_type: str, max_bytes: int, on_file: OnFile, kind: str = "output"
+    ) -> None:
+        self.directory = directory
+        self.resource_type = resource_type
+        self.max_bytes = max_bytes
+        self.on_file = on_file
+        self.kind = kind
+        self.seq = 0
+        self.handle: anyio.AsyncFile[bytes] | None = None
+        self.lines = 0
+        self.bytes = 0
+        self.files: list[JobFile] = []
+
+    def _name(self) -> str:
+        stem = self.resource_type if self.kind == "output" else f"{self.resource_type}-errors"
+        return f"{stem}-{self.seq}.ndjson"
+
+    async def write(self, lines: Sequence[bytes]) -> None:
+        """Append ``lines``: one write per file touched (a page is written in one call, not line by line)."""
+        pending: list[bytes] = []
+        for line in lines:
+            pending.append(line)
+            self.lines += 1
+            self.bytes += len(line)
+            if self.bytes >= self.max_bytes:
+                await self._flush(pending)
+                pending = []
+                await self.close()
+        await self._flush(pending)
+
+    async def _flush(self, pending: list[bytes]) -> None:
+        if not pending:
+            return
+        if self.handle is None:
+            self.seq += 1
+            self.handle = await anyio.open_file(self.directory / self._name(), "wb")
+        await self.handle.write(b"".join(pending))
+
+    async def close(self) -> None:
+        if self.handle is None:
+            return
+        await self.handle.aclose()
+        self.handle = None
+        done = JobFile(self._name(), self.resource_type, self.kind, self.seq, self.lines, self.bytes)
+        self.lines = self.bytes = 0
+        self.files.append(done)
+        await self.on_file(done)
+
+    async def discard(self) -> None:
+        if self.handle is not None:
+            await self.handle.aclose()
+            self.handle = None
+
+
+async def _persons(view: View, resources: Sequence[StoredResource]) -> dict[str, str]:
+    """``owner id → person`` for the Patient records the resources belong to (a golden id maps to itself)."""
+    owners = {r.id if r.resource_type == "Patient" else r.compartment for r in resources}
+    ids = [o for o in owners if o]
+    canon = await view.store.read(lambda tx: canonical_ids(tx, "Patient", ids)) if ids else {}
+    return {i: canon.get(i, i) for i in ids}
+
+
+def _selected(resource: StoredResource, persons: dict[str, str], selection: Selection) -> bool:
+    if resource.body is None:
+        return False
+    owner = resource.id if resource.resource_type == "Patient" else resource.compartment
+    if owner is None:
+        return not selection.patients_only
+    person = persons.get(owner, owner)
+    if resource.resource_type == "Patient" and (person != resource.id or b'"replaced-by"' in resource.body):
+        # one Patient per person: the golden Patient (a trust's record, or a golden id retired by a merge, is not)
+        return False
+    if person in selection.excluded:
+        return False
+    return selection.members is None or person in selection.members
+
+
+#: Group members asked for per search (``patient=a,b,…``): a Group export reads its members' rows only
+MEMBER_CHUNK = 200
+
+
+def _member_param(resource_type: str) -> str | None:
+    """The search parameter that selects a type's resources by person (None: the type is scanned)."""
+    if resource_type == "Patient":
+        return "_id"
+    return "patient" if "patient" in registry().params(resource_type) else None
+
+
+def _queries(
+    request: ExportRequest, resource_type: str, selection: Selection, page_size: int
+) -> list[tuple[list[tuple[str, str]], frozenset[str] | None]]:
+    """The searches that together read the type: one, or one per chunk of a Group's members (with the chunk)."""
+    params: list[tuple[str, str]] = [("_count", str(page_size))]
+    if request.since:
+        params.append(("_lastUpdated", f"gt{request.since}"))
+    params += request.filter_for(resource_type)
+    by = _member_param(resource_type)
+    if selection.members is None or by is None:
+        return [(params, None)]
+    members = sorted(selection.members - selection.excluded)
+    chunks = [members[i : i + MEMBER_CHUNK] for i in range(0, len(members), MEMBER_CHUNK)]
+    return [([*params, (by, ",".join(chunk))], frozenset(chunk)) for chunk in chunks]
+
+
+async def write_type(
+    view: View,
+    access: AccessContext,
+    request: ExportRequest,
+    resource_type: str,
+    *,
+    at: int,
+    directory: Path,
+    selection: Selection,
+    max_file_bytes: int,
+    on_file: OnFile,
+    on_page: OnPage,
+) -> TypeResult:
+    """Write every selected resource of one type; a query the view refuses becomes an error-file line.
+
+    For a Group, types searchable by ``patient`` (and Patient by ``_id``) are read a chunk of members at a
+    time, so the export reads its members' rows and not the whole type; the selection still decides each row
+    (a resource of two persons in two chunks is written once: with the chunk of the person that owns it).
+    """
+    files = _Files(directory, resource_type, max_file_bytes, on_file)
+    result = TypeResult()
+    try:
+        for params, chunk in _queries(request, resource_type, selection, view.max_count):
+            after: str | None = None
+            while True:
+                try:
+                    found = await view.search(access, resource_type, params, at=at, after=after)
+                except RequestError as exc:
+                    # checked at kick-off, so only a change on our side (a parameter withdrawn) lands here
+                    result.errors.append(
+                        outcome_line(f"{resource_type}: {exc}", code="invalid", expression="_typeFilter")
+                    )
+                    break
+                page = found.page
+                persons = await _persons(view, page.matches)
+                lines = [
+                    _line(r.body)
+                    for r in page.matches
+                    if r.body is not None
+                    and _selected(r, persons, selection)
+                    and (chunk is None or _owner_person(r, persons) in chunk)
+                ]
+                await files.write(lines)
+                result.count += len(lines)
+                if not await on_page(resource_type, result.count):
+                    raise ExportStopped
+                if not page.has_more or page.after is None:
+                    break
+                after = page.after
+        await files.close()
+    except BaseException:
+        await files.discard()
+        raise
+    result.files = files.files
+    return result
+
+
+def _owner_person(resource: StoredResource, persons: dict[str, str]) -> str | None:
+    owner = resource.id if resource.resource_type == "Patient" else resource.compartment
+    return None if owner is None else persons.get(owner, owner)
+
+
+async def write_errors(directory: Path, lines: Sequence[bytes], on_file: OnFile) -> list[JobFile]:
+    """The error file (OperationOutcome NDJSON), when there is anything to say."""
+    if not lines:
+        return []
+    files = _Files(directory, "OperationOutcome", 1 << 62, on_file, kind="error")
+    await files.write(lines)
+    await files.close()
+    return files.files

@@ -1,0 +1,75 @@
+"""Same-fact keys: what the view needs to serve one fact sent by two trusts once, kept per version.
+
+The view decides when two resources are the same fact (``bcconnect.view._dedupe``); it hands the store a
+*keyer* that turns a version's JSON into a fact key (or None) and the trust it came from. Versions never
+change, so each is keyed once into ``same_fact_key`` (:func:`fill_fact_keys`) and a person's record is read
+with its keys (:func:`person_records`): collapsing duplicates then needs no JSON parsed. A version not keyed
+yet comes back without a key and the view keys it itself, so an answer never depends on the table being full.
+"""
+
+# ruff: noqa: S608 - SQL assembled from fixed fragments; every value is a '?' parameter
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
+from bcconnect.store._search import _CLOCK, EverythingQuery, _everything_where, _page_t, check_snapshot
+from bcconnect.store._tx import Tx
+from bcconnect.store._visibility import Visibility
+
+#: ``(resource type, JSON body) → (fact key or None, trust ODS code or "")``
+FactKeyer = Callable[[str, bytes], tuple[str | None, str]]
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRecord:
+    """One row of a person's record: its version key, the resource, and its same-fact key if already kept."""
+
+    vid: int
+    resource: StoredResource
+    #: whether ``same_fact_key`` holds this version (``fact_key`` None then means "never the same fact")
+    keyed: bool
+    fact_key: str | None
+    ods: str
+
+
+def person_records(
+    tx: Tx, query: EverythingQuery, patients: Sequence[str], *, visibility: Visibility, at: int | None = None
+) -> tuple[int, list[KeyedRecord]]:
+    """Every resource of several Patients' ``$everything`` (a person's records) at ``at``, in one read, each with
+    its same-fact key when kept. Returns the logical time read at and the rows in (type, version key) order."""
+    check_snapshot(tx, at)
+    if not patients:
+        return (at if at is not None else current_t(tx)), []
+    where, params = _everything_where(query, patients, at, visibility)
+    rows = tx.query(
+        f"SELECT {_CLOCK}, v.vid, k.vid, k.fact_key, k.ods, {VERSION_COLUMNS} FROM resource_versions v"
+        f" LEFT JOIN same_fact_key k ON k.vid = v.vid WHERE {where} ORDER BY v.res_type, v.vid",
+        params,
+    )
+    found = [KeyedRecord(int(r[1]), stored_from_row(r[5:]), r[2] is not None, r[3], str(r[4] or "")) for r in rows]
+    return _page_t(tx, at, rows), found
+
+
+def fill_fact_keys(tx: Tx, vids: Sequence[int], keyer: FactKeyer) -> int:
+    """Key these versions (those not keyed yet); how many were. For a write transaction."""
+    keyed = []
+    for i in range(0, len(vids), _CHUNK):
+        chunk = list(vids[i : i + _CHUNK])
+        rows = tx.query(
+            f"SELECT v.vid, v.res_type, v.body FROM resource_versions v WHERE v.vid IN ({','.join('?' * len(chunk))})"
+            " AND v.body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM same_fact_key k WHERE k.vid = v.vid)",
+            chunk,
+        )
+        for vid, res_type, body in rows:
+            key, ods = keyer(str(res_type), bytes(body))
+            keyed.append((int(vid), key, ods))
+    # two readers may key the same version at once: the key is the same, so the second one keeps the first's
+    tx.executemany(
+        "INSERT INTO same_fact_key (vid, fact_key, ods) VALUES (?, ?, ?) ON CONFLICT (vid) DO NOTHING", keyed
+    )
+    return len(keyed)

@@ -1,0 +1,437 @@
+"""FHIR Bulk Data export end to end: a real client over loopback HTTP with a real token, on SQLite and PostgreSQL.
+
+The record is the adversarial world of the security tests (an objector, a restricted person, sensitive records)
+plus a person under the national data opt-out; every file is downloaded and every line parsed with
+fhir.resources, and neither the objector nor the opted-out person may appear in any of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from bcconnect.api import create_app, security_hooks
+from bcconnect.bulk import WITHHELD_EXTENSION, BulkExports, GroupMembers
+from bcconnect.bulk._export import write_type
+from bcconnect.cohorts import Cohorts
+from bcconnect.config import AuthSettings, BulkSettings, PathSettings, SecuritySettings, Settings
+from bcconnect.identity import link_patients
+from bcconnect.security import LocalIssuer, SecurityGate, add_objection, count_audit_events, ensure_local_issuer
+from bcconnect.store import Store, open_store, put_resources
+from bcconnect.view import View
+from support.loopback import serve
+from support.security_world import OBJECTOR_NHS, _condition, _observation, _patient, world, write
+
+pytestmark = pytest.mark.anyio
+
+OPTED_OUT_NHS = "9990000050"
+ANALYST = {"user": "analyst-1", "org": "RL4", "client_id": "population-health"}
+
+
+def extended_world() -> list[Any]:
+    """The security world plus ``p4``, who has a national data opt-out; ``p1`` and ``p4`` have three long-term
+    conditions each (so with the objector ``p2`` all three would be in the 3+ LTC cohort)."""
+    return [
+        *world(),
+        _condition("c1-diabetes", "p1", "44054006"),
+        _condition("c1-asthma", "p1", "195967001"),
+        _patient("p4", "Optedout", OPTED_OUT_NHS),
+        _condition("c4", "p4", "44054006"),
+        _condition("c4-copd", "p4", "13645005"),
+        _condition("c4-hypertension", "p4", "38341003"),
+        _observation("o4-1", "p4", 1),
+        _observation("o4-2", "p4", 2),
+        # a type the store holds but the endpoint does not serve: never exported (and no error about it)
+        write(
+            {"resourceType": "Consent", "id": "consent-p1", "status": "active", "patient": {"reference": "Patient/p1"}},
+            "p1",
+        ),
+    ]
+
+
+@dataclass
+class BulkServer:
+    """The endpoint over loopback HTTP, its store, exports service and token issuer."""
+
+    base: str
+    store: Store
+    bulk: BulkExports
+    issuer: LocalIssuer
+
+    def headers(self, scopes: str = "system/*.read", **claims: Any) -> dict[str, str]:
+        """Headers of a kick-off or poll with a fresh token."""
+        for key, value in ANALYST.items():
+            claims.setdefault(key, value)
+        token = self.issuer.issue(scopes=scopes, **claims)
+        return {"authorization": f"Bearer {token}", "accept": "application/fhir+json", "prefer": "respond-async"}
+
+
+@asynccontextmanager
+async def bulk_server(
+    store_url: str,
+    tmp_path: Path,
+    *,
+    worker: bool = True,
+    group_members: GroupMembers | None = None,
+    cohorts: bool = False,
+    **bulk: Any,
+) -> AsyncIterator[BulkServer]:
+    """The secured endpoint with ``$export`` and its worker, over :func:`extended_world`."""
+    issuer = ensure_local_issuer(tmp_path)
+    opt_out = tmp_path / "opt-out.txt"
+    opt_out.write_text(f"# national data opt-out\n{OPTED_OUT_NHS}\n", encoding="utf-8")
+    bulk.setdefault("retry_after_seconds", 1)
+    settings = Settings(
+        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
+        security=SecuritySettings(national_opt_out_file=str(opt_out), user_rate_limit_per_second=1000.0),
+        bulk=BulkSettings(**bulk),
+        paths=PathSettings(data_dir=str(tmp_path / "data")),
+        root=tmp_path,
+    )
+    async with open_store(store_url) as store:
+        await store.write(lambda tx: put_resources(tx, extended_world()))
+        await store.write(lambda tx: add_objection(tx, OBJECTOR_NHS))
+        gate = SecurityGate.from_settings(settings, store)
+        authenticate, on_complete = security_hooks(gate)
+        # small pages, so an export takes many pages (and a file split happens inside a type)
+        view = View(store, default_count=5, max_count=3, sensitivity=gate.policy)
+        if cohorts:
+            # the person model (golden Patients), which cohorts are computed over
+            patients = [orjson.loads(w.body) for w in extended_world() if w.resource_type == "Patient"]
+            await store.write(lambda tx: link_patients(tx, patients, ods_code="RL4"))
+            await Cohorts.from_settings(settings, view).compute(["ltc-3plus"])
+        exports = BulkExports.from_settings(settings, view, group_members=group_members)
+        app = create_app(settings, view, authenticate=authenticate, on_request_complete=on_complete, bulk=exports)
+        async with serve(app) as root, anyio.create_task_group() as group:
+            if worker:
+                group.start_soon(lambda: exports.run_worker(poll_seconds=0.1))
+            yield BulkServer(f"{root}/fhir", store, exports, issuer)
+            group.cancel_scope.cancel()
+
+
+async def poll_until_done(client: httpx.AsyncClient, status_url: str, headers: dict[str, str]) -> httpx.Response:
+    """Poll as a client should: wait what ``Retry-After`` says between polls; the final answer."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = await client.get(status_url, headers=headers)
+        if answer.status_code != 202:
+            return answer
+        assert answer.headers["x-progress"]
+        await anyio.sleep(float(answer.headers["retry-after"]))
+    raise AssertionError("the export did not finish in 60 s")
+
+
+def parse_ndjson(body: bytes) -> list[dict[str, Any]]:
+    """Every line as JSON, each validated as its FHIR R4 resource type by fhir.resources."""
+    out = []
+    for line in body.splitlines():
+        resource = orjson.loads(line)
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        out.append(resource)
+    return out
+
+
+async def run_export(
+    server: BulkServer, client: httpx.AsyncClient, path: str = "$export", **token: Any
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Kick off, poll, download every file: the manifest and the resources per type."""
+    headers = server.headers(**token)
+    kick = await client.get(f"{server.base}/{path}", headers=headers)
+    assert kick.status_code == 202, kick.text
+    status_url = kick.headers["content-location"]
+    done = await poll_until_done(client, status_url, headers)
+    assert done.status_code == 200, done.text
+    manifest = done.json()
+    resources: dict[str, list[dict[str, Any]]] = {}
+    for output in manifest["output"]:
+        got = await client.get(output["url"], headers={**headers, "accept": "application/fhir+ndjson"})
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"] == "application/fhir+ndjson"
+        lines = parse_ndjson(got.content)
+        assert len(lines) == output["count"]
+        assert all(r["resourceType"] == output["type"] for r in lines)
+        resources.setdefault(output["type"], []).extend(lines)
+    return manifest, resources
+
+
+async def test_a_bulk_client_exports_the_record_without_the_objector_or_the_opted_out(
+    store_url: str, tmp_path: Path
+) -> None:
+    async with bulk_server(store_url, tmp_path, max_file_mb=0.0005) as server, httpx.AsyncClient() as client:
+        before = await server.store.read(count_audit_events)
+        manifest, resources = await run_export(server, client)
+        assert manifest["requiresAccessToken"] is True
+        assert manifest["request"] == f"{server.base}/$export"
+        assert manifest["transactionTime"].endswith("Z")
+        assert manifest["error"] == []
+        # ~500-byte files: a type with several resources is split into several files
+        assert len([o for o in manifest["output"] if o["type"] == "Observation"]) > 1
+        everything = orjson.dumps(resources)
+        for absent in (b"p2", b"p4", OBJECTOR_NHS.encode(), OPTED_OUT_NHS.encode(), b"Objectorfamily"):
+            assert absent not in everything, absent
+        assert manifest["extension"][WITHHELD_EXTENSION] == {"nationalDataOptOut": 1, "objection": 1}
+        patients = {p["id"] for p in resources["Patient"]}
+        assert patients == {"p1", "p3"}
+        # no sensitive grant: the HIV Condition and the sexual-health Encounter are screened out as in a search
+        assert "c-hiv" not in {c["id"] for c in resources["Condition"]}
+        assert "e-sex" not in {e["id"] for e in resources["Encounter"]}
+        # the restricted person is there, with no whereabouts
+        restricted = next(p for p in resources["Patient"] if p["id"] == "p3")
+        assert "address" not in restricted
+        assert "telecom" not in restricted
+        assert {o["id"] for o in resources["Observation"]} == {"o1-1", "o1-2", "o1-3"}
+        assert "Organization" in resources  # a system export carries shared resources too
+        # audited: the kick-off and each file fetched, with how many resources the file held
+        events = await server.store.read(
+            lambda tx: tx.query("SELECT body FROM audit_events ORDER BY seq DESC LIMIT 200")
+        )
+        outcomes = [orjson.loads(e[0]).get("outcomeDesc", "") for e in events]
+        agents = [orjson.loads(e[0])["agent"] for e in events]
+        fetched = [i for i, o in enumerate(outcomes) if " file " in o]
+        assert len(fetched) == len(manifest["output"])
+        assert any("Observation resources" in outcomes[i] for i in fetched)
+        assert all("population-health" in orjson.dumps(agents[i]).decode() for i in fetched)
+        assert len([o for o in outcomes if "queued (system)" in o]) == 1
+        assert await server.store.read(count_audit_events) > before
+
+
+async def test_patient_and_group_level_exports_and_type_filters(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(
+            server, client, "Patient/$export?_type=Patient,Observation&_typeFilter=Observation%3Fdate%3Dge2024-01-02"
+        )
+        assert set(resources) == {"Patient", "Observation"}
+        assert {o["id"] for o in resources["Observation"]} == {"o1-2", "o1-3"}
+        assert manifest["request"].endswith(
+            "Patient/$export?_type=Patient%2CObservation&_typeFilter=Observation%3Fdate%3Dge2024-01-02"
+        )
+        # only the types the token reads: a system/Observation.read token gets Observations alone
+        _, only = await run_export(server, client, scopes="system/Observation.read")
+        assert set(only) == {"Observation"}
+        # _since: nothing changed after now
+        later = "2999-01-01T00:00:00Z"
+        manifest, nothing = await run_export(server, client, f"$export?_since={later}")
+        assert nothing == {}
+        assert manifest["output"] == []
+
+
+async def test_a_group_export_of_a_computed_cohort(store_url: str, tmp_path: Path) -> None:
+    """The 3+ long-term-conditions cohort: p1 only (the objector and the opted-out person are not members)."""
+    async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(server, client, "Group/ltc-3plus/$export")
+        # one Patient per person: p1's golden Patient (not the trust's record)
+        (golden,) = resources["Patient"]
+        assert {"other": {"reference": "Patient/p1"}, "type": "seealso"} in golden["link"]
+        assert {c["subject"]["reference"] for c in resources["Condition"]} == {f"Patient/{golden['id']}"}
+        assert {c["id"] for c in resources["Condition"]} == {"c1", "c1-diabetes", "c1-asthma"}
+        assert "Organization" not in resources  # a Group export carries the members' compartments only
+        assert manifest["extension"][WITHHELD_EXTENSION] == {"nationalDataOptOut": 0, "objection": 0}
+
+
+async def test_a_group_export_checks_opt_out_and_objection_itself(store_url: str, tmp_path: Path) -> None:
+    """Whatever a Group's member list says, the opted-out person is left out by the export and the objector by
+    the screen (a stale or foreign member list cannot leak them)."""
+
+    async def members(access: Any, group_id: str) -> list[str] | None:
+        return ["p1", "p2", "p4"] if group_id == "stale" else None
+
+    async with (
+        bulk_server(store_url, tmp_path, group_members=members) as server,
+        httpx.AsyncClient() as client,
+    ):
+        manifest, resources = await run_export(server, client, "Group/stale/$export")
+        assert {p["id"] for p in resources["Patient"]} == {"p1"}
+        everything = orjson.dumps(resources)
+        assert b"p2" not in everything
+        assert b"p4" not in everything
+        assert manifest["extension"][WITHHELD_EXTENSION] == {"nationalDataOptOut": 1, "objection": 1}
+
+
+async def test_the_capability_statement_lists_export(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path, worker=False) as server, httpx.AsyncClient() as client:
+        statement = (await client.get(f"{server.base}/metadata")).json()
+        assert statement["instantiates"] == ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]
+        assert [o["name"] for o in statement["rest"][0]["operation"]] == ["export"]
+        patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+        assert "export" in [o["name"] for o in patient["operation"]]
+
+
+async def test_post_kick_off_with_parameters(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "_type", "valueString": "Condition"},
+                {"name": "_outputFormat", "valueString": "ndjson"},
+            ],
+        }
+        headers = server.headers()
+        kick = await client.post(f"{server.base}/$export", headers=headers, json=body)
+        assert kick.status_code == 202, kick.text
+        done = await poll_until_done(client, kick.headers["content-location"], headers)
+        assert [o["type"] for o in done.json()["output"]] == ["Condition"]
+
+
+BAD_KICK_OFFS = [
+    ("$export", {"prefer": None}, 400),
+    ("$export?_outputFormat=text/csv", {}, 400),
+    ("$export?_type=Nonsense", {}, 400),
+    ("$export?_since=yesterday", {}, 400),
+    ("$export?_typeFilter=Observation%3Fnot-a-parameter%3D1", {}, 400),
+    ("$export?_typeFilter=Observation%3F_count%3D5", {}, 400),
+    ("$export?_typeFilter=Observation", {}, 400),
+    ("$export?_type=Condition&_typeFilter=Observation%3Fdate%3Dge2024", {}, 400),
+    ("$export?patient=p1", {}, 400),
+    ("$export", {"accept": "text/csv"}, 406),
+    ("Group/no-such-group/$export", {}, 404),
+    ("$export", {"authorization": None}, 401),
+    ("$export", {"scopes": "patient/*.read", "patient": "p1"}, 403),
+    ("$export", {"scopes": "user/*.read"}, 403),
+]
+
+
+@pytest.mark.parametrize(("path", "change", "status"), BAD_KICK_OFFS)
+async def test_every_bad_kick_off_is_an_operation_outcome(
+    store_url: str, tmp_path: Path, path: str, change: dict[str, Any], status: int
+) -> None:
+    async with bulk_server(store_url, tmp_path, worker=False) as server, httpx.AsyncClient() as client:
+        change = dict(change)  # the parameter is shared by the SQLite and PostgreSQL runs
+        token = {k: change.pop(k) for k in ("scopes", "patient") if k in change}
+        headers = server.headers(**token)
+        for name, value in change.items():
+            if value is None:
+                headers.pop(name)
+            else:
+                headers[name] = value
+        answer = await client.get(f"{server.base}/{path}", headers=headers)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_status_and_files_belong_to_the_requester(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        headers = server.headers()
+        kick = await client.get(f"{server.base}/$export?_type=Patient", headers=headers)
+        status_url = kick.headers["content-location"]
+        manifest = (await poll_until_done(client, status_url, headers)).json()
+        file_url = manifest["output"][0]["url"]
+        other = server.headers(client_id="someone-else")
+        for url in (status_url, file_url, f"{server.base}/$export-status/no-such-job"):
+            answer = await client.get(url, headers=other)
+            assert answer.status_code == 404, url
+            assert answer.json()["resourceType"] == "OperationOutcome"
+        # the same client whose token no longer reads Patient: 403
+        narrower = server.headers(scopes="system/Observation.read")
+        assert (await client.get(file_url, headers=narrower)).status_code == 403
+        assert (await client.get(file_url)).status_code == 401
+        assert (await client.put(status_url, headers=headers)).status_code == 405
+
+
+async def test_cancel_removes_the_files_and_the_job(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        headers = server.headers()
+        kick = await client.get(f"{server.base}/$export", headers=headers)
+        status_url = kick.headers["content-location"]
+        manifest = (await poll_until_done(client, status_url, headers)).json()
+        job_id = status_url.rsplit("/", 1)[1]
+        folder = server.bulk.directory / job_id
+        assert any(folder.iterdir())
+        cancelled = await client.delete(status_url, headers=headers)
+        assert cancelled.status_code == 202
+        assert not folder.exists()
+        for url in (status_url, manifest["output"][0]["url"]):
+            gone = await client.get(url, headers=headers)
+            assert gone.status_code == 404
+            assert gone.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_a_queued_export_can_be_cancelled_before_it_runs(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path, worker=False) as server, httpx.AsyncClient() as client:
+        headers = server.headers()
+        kick = await client.get(f"{server.base}/$export", headers=headers)
+        status_url = kick.headers["content-location"]
+        waiting = await client.get(status_url, headers=headers)
+        assert waiting.status_code == 202
+        assert waiting.headers["x-progress"] == "queued"
+        assert (await client.delete(status_url, headers=headers)).status_code == 202
+        assert await server.bulk.work_once() == 0  # nothing left to run
+        assert (await client.get(status_url, headers=headers)).status_code == 404
+
+
+async def test_files_expire_and_then_answer_404(store_url: str, tmp_path: Path) -> None:
+    async with bulk_server(store_url, tmp_path, worker=False) as server, httpx.AsyncClient() as client:
+        headers = server.headers()
+        kick = await client.get(f"{server.base}/$export?_type=Patient", headers=headers)
+        status_url = kick.headers["content-location"]
+        assert await server.bulk.work_once() == 1
+        done = await client.get(status_url, headers=headers)
+        assert done.status_code == 200
+        assert "expires" in done.headers
+        file_url = done.json()["output"][0]["url"]
+        # a day later (retain_hours = 24): the sweeper removes the files
+        server.bulk.clock = lambda: time.time() + 25 * 3600
+        assert len(await server.bulk.sweep()) == 1
+        job_id = status_url.rsplit("/", 1)[1]
+        assert not (server.bulk.directory / job_id).exists()
+        for url in (status_url, file_url):
+            gone = await client.get(url, headers=headers)
+            assert gone.status_code == 404
+            assert "expired" in gone.text
+
+
+async def test_a_job_resumes_after_its_worker_dies(store_url: str, tmp_path: Path) -> None:
+    """A worker that stops mid-export (its lease runs out) leaves the job to another, which finishes it at the
+    same snapshot: the result equals an export that ran straight through."""
+    async with bulk_server(store_url, tmp_path, worker=False, lease_seconds=1) as server, httpx.AsyncClient() as client:
+        headers = server.headers()
+        straight = await client.get(f"{server.base}/$export", headers=headers)
+        await server.bulk.work_once()
+        expected = (await client.get(straight.headers["content-location"], headers=headers)).json()
+        kick = await client.get(f"{server.base}/$export", headers=headers)
+        status_url = kick.headers["content-location"]
+        first = server.bulk
+        pages = 0
+
+        async def dies_after_a_few_pages(resource_type: str, written: int) -> bool:
+            nonlocal pages
+            pages += 1
+            if pages == 4:
+                raise KeyboardInterrupt  # the process dies: nothing after this runs
+            return True
+
+        claimed = await first._claim()
+        assert len(claimed) == 1
+        real = write_type
+
+        async def dying_write_type(*args: Any, **kwargs: Any) -> Any:
+            kwargs["on_page"] = dies_after_a_few_pages
+            return await real(*args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("bcconnect.bulk._service.write_type", dying_write_type)
+            with pytest.raises(KeyboardInterrupt):
+                await first._run(claimed[0])
+        progress = await client.get(status_url, headers=headers)
+        assert progress.status_code == 202
+        second = BulkExports(first.view, replace(first.settings), first.directory, opt_out=first.opt_out)
+        assert await second.work_once() == 0  # the dead worker's lease is still live
+        await anyio.sleep(1.1)
+        assert await second.work_once() == 1
+        resumed = (await client.get(status_url, headers=headers)).json()
+        counts = {o["type"]: 0 for o in expected["output"]}
+        for o in expected["output"]:
+            counts[o["type"]] += o["count"]
+        again = {o["type"]: 0 for o in resumed["output"]}
+        for o in resumed["output"]:
+            again[o["type"]] += o["count"]
+        assert again == counts

@@ -1,0 +1,130 @@
+"""A running export survives its server being killed: ``bcconnect serve`` is SIGKILLed mid-export, started
+again, and the client's next polls end in a manifest equal to that of an export that ran straight through."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+import pytest
+
+from bcconnect.security import add_objection
+from bcconnect.store import open_store, put_resources
+from support.security_world import _observation, world
+
+pytestmark = pytest.mark.slow
+
+OBSERVATIONS = 400
+PREFER = {"prefer": "respond-async", "accept": "application/fhir+json"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _seed(url: str) -> None:
+    many = [_observation(f"bulk-o{i}", "p1", 1 + i % 28) for i in range(OBSERVATIONS)]
+    async with open_store(url) as store:
+        await store.write(lambda tx: put_resources(tx, [*world(), *many]))
+        await store.write(lambda tx: add_objection(tx, "9990000026"))
+
+
+def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "serve", "--no-auth",
+             "--port", str(port)],
+            stdout=sink, stderr=sink, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
+        )  # fmt: skip
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited early"
+        try:
+            if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("the server never became ready")
+
+
+def _finish(status_url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answer = httpx.get(status_url, headers=PREFER, timeout=10)
+        if answer.status_code == 200:
+            return dict(answer.json())
+        assert answer.status_code == 202, answer.text
+        time.sleep(float(answer.headers["retry-after"]))
+    pytest.fail("the export never finished")
+
+
+def _counts(manifest: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for output in manifest["output"]:
+        lines = httpx.get(output["url"], timeout=30).content.splitlines()
+        assert len(lines) == output["count"]
+        assert len({orjson.loads(line)["id"] for line in lines}) == len(lines)  # nothing written twice
+        out[output["type"]] = out.get(output["type"], 0) + len(lines)
+    return out
+
+
+def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: Path) -> None:
+    anyio.run(_seed, store_url)
+    config = tmp_path / "bcconnect.toml"
+    # two resources a page and a one-second lease: the export takes many pages, and a dead worker's job is
+    # free to resume a second after it died
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n[api]\ndefault_count = 2\nmax_count = 2\n'
+        "[bulk]\nlease_seconds = 1\nretry_after_seconds = 1\n"
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    log = tmp_path / "serve.log"
+    process = _serve(config, port, log)
+    try:
+        _wait_ready(base, process)
+        kick = httpx.get(f"{base}/$export", headers=PREFER, timeout=10)
+        assert kick.status_code == 202, kick.text
+        status_url = kick.headers["content-location"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            progress = httpx.get(status_url, headers=PREFER, timeout=10)
+            assert progress.status_code == 202, "the export finished before the server could be killed"
+            if "written" in progress.headers["x-progress"] and "0 of" not in progress.headers["x-progress"]:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        # the job is still there, unfinished, for the server that comes back
+        process = _serve(config, port, log)
+        _wait_ready(base, process)
+        resumed = _finish(status_url)
+        straight_kick = httpx.get(f"{base}/$export", headers=PREFER, timeout=10)
+        straight = _finish(straight_kick.headers["content-location"])
+        assert _counts(resumed) == _counts(straight)
+        assert _counts(resumed)["Observation"] == OBSERVATIONS + 3  # p1's; the objector's are screened out
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
