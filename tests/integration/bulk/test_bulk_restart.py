@@ -21,9 +21,10 @@ from bcconnect.security import add_objection
 from bcconnect.store import open_store, put_resources
 from support.security_world import _observation, world
 
-pytestmark = pytest.mark.slow
+# two server starts and a slow (two resources a page) export: generous limits for a machine shared by many suites
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-OBSERVATIONS = 400
+OBSERVATIONS = 200
 PREFER = {"prefer": "respond-async", "accept": "application/fhir+json"}
 
 
@@ -50,7 +51,7 @@ def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, "serve exited early"
         try:
@@ -63,7 +64,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _finish(status_url: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         answer = httpx.get(status_url, headers=PREFER, timeout=10)
         if answer.status_code == 200:
@@ -103,7 +104,7 @@ def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: 
         kick = httpx.get(f"{base}/$export", headers=PREFER, timeout=10)
         assert kick.status_code == 202, kick.text
         status_url = kick.headers["content-location"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             progress = httpx.get(status_url, headers=PREFER, timeout=10)
             assert progress.status_code == 202, "the export finished before the server could be killed"
@@ -115,11 +116,13 @@ def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: 
         # the job is still there, unfinished, for the server that comes back
         process = _serve(config, port, log)
         _wait_ready(base, process)
-        resumed = _finish(status_url)
-        straight_kick = httpx.get(f"{base}/$export", headers=PREFER, timeout=10)
-        straight = _finish(straight_kick.headers["content-location"])
-        assert _counts(resumed) == _counts(straight)
-        assert _counts(resumed)["Observation"] == OBSERVATIONS + 3  # p1's; the objector's are screened out
+        counts = _counts(_finish(status_url))
+        # what an export that ran straight through writes: p1's and p3's records (the objector's screened out,
+        # no sensitive grant), each once
+        assert counts["Observation"] == OBSERVATIONS + 3
+        assert counts["Patient"] == 2
+        assert counts["Condition"] == 1
+        assert counts["Encounter"] == 2
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
