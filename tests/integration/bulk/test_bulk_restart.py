@@ -41,13 +41,21 @@ async def _seed(url: str) -> None:
         await store.write(lambda tx: add_objection(tx, "9990000026"))
 
 
-def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(config: Path, port: int, log: Path, base: str) -> subprocess.Popen[bytes]:
+    """A ``bcconnect serve`` that answers ``/metadata``; one that does not within two minutes is killed."""
     with log.open("ab") as sink:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "serve", "--no-auth",
              "--port", str(port)],
             stdout=sink, stderr=sink, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
         )  # fmt: skip
+    try:
+        _wait_ready(base, process)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return process
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -98,9 +106,8 @@ def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: 
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     log = tmp_path / "serve.log"
-    process = _serve(config, port, log)
+    process = _serve(config, port, log, base)
     try:
-        _wait_ready(base, process)
         kick = httpx.get(f"{base}/$export", headers=PREFER, timeout=10)
         assert kick.status_code == 202, kick.text
         status_url = kick.headers["content-location"]
@@ -114,8 +121,7 @@ def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: 
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         # the job is still there, unfinished, for the server that comes back
-        process = _serve(config, port, log)
-        _wait_ready(base, process)
+        process = _serve(config, port, log, base)
         counts = _counts(_finish(status_url))
         # what an export that ran straight through writes: p1's and p3's records (the objector's screened out,
         # no sensitive grant), each once
