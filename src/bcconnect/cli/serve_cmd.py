@@ -81,14 +81,21 @@ async def serve_api(
     authenticate, on_complete = security_hooks(gate)
     adapters_dir = settings.resolve(settings.paths.adapters_dir)
     adapters = load_adapters(adapters_dir) if adapters_dir.is_dir() else []
-    view = View(
-        read_store or store,
-        default_count=settings.api.default_count,
-        max_count=settings.api.max_count,
-        sensitivity=gate.policy,
-        source_ods={a.name: a.ods_code for a in adapters},
-        staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
-    )
+
+    def view_over(over: Store) -> View:
+        return View(
+            over,
+            default_count=settings.api.default_count,
+            max_count=settings.api.max_count,
+            sensitivity=gate.policy,
+            source_ods={a.name: a.ods_code for a in adapters},
+            staleness_limits={a.name: a.staleness_limit_seconds for a in adapters},
+        )
+
+    view = view_over(read_store or store)
+    # the view on the primary, for services that write beside their reads (Bulk Data jobs are rows in the store;
+    # a replica is read-only)
+    primary_view = view if read_store is None else view_over(store)
     checks = readiness_checks(store, keys_ready=gate.authenticator.keys_ready)
     if read_store is not None:
         checks.append(replica_check(read_store, max_lag_seconds=settings.store.read_max_lag_seconds))
@@ -113,7 +120,7 @@ async def serve_api(
         prefix=PAGES_PREFIX,
     )
     # Bulk Data exports: kicked off here, worked by the task below (jobs in the store resume after a restart)
-    bulk = BulkExports.from_settings(settings, view)
+    bulk = BulkExports.from_settings(settings, primary_view)
     server = make_server(
         settings,
         view=view,

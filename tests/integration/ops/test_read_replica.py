@@ -163,6 +163,11 @@ async def test_reads_come_from_the_replica_and_its_lag_is_reported(
 
         await eventually(caught_up_again)
         assert (await client.get("/readyz")).status_code == 200
+        # a Bulk Data kick-off writes its job row: on the primary (the replica would refuse the write)
+        kickoff = await client.get(
+            "/fhir/$export", headers={"accept": "application/fhir+json", "prefer": "respond-async"}
+        )
+        assert kickoff.status_code == 202, kickoff.text
     # the endpoint's own writes (an AuditEvent per request) went to the primary, never to the read-only replica
     assert await primary.read(count_audit_events) > 0
 
