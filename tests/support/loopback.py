@@ -2,7 +2,8 @@
 
 ``BreakingProxy`` forwards every request to an upstream server and lets a test rewrite the request before it
 goes and the answer before it comes back, so one deliberate deviation is injected into an otherwise correct
-target (URLs in bodies and headers are rewritten so next links keep pointing at the proxy).
+target (URLs in bodies and headers are rewritten so next links keep pointing at the proxy, and the proxy's URLs in a
+request's parameters are rewritten to the upstream's, as a rewriting reverse proxy does).
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ class BreakingProxy:
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         headers.pop("host", None)
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        query = [
+            (k, v.replace(self.public, self.upstream))
+            for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        ]
         ex = Exchange(scope["method"], scope["path"], query, headers, body)
         mutation = self.mutation
         if mutation and mutation.before:

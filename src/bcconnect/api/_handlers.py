@@ -196,6 +196,7 @@ async def search_type(env: Env, request: Request, access: AccessContext, route: 
         at=state.t if state else None,
         offset=state.offset if state else 0,
         after=state.after if state else None,
+        base_url=request.base_url,
     )
     query, page = result.query, result.page
     # the self link and the next pages name the parameters the search used, not those it ignored (§3.1.1.6)

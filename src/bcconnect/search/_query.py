@@ -9,6 +9,7 @@ request asked for lenient handling, in which case they are listed in ``SearchQue
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from bcconnect.errors import InvalidRequest, Unsupported
@@ -252,6 +253,30 @@ def _enum(kind: type[E], name: str, raw: str) -> E:
         raise InvalidRequest(f"{name}: expected one of {allowed}, got {raw!r}", expression=[name]) from None
 
 
+def _localised(clause: Clause, base: str) -> Clause:
+    """``clause`` with absolute references to ``base`` made relative.
+
+    >>> from bcconnect.search._definitions import registry
+    >>> subject = registry().param("Observation", "subject")
+    >>> here = Clause(subject, None, (ReferenceValue("Patient", "p1", "http://x/fhir/Patient/p1"),))
+    >>> _localised(here, "http://x/fhir").values
+    (ReferenceValue(type='Patient', id='p1', url=None),)
+    >>> _localised(here, "http://elsewhere/fhir").values == here.values
+    True
+    """
+    if clause.param.type is not ParamType.REFERENCE or not clause.values:
+        return clause
+    prefix = base.rstrip("/") + "/"
+    values = tuple(
+        ReferenceValue(v.type, v.id, None)
+        if isinstance(v, ReferenceValue) and v.url is not None and v.url.startswith(prefix)
+        and v.url[len(prefix) :].count("/") == 1
+        else v
+        for v in clause.values
+    )  # fmt: skip
+    return replace(clause, values=values)
+
+
 def parse_search(
     resource_type: str,
     params: Sequence[tuple[str, str]],
@@ -259,8 +284,13 @@ def parse_search(
     default_count: int = 50,
     max_count: int = 1000,
     lenient: bool = False,
+    local_base: str | None = None,
 ) -> SearchQuery:
-    """Parse ``params`` (decoded name/value pairs, in order) for a search on ``resource_type``."""
+    """Parse ``params`` (decoded name/value pairs, in order) for a search on ``resource_type``.
+
+    ``local_base`` is this server's base URL: a reference value under it names a resource here, so it matches
+    exactly what the relative form matches (aliases of a person included).
+    """
     if resource_type not in registry().by_type:
         raise Unsupported(f"resource type {resource_type!r} is not served here")
     clauses: list[Clause] = []
@@ -299,6 +329,8 @@ def parse_search(
             ignored_params.append((name, raw))
     count = options.get("count", default_count)
     assert isinstance(count, int)
+    if local_base:
+        clauses = [_localised(clause, local_base) for clause in clauses]
     return SearchQuery(
         resource_type=resource_type,
         clauses=tuple(clauses),

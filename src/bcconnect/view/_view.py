@@ -258,14 +258,23 @@ class View:
         at: int | None = None,
         offset: int = 0,
         after: str | None = None,
+        base_url: str | None = None,
     ) -> SearchResult:
-        """One page of a search; ``at``/``offset``/``after`` come back from the previous page's link."""
+        """One page of a search; ``at``/``offset``/``after`` come back from the previous page's link.
+
+        ``base_url`` is the endpoint's own base: references under it are local ones.
+        """
         self._check_type(resource_type)
 
         def run(tx: Tx) -> SearchResult:
             # any Patient id of a person in a reference parameter matches all of them (the store's aliases)
             query = parse_search(
-                resource_type, params, default_count=self.default_count, max_count=self.max_count, lenient=lenient
+                resource_type,
+                params,
+                default_count=self.default_count,
+                max_count=self.max_count,
+                lenient=lenient,
+                local_base=base_url,
             )
             screen = self._screen(tx, access)
             # screened inside the store's SQL (counts, filters, sorts, includes), then redacted and composed

@@ -47,7 +47,7 @@ def _serve(config: Path, port: int, log: Path, base: str) -> subprocess.Popen[by
         process = subprocess.Popen(
             [sys.executable, "-m", "bcconnect.cli.main", "--config", str(config), "serve", "--no-auth",
              "--port", str(port)],
-            stdout=sink, stderr=sink, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
+            stdout=sink, stderr=sink, env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         )  # fmt: skip
     try:
         _wait_ready(base, process)

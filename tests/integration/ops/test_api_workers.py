@@ -71,7 +71,7 @@ def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) ->
          "--port", str(port), "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": ""},
+        env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
