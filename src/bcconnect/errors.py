@@ -247,10 +247,14 @@ class ResourceGone(RequestError):
 
 
 class MethodNotAllowed(RequestError):
-    """The interaction is not allowed here: the view is read-only (405)."""
+    """The interaction is not allowed here: the view is read-only (405); ``allow`` is what the target takes."""
 
     category = Category.NOT_ALLOWED
     issue_code = "not-supported"
+
+    def __init__(self, message: str, *, allow: Sequence[str] = ("GET", "HEAD")) -> None:
+        super().__init__(message)
+        self.allow = tuple(allow)
 
 
 class NotAcceptable(RequestError):

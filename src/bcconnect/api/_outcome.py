@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 
 from bcconnect.access import www_authenticate
-from bcconnect.errors import BcconnectError, Category, RequestError, StoreError
+from bcconnect.errors import BcconnectError, Category, MethodNotAllowed, RequestError, StoreError
 from bcconnect.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,8 +45,8 @@ def error_to_outcome(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, RequestError):
         status = STATUS[exc.category]
-        if status == 405:
-            headers["allow"] = "GET, HEAD"
+        if isinstance(exc, MethodNotAllowed):
+            headers["allow"] = ", ".join(exc.allow)
         if status == 401:
             headers["www-authenticate"] = www_authenticate(exc)
         retry_after = getattr(exc, "retry_after", None)

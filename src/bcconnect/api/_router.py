@@ -72,7 +72,10 @@ def _bulk_route(method: str, parts: list[str]) -> Route | None:
         return None
     allowed = _BULK_METHODS[found.interaction]
     if method not in allowed and not (method == "HEAD" and "GET" in allowed):
-        raise MethodNotAllowed(f"{'/'.join(parts)} takes {' or '.join(allowed)}")
+        raise MethodNotAllowed(
+            f"{'/'.join(parts)} takes {' or '.join(allowed)}",
+            allow=(*allowed, "HEAD") if "GET" in allowed else allowed,
+        )
     return found
 
 
@@ -88,12 +91,14 @@ def route(method: str, path: str) -> Route:
         # $match takes a Parameters resource, so FHIR invokes it with POST; the triage operations take a query
         if method != wanted and not (wanted == "GET" and method == "HEAD"):
             how = "with POST and a Parameters resource" if wanted == "POST" else "with GET"
-            raise MethodNotAllowed(f"{parts[0]}/{parts[1]} is invoked {how}")
+            raise MethodNotAllowed(
+                f"{parts[0]}/{parts[1]} is invoked {how}", allow=("GET", "HEAD") if wanted == "GET" else (wanted,)
+            )
         return Route(operation, parts[0])
     if len(parts) == 3 and parts[0] == "Group" and parts[2] == "$recompute":
         # recomputing a cohort changes derived data only (the record stays read-only): an operation, with POST
         if method != "POST":
-            raise MethodNotAllowed("Group/{id}/$recompute is invoked with POST")
+            raise MethodNotAllowed("Group/{id}/$recompute is invoked with POST", allow=("POST",))
         return Route("recompute", "Group", _check_id("Group", parts[1]))
     if method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{method} is not allowed: this FHIR endpoint is read-only")

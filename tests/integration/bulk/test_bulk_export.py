@@ -334,7 +334,9 @@ async def test_status_and_files_belong_to_the_requester(store_url: str, tmp_path
         narrower = server.headers(scopes="system/Observation.read")
         assert (await client.get(file_url, headers=narrower)).status_code == 403
         assert (await client.get(file_url)).status_code == 401
-        assert (await client.put(status_url, headers=headers)).status_code == 405
+        wrong = await client.put(status_url, headers=headers)
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "GET, DELETE, HEAD"  # what the status URL does take
 
 
 async def test_cancel_removes_the_files_and_the_job(store_url: str, tmp_path: Path) -> None:

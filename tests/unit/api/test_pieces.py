@@ -60,6 +60,24 @@ def test_unroutable(method: str, path: str, error: type[Exception]) -> None:
         route(method, path)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "Patient/p1", ("GET", "HEAD")),
+        ("GET", "Patient/$match", ("POST",)),
+        ("GET", "Group/g1/$recompute", ("POST",)),
+        ("PUT", "$export", ("GET", "POST", "HEAD")),
+        ("POST", "$export-file/abc/Patient.ndjson", ("GET", "HEAD")),
+    ],
+)
+def test_a_405_names_what_the_target_takes(method: str, path: str, allow: tuple[str, ...]) -> None:
+    """The Allow header of a 405 lists the target's methods (RFC 9110 §15.5.6), not a fixed pair."""
+    with pytest.raises(MethodNotAllowed) as caught:
+        route(method, path)
+    assert caught.value.allow == allow
+    assert error_to_outcome(caught.value)[2] == {"allow": ", ".join(allow)}
+
+
 def test_page_tokens_round_trip_and_resist_tampering() -> None:
     """A token decodes to its state with the same key only."""
     state = PageState("search", "Patient", (("family", "smith"), ("_count", "5")), 42, 10)
