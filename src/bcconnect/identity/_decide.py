@@ -3,7 +3,9 @@
 Tiers, first that applies wins (see ``rules.toml``):
 
 1. both NHS numbers verified and different → NO_MATCH, whatever the demographics say;
-2. the twin guard: same date of birth, family name and address (postcode or phone), a different given name
+2. another first name and another sex → never an automatic MATCH (POSSIBLE_MATCH with a shared NHS number
+   and a score in the review band, else NO_MATCH): a twin of the other sex or a relative, not a keying error;
+   the twin guard: same date of birth, family name and address (postcode or phone), a different given name
    (not a short form, spelling, typo or middle name of it) → never an automatic MATCH: POSSIBLE_MATCH when the
    NHS numbers agree (a twin's number typed on the other twin's record looks exactly like this), else NO_MATCH
    — unless both records carry the same NHS number verified (each traced to it) and the sexes do not differ:
@@ -46,12 +48,12 @@ from bcconnect.identity._normalise import Demographics
 from bcconnect.identity._rules import Rules
 
 #: rules whose NO_MATCH is a hard conflict: two records so decided are never put into one person
-HARD_CONFLICTS = frozenset({"nhs-verified-differ", "twin-guard", "generation-guard"})
+HARD_CONFLICTS = frozenset({"nhs-verified-differ", "twin-guard", "generation-guard", "given-and-sex-differ"})
 #: the prefix of decisions on twin-like pairs (one birthday, surname and address) that share an NHS number
 #: verified on at most one side and have similar given names: a match any other match outranks
 WEAK_PREFIX = "nhs-household-"
 #: pair rules that forbid joining two persons automatically (a steward may still join them)
-JOIN_BLOCKERS = HARD_CONFLICTS | {"twin-guard-review", "twin-guard-similar-name"}
+JOIN_BLOCKERS = HARD_CONFLICTS | {"twin-guard-review", "twin-guard-similar-name", "given-and-sex-differ-review"}
 _GENERATION_YEARS = 10
 
 
@@ -106,6 +108,14 @@ def decide_pair(a: Demographics, b: Demographics, rules: Rules) -> PairDecision:
     same_nhs = a.nhs_number is not None and a.nhs_number == b.nhs_number
     given, family, dob = vector[1], vector[2], vector[3]
     traced = same_nhs and a.nhs_verified and b.nhs_verified
+    if given == GIVEN_DIFFERENT and vector[4] == SEX_DIFFERENT:
+        # another first name and another sex: a different person (twins of both sexes, a relative), whatever the
+        # rest agrees on, even a shared number (a relative's typed on the record); one person who changed both
+        # is given a new NHS number in England. With a shared number and a score in the review band a person
+        # may look (a twin's number typed on the other's record); otherwise never linked
+        if same_nhs and score >= rules.review_at:
+            return PairDecision(LinkState.POSSIBLE_MATCH, "given-and-sex-differ-review", score, vector)
+        return PairDecision(LinkState.NO_MATCH, "given-and-sex-differ", score, vector)
     if _household_birthday(vector):
         if given == GIVEN_DIFFERENT and not (traced and vector[4] != SEX_DIFFERENT):
             if same_nhs:

@@ -64,7 +64,7 @@ def test_twins_never_link_with_or_without_an_nhs_number(rules: Rules) -> None:
     assert (typed.state, typed.rule) == (LinkState.POSSIBLE_MATCH, "twin-guard-review")
     # verified on both sides but the sexes differ: a different person whatever the number says
     boy = demographics(patient("g", given="Daniel", gender="male"))
-    assert decide_pair(demographics(patient("h", given="Sarah")), boy, rules).rule == "twin-guard-review"
+    assert decide_pair(demographics(patient("h", given="Sarah")), boy, rules).rule == "given-and-sex-differ-review"
     # twins named alike (Hassan, Hussein) without a shared NHS number: review at most
     hassan = demographics(patient("e", nhs=None, given="Hassan", family="Ali", gender="male"))
     hussein = demographics(patient("f", nhs="9990000026", status="02", given="Hussein", family="Ali", gender="male"))
@@ -220,3 +220,36 @@ def test_a_parents_unverified_number_on_the_childs_record_does_not_link_them(rul
     son = demographics(patient("b", status="03", given="Del", family="Campbell", gender="male", birth="1989-11-23"))
     decision = decide_pair(father, son, rules)
     assert (decision.state, decision.rule) == (LinkState.NO_MATCH, "generation-guard")
+
+
+def test_another_first_name_and_another_sex_never_link_automatically(rules: Rules) -> None:
+    """A twin of the other sex whose record carries the other twin's number (unverified) and an old address:
+    not a household any more, so only this rule keeps the high score from linking them."""
+    emma = demographics(patient("a", given="Emma", family="Wilon", status="04", postcode="DY4 9TX"))
+    anthony = demographics(
+        patient("b", given="Anthony Susan", family="Wilson", gender="male", postcode="DY4 9NT", phone=None)
+    )
+    decision = decide_pair(emma, anthony, rules)
+    assert (decision.state, decision.rule) == (LinkState.POSSIBLE_MATCH, "given-and-sex-differ-review")
+    # without a number in common they are never linked (and never joined into one person)
+    emma_only = demographics(patient("c", nhs=None, given="Emma", family="Wilson"))
+    anthony_only = demographics(patient("d", nhs=None, given="Anthony", family="Wilson", gender="male"))
+    assert decide_pair(emma_only, anthony_only, rules).rule == "given-and-sex-differ"
+    # a sex recorded differently with a first name that agrees is a keying error, and is scored as usual
+    miskeyed = demographics(patient("e", given="Emma", family="Wilson", gender="male"))
+    assert decide_pair(demographics(patient("f", given="Emma", family="Wilson")), miskeyed, rules).state is not (
+        LinkState.NO_MATCH
+    )
+
+
+def test_the_sex_and_given_name_rule_is_what_keeps_the_pair_apart(rules: Rules) -> None:
+    """Injected violation: with the rule's sex comparison blinded, the twins above link automatically."""
+    import bcconnect.identity._decide as decide
+
+    emma = demographics(patient("a", given="Emma", family="Wilon", status="04", postcode="DY4 9TX"))
+    anthony = demographics(
+        patient("b", given="Anthony Susan", family="Wilson", gender="male", postcode="DY4 9NT", phone=None)
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decide, "SEX_DIFFERENT", 99)
+        assert decide_pair(emma, anthony, rules).state is LinkState.MATCH
