@@ -27,7 +27,8 @@ from bcconnect.cohorts import Cohorts
 from bcconnect.config import AuthSettings, BulkSettings, PathSettings, SecuritySettings, Settings
 from bcconnect.identity import link_patients
 from bcconnect.security import LocalIssuer, SecurityGate, add_objection, count_audit_events, ensure_local_issuer
-from bcconnect.store import Store, open_store, put_resources
+from bcconnect.security._audit_store import audit_chain_head, stored_events
+from bcconnect.store import Store, Tx, open_store, put_resources
 from bcconnect.view import View
 from support.loopback import serve
 from support.security_world import OBJECTOR_NHS, _condition, _observation, _patient, world, write
@@ -191,12 +192,15 @@ async def test_a_bulk_client_exports_the_record_without_the_objector_or_the_opte
         assert "telecom" not in restricted
         assert {o["id"] for o in resources["Observation"]} == {"o1-1", "o1-2", "o1-3"}
         assert "Organization" in resources  # a system export carries shared resources too
+
         # audited: the kick-off and each file fetched, with how many resources the file held
-        events = await server.store.read(
-            lambda tx: tx.query("SELECT body FROM audit_events ORDER BY seq DESC LIMIT 200")
-        )
-        outcomes = [orjson.loads(e[0]).get("outcomeDesc", "") for e in events]
-        agents = [orjson.loads(e[0])["agent"] for e in events]
+        def recent(tx: Tx) -> list[dict[str, Any]]:
+            head = audit_chain_head(tx).seq
+            return [orjson.loads(e.body) for e in stored_events(tx, after=max(0, head - 200), through=head, limit=200)]
+
+        events = await server.store.read(recent)
+        outcomes = [e.get("outcomeDesc", "") for e in events]
+        agents = [e["agent"] for e in events]
         fetched = [i for i, o in enumerate(outcomes) if " file " in o]
         assert len(fetched) == len(manifest["output"])
         assert any("Observation resources" in outcomes[i] for i in fetched)
