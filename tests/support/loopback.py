@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import anyio
 import httpx
 import orjson
+import pytest
 import uvicorn
 
 Scope = MutableMapping[str, Any]
@@ -171,3 +174,17 @@ async def breaking_proxy(upstream: str) -> AsyncIterator[BreakingProxy]:
             yield proxy
     finally:
         await proxy.client.aclose()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], *, seconds: float = 120) -> None:
+    """Poll ``url`` until it answers 200 while ``process`` (a ``bcconnect serve``) is alive; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited early"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} never answered 200")

@@ -19,6 +19,7 @@ import pytest
 
 from bcconnect.security import add_objection
 from bcconnect.store import open_store, put_resources
+from support.loopback import wait_until_serving
 from support.security_world import _observation, world
 
 # two server starts and a slow (two resources a page) export: generous limits for a machine shared by many suites
@@ -50,25 +51,12 @@ def _serve(config: Path, port: int, log: Path, base: str) -> subprocess.Popen[by
             stdout=sink, stderr=sink, env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         )  # fmt: skip
     try:
-        _wait_ready(base, process)
+        wait_until_serving(f"{base}/metadata", process, seconds=120)
     except BaseException:
         process.kill()
         process.wait(timeout=10)
         raise
     return process
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "serve exited early"
-        try:
-            if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("the server never became ready")
 
 
 def _finish(status_url: str) -> dict[str, Any]:

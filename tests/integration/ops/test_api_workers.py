@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from bcconnect.store import ResourceWrite, open_store, put_resources
+from support.loopback import wait_until_serving
 
 from .conftest import free_port, parse_exposition, value
 
@@ -31,19 +32,6 @@ async def _seed(url: str) -> None:
     ]
     async with open_store(url) as store:
         await store.write(lambda tx: put_resources(tx, patients))
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "serve exited early"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("the workers never became ready")
 
 
 def _children(pid: int) -> list[int]:
@@ -75,7 +63,7 @@ def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) ->
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process)
+        wait_until_serving(f"{base}/readyz", process, seconds=60)
         workers = _children(process.pid)
         assert len(workers) == 2
         for _ in range(40):
