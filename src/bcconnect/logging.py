@@ -41,7 +41,9 @@ SENSITIVE_KEYS: Final = frozenset(
         "api_key",
     }
 )
-_NHS_NUMBER_LIKE: Final = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
+# A run of digits inside a longer letters-and-digits token (a hex request id, a UUID) is not an NHS number:
+# masking it there would corrupt correlation ids, so the number must stand as a token of its own.
+_NHS_NUMBER_LIKE: Final = re.compile(r"(?<![0-9A-Za-z])\d{3}[ -]?\d{3}[ -]?\d{4}(?![0-9A-Za-z])")
 REDACTED: Final = "[redacted]"
 
 
