@@ -8,20 +8,13 @@ Public reads (stable: the bulk export codes against them)::
 
 Members are always read minus anyone now under the national data opt-out (type 1 or 2) or in the objection
 register, even if they opted out after the cohort was computed; the Group reports how many were removed
-(a count per reason, never who). Computation reads clinical data only through :mod:`bcconnect.view`; the
-package's own tables (``cohort_runs``, ``cohort_members``, ``cohort_opt_out``) hold the results.
+(a count per reason, never who). Computation reads clinical data only through :mod:`bcconnect.view` — what
+changed since the last computation, into the package's facts read model (``cohort_fact_*``, see
+:class:`CohortFacts`), over which the definitions are evaluated in SQL; the package's own tables
+(``cohort_runs``, ``cohort_members``, ``cohort_opt_out``) hold the results.
 """
 
-from bcconnect.cohorts._compute import (
-    COHORT_READS,
-    Cohorts,
-    Evaluator,
-    FactCollector,
-    PersonFacts,
-    distinct_starts,
-    months_before,
-    parse_instant,
-)
+from bcconnect.cohorts._compute import COHORT_READS, Cohorts, Evaluator, FactCollector, PersonFacts
 from bcconnect.cohorts._definitions import (
     BOROUGHS,
     CohortDefinition,
@@ -32,6 +25,8 @@ from bcconnect.cohorts._definitions import (
     load_places,
     parse_definitions,
 )
+from bcconnect.cohorts._extract import distinct_starts, months_before, parse_instant
+from bcconnect.cohorts._facts import CohortFacts, RefreshReport
 from bcconnect.cohorts._group import (
     COHORT_IDENTIFIER_SYSTEM,
     COMPUTED_EXTENSION,
@@ -56,6 +51,7 @@ __all__ = [
     "DEFINITION_EXTENSION",
     "REMOVED_EXTENSION",
     "CohortDefinition",
+    "CohortFacts",
     "CohortRun",
     "Cohorts",
     "Definitions",
@@ -63,6 +59,7 @@ __all__ = [
     "FactCollector",
     "Member",
     "PersonFacts",
+    "RefreshReport",
     "Rule",
     "borough_of",
     "cohort_group",

@@ -83,9 +83,11 @@ def list_runs(tx: Tx) -> list[CohortRun]:
     return [_run(r) for r in tx.query(f"SELECT {_RUN_COLUMNS} FROM cohort_runs ORDER BY group_id")]  # noqa: S608 - constant columns
 
 
-def save_run(tx: Tx, run: CohortRun, members: Iterable[Member]) -> None:
-    """Replace a cohort's computation and its members (one transaction: readers see the old or the new)."""
-    tx.execute("DELETE FROM cohort_members WHERE group_id = ?", (run.group_id,))
+def save_run(tx: Tx, run: CohortRun, members: Iterable[Member] | None) -> None:
+    """Replace a cohort's computation and its members (one transaction: readers see the old or the new);
+    ``members`` None: they were written already in this transaction (by the SQL evaluation)."""
+    if members is not None:
+        tx.execute("DELETE FROM cohort_members WHERE group_id = ?", (run.group_id,))
     tx.execute("DELETE FROM cohort_runs WHERE group_id = ?", (run.group_id,))
     tx.execute(
         f"INSERT INTO cohort_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
@@ -103,10 +105,11 @@ def save_run(tx: Tx, run: CohortRun, members: Iterable[Member]) -> None:
             run.elapsed_ms,
         ),
     )
-    tx.executemany(
-        "INSERT INTO cohort_members (group_id, person_id, nhs_number, borough, practice) VALUES (?, ?, ?, ?, ?)",
-        [(run.group_id, m.person_id, m.nhs_number, m.borough, m.practice) for m in members],
-    )
+    if members is not None:
+        tx.executemany(
+            "INSERT INTO cohort_members (group_id, person_id, nhs_number, borough, practice) VALUES (?, ?, ?, ?, ?)",
+            [(run.group_id, m.person_id, m.nhs_number, m.borough, m.practice) for m in members],
+        )
 
 
 def drop_run(tx: Tx, group_id: str) -> None:

@@ -24,6 +24,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 """
 
 from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._changes import ChangedResource, changed_since, current_in_compartments
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
@@ -89,6 +90,7 @@ from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "ALIAS_FAMILY",
+    "ChangedResource",
     "Dialect",
     "EverythingQuery",
     "FactKeyer",
@@ -115,10 +117,12 @@ __all__ = [
     "canonical_ids",
     "canonical_line",
     "change_counters",
+    "changed_since",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
     "current_ids_with_token",
+    "current_in_compartments",
     "current_t",
     "cursor_updated_at",
     "database_size_bytes",

@@ -24,6 +24,7 @@ from bcconnect.view._freshness import (
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._open import open_view
 from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._population import POPULATION_TYPES, PopulationPage
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -33,10 +34,12 @@ __all__ = [
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
     "PERSON_MODEL_DOC",
+    "POPULATION_TYPES",
     "SOURCE_REFERENCE_EXTENSION",
     "TRANSPORT_PARAMS",
     "AccessContext",
     "HistoryPage",
+    "PopulationPage",
     "SearchResult",
     "SourceFreshness",
     "StoredResource",

@@ -38,6 +38,7 @@ from bcconnect.security import (
     search_audit_events,
 )
 from bcconnect.store import (
+    ChangedResource,
     EverythingQuery,
     SearchPage,
     SourceFreshness,
@@ -70,6 +71,7 @@ from bcconnect.view._person import (
     present_goldens,
     same_person_ids,
 )
+from bcconnect.view._population import PopulationPage, population_changes, population_records
 
 log = get_logger(__name__)
 
@@ -435,6 +437,22 @@ class View:
         if last and not found:
             return await self.export_batch(resource_type, after_id=last, raw=raw)
         return found
+
+    async def population_changes(
+        self, resource_type: str, *, after: tuple[int, str] = (0, ""), until_t: int | None = None, limit: int = 1000
+    ) -> PopulationPage:
+        """One page of the rows of ``resource_type`` (Patient, Condition, Encounter) changed after the cursor
+        ``after`` = ``(t, id)``, as stored, people in the objection register left out; for a read model kept
+        beside the record (an operator's population use: no caller screening, like ``export_batch``)."""
+        return await self.store.read(
+            lambda tx: population_changes(tx, resource_type, after=after, until_t=until_t, limit=limit)
+        )
+
+    async def population_records(self, patient_ids: Sequence[str]) -> list[ChangedResource]:
+        """The current rows (Patient, Condition, Encounter) of these Patients and their compartments, as stored,
+        objectors left out: a read model re-reads a person with it (an objection withdrawn)."""
+        ids = list(patient_ids)
+        return await self.store.read(lambda tx: population_records(tx, ids))
 
     async def export_types(self) -> list[str]:
         """Every resource type with current resources (what ``bcconnect export`` writes files for)."""

@@ -54,32 +54,32 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def _synced(store_url: str, tmp: Path) -> AsyncIterator[CohortWorld]:
-    """The world synced into the store at ``store_url`` through the real adapters and mappings (all four dialects)."""
+async def synced(store_url: str, tmp: Path, settings: SandboxSettings = WORLD) -> AsyncIterator[CohortWorld]:
+    """A world synced into the store at ``store_url`` through the real adapters and mappings (all four dialects)."""
     async with open_store(store_url) as store:
-        async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as world:
+        async with running_sandboxes(settings, hl7_drop_dir=tmp / "drop") as world:
             await world.deliver_hl7()
             configs, environ = world_adapters(world, hl7_drop_dir=tmp / "drop")
-            settings = Settings(root=tmp, paths=PathSettings(mappings_dir=str(MAPPINGS)))
-            reports = await sync_adapters(configs, settings=settings, store=store, environ=environ)
+            engine = Settings(root=tmp, paths=PathSettings(mappings_dir=str(MAPPINGS)))
+            reports = await sync_adapters(configs, settings=engine, store=store, environ=environ)
             assert all(r.ok and r.quarantined == 0 for r in reports), [r.as_dict() for r in reports]
             world.write_cohort_truth(tmp / "cohort_truth.csv")
         with (tmp / "cohort_truth.csv").open(encoding="utf-8") as f:
             truth = {row["nhs_number"]: row for row in csv.DictReader(f)}
-        yield CohortWorld(store, View(store), store_url, tmp, truth, WORLD.now)
+        yield CohortWorld(store, View(store), store_url, tmp, truth, settings.now)
 
 
 @pytest.fixture(scope="package")
 async def cohort_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
     """The world synced into SQLite."""
     tmp = tmp_path_factory.mktemp("cohort-world")
-    async with _synced(f"sqlite:///{tmp / 'store.db'}", tmp) as world:
+    async with synced(f"sqlite:///{tmp / 'store.db'}", tmp) as world:
         yield world
 
 
-@pytest.fixture(scope="package")
-async def cohort_world_pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
-    """The same world synced into a fresh PostgreSQL schema (skipped without a test server)."""
+@asynccontextmanager
+async def postgres_world(tmp: Path, settings: SandboxSettings = WORLD) -> AsyncIterator[CohortWorld]:
+    """A world synced into a fresh PostgreSQL schema, dropped afterwards (skipped without a test server)."""
     base = os.environ.get("BCCONNECT_TEST_POSTGRES_URL")
     if not base:
         if os.environ.get("CI"):
@@ -92,13 +92,18 @@ async def cohort_world_pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         conn.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in base else "?"
     try:
-        async with _synced(
-            f"{base}{sep}options={quote(f'-csearch_path={schema}')}", tmp_path_factory.mktemp("pg")
-        ) as w:
+        async with synced(f"{base}{sep}options={quote(f'-csearch_path={schema}')}", tmp, settings) as w:
             yield w
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="package")
+async def cohort_world_pg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CohortWorld]:
+    """The same world synced into a fresh PostgreSQL schema (skipped without a test server)."""
+    async with postgres_world(tmp_path_factory.mktemp("pg")) as w:
+        yield w
 
 
 @dataclass
