@@ -40,6 +40,10 @@ _CONDITION_COUNTS = (
 )
 
 
+def _marks(items: Sequence[object]) -> str:
+    return ",".join("?" * len(items))
+
+
 def _birth_limit(on: date, years: int) -> str:
     """The latest birth date (as ISO text) of someone at least ``years`` old on ``on``: ISO dates compare as
     text, so ``birth_date <= limit`` is "age >= years" (a 29 February limit in a common year still works)."""
@@ -153,16 +157,26 @@ class _Compiler:
         rows: list[tuple[object, ...]] = []
         for start in range(0, len(candidates), _CHUNK):
             chunk = candidates[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+            # the persons' Patient ids first, then their records by Patient id: one join would let the planner
+            # walk every record of the kind and probe the persons (SQLite does, without statistics)
+            owner = {
+                str(r[0]): str(r[1])
+                for r in self.tx.query(
+                    f"SELECT patient_id, person_id FROM cohort_fact_patient WHERE person_id IN ({_marks(chunk)})",  # noqa: S608 - '?' marks only
+                    chunk,
+                )
+            }
             periods: dict[str, list[tuple[int, int]]] = {}
-            # a record that ended by the window's edge cannot join an event that starts inside it
-            for person, begin, end in self.tx.query(
-                "SELECT m.person_id, e.start_us, e.end_us FROM cohort_fact_encounter e"  # noqa: S608 - '?' marks only
-                " JOIN cohort_fact_patient m ON m.patient_id = e.patient_id"
-                f" WHERE m.person_id IN ({marks}) AND e.kind = ? AND e.end_us > ?",
-                (*chunk, kind, edge),
-            ):
-                periods.setdefault(str(person), []).append((int(begin), int(end)))
+            patients = sorted(owner)
+            for first in range(0, len(patients), _CHUNK):
+                some = patients[first : first + _CHUNK]
+                # a record that ended by the window's edge cannot join an event that starts inside it
+                for patient, begin, end in self.tx.query(
+                    "SELECT e.patient_id, e.start_us, e.end_us FROM cohort_fact_encounter e"  # noqa: S608 - '?' marks only
+                    f" WHERE e.patient_id IN ({_marks(some)}) AND e.kind = ? AND e.end_us > ?",
+                    (*some, kind, edge),
+                ):
+                    periods.setdefault(owner[str(patient)], []).append((int(begin), int(end)))
             rows += [
                 (self.run_key, name, person, _distinct_event_count(found_periods, edge, as_of))
                 for person, found_periods in periods.items()
@@ -216,23 +230,34 @@ class SqlEvaluator:
         return [str(r[0]) for r in rows]
 
     def save_members(self, definition: CohortDefinition) -> Evaluated:
-        """Replace ``definition``'s members with the persons it matches now, minus the opted-out and objectors."""
+        """Replace ``definition``'s members with the persons it matches now, minus the opted-out and objectors.
+
+        The rule is evaluated once, into this computation's working rows; members and the opt-out counts are
+        read from those."""
         cond, params = self.compiler.sql(definition.rule)
         group = definition.id
+        matched = f"match:{group}"
+        self.tx.execute(
+            "INSERT INTO cohort_eval_scratch (run_key, kind, person_id, value)"  # noqa: S608 - built from fixed parts, values bound
+            f" SELECT ?, ?, p.person_id, 0 FROM cohort_fact_person p WHERE {cond} AND {_NOT_OBJECTING}",
+            (self.run_key, matched, *params, self.run_key),
+        )
         self.tx.execute("DELETE FROM cohort_members WHERE group_id = ?", (group,))
         self.tx.execute(
-            "INSERT INTO cohort_members (group_id, person_id, nhs_number, borough, practice)"  # noqa: S608 - built from fixed parts, values bound
-            f" SELECT ?, p.person_id, p.nhs_number, p.borough, p.practice FROM cohort_fact_person p"
-            f" WHERE {cond} AND {_NOT_OBJECTING}"
+            "INSERT INTO cohort_members (group_id, person_id, nhs_number, borough, practice)"
+            " SELECT ?, p.person_id, p.nhs_number, p.borough, p.practice"
+            " FROM cohort_eval_scratch s JOIN cohort_fact_person p ON p.person_id = s.person_id"
+            " WHERE s.run_key = ? AND s.kind = ?"
             " AND NOT EXISTS (SELECT 1 FROM cohort_opt_out o WHERE o.nhs_number = p.nhs_number)",
-            (group, *params, self.run_key),
+            (group, self.run_key, matched),
         )
         removed = dict(
             self.tx.query(
-                "SELECT o.opt_out_type, COUNT(*) FROM cohort_fact_person p"  # noqa: S608 - built from fixed parts, values bound
-                f" JOIN cohort_opt_out o ON o.nhs_number = p.nhs_number WHERE {cond} AND {_NOT_OBJECTING}"
-                " GROUP BY o.opt_out_type",
-                (*params, self.run_key),
+                "SELECT o.opt_out_type, COUNT(*) FROM cohort_eval_scratch s"
+                " JOIN cohort_fact_person p ON p.person_id = s.person_id"
+                " JOIN cohort_opt_out o ON o.nhs_number = p.nhs_number"
+                " WHERE s.run_key = ? AND s.kind = ? GROUP BY o.opt_out_type",
+                (self.run_key, matched),
             )
         )
         row = self.tx.query_one("SELECT COUNT(*) FROM cohort_members WHERE group_id = ?", (group,))
