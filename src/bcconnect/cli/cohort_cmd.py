@@ -2,7 +2,8 @@
 
 ``list``      every defined cohort, its size, when computed and how many the opt-out/objection removed;
 ``show ID``   one cohort's definition and sizes by borough and by GP practice;
-``compute``   compute all cohorts (or those named) now;
+``compute``   compute all cohorts (or those named) now (``--rebuild-facts``: read the whole view into the facts
+              read model again first);
 ``members ID`` the cohort's members (golden person id, NHS number, borough, practice) — audited.
 
 ``--format table`` (default), ``csv`` or ``json``. Definitions come from ``[cohorts] definitions`` (or the
@@ -45,6 +46,11 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     compute = csub.add_parser("compute", help="compute cohorts now (all, or those named)")
     compute.add_argument("cohorts", nargs="*", help="cohort ids (default: every defined cohort)")
     compute.add_argument("--as-of", type=_instant, help="compute as at this instant (ISO 8601; default: now)")
+    compute.add_argument(
+        "--rebuild-facts",
+        action="store_true",
+        help="first empty the cohort facts read model and read the whole view again (normally only what changed)",
+    )
     compute.set_defaults(handler=_compute)
     members = csub.add_parser("members", help="the members of a cohort (audited)")
     members.add_argument("cohort", help="cohort id")
@@ -127,11 +133,14 @@ def _compute(args: argparse.Namespace) -> int:
     async def work(cohorts: Cohorts) -> Rows:
         for name in args.cohorts:
             _known(cohorts, name)
+        if args.rebuild_facts:
+            await cohorts.facts.rebuild()
         runs = await cohorts.compute(args.cohorts or None, as_of=args.as_of)
         await record_operator_action(
             cohorts.view.store,
             action="cohort compute",
-            detail=", ".join(f"{r.group_id}={r.member_count}" for r in runs),
+            detail=("facts rebuilt; " if args.rebuild_facts else "")
+            + ", ".join(f"{r.group_id}={r.member_count}" for r in runs),
         )
         rows = [
             [
