@@ -25,6 +25,10 @@ import orjson
 import pytest
 import uvicorn
 
+from bcconnect.cli.serve_cmd import serve_api
+from bcconnect.config import Settings
+from bcconnect.store import Store
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -37,6 +41,48 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (loopback); two clones at once each get their own."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for_listener(port: int, *, seconds: float = 20) -> None:
+    """Return once something accepts TCP connections on 127.0.0.1:``port`` (a server started in another task)."""
+    with anyio.fail_after(seconds):
+        while True:
+            try:
+                stream = await anyio.connect_tcp("127.0.0.1", port)
+            except OSError:
+                await anyio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
+
+
+@asynccontextmanager
+async def serving_bcconnect(
+    settings: Settings, store: Store, *, read_store: Store | None = None, allow_no_auth: bool = False
+) -> AsyncIterator[str]:
+    """``bcconnect serve``'s own wiring in-process (uvicorn on ``settings.api.port``); yields its root URL."""
+    ready = anyio.Event()
+
+    async def on_ready() -> None:
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: serve_api(
+                settings, store=store, read_store=read_store, allow_no_auth=allow_no_auth, on_ready=on_ready
+            )
+        )
+        with anyio.fail_after(30):
+            await ready.wait()
+        yield f"http://127.0.0.1:{settings.api.port}"
+        group.cancel_scope.cancel()
 
 
 @asynccontextmanager
