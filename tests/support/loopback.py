@@ -12,8 +12,9 @@ import contextlib
 import inspect
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ import orjson
 import pytest
 import uvicorn
 
+from bcconnect.api import make_server
 from bcconnect.cli.serve_cmd import serve_api
 from bcconnect.config import Settings
 from bcconnect.store import Store
@@ -61,6 +63,26 @@ async def wait_for_listener(port: int, *, seconds: float = 20) -> None:
                 continue
             await stream.aclose()
             return
+
+
+@contextlib.contextmanager
+def serving_in_thread(settings: Callable[[int], Settings]) -> Iterator[str]:
+    """The API (``make_server``, as ``bcconnect serve`` runs it) in a thread on a free loopback port, for
+    synchronous clients; ``settings`` gets the port. Yields the FHIR base URL; stops the server afterwards."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue here until uvicorn accepts them: no need to wait for start-up
+    port = int(sock.getsockname()[1])
+    server = make_server(settings(port))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/fhir"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+    assert not thread.is_alive()
 
 
 @asynccontextmanager
