@@ -22,12 +22,13 @@ from bcconnect.identity import merge, unmerge
 from bcconnect.security import add_objection, remove_objection
 from bcconnect.store import ResourceWrite, Tx, delete_resource, put_resources, read_current
 from bcconnect_sandbox import SandboxSettings
+from support.sandbox_world import NO_IDENTITY_NOISE
 
-from .conftest import NO_NOISE, CohortWorld, postgres_world, synced
+from .conftest import CohortWorld, postgres_world, synced
 
 pytestmark = pytest.mark.anyio
 
-SMALL = SandboxSettings(persons=120, seed=23, noise=NO_NOISE, density=0)
+SMALL = SandboxSettings(persons=120, seed=23, noise=NO_IDENTITY_NOISE, density=0)
 
 
 @pytest.fixture(scope="module")
