@@ -24,6 +24,8 @@ from bcconnect.view._freshness import (
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._open import open_view
 from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._provenance import PROVENANCE_DOC, provenance_id
+from bcconnect.view._provenance import SEARCH_PARAMS as PROVENANCE_SEARCH_PARAMS
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
     "PERSON_MODEL_DOC",
+    "PROVENANCE_DOC",
+    "PROVENANCE_SEARCH_PARAMS",
     "SOURCE_REFERENCE_EXTENSION",
     "TRANSPORT_PARAMS",
     "AccessContext",
@@ -48,5 +52,6 @@ __all__ = [
     "freshness_header",
     "open_view",
     "parse_non_negative",
+    "provenance_id",
     "registry",
 ]
