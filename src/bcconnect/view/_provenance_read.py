@@ -35,6 +35,7 @@ from bcconnect.store import (
     Tx,
     alias_closure,
     current_t,
+    iter_current,
     read_current,
     read_version,
     search,
@@ -158,7 +159,8 @@ def _check(query: SearchQuery) -> None:
             raise Unsupported(
                 f"Provenance search does not take {clause.param.code!r}; it takes {', '.join(SEARCH_PARAMS)}"
             )
-        if clause.chain is not None or (clause.modifier is not None and clause.modifier[:1].islower()):
+        lowered = clause.modifier is not None and clause.modifier[:1].islower() and clause.modifier != "missing"
+        if clause.chain is not None or lowered:
             raise Unsupported(f"{clause.param.code}:{clause.modifier or 'chain'} is not supported on Provenance")
 
 
@@ -170,6 +172,9 @@ def _plan(tx: Tx, query: SearchQuery) -> _Plan:
     reg = registry()
     for clause in query.clauses:
         code = clause.param.code
+        if clause.modifier == "missing":
+            _missing(tx, clause, types, per_type)
+            continue
         if code == "_id":
             ids.append(tuple(v.code for v in clause.values if isinstance(v, TokenValue) and v.code))
             continue
@@ -210,6 +215,47 @@ def _plan(tx: Tx, query: SearchQuery) -> _Plan:
                 per_type[rtype].append(Clause(param, values=tuple(TokenValue(None, i) for i in sorted(found))))
     ordered = tuple(sorted(types))
     return _Plan(ordered, {t: tuple(per_type[t]) for t in ordered}, tuple(ids), tuple(dates))
+
+
+def _missing(tx: Tx, clause: Clause, types: set[str], per_type: dict[str, list[Clause]]) -> None:
+    """``:missing``: every Provenance has an id, a target and a recorded time; ``patient`` is there when the
+    target is a Patient; ``agent`` (a literal reference) when the trust's Organization is in the view."""
+    code, missing = clause.param.code, bool(clause.missing_value)
+    if code == "patient":
+        types.intersection_update(set(types) - {"Patient"} if missing else {"Patient"} & types)
+    elif code == "agent":
+        codes = sorted(_organisation_ods_codes(tx))
+        reg = registry()
+        for rtype in types:
+            param = reg.param(rtype, "_tag")
+            assert param is not None
+            tags = tuple(TokenValue(SOURCE_ORG_TAG_SYSTEM, c) for c in codes) or (
+                TokenValue(SOURCE_ORG_TAG_SYSTEM, ""),
+            )
+            if rtype == "Patient" and not missing:
+                # a golden Patient's Provenance names no trust as its agent: it is among the "missing"
+                per_type[rtype].append(Clause(param, values=tags))
+            else:
+                per_type[rtype].append(Clause(param, modifier="not" if missing else None, values=tags))
+    elif missing:
+        types.clear()
+
+
+def _organisation_ods_codes(tx: Tx) -> set[str]:
+    """Every ODS code some Organization in the view carries as its identifier."""
+    import orjson
+
+    codes: set[str] = set()
+    after = ""
+    while True:
+        batch = iter_current(tx, "Organization", after_id=after, limit=1000)
+        for org in batch:
+            for ident in orjson.loads(org.body or b"{}").get("identifier") or ():
+                if isinstance(ident, dict) and ident.get("system") == SOURCE_ORG_TAG_SYSTEM and ident.get("value"):
+                    codes.add(str(ident["value"]))
+        if len(batch) < 1000:
+            return codes
+        after = batch[-1].id
 
 
 def _organisation_codes(tx: Tx, organisation_ids: set[str]) -> set[str]:
