@@ -9,7 +9,8 @@ same data gives the same ids on every run; the type codes below never change), w
 - ``agent``: the trust as ``author`` (its Organization in the view, with its ODS code as identifier), and
   bcconnect as ``assembler`` (a contained Device carrying the engine's version);
 - ``entity`` (role ``source``): the trust's source record, ``what.identifier`` = the trust's system and the
-  record's key there (``meta.source`` splits into the two);
+  record's key there (``meta.source`` splits into the two), and for a current version the version the trust
+  gave the record (from the raw landing) in the :data:`SOURCE_VERSION_EXTENSION` extension;
 - ``policy``: the mapping set and version that turned the record into FHIR
   (``https://bcconnect.nhs.uk/MappingSet/<set>|<version>``): the plan the transformation followed (PROV-O
   ``hadPlan``), which is what ``Provenance.policy`` carries. UK Core has no Provenance profile; the shape
@@ -51,7 +52,9 @@ PROVENANCE_DOC: Final = (
     "Composed on read, one per version of every served resource: Provenance/<type code>-<id>-<version>. target is "
     "the version, recorded when bcconnect received and stored it, agent the trust (author, its Organization and "
     "ODS code) and bcconnect (assembler, a contained Device), entity the trust's source record (role source, "
-    "identifier = the trust's system and record key), policy the mapping set and version. A golden Patient's "
+    "identifier = the trust's system and record key; the trust's version of it, when known, in the extension "
+    "https://bcconnect.nhs.uk/StructureDefinition/source-record-version), policy the mapping set and version. "
+    "A golden Patient's "
     "Provenance has one source entity per visible source Patient, each with its trust as entity.agent. Searches "
     "(target, patient, agent, recorded, _lastUpdated, _id) find the Provenance of current versions; _id and read "
     "reach every version's. Every search takes _revinclude=Provenance:target. $everything does not add "
@@ -63,6 +66,8 @@ ENTITY_ROLE: Final = "source"
 MAPPING_SET_POLICY: Final = BCCONNECT_BASE + "/MappingSet/"
 IDENTITY_RULES_POLICY: Final = BCCONNECT_BASE + "/IdentityRules"
 ENGINE_DEVICE: Final = "engine"
+#: on a source entity: the version the trust gave the source record (its ``meta.versionId``, a message's version)
+SOURCE_VERSION_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-record-version"
 
 #: stable short codes of the served types in a Provenance id (a FHIR id is at most 64 characters: code, a
 #: 36-character resource id and the version fit). Never change one: stored links to Provenance use them.
@@ -176,17 +181,42 @@ def _engine() -> tuple[dict[str, Any], dict[str, Any]]:
     return device, agent
 
 
-def _source_entity(meta: Mapping[str, Any], codes: Sequence[str]) -> list[dict[str, Any]]:
-    """The trust's source record: ``meta.source`` is ``<trust system>/<record key>``."""
+def _split_source(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(trust system, record key)`` from ``meta.source`` (``<trust system>/<record key>``)."""
+    source = meta.get("source")
+    if not isinstance(source, str):
+        return None
+    for code in _tags(meta, SOURCE_ORG_TAG_SYSTEM):
+        system = source_system(code)
+        if source.startswith(system + "/"):
+            return system, source[len(system) + 1 :]
+    return None
+
+
+def source_record_key(resource: StoredResource) -> str | None:
+    """The key of the source record at its trust that ``resource`` was mapped from (None when not known)."""
+    if resource.body is None or b'"source"' not in resource.body:
+        return None
+    split = _split_source(orjson.loads(resource.body).get("meta") or {})
+    return split[1] if split else None
+
+
+def _source_entity(meta: Mapping[str, Any], version: str | None) -> list[dict[str, Any]]:
+    """The trust's source record, named by the trust's system and the record's key there (and the version the
+    trust gave it, when known)."""
     source = meta.get("source")
     if not isinstance(source, str) or not source:
         return []
-    for code in codes:
-        system = source_system(code)
-        if source.startswith(system + "/"):
-            what = {"identifier": {"system": system, "value": source[len(system) + 1 :]}, "display": source}
-            return [{"role": ENTITY_ROLE, "what": what}]
-    return [{"role": ENTITY_ROLE, "what": {"display": source}}]
+    split = _split_source(meta)
+    if split is None:
+        return [{"role": ENTITY_ROLE, "what": {"display": source}}]
+    entity: dict[str, Any] = {
+        "role": ENTITY_ROLE,
+        "what": {"identifier": {"system": split[0], "value": split[1]}, "display": source},
+    }
+    if version is not None:
+        entity["extension"] = [{"url": SOURCE_VERSION_EXTENSION, "valueString": version}]
+    return [entity]
 
 
 def compose(
@@ -196,6 +226,7 @@ def compose(
     sources: Sequence[StoredResource] | None = None,
     rules_version: str | None = None,
     current: bool = True,
+    source_version: str | None = None,
 ) -> StoredResource | None:
     """The Provenance of ``target`` (one screened, served version); ``sources``: for a golden Patient, the
     current source Patients the caller may see (``None`` for every other resource). An earlier version of a
@@ -240,7 +271,7 @@ def compose(
         if mappings:
             out["policy"] = [f"{MAPPING_SET_POLICY}{m}" for m in mappings]
         out["agent"] = [*(_trust_agent(code, organisations, "author") for code in codes), engine]
-        records = _source_entity(meta, codes)
+        records = _source_entity(meta, source_version)
         if records:
             out["entity"] = records
     body = orjson.dumps(out)

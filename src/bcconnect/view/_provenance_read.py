@@ -39,6 +39,7 @@ from bcconnect.store import (
     read_current,
     read_version,
     search,
+    source_record_versions,
 )
 from bcconnect.view._person import is_golden, person_centred, person_members
 from bcconnect.view._provenance import (
@@ -48,6 +49,7 @@ from bcconnect.view._provenance import (
     TYPE_CODES,
     compose,
     parse_provenance_id,
+    source_record_key,
     trust_codes,
     trust_organizations,
 )
@@ -91,6 +93,8 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
         c for s in sources.values() for x in s for c in trust_codes(x)
     }
     organisations = trust_organizations(tx, codes)
+    keys = {(t.resource_type, t.id): k for t in targets if t not in golden and (k := source_record_key(t)) is not None}
+    landed = source_record_versions(tx, keys) if keys else {}
     out = []
     for item in targets:
         made = compose(
@@ -99,10 +103,17 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
             sources=sources.get(item.id) if item in golden else None,
             rules_version=ctx.rules_version,
             current=current.get(item.id, True),
+            source_version=_landed_version(landed.get((item.resource_type, item.id)), item.version),
         )
         if made is not None:
             out.append(made)
     return out
+
+
+def _landed_version(found: tuple[int, str] | None, version: int) -> str | None:
+    """The source record's version, when ``version`` is the resource's current one (the landing keeps only the
+    latest delivery)."""
+    return found[1] if found is not None and found[0] == version else None
 
 
 def read_provenance(tx: Tx, ctx: ProvenanceContext, provenance: str) -> StoredResource:
