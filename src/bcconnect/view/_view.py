@@ -575,6 +575,13 @@ def _everything_query(
     unknown = [t for t in types if t not in registry().by_type]
     if unknown:
         raise InvalidRequest(f"_type: not served here: {', '.join(unknown)}", expression=["_type"])
+    if PROVENANCE in types:
+        # composed on read, not part of the record $everything returns: say where it is rather than omit it
+        raise InvalidRequest(
+            "_type: $everything does not return Provenance; search Provenance?patient= or add"
+            " _revinclude=Provenance:target to a search",
+            expression=["_type"],
+        )
     count = parse_non_negative(values.get("_count", str(default_count)), "_count", maximum=max_count)
     bounds: dict[str, int] = {}
     for name, pick in (("start", 0), ("end", 1)):

@@ -134,3 +134,40 @@ async def test_a_golden_patients_provenance_names_its_sources(
     assert (await client.get(f"/{entity['what']['reference']}")).status_code == 200
     by_patient = (await client.get("/Provenance", params={"patient": source})).json()
     assert {e["resource"]["id"] for e in by_patient["entry"]} == {p["id"] for p in provenance.values()}
+
+
+async def test_provenance_pages_cross_types_without_loss(
+    loaded: tuple[Store, httpx.AsyncClient, dict[str, Any]],
+) -> None:
+    """One Provenance per page over a search spanning Condition, Organization and Patient: every page link
+    leads on, nothing is repeated or lost, and the first page's total counts them all."""
+    _, client, _facts = loaded
+    everything = (await client.get("/Provenance", params={"_count": "100"})).json()
+    expected = [e["resource"]["id"] for e in everything["entry"]]
+    assert len({i.split("-")[0] for i in expected}) == 3  # con, org, pat
+    pages: list[list[str]] = []
+    response = (await client.get("/Provenance", params={"_count": "1"})).json()
+    assert response["total"] == len(expected)
+    while True:
+        pages.append([e["resource"]["id"] for e in response.get("entry", [])])
+        following = next((link["url"] for link in response["link"] if link["relation"] == "next"), None)
+        if following is None:
+            break
+        response = (await client.get(following)).json()
+    assert [i for page in pages for i in page] == expected
+    assert all(len(page) == 1 for page in pages)
+    counted = (await client.get("/Provenance", params={"_summary": "count"})).json()
+    assert counted["total"] == len(expected)
+
+
+async def test_everything_says_how_to_get_provenance(loaded: tuple[Store, httpx.AsyncClient, dict[str, Any]]) -> None:
+    """``$everything`` does not add Provenance; asking it for only Provenance is a 400 that says where it is,
+    never an empty answer."""
+    _, client, _facts = loaded
+    patients = (await client.get("/Patient")).json()["entry"]
+    pid = next(e["resource"]["id"] for e in patients if "golden" not in str(e["resource"].get("meta")))
+    response = await client.get(f"/Patient/{pid}/$everything", params={"_type": "Provenance"})
+    assert response.status_code == 400
+    assert "_revinclude=Provenance:target" in response.json()["issue"][0]["diagnostics"]
+    # the rest of $everything is as it was
+    assert (await client.get(f"/Patient/{pid}/$everything", params={"_type": "Condition"})).status_code == 200
