@@ -124,6 +124,10 @@ async def test_scopes_decide_provenance_and_its_targets(worlds: tuple[Endpoint, 
     assert (await client.get(f"/Provenance/{pid}", headers=confined)).status_code == 200
     other = _pid("Encounter", "e3")
     assert (await client.get(f"/Provenance/{other}", headers=confined)).status_code == 404
+    # SMART v1 scopes name Provenance like any type
+    v1 = hidden.token(scopes="patient/Provenance.read patient/Condition.read", patient="p1")
+    assert (await client.get(f"/Provenance/{pid}", headers=v1)).status_code == 200
+    assert (await client.get(f"/Provenance/{_pid('Encounter', 'e1')}", headers=v1)).status_code == 404
 
 
 @contextmanager

@@ -275,4 +275,6 @@ def compose(
         if records:
             out["entity"] = records
     body = orjson.dumps(out)
-    return StoredResource(PROVENANCE, pid, 1, target.last_updated, False, body, target.t, target.compartment)
+    # the person the Provenance is about, for the audit trail (a Patient is its own compartment)
+    owner = target.compartment or (target.id if target.resource_type == "Patient" else None)
+    return StoredResource(PROVENANCE, pid, 1, target.last_updated, False, body, target.t, owner)
