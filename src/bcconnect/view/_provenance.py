@@ -56,8 +56,9 @@ PROVENANCE_DOC: Final = (
     "https://bcconnect.nhs.uk/StructureDefinition/source-record-version), policy the mapping set and version. "
     "A golden Patient's "
     "Provenance has one source entity per visible source Patient, each with its trust as entity.agent. Searches "
-    "(target, patient, agent, recorded, _lastUpdated, _id) find the Provenance of current versions; _id and read "
-    "reach every version's. Every search takes _revinclude=Provenance:target. $everything does not add "
+    "(target, patient, agent, recorded, _lastUpdated, _id) find the Provenance of current versions; _id, read "
+    "and a versioned target (target=T/id/_history/n) reach every version's. Every search takes "
+    "_revinclude=Provenance:target. $everything does not add "
     "Provenance (the operation may; ask with _revinclude). A Provenance is screened exactly as its target."
 )
 PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"

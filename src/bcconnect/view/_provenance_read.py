@@ -49,6 +49,7 @@ from bcconnect.view._provenance import (
     TYPE_CODES,
     compose,
     parse_provenance_id,
+    provenance_id,
     source_record_key,
     trust_codes,
     trust_organizations,
@@ -433,6 +434,29 @@ def revinclude_provenance(tx: Tx, ctx: ProvenanceContext, query: SearchQuery, pa
 
 def _is_provenance_target(inc: Include) -> bool:
     return inc.source_type == PROVENANCE and inc.param.code == "target"
+
+
+def versioned_targets(params: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``target=Type/id/_history/n`` names one version, so one Provenance: the same as ``_id=<its id>`` (a search
+    would otherwise drop the version and answer for the current one)."""
+    out = []
+    for name, value in params:
+        if name != "target" or "/_history/" not in value:
+            out.append((name, value))
+            continue
+        ids = []
+        for one in value.split(","):
+            parts = one.rstrip("/").split("/")
+            named = (
+                provenance_id(parts[-4], parts[-3], int(parts[-1]))
+                if len(parts) >= 4 and parts[-2] == "_history" and parts[-1].isdigit() and len(parts[-1]) <= 18
+                else None
+            )
+            if named is None:
+                raise InvalidRequest(f"target: {one!r} names no version of a served resource", expression=["target"])
+            ids.append(named)
+        out.append(("_id", ",".join(ids)))
+    return out
 
 
 def without_provenance_revincludes(query: SearchQuery) -> SearchQuery:

@@ -77,6 +77,7 @@ from bcconnect.view._provenance_read import (
     read_provenance,
     revinclude_provenance,
     search_provenance,
+    versioned_targets,
     without_provenance_revincludes,
 )
 
@@ -290,6 +291,9 @@ class View:
         ``base_url`` is the endpoint's own base: references under it are local ones.
         """
         self._check_type(resource_type)
+
+        if resource_type == PROVENANCE:
+            params = versioned_targets(params)  # a versioned target names one Provenance
 
         def run(tx: Tx) -> SearchResult:
             # any Patient id of a person in a reference parameter matches all of them (the store's aliases)

@@ -103,6 +103,12 @@ async def test_each_version_has_its_provenance(loaded: tuple[Store, httpx.AsyncC
     assert [e["resource"]["id"] for e in by_id["entry"]] == [first_id]
     by_target = (await client.get("/Provenance", params={"target": f"Condition/{cid}"})).json()
     assert [e["resource"]["id"] for e in by_target["entry"]] == [current["id"]]
+    # a versioned target names that version's Provenance, not the current one's
+    for version, wanted in (("1", first_id), ("2", current["id"])):
+        versioned = {"target": f"Condition/{cid}/_history/{version}"}
+        found_version = (await client.get("/Provenance", params=versioned)).json()
+        assert [e["resource"]["id"] for e in found_version["entry"]] == [wanted]
+    assert (await client.get("/Provenance", params={"target": "Nothing/x/_history/1"})).status_code == 400
     included = (await client.get("/Provenance", params={"_id": current["id"], "_include": "Provenance:target"})).json()
     assert {e["resource"]["resourceType"] for e in included["entry"]} == {"Provenance", "Condition"}
     # an id that names no version is absent, never an error
