@@ -43,6 +43,23 @@ from bcconnect.store import StoredResource, Tx, current_ids_with_token, read_cur
 PROVENANCE: Final = "Provenance"
 #: the parameters a Provenance search takes (what the CapabilityStatement lists)
 SEARCH_PARAMS: Final = ("_id", "_lastUpdated", "agent", "patient", "recorded", "target")
+#: the registry's Provenance parameters a composed Provenance cannot be searched by (refused; ignored if lenient)
+NOT_OFFERED_ON_PROVENANCE: Final = frozenset(
+    {
+        "agent-role",
+        "agent-type",
+        "entity",
+        "location",
+        "signature-type",
+        "when",
+        "_tag",
+        "_security",
+        "_source",
+        "_profile",
+        "_sort",
+        "_revinclude",
+    }
+)
 INCLUDES: Final = ("Provenance:agent", "Provenance:patient", "Provenance:target")
 #: the one reverse include other types offer from Provenance
 REVINCLUDE: Final = "Provenance:target"

@@ -71,7 +71,7 @@ from bcconnect.view._person import (
     same_person_ids,
 )
 from bcconnect.view._provenance import INCLUDES as PROVENANCE_INCLUDES
-from bcconnect.view._provenance import PROVENANCE, REVINCLUDE, SEARCH_PARAMS
+from bcconnect.view._provenance import NOT_OFFERED_ON_PROVENANCE, PROVENANCE, REVINCLUDE, SEARCH_PARAMS
 from bcconnect.view._provenance_read import (
     ProvenanceContext,
     read_provenance,
@@ -292,8 +292,12 @@ class View:
         """
         self._check_type(resource_type)
 
+        dropped: list[tuple[str, str]] = []
         if resource_type == PROVENANCE:
             params = versioned_targets(params)  # a versioned target names one Provenance
+            if lenient:  # what Provenance does not offer is ignored, as any unknown parameter would be
+                dropped = [(k, v) for k, v in params if k.split(":")[0] in NOT_OFFERED_ON_PROVENANCE]
+                params = [p for p in params if p not in dropped]
 
         def run(tx: Tx) -> SearchResult:
             # any Patient id of a person in a reference parameter matches all of them (the store's aliases)
@@ -307,6 +311,12 @@ class View:
             )
             screen = self._screen(tx, access)
             if resource_type == PROVENANCE:
+                if dropped:
+                    query = replace(
+                        query,
+                        ignored=(*query.ignored, *(k for k, _ in dropped)),
+                        ignored_params=(*query.ignored_params, *dropped),
+                    )
                 found = search_provenance(tx, self._provenance(tx, screen), query, at=at, offset=offset, after=after)
                 return SearchResult(query, found)
             # Provenance is composed here, never stored: the store runs the query without it

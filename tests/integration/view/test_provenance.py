@@ -177,3 +177,20 @@ async def test_everything_says_how_to_get_provenance(loaded: tuple[Store, httpx.
     assert "_revinclude=Provenance:target" in response.json()["issue"][0]["diagnostics"]
     # the rest of $everything is as it was
     assert (await client.get(f"/Patient/{pid}/$everything", params={"_type": "Condition"})).status_code == 200
+
+
+async def test_parameters_provenance_does_not_offer(loaded: tuple[Store, httpx.AsyncClient, dict[str, Any]]) -> None:
+    """An official Provenance parameter we do not offer is a 400, or ignored with a warning (and left out of the
+    self link) when the client asks for lenient handling."""
+    _, client, _facts = loaded
+    strict = await client.get("/Provenance", params={"entity": "Patient/x"})
+    assert strict.status_code == 400
+    lenient = await client.get(
+        "/Provenance", params={"entity": "Patient/x", "_count": "100"}, headers={"prefer": "handling=lenient"}
+    )
+    assert lenient.status_code == 200
+    body = lenient.json()
+    assert "entity" not in body["link"][0]["url"]
+    modes = [e["search"]["mode"] for e in body["entry"]]
+    assert modes.count("outcome") == 1
+    assert modes.count("match") == body["total"] > 0
