@@ -11,6 +11,7 @@ import csv
 import getpass
 import io
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,10 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     worklist.add_argument("--no-context", action="store_true", help="skip the cross-site context (faster)")
     _common(worklist)
     worklist.set_defaults(handler=_worklist)
+
+    rebuild = tsub.add_parser("rebuild", help="build the triage read model again from the store (after a restore)")
+    _common(rebuild)
+    rebuild.set_defaults(handler=_rebuild)
 
     waiting = sub.add_parser("waiting-list", help="the shared RTT waiting list across the trusts")
     wsub = waiting.add_subparsers(dest="waiting_command", required=True)
@@ -116,6 +121,20 @@ def _print(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> No
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """Forget the read model and build it from every referral, pathway part and appointment in the store."""
+
+    async def work(triage: Triage) -> tuple[list[str], list[list[Any]]]:
+        started = time.perf_counter()
+        read = await triage.model.rebuild()
+        counts = await triage.model.counts()
+        return ["resources read", *counts, "seconds"], [
+            [read, *counts.values(), round(time.perf_counter() - started, 1)]
+        ]
+
+    return _run(args, work)
 
 
 def _worklist(args: argparse.Namespace) -> int:

@@ -206,6 +206,25 @@ class ReadModel:
         await self.view.store.write(self._reset)
         return await self.refresh()
 
+    async def counts(self) -> dict[str, int]:
+        """How many referrals, pathway parts, appointments and pathways (running ones too) the model holds."""
+
+        def run(tx: Tx) -> dict[str, int]:
+            out = {}
+            for name, sql in (
+                ("referrals", "SELECT COUNT(*) FROM triage_referral"),
+                ("awaiting triage", "SELECT COUNT(*) FROM triage_referral WHERE awaiting = 1"),
+                ("pathway parts", "SELECT COUNT(*) FROM triage_episode"),
+                ("appointments", "SELECT COUNT(*) FROM triage_appointment"),
+                ("pathways", "SELECT COUNT(*) FROM triage_pathway"),
+                ("running", "SELECT COUNT(*) FROM triage_pathway WHERE state = 'running'"),
+            ):
+                row = tx.query_one(sql)
+                out[name] = int(row[0]) if row else 0
+            return out
+
+        return await self.view.store.read(run)
+
     def _fingerprint(self, tx: Tx) -> str | None:
         row = tx.query_one("SELECT fingerprint FROM triage_model WHERE id = 1")
         return str(row[0]) if row else None
