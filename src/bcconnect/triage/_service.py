@@ -400,6 +400,24 @@ class Triage:
         items = await self._items(access, net, shown, as_of, with_context)
         return items, (None if exhausted else cursor)
 
+    async def add_context(
+        self, access: AccessContext, items: Sequence[WorklistItem], *, as_of: date | None = None
+    ) -> list[WorklistItem]:
+        """``items`` (from a worklist read without context) with their persons' cross-site context, read for
+        these persons only: a front end that shows one slice of a long worklist reads context for that slice."""
+        as_of = as_of or today()
+        contexts: dict[str, PersonContext] = {}
+        if items:
+            stale = await self._stale_trusts(access)
+            by_network = {i.person: self.config.network(i.network) for i in items}
+            records = await self.view.records(access, list(by_network))
+            for person, stored in records.items():
+                resources = [orjson.loads(m.body) for m in stored if m.body is not None]
+                contexts[person] = build_context(
+                    person, resources, network=by_network[person], config=self.config, as_of=as_of, stale_trusts=stale
+                )
+        return [replace(i, context=contexts.get(i.person)) for i in items]
+
     async def _referrals_by_id(self, access: AccessContext, ids: Sequence[str]) -> list[Referral]:
         """These referrals as the view serves them to ``access`` (withheld ones are simply absent)."""
         found: list[Referral] = []
