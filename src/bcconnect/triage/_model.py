@@ -710,3 +710,30 @@ def model_snapshot(tx: Tx) -> dict[str, list[tuple[object, ...]]]:
         table: [tuple(r) for r in tx.query(f"SELECT * FROM {table} ORDER BY {order}")]  # noqa: S608 - constants
         for table, order in _SNAPSHOT_ORDER.items()
     }
+
+
+def waiting_facts(
+    tx: Tx,
+    model: ReadModel,
+    hidden: Hidden,
+    *,
+    tfc: str | None = None,
+    trust: str | None = None,
+    started_before: date | None = None,
+) -> list[PathwayFacts]:
+    """Running pathways (of ``tfc``, at ``trust``, started before ``started_before`` when given) as the caller
+    of ``hidden`` may see them; the caller re-applies the same filters to what comes back."""
+    if hidden.only_keys is not None or hidden.types:
+        keys = sorted(hidden.only_keys) if hidden.only_keys is not None else _all_keys(tx)
+        return model.facts(tx, keys, hidden)
+    sql = "SELECT pathway_key FROM triage_pathway WHERE state = 'running'"
+    params: list[object] = []
+    for column, value in (("tfc", tfc), ("trust", trust)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if started_before is not None:
+        sql += " AND clock_start < ?"
+        params.append(started_before.isoformat())
+    keys = [str(r[0]) for r in tx.query(sql, params) if str(r[0]) not in hidden.keys]
+    return model.facts(tx, [*keys, *sorted(hidden.keys)], hidden)

@@ -26,6 +26,7 @@ from bcconnect.triage._model import (
     open_referrals_of,
     pidmas_candidates,
     running_histogram,
+    waiting_facts,
     worklist_rows,
 )
 from bcconnect.triage._pathway import PathwayFacts, pathway_facts, pathway_key
@@ -106,6 +107,8 @@ class PathwayRow:
     exclusions: tuple[str, ...] = ()
     #: the current provider's EpisodeOfCare as the view served it
     resource: Any = field(default=None, compare=False, repr=False)
+    #: that EpisodeOfCare's id
+    resource_id: str = ""
 
     @property
     def weeks_waited(self) -> int:
@@ -515,20 +518,57 @@ class Triage:
         pidmas_eligible: bool = False,
         as_of: date | None = None,
     ) -> list[PathwayRow]:
-        """Open pathways (clock running), longest wait first, filtered; PIDMAS eligibility worked out for each."""
+        """Open pathways (clock running), longest wait first, filtered; PIDMAS eligibility worked out for each.
+
+        Selected from the read model, screened for the caller; each row's current EpisodeOfCare is then read
+        through the view (a pathway whose episode the view does not serve the caller is left out).
+        """
         as_of = as_of or today()
-        rows = [r for r in await self.pathways(access, as_of=as_of) if r.clock.running]
+        await self.model.refresh()
+        hidden = await self.model.withheld(access)
+        started_before = as_of - timedelta(days=min_weeks * 7) if min_weeks is not None else None
+        trust = trust.upper() if trust else None
+
+        def read(tx: Any) -> list[PathwayFacts]:
+            return waiting_facts(tx, self.model, hidden, tfc=tfc, trust=trust, started_before=started_before)
+
+        rows = [row_of(f, as_of) for f in await self.view.store.read(read) if f.clock.running]
         if tfc:
             rows = [r for r in rows if r.tfc == tfc]
         if trust:
-            rows = [r for r in rows if r.trust == trust.upper()]
+            rows = [r for r in rows if r.trust == trust]
         if min_weeks is not None:
             rows = [r for r in rows if r.days_waited > min_weeks * 7]
+        served = {
+            str(e.get("id")): e
+            for e in await self._by_id(access, "EpisodeOfCare", [r.resource_id for r in rows if r.resource_id])
+        }
+        persons = await person_members(self.view, [r.person for r in rows])
+        rows = [
+            replace(r, person=persons[r.person][0] if r.person in persons else r.person, resource=served[r.resource_id])
+            for r in rows
+            if r.resource_id in served
+        ]
         rows = await self._with_pidmas(access, rows, as_of)
         if pidmas_eligible:
             rows = [r for r in rows if r.pidmas_eligible]
         rows.sort(key=lambda r: (-r.days_waited, r.key))
         return rows
+
+    async def waiting_list_from_view(self, access: AccessContext, *, as_of: date | None = None) -> list[PathwayRow]:
+        """Every open pathway computed from every resource read through the view (the read model's oracle)."""
+        as_of = as_of or today()
+        rows = [r for r in await self.pathways(access, as_of=as_of) if r.clock.running]
+        rows = await self._with_pidmas(access, rows, as_of)
+        rows.sort(key=lambda r: (-r.days_waited, r.key))
+        return rows
+
+    async def _by_id(self, access: AccessContext, resource_type: str, ids: Sequence[str]) -> list[Any]:
+        """These resources as the view serves them to ``access`` (withheld ones are absent)."""
+        found: list[Any] = []
+        for start in range(0, len(ids), _ID_BATCH):
+            found += await self._search(access, resource_type, [("_id", ",".join(ids[start : start + _ID_BATCH]))])
+        return found
 
     async def _with_pidmas(self, access: AccessContext, rows: list[PathwayRow], as_of: date) -> list[PathwayRow]:
         """PIDMAS cohort 1: routine, > 40 weeks, no appointment/admission within 8 weeks, adult, not transferred."""
@@ -662,7 +702,8 @@ def row_of(facts: PathwayFacts, as_of: date) -> PathwayRow:
         next_activity=facts.next_activity(as_of),
         fds=facts.fds,
         referral_ids=facts.referral_ids,
-        resource=current.resource,
+        resource=current.resource or None,
+        resource_id=current.id,
     )
 
 

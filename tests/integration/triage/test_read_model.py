@@ -62,6 +62,14 @@ async def _answers_equal_the_view(triage: Triage, access: AccessContext, as_of: 
     problems = []
     if await triage.summary(access, as_of=as_of) != await triage.summary_from_view(access, as_of=as_of):
         problems.append("summary")
+
+    def rows(found: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [(r.key, r.person, r.trust, r.days_waited, r.pidmas_eligible, r.exclusions, r.resource) for r in found]
+
+    if rows(await triage.waiting_list(access, as_of=as_of)) != rows(
+        await triage.waiting_list_from_view(access, as_of=as_of)
+    ):
+        problems.append("waiting list")
     model = {(o.row.key, o.row.person, o.current_median_weeks) for o in await triage.mutual_aid(access, as_of=as_of)}
     oracle = {
         (o.row.key, o.row.person, o.current_median_weeks)
