@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--open-referrals", type=int, default=100_000, help="--region: open referrals")
     parser.add_argument("--deep", type=int, default=2000, help="--region: the deep page starts after this row")
     parser.add_argument("--skip-sqlite", action="store_true", help="--region: PostgreSQL only")
+    parser.add_argument("--results-suffix", default="", help="--region: results file name suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bctriage-"))
     if args.region:
@@ -219,24 +220,17 @@ def main() -> None:
             f"(bench/triage_region_world.py).",
         ]
         lines: list[str] = []
-        if not args.skip_sqlite:
-            lines += anyio.run(
-                run_region, f"sqlite:///{work / 'region.db'}", args.persons, args.open_referrals, args.repeat, args.deep
-            )
-        if args.postgres_url:
-            lines += anyio.run(
-                run_region,
-                _fresh_postgres(args.postgres_url),
-                args.persons,
-                args.open_referrals,
-                args.repeat,
-                args.deep,
-            )
-        text = "\n".join([*header, *lines]) + "\n"
-        print(text)
-        out = ROOT / "bench" / "results" / "triage_region.md"
+        out = ROOT / "bench" / "results" / f"triage_region{args.results_suffix}.md"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        urls = [] if args.skip_sqlite else [f"sqlite:///{work / 'region.db'}"]
+        if args.postgres_url:
+            urls.append(_fresh_postgres(args.postgres_url))
+        for url in urls:
+            # each backend's figures are printed and kept as soon as they are measured
+            lines += anyio.run(run_region, url, args.persons, args.open_referrals, args.repeat, args.deep)
+            text = "\n".join([*header, *lines]) + "\n"
+            print(text, flush=True)
+            out.write_text(text, encoding="utf-8")
         return
     header = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
