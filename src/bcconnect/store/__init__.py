@@ -24,6 +24,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 """
 
 from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._changes import changed_current
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
@@ -116,6 +117,7 @@ __all__ = [
     "canonical_ids",
     "canonical_line",
     "change_counters",
+    "changed_current",
     "content_hash",
     "count_open_quarantine",
     "current_ids",

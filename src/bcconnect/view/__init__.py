@@ -15,6 +15,7 @@ from bcconnect.store import SourceFreshness, StoredResource
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._export import export_view_ndjson
+from bcconnect.view._feed import caller_visibility, changed_resources, person_members, store_time, visible_keys
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
@@ -47,11 +48,16 @@ __all__ = [
     "Summary",
     "TypeCapability",
     "View",
+    "caller_visibility",
+    "changed_resources",
     "export_view_ndjson",
     "freshness_extension",
     "freshness_header",
     "open_view",
     "parse_non_negative",
+    "person_members",
     "provenance_id",
     "registry",
+    "store_time",
+    "visible_keys",
 ]
