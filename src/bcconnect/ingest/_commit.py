@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from bcconnect.adapters import merge_cursor_types
 from bcconnect.fhir.compartment import patient_compartment
 from bcconnect.identity import link_patients, settle_persons
@@ -188,7 +186,7 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         ResourceWrite(
             resource_type=resource["resourceType"],
             id=resource["id"],
-            body=orjson.dumps(resource),
+            body=b"",  # the store reads the parsed form; serialising it here would be thrown away
             source=adapter,
             compartment=patient_compartment(resource),
             parsed=resource,

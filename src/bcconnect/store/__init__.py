@@ -84,7 +84,7 @@ from bcconnect.store._search import (
     visible_versions,
 )
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
-from bcconnect.store._tx import Dialect, Tx
+from bcconnect.store._tx import Dialect, Tx, update_rows, upsert_rows
 from bcconnect.store._visibility import Visibility
 
 __all__ = [
@@ -155,5 +155,7 @@ __all__ = [
     "set_cursor",
     "source_freshness",
     "update_cursor",
+    "update_rows",
+    "upsert_rows",
     "visible_versions",
 ]
