@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from region_scale import TRUST_OF_ADAPTER, fresh_schema, person_records, rss_mib
@@ -108,8 +109,9 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="ingest-cpu-") as tmp:
         for round_no in range(args.rounds):
+            schema = None
             if args.url.startswith("postgres"):
-                url = fresh_schema(args.url)[0]
+                url, schema = fresh_schema(args.url)
             else:
                 url = args.url or f"sqlite:///{tmp}/round{round_no}.db"
             profiler = cProfile.Profile() if args.profile and round_no == 0 else None
@@ -126,6 +128,9 @@ def main() -> None:
                     out = io.StringIO()
                     pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.top)
                     print(out.getvalue())
+            if schema is not None:  # the round's schema is dropped, as the region bench drops its own
+                with psycopg.connect(args.url, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
             results.append(result)
             print(
                 f"round {round_no + 1}: {result['records']:,} records ({result['resources']:,} resources) in"
