@@ -214,13 +214,14 @@ class StatementTimer:
 
 
 class Sampler:
-    """py-spy recording this process (every thread, idle frames dropped) into collapsed stacks."""
+    """py-spy recording this process into collapsed stacks: samples of whichever thread holds the GIL (what the
+    interpreter spends its CPU on; SQLite work in a worker thread that released the GIL is not in it)."""
 
     def __init__(self, folder: Path) -> None:
         self.out = folder / "profile.txt"
         binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         self.child = subprocess.Popen(
-            [binary, "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "250",
+            [binary, "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "250", "--gil",
              "--output", str(self.out), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
