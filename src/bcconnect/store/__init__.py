@@ -73,7 +73,15 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
+from bcconnect.store._same_fact import (
+    FactKeyer,
+    KeyedRecord,
+    RecordKey,
+    fill_fact_keys,
+    person_record_keys,
+    person_records,
+    versions_by_key,
+)
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
@@ -100,6 +108,7 @@ __all__ = [
     "QuarantineGroup",
     "QuarantineRecord",
     "RawRecordLike",
+    "RecordKey",
     "ResourceWrite",
     "SearchPage",
     "SourceFreshness",
@@ -142,6 +151,7 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_record_keys",
     "person_records",
     "put_resources",
     "quarantine_groups",
@@ -155,5 +165,6 @@ __all__ = [
     "set_cursor",
     "source_freshness",
     "update_cursor",
+    "versions_by_key",
     "visible_versions",
 ]
