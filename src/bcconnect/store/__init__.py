@@ -23,7 +23,16 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
-from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._alias import (
+    ALIAS_FAMILY,
+    AliasSnapshot,
+    alias_closure,
+    alias_members,
+    canonical_ids,
+    drop_aliases,
+    set_aliases,
+    use_alias_snapshot,
+)
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
@@ -85,6 +94,7 @@ from bcconnect.store._same_fact import (
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
+    counters_and_tokens,
     current_ids_with_token,
     everything,
     everything_of,
@@ -97,6 +107,7 @@ from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "ALIAS_FAMILY",
+    "AliasSnapshot",
     "Dialect",
     "EverythingQuery",
     "FactKeyer",
@@ -126,6 +137,7 @@ __all__ = [
     "change_counters",
     "content_hash",
     "count_open_quarantine",
+    "counters_and_tokens",
     "current_ids",
     "current_ids_with_token",
     "current_t",
@@ -165,6 +177,7 @@ __all__ = [
     "set_cursor",
     "source_freshness",
     "update_cursor",
+    "use_alias_snapshot",
     "versions_by_key",
     "visible_versions",
 ]
