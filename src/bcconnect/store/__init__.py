@@ -33,6 +33,7 @@ from bcconnect.store._alias import (
     set_aliases,
     use_alias_snapshot,
 )
+from bcconnect.store._changes import changed_current
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
@@ -101,6 +102,7 @@ from bcconnect.store._search import (
     search,
     visible_versions,
 )
+from bcconnect.store._source_versions import source_record_versions
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
@@ -135,6 +137,7 @@ __all__ = [
     "canonical_ids",
     "canonical_line",
     "change_counters",
+    "changed_current",
     "content_hash",
     "count_open_quarantine",
     "counters_and_tokens",
@@ -176,6 +179,7 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "source_record_versions",
     "update_cursor",
     "use_alias_snapshot",
     "versions_by_key",
