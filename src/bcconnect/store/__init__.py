@@ -23,7 +23,16 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
-from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._alias import (
+    ALIAS_FAMILY,
+    AliasSnapshot,
+    alias_closure,
+    alias_members,
+    canonical_ids,
+    drop_aliases,
+    set_aliases,
+    use_alias_snapshot,
+)
 from bcconnect.store._changes import changed_current
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
@@ -74,10 +83,19 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
+from bcconnect.store._same_fact import (
+    FactKeyer,
+    KeyedRecord,
+    RecordKey,
+    fill_fact_keys,
+    person_record_keys,
+    person_records,
+    versions_by_key,
+)
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
+    counters_and_tokens,
     current_ids_with_token,
     everything,
     everything_of,
@@ -91,6 +109,7 @@ from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "ALIAS_FAMILY",
+    "AliasSnapshot",
     "Dialect",
     "EverythingQuery",
     "FactKeyer",
@@ -102,6 +121,7 @@ __all__ = [
     "QuarantineGroup",
     "QuarantineRecord",
     "RawRecordLike",
+    "RecordKey",
     "ResourceWrite",
     "SearchPage",
     "SourceFreshness",
@@ -120,6 +140,7 @@ __all__ = [
     "changed_current",
     "content_hash",
     "count_open_quarantine",
+    "counters_and_tokens",
     "current_ids",
     "current_ids_with_token",
     "current_t",
@@ -145,6 +166,7 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_record_keys",
     "person_records",
     "put_resources",
     "quarantine_groups",
@@ -161,5 +183,7 @@ __all__ = [
     "update_cursor",
     "update_rows",
     "upsert_rows",
+    "use_alias_snapshot",
+    "versions_by_key",
     "visible_versions",
 ]
