@@ -103,3 +103,35 @@ async def test_the_cached_screen_equals_the_uncached_one(store_url: str) -> None
             cached = await _screen(store, facts)
             plain = await store.read(lambda tx: Screen.build(tx, _Clinician(), related=_related))
             assert cached.visibility == plain.visibility
+
+
+async def test_alias_lookups_answered_from_the_snapshot_follow_a_relink_by_another_process(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request's alias lookups (search widening, re-pointing) are answered from the process's snapshot of the
+    alias table once learnt, and a re-link committed elsewhere is seen by the very next request."""
+    from bcconnect.store import _alias
+
+    asked: list[str] = []
+    original = _alias._canonical_ids
+
+    def counting(tx: Tx, res_type: str, wanted: list[str]) -> dict[str, str]:
+        asked.extend(wanted)
+        return original(tx, res_type, wanted)
+
+    monkeypatch.setattr(_alias, "_canonical_ids", counting)
+    async with open_store(store_url) as serving, open_store(store_url) as other:
+        await other.write(lambda tx: put_resources(tx, [_patient("a1", "9990000018"), _patient("a2", "9990000042")]))
+        facts = ScreenFacts(_related)
+
+        def person_of_a1(tx: Tx) -> list[str]:
+            Screen.build(tx, _Clinician(), related=_related, facts=facts)
+            return alias_closure(tx, "Patient", ["a1"])["a1"]
+
+        assert await serving.read(person_of_a1) == ["a1"]
+        asked.clear()
+        assert await serving.read(person_of_a1) == ["a1"]
+        assert asked == [], "the second request learns nothing new: no alias query"
+
+        await other.write(lambda tx: set_aliases(tx, "Patient", "g1", ["a1", "a2"]))
+        assert await serving.read(person_of_a1) == ["a1", "a2", "g1"]

@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from bcconnect.adapters import merge_cursor_types
 from bcconnect.fhir.compartment import patient_compartment
 from bcconnect.identity import link_patients, settle_persons
@@ -173,43 +171,50 @@ def write_mapped(tx: Tx, prepared: Sequence[PreparedRecord], *, adapter: str, od
         origin.update((id(r), p.record.source_key) for r in kept)
         if when is not None:
             guarded += [(r["resourceType"], r["id"], when) for r in kept]
+    # Identity, the objection register and the source times touch only their own tables, so they go before any
+    # clock lock: on PostgreSQL the store's logical-clock row lock is held to commit and every writer waits for
+    # it — what runs before it runs concurrently with the other adapters' pages. (Patients are never held, so
+    # the Patients to link are known before holding and releasing.)
+    patients = [r for r in resources if r["resourceType"] == "Patient"]
+    if patients:
+        link_patients(tx, patients, ods_code=ods_code, settle=False)
+    if guarded:
+        record_source_times(tx, guarded)
     resources, held = _hold_orphans(tx, resources, origin, adapter=adapter)
-    patient_ids = [r["id"] for r in resources if r["resourceType"] == "Patient"]
+    _record_objections(tx, resources)  # a held Consent or Flag counts once it is released with its Patient
+    patient_ids = [r["id"] for r in patients]
     if patient_ids:
         # releasing happens under the clock lock, as holding does (below): of a Patient and a resource held for it
         # in two concurrent transactions, whichever commits second sees the other (workers leasing one adapter's
         # types write Patients and their Observations at the same time)
         lock_clock(tx)
-    released = take_held(tx, patient_ids)
-    resources += [h.body for h in released]
+    released = [h.body for h in take_held(tx, patient_ids)]
+    _record_objections(tx, released)
+    resources += released
     # sensitivity rules (packaged ValueSets) label by code and by clinical context within the batch
     label_sensitive(resources)
     writes = [
         ResourceWrite(
             resource_type=resource["resourceType"],
             id=resource["id"],
-            body=orjson.dumps(resource),
+            body=b"",  # the store reads the parsed form; serialising it here would be thrown away
             source=adapter,
             compartment=patient_compartment(resource),
             parsed=resource,
         )
         for resource in resources
     ]
-    # Identity, the objection register and the source times touch only their own tables, so they go first: on
-    # PostgreSQL put_resources takes the store's logical-clock row lock, held to commit, and every writer waits
-    # for it — what runs before it runs concurrently with the other adapters' pages.
-    patients = [r for r in resources if r["resourceType"] == "Patient"]
-    if patients:
-        link_patients(tx, patients, ods_code=ods_code, settle=False)
-    for resource in resources:
-        if resource["resourceType"] in ("Consent", "Flag"):
-            record_objection_from_resource(tx, resource)
-    if guarded:
-        record_source_times(tx, guarded)
     put_resources(tx, writes)
     # golden Patients are composed from the source Patients just written (ids stable, aliases current)
     settle_persons(tx, patient_ids=[p["id"] for p in patients])
     return Written(len(writes), frozenset(stale), held, len(released))
+
+
+def _record_objections(tx: Tx, resources: Sequence[dict[str, Any]]) -> None:
+    """Update the objection register from the Consents and Flags among ``resources``."""
+    for resource in resources:
+        if resource["resourceType"] in ("Consent", "Flag"):
+            record_objection_from_resource(tx, resource)
 
 
 def _hold_orphans(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from bcconnect.store import Tx
+from bcconnect.store import Tx, upsert_rows
 
 _HL7_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$")
 _UK_DATETIME = re.compile(r"^(\d{2})/(\d{2})/(\d{4})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?$")
@@ -121,9 +121,17 @@ def stored_source_times(tx: Tx, keys: Sequence[tuple[str, str]]) -> dict[tuple[s
 
 def record_source_times(tx: Tx, rows: Iterable[tuple[str, str, str]]) -> None:
     """Remember the source time each resource was written from (the newest wins)."""
-    tx.executemany(
-        "INSERT INTO source_times (res_type, res_id, source_time) VALUES (?, ?, ?)"
-        " ON CONFLICT (res_type, res_id) DO UPDATE SET source_time = excluded.source_time"
-        " WHERE excluded.source_time > source_times.source_time",
-        list(rows),
+    newest: dict[tuple[str, str], str] = {}
+    for res_type, res_id, when in rows:
+        key = (res_type, res_id)
+        if when > newest.get(key, ""):
+            newest[key] = when
+    upsert_rows(
+        tx,
+        "source_times",
+        ("res_type", "res_id", "source_time"),
+        [(*key, when) for key, when in newest.items()],
+        key=("res_type", "res_id"),
+        update=("source_time",),
+        where="excluded.source_time > source_times.source_time",
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,11 +59,11 @@ class ConceptMap:
     url: str
     file: str
     groups: dict[str, _Group]
+    #: the code systems this map translates into (computed once: every translated coding asks)
+    target_systems: frozenset[str] = field(init=False, compare=False)
 
-    @property
-    def target_systems(self) -> frozenset[str]:
-        """The code systems this map translates into."""
-        return frozenset(g.target for g in self.groups.values())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_systems", frozenset(g.target for g in self.groups.values()))
 
 
 class ConceptMaps:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from bcconnect.search._definitions import ParamType, SearchParam, registry
-from bcconnect.search._fhirpath import Node
+from bcconnect.search._definitions import ParamType, registry
 from bcconnect.search._values import MAX_TIME, MIN_TIME, date_range, normalize_string, token_hash
 
 #: parameters answered from the resource row itself, not from index rows
@@ -92,12 +91,11 @@ def _add_token(rows: IndexRows, rtype: str, code_name: str, system: object, code
     )
 
 
-def _tokens(rows: IndexRows, rtype: str, p: SearchParam, node: Node) -> None:
-    v = node.value
+def _tokens(rows: IndexRows, rtype: str, code: str, v: object) -> None:
     if isinstance(v, bool):
-        _add_token(rows, rtype, p.code, None, "true" if v else "false", None)
+        _add_token(rows, rtype, code, None, "true" if v else "false", None)
     elif isinstance(v, str):
-        _add_token(rows, rtype, p.code, None, v, None)
+        _add_token(rows, rtype, code, None, v, None)
     elif isinstance(v, dict):
         if "coding" in v or ("text" in v and "value" not in v and "code" not in v):
             codings = v.get("coding") or []
@@ -105,18 +103,17 @@ def _tokens(rows: IndexRows, rtype: str, p: SearchParam, node: Node) -> None:
             for coding in codings if isinstance(codings, list) else []:
                 if isinstance(coding, dict):
                     display = text if isinstance(text, str) else coding.get("display")
-                    _add_token(rows, rtype, p.code, coding.get("system"), coding.get("code"), display)
+                    _add_token(rows, rtype, code, coding.get("system"), coding.get("code"), display)
             if not codings and isinstance(text, str):
-                _add_token(rows, rtype, p.code, None, None, text)
+                _add_token(rows, rtype, code, None, None, text)
         elif "code" in v:  # Coding, Quantity
-            _add_token(rows, rtype, p.code, v.get("system"), v.get("code"), v.get("display"))
+            _add_token(rows, rtype, code, v.get("system"), v.get("code"), v.get("display"))
         elif "value" in v:  # Identifier, ContactPoint
             type_text = v.get("type", {}).get("text") if isinstance(v.get("type"), dict) else None
-            _add_token(rows, rtype, p.code, v.get("system"), v.get("value"), type_text)
+            _add_token(rows, rtype, code, v.get("system"), v.get("value"), type_text)
 
 
-def _strings(rows: IndexRows, p: SearchParam, node: Node) -> None:
-    v = node.value
+def _strings(rows: IndexRows, rtype: str, code: str, v: object) -> None:
     values: list[str] = []
     if isinstance(v, str):
         values.append(v)
@@ -127,42 +124,39 @@ def _strings(rows: IndexRows, p: SearchParam, node: Node) -> None:
                 if isinstance(item, str):
                     values.append(item)
     for value in dict.fromkeys(values):
-        rows.strings.append((p.code, normalize_string(value)[:200], value[:200]))
+        rows.strings.append((code, normalize_string(value)[:200], value[:200]))
 
 
-def _dates(rows: IndexRows, p: SearchParam, node: Node) -> None:
-    v = node.value
+def _dates(rows: IndexRows, rtype: str, code: str, v: object) -> None:
     if isinstance(v, str):
         found = date_range(v)
         if found:
-            rows.dates.append((p.code, *found))
+            rows.dates.append((code, *found))
     elif isinstance(v, dict) and ("start" in v or "end" in v):
         start = date_range(v["start"]) if isinstance(v.get("start"), str) else None
         end = date_range(v["end"]) if isinstance(v.get("end"), str) else None
-        rows.dates.append((p.code, start[0] if start else MIN_TIME, end[1] if end else MAX_TIME))
+        rows.dates.append((code, start[0] if start else MIN_TIME, end[1] if end else MAX_TIME))
 
 
-def _references(rows: IndexRows, p: SearchParam, node: Node) -> None:
-    v = node.value
+def _references(rows: IndexRows, rtype: str, code: str, v: object) -> None:
     ref = v.get("reference") if isinstance(v, dict) else v if isinstance(v, str) else None
     if isinstance(ref, str) and ref and not ref.startswith("#"):
         target_type, target_id = split_reference(ref)
-        rows.references.append((p.code, target_type, target_id, ref))
+        rows.references.append((code, target_type, target_id, ref))
 
 
-def _quantities(rows: IndexRows, p: SearchParam, node: Node) -> None:
-    v = node.value
+def _quantities(rows: IndexRows, rtype: str, code: str, v: object) -> None:
     if isinstance(v, dict) and isinstance(v.get("value"), int | float):
         try:
             value = float(Decimal(str(v["value"])))
         except InvalidOperation:  # pragma: no cover - json numbers always convert
             return
-        rows.quantities.append((p.code, _text(v.get("system")), _text(v.get("code")) or _text(v.get("unit")), value))
+        rows.quantities.append((code, _text(v.get("system")), _text(v.get("code")) or _text(v.get("unit")), value))
 
 
-def _uris(rows: IndexRows, p: SearchParam, node: Node) -> None:
-    if isinstance(node.value, str):
-        rows.uris.append((p.code, node.value))
+def _uris(rows: IndexRows, rtype: str, code: str, v: object) -> None:
+    if isinstance(v, str):
+        rows.uris.append((code, v))
 
 
 _STEM = re.compile(r"^([a-z][a-z0-9]*?)[A-Z]")
@@ -178,33 +172,58 @@ def _present(resource: Mapping[str, object]) -> set[str]:
     return names
 
 
+_Handler = Callable[[IndexRows, str, str, object], None]
+_HANDLERS: dict[ParamType, _Handler] = {
+    ParamType.TOKEN: _tokens,
+    ParamType.STRING: _strings,
+    ParamType.DATE: _dates,
+    ParamType.REFERENCE: _references,
+    ParamType.QUANTITY: _quantities,
+    ParamType.URI: _uris,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What extraction runs for one resource type: each indexed parameter with its evaluator and row maker."""
+
+    params: tuple[tuple[str, frozenset[str], Callable[[Mapping[str, object]], list[object]], _Handler], ...]
+    compartment: frozenset[str]
+
+
+@functools.cache
+def _plan(rtype: str) -> _Plan:
+    reg = registry()
+    params = tuple(
+        (param.code, param.expression.first_names, param.expression.values, _HANDLERS[param.type])
+        for param in reg.params(rtype).values()
+        if param.code not in ROW_PARAMS and param.type in _HANDLERS
+    )
+    return _Plan(params, frozenset(reg.compartment.get(rtype, ())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _present_of(keys: tuple[str, ...]) -> frozenset[str]:
+    """Top-level names present in a resource with these keys, plus each choice element's stem (memoised: a
+    region's resources come in a few hundred key sets)."""
+    return frozenset(_present(dict.fromkeys(keys)))
+
+
 def extract_index(resource: Mapping[str, object]) -> IndexRows:
     """Every index row of ``resource`` (parsed FHIR JSON) for the parameters of its type."""
     rtype = str(resource.get("resourceType"))
-    reg = registry()
+    plan = _plan(rtype)
     rows = IndexRows()
-    present = _present(resource)
-    for param in reg.params(rtype).values():
+    present = _present_of(tuple(resource))
+    for code, first_names, values, handler in plan.params:
         # skipping parameters whose first element is absent saves most of the work (Blaze does the same)
-        if param.code in ROW_PARAMS or present.isdisjoint(param.expression.first_names):
+        if present.isdisjoint(first_names):
             continue
-        for node in param.expression.evaluate(resource):
-            kind = param.type
-            if kind is ParamType.TOKEN:
-                _tokens(rows, rtype, param, node)
-            elif kind is ParamType.STRING:
-                _strings(rows, param, node)
-            elif kind is ParamType.DATE:
-                _dates(rows, param, node)
-            elif kind is ParamType.REFERENCE:
-                _references(rows, param, node)
-            elif kind is ParamType.QUANTITY:
-                _quantities(rows, param, node)
-            elif kind is ParamType.URI:
-                _uris(rows, param, node)
-    compartment_params = set(reg.compartment.get(rtype, ()))
+        for value in values(resource):
+            handler(rows, rtype, code, value)
+    compartment_params = plan.compartment
     for code, target_type, target_id, _ in rows.references:
-        if code in compartment_params and target_type == "Patient" and target_id:
+        if target_type == "Patient" and target_id and code in compartment_params:
             rows.compartment.add(target_id)
     if rtype == "Patient" and isinstance(resource.get("id"), str):
         rows.compartment.add(str(resource["id"]))

@@ -79,6 +79,11 @@ def _same_type(hint: str | None, wanted: str) -> bool:
     return hint is not None and hint.lower() == wanted.lower()
 
 
+#: one parsed step: ("child", name, choice) | ("as", type) | ("resolve", type) | ("where", field, literal)
+#: | ("extension", url) | ("union", branches)
+StepSpec = tuple[Any, ...]
+
+
 class _Parser:
     def __init__(self, text: str, choice_elements: frozenset[str] | None) -> None:
         self.choice_elements = choice_elements
@@ -97,19 +102,19 @@ class _Parser:
         self.pos += 1
         return token
 
-    def union(self) -> list[Step]:
+    def union(self) -> list[list[StepSpec]]:
         branches = [self.term()]
         while self.peek() == "|":
             self.take("|")
             branches.append(self.term())
-        return [s for branch in branches for s in [_chain(branch)]]
+        return branches
 
-    def term(self) -> list[Step]:
+    def term(self) -> list[StepSpec]:
         if self.peek() == "(":
             self.take("(")
             inner = self.union()
             self.take(")")
-            steps: list[Step] = [_union(inner)]
+            steps: list[StepSpec] = [("union", inner)]
         else:
             self.take()  # the root: a resource type name or "Resource"
             if self.peek() == "." and self.pos + 1 < len(self.tokens):
@@ -120,40 +125,61 @@ class _Parser:
             steps.append(self.step())
         if self.peek() == "as":
             self.take("as")
-            steps.append(_as_type(self.take()))
+            steps.append(("as", self.take()))
         return steps
 
-    def step(self) -> Step:
+    def step(self) -> StepSpec:
         name = self.take()
         if self.peek() != "(":
-            return _child(name, self.choice_elements is None or name in self.choice_elements)
+            return ("child", name, self.choice_elements is None or name in self.choice_elements)
         self.take("(")
+        step: StepSpec
         if name == "as":
-            step = _as_type(self.take())
+            step = ("as", self.take())
         elif name == "where":
             step = self.where()
         elif name == "extension":
             url = self.take()
             if not url.startswith("'"):
                 raise UnsupportedExpression("extension() needs a literal url")
-            step = _extension(url[1:-1])
+            step = ("extension", url[1:-1])
         else:
             raise UnsupportedExpression(f"function {name}() is not supported")
         self.take(")")
         return step
 
-    def where(self) -> Step:
+    def where(self) -> StepSpec:
         first = self.take()
         if first == "resolve":
             self.take("(")
             self.take(")")
             self.take("is")
-            return _resolves_to(self.take())
+            return ("resolve", self.take())
         self.take("=")
         literal = self.take()
         if not literal.startswith("'"):
             raise UnsupportedExpression("where() supports field='literal' only")
-        return _field_equals(first, literal[1:-1])
+        return ("where", first, literal[1:-1])
+
+
+def _node_steps(branch: list[StepSpec]) -> Step:
+    """The Node-level evaluator of one branch (keeps choice types: the reference semantics)."""
+    steps: list[Step] = []
+    for spec in branch:
+        kind = spec[0]
+        if kind == "child":
+            steps.append(_child(spec[1], spec[2]))
+        elif kind == "as":
+            steps.append(_as_type(spec[1]))
+        elif kind == "resolve":
+            steps.append(_resolves_to(spec[1]))
+        elif kind == "where":
+            steps.append(_field_equals(spec[1], spec[2]))
+        elif kind == "extension":
+            steps.append(_extension(spec[1]))
+        else:
+            steps.append(_union([_node_steps(inner) for inner in spec[1]]))
+    return _chain(steps)
 
 
 def _child(name: str, choice: bool) -> Step:
@@ -222,18 +248,168 @@ def _union(branches: list[Step]) -> Step:
     return lambda nodes: [out for branch in branches for out in branch(nodes)]
 
 
+ValueStep = Callable[[list[Any]], list[Any]]
+
+
+def _value_steps(branch: list[StepSpec]) -> ValueStep:
+    """The value-level evaluator of one branch: plain JSON values, no :class:`Node` per value.
+
+    A choice element followed by ``as T`` is one dictionary lookup of its typed key (``value as Quantity`` reads
+    ``valueQuantity``); a choice element not followed by ``as`` yields every typed key's values; any other
+    ``as`` takes the typed evaluator — the same values :meth:`Expression.evaluate` reaches (a test compares them
+    on every parameter).
+    """
+    if not _types_only_after_choices(branch):  # an ``as`` the lookup cannot answer: take the typed evaluator
+        typed = _node_steps(branch)
+        return lambda values: [node.value for node in typed([Node(v) for v in values])]
+    steps: list[ValueStep] = []
+    i = 0
+    while i < len(branch):
+        spec = branch[i]
+        kind = spec[0]
+        following = branch[i + 1] if i + 1 < len(branch) else None
+        if kind == "child" and spec[2] and following is not None and following[0] == "as":
+            wanted = following[1]
+            steps.append(_value_typed(spec[1], spec[1] + wanted[:1].upper() + wanted[1:]))
+            i += 2
+            continue
+        if kind == "child":
+            steps.append(_value_choice(spec[1]) if spec[2] else _value_child(spec[1]))
+        elif kind == "resolve":
+            steps.append(_value_resolves(spec[1]))
+        elif kind == "where":
+            steps.append(_value_where(spec[1], spec[2]))
+        elif kind == "extension":
+            steps.append(_value_extension(spec[1]))
+        else:
+            steps.append(_value_union([_value_steps(b) for b in spec[1]]))
+        i += 1
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(values: list[Any]) -> list[Any]:
+        for step in steps:
+            if not values:
+                return values
+            values = step(values)
+        return values
+
+    return run
+
+
+def _types_only_after_choices(branch: list[StepSpec]) -> bool:
+    """Whether every ``as`` of the branch directly follows a choice element (so it is a typed-key lookup)."""
+    return all(
+        spec[0] != "as" or (i > 0 and branch[i - 1][0] == "child" and branch[i - 1][2]) for i, spec in enumerate(branch)
+    )
+
+
+def _value_child(name: str) -> ValueStep:
+    def step(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if type(value) is dict:
+                found = value.get(name)
+                if found is not None:
+                    if type(found) is list:
+                        out += found
+                    else:
+                        out.append(found)
+        return out
+
+    return step
+
+
+def _value_resolves(type_name: str) -> ValueStep:
+    return lambda values: [v for v in values if _reference_type(v) == type_name]
+
+
+def _value_where(name: str, literal: str) -> ValueStep:
+    return lambda values: [v for v in values if type(v) is dict and v.get(name) == literal]
+
+
+def _value_union(branches: list[ValueStep]) -> ValueStep:
+    return lambda values: [out for run in branches for out in run(values)]
+
+
+def _value_typed(name: str, typed_key: str) -> ValueStep:
+    """``name as T`` on a choice element: the typed key's values (a plain ``name`` key has no type: nothing)."""
+
+    def step(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if type(value) is dict and name not in value:
+                found = value.get(typed_key)
+                if found is not None:
+                    if type(found) is list:
+                        out += found
+                    else:
+                        out.append(found)
+        return out
+
+    return step
+
+
+def _value_choice(name: str) -> ValueStep:
+    size = len(name)
+
+    def step(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if type(value) is not dict:
+                continue
+            found = value.get(name)
+            if found is not None:
+                if type(found) is list:
+                    out += found
+                else:
+                    out.append(found)
+                continue
+            for key, item in value.items():  # a choice element: onset -> onsetDateTime / onsetPeriod …
+                if len(key) > size and key.startswith(name) and key[size].isupper():
+                    if type(item) is list:
+                        out += item
+                    else:
+                        out.append(item)
+        return out
+
+    return step
+
+
+def _value_extension(url: str) -> ValueStep:
+    values_of = _value_choice("value")
+
+    def step(values: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if type(value) is not dict:
+                continue
+            extensions = value.get("extension")
+            for ext in extensions if type(extensions) is list else [extensions]:
+                if type(ext) is dict and ext.get("url") == url:
+                    out += values_of([ext])
+        return out
+
+    return step
+
+
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """A compiled expression; call :meth:`evaluate` with a parsed resource."""
+    """A compiled expression; call :meth:`evaluate` (typed nodes) or :meth:`values` (plain values)."""
 
     source: str
     _run: Step
     #: top-level elements the expression starts from (choice elements by their stem: ``value``)
     first_names: frozenset[str]
+    _values: ValueStep
 
     def evaluate(self, resource: Mapping[str, Any]) -> list[Node]:
-        """Every value the expression reaches in ``resource``."""
+        """Every value the expression reaches in ``resource``, with its choice type."""
         return self._run([Node(resource)])
+
+    def values(self, resource: Mapping[str, Any]) -> list[Any]:
+        """Every value the expression reaches in ``resource`` (what index extraction needs: no types)."""
+        return self._values([resource])
 
 
 def compile_expression(text: str, choice_elements: frozenset[str] | None = None) -> Expression:
@@ -247,9 +423,13 @@ def compile_expression(text: str, choice_elements: frozenset[str] | None = None)
     >>> e = compile_expression("(Observation.value as Quantity) | Observation.code")
     >>> [n.type_name for n in e.evaluate({"valueQuantity": {"value": 1}, "code": {}})]
     ['Quantity', None]
+    >>> e.values({"valueQuantity": {"value": 1}, "valueString": "x", "code": {}})
+    [{'value': 1}, {}]
     """
     parser = _Parser(text, choice_elements)
     branches = parser.union()
     if parser.peek() is not None:
         raise UnsupportedExpression(f"unexpected {parser.peek()!r} in {text!r}")
-    return Expression(text, _union(branches), frozenset(parser.first_names))
+    values = [_value_steps(b) for b in branches]
+    value_run = values[0] if len(values) == 1 else _value_union(values)
+    return Expression(text, _union([_node_steps(b) for b in branches]), frozenset(parser.first_names), value_run)

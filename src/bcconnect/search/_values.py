@@ -54,6 +54,8 @@ def _millis(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
+# ingest indexes the same dates again and again (placeholder instants, birth dates, a day's timestamps)
+@functools.lru_cache(maxsize=1 << 16)
 def date_range(text: str) -> tuple[int, int] | None:
     """The ``[low, high)`` epoch-millisecond range a FHIR date, dateTime or instant covers (None: invalid).
 

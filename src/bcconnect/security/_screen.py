@@ -38,12 +38,14 @@ from bcconnect.security._notes import current_notes, note_access
 from bcconnect.security._objection import OBJECTION_FAMILY, list_objections
 from bcconnect.store import (
     ALIAS_FAMILY,
+    AliasSnapshot,
     SearchPage,
     StoredResource,
     Tx,
     Visibility,
-    change_counters,
+    counters_and_tokens,
     current_ids_with_token,
+    use_alias_snapshot,
     visible_versions,
 )
 
@@ -203,6 +205,8 @@ class ScreenFacts:
         self._register: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
         self._alias_version: int | None = None
         self._persons: dict[str, frozenset[str]] = {}
+        #: the alias table as learnt at ``_alias_version``: a request's alias lookups are answered from it
+        self._aliases = AliasSnapshot(-1)
         #: how many person lookups were answered from the cache (observable in tests)
         self.hits = 0
 
@@ -211,19 +215,23 @@ class ScreenFacts:
         """The person-membership function the cached facts come from."""
         return self._related
 
-    def _current(self, tx: Tx) -> tuple[tuple[frozenset[str], tuple[tuple[str, str], ...]], dict[str, frozenset[str]]]:
-        """The register and the person map that hold at this transaction's counters.
+    def _current(
+        self, counters: Mapping[str, int], tx: Tx
+    ) -> tuple[tuple[frozenset[str], tuple[tuple[str, str], ...]], dict[str, frozenset[str]]]:
+        """The register and the person map that hold at these counters (read in ``tx``); the alias snapshot of
+        their version is bound to ``tx``, so the request's alias lookups are answered from what is known.
 
-        Each alias version gets its own map object, so a request on an older snapshot never reads (or fills)
-        the map of a newer one.
+        Each alias version gets its own map and snapshot objects, so a request on an older snapshot never reads
+        (or fills) those of a newer one.
         """
-        counters = change_counters(tx)
         objection, alias = counters.get(OBJECTION_FAMILY, 0), counters.get(ALIAS_FAMILY, 0)
         with self._lock:
             if alias != self._alias_version:
                 self._persons, self._alias_version = {}, alias
+                self._aliases = AliasSnapshot(alias)
             if objection != self._objection_version:
                 self._register, self._objection_version = _register(tx), objection
+            use_alias_snapshot(tx, self._aliases)
             return self._register, self._persons
 
     def _expand(self, tx: Tx, ids: Iterable[str], cached: dict[str, frozenset[str]]) -> frozenset[str]:
@@ -244,9 +252,22 @@ class ScreenFacts:
     ) -> tuple[frozenset[str], frozenset[str], frozenset[str] | None]:
         """Every Patient id of the objectors, of the restricted persons and (when ``confined`` is given) of the
         person a ``patient/`` token is confined to, at this transaction's snapshot."""
-        register, cached = self._current(tx)
-        objecting = self._expand(tx, _objecting_records(tx, register), cached)
-        restricted = self._expand(tx, _restricted_records(tx), cached)
+        # one statement: the change counters, the restricted records, and the records carrying the NHS numbers of
+        # the register as this process last read it (the register seldom changes; when the counters say it did,
+        # it is read again and its numbers looked up again)
+        with self._lock:
+            assumed = self._register
+        counters, found = counters_and_tokens(
+            tx,
+            {
+                "objecting": ("Patient", "identifier", assumed[1]),
+                "restricted": ("Patient", "_security", [(V3_CONFIDENTIALITY_SYSTEM, "R")]),
+            },
+        )
+        register, cached = self._current(counters, tx)
+        records = set(register[0]) | found["objecting"] if register is assumed else _objecting_records(tx, register)
+        objecting = self._expand(tx, records, cached)
+        restricted = self._expand(tx, found["restricted"], cached)
         allowed = self._expand(tx, [confined], cached) if confined is not None else None
         return objecting, restricted, allowed
 

@@ -23,7 +23,16 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 ``cursors``, ``quarantine``, ``reference_alias`` (ids matched as one resource: a person's Patients).
 """
 
-from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._alias import (
+    ALIAS_FAMILY,
+    AliasSnapshot,
+    alias_closure,
+    alias_members,
+    canonical_ids,
+    drop_aliases,
+    set_aliases,
+    use_alias_snapshot,
+)
 from bcconnect.store._changes import ChangedResource, changed_current, changed_since, current_in_compartments
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
@@ -74,10 +83,19 @@ from bcconnect.store._resources import (
     read_current,
     read_version,
 )
-from bcconnect.store._same_fact import FactKeyer, KeyedRecord, fill_fact_keys, person_records
+from bcconnect.store._same_fact import (
+    FactKeyer,
+    KeyedRecord,
+    RecordKey,
+    fill_fact_keys,
+    person_record_keys,
+    person_records,
+    versions_by_key,
+)
 from bcconnect.store._search import (
     EverythingQuery,
     SearchPage,
+    counters_and_tokens,
     current_ids_with_token,
     everything,
     everything_of,
@@ -86,11 +104,12 @@ from bcconnect.store._search import (
 )
 from bcconnect.store._source_versions import source_record_versions
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
-from bcconnect.store._tx import Dialect, Tx
+from bcconnect.store._tx import Dialect, Tx, update_rows, upsert_rows
 from bcconnect.store._visibility import Visibility
 
 __all__ = [
     "ALIAS_FAMILY",
+    "AliasSnapshot",
     "ChangedResource",
     "Dialect",
     "EverythingQuery",
@@ -103,6 +122,7 @@ __all__ = [
     "QuarantineGroup",
     "QuarantineRecord",
     "RawRecordLike",
+    "RecordKey",
     "ResourceWrite",
     "SearchPage",
     "SourceFreshness",
@@ -122,6 +142,7 @@ __all__ = [
     "changed_since",
     "content_hash",
     "count_open_quarantine",
+    "counters_and_tokens",
     "current_ids",
     "current_ids_with_token",
     "current_in_compartments",
@@ -148,6 +169,7 @@ __all__ = [
     "mark_synced",
     "open_quarantine_for_keys",
     "open_store",
+    "person_record_keys",
     "person_records",
     "put_resources",
     "quarantine_groups",
@@ -162,5 +184,9 @@ __all__ = [
     "source_freshness",
     "source_record_versions",
     "update_cursor",
+    "update_rows",
+    "upsert_rows",
+    "use_alias_snapshot",
+    "versions_by_key",
     "visible_versions",
 ]

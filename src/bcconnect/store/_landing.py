@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bcconnect.store._resources import now_instant
-from bcconnect.store._tx import Tx
+from bcconnect.store._tx import Tx, upsert_rows
 
 
 class RawRecordLike(Protocol):
@@ -66,17 +66,14 @@ def land_raw(tx: Tx, source: str, records: Sequence[RawRecordLike]) -> list[bool
                 r.last_updated,
                 int(r.deleted),
             )
-    if changed:
-        tx.executemany(
-            "INSERT INTO raw_records (source, source_key, record_type, version, content_hash, payload,"
-            " received_at, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (source, source_key) DO UPDATE SET record_type = excluded.record_type,"
-            " version = excluded.version, content_hash = excluded.content_hash, payload = excluded.payload,"
-            " received_at = excluded.received_at, last_updated = excluded.last_updated,"
-            " deleted = excluded.deleted",
-            list(changed.values()),
-        )
+    upsert_rows(tx, "raw_records", _RAW_COLUMNS, list(changed.values()), key=_RAW_COLUMNS[:2], update=_RAW_COLUMNS[2:])
     return flags
+
+
+_RAW_COLUMNS = (
+    "source", "source_key", "record_type", "version", "content_hash", "payload", "received_at", "last_updated",
+    "deleted",
+)  # fmt: skip
 
 
 def get_cursor(tx: Tx, adapter: str) -> str | None:

@@ -7,6 +7,7 @@ one snapshot. ``?`` placeholders are rewritten to psycopg's ``%s`` once per stat
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -15,6 +16,9 @@ from bcconnect.errors import StoreError
 from bcconnect.store._tx import translate_errors
 
 T = TypeVar("T")
+
+#: the staging tables each pooled connection has made (see :meth:`PostgresTx.copy_into_stage`)
+_STAGES: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 @lru_cache(maxsize=4096)
@@ -30,6 +34,8 @@ class PostgresTx:
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        #: staging tables this transaction has filled (emptied before they are filled again)
+        self._staged: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run one statement."""
@@ -59,6 +65,25 @@ class PostgresTx:
         with translate_errors("postgresql copy"), self._conn.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def copy_into_stage(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+        """COPY into ``stage_<table>``: a temporary table of ``table``'s columns (no constraints) that lives as
+        long as the connection and is emptied at commit, made once per connection (and again after a rollback
+        took it away)."""
+        stage = f"stage_{table}"
+        made = _STAGES.setdefault(self._conn, set())
+        with translate_errors("postgresql stage"):
+            if stage in self._staged:
+                self._conn.execute(f"TRUNCATE {stage}")  # a second batch in one transaction starts empty
+            elif stage not in made:
+                self._conn.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS"  # noqa: S608 - fixed names
+                    f" AS SELECT * FROM {table} WITH NO DATA"
+                )
+                made.add(stage)
+        self._staged.add(stage)
+        self.copy_rows(stage, columns, rows)
+        return stage
 
     def executescript(self, script: str) -> None:
         """Run a migration script (several statements, no parameters)."""
@@ -100,8 +125,13 @@ class PostgresBackend:
 
     def run_write(self, fn: Callable[[PostgresTx], T]) -> T:
         """Run ``fn`` in one READ COMMITTED transaction."""
-        with translate_errors("postgresql"), self._writers.connection() as conn, conn.transaction():
-            return fn(PostgresTx(conn))
+        with translate_errors("postgresql"), self._writers.connection() as conn:
+            try:
+                with conn.transaction():
+                    return fn(PostgresTx(conn))
+            except BaseException:
+                _STAGES.pop(conn, None)  # staging tables made in the rolled-back transaction are gone with it
+                raise
 
     def run_read(self, fn: Callable[[PostgresTx], T]) -> T:
         """Run ``fn`` in one REPEATABLE READ, READ ONLY transaction."""

@@ -17,7 +17,7 @@ import orjson
 
 from bcconnect.errors import StoreError
 from bcconnect.search import IndexRows, date_range, extract_index
-from bcconnect.store._tx import BulkTx, Tx
+from bcconnect.store._tx import BulkTx, Tx, update_rows, upsert_rows
 from bcconnect.store._visibility import Visibility
 
 _CHUNK = 500
@@ -37,7 +37,8 @@ class ResourceWrite:
     body: bytes
     source: str
     compartment: str | None = None
-    #: ``body`` already parsed, when the caller has it (ingest does): saves parsing it again; never changed
+    #: ``body`` already parsed, when the caller has it (ingest does): saves parsing it again; never changed.
+    #: With it, ``body`` may be empty (``b""``): the store reads only the parsed form
     parsed: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -251,7 +252,7 @@ _VERSION_COLUMNS = (
 def _write_versions(
     tx: Tx,
     versions: Sequence[Sequence[object]],
-    ended: Sequence[Sequence[object]],
+    ended: Sequence[tuple[object, object]],
     heads: Sequence[Sequence[object]],
 ) -> None:
     if isinstance(tx, BulkTx) and len(versions) > 1:
@@ -262,17 +263,13 @@ def _write_versions(
             " deleted, body, compartment) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
             versions,
         )
-    if ended:
-        tx.executemany("UPDATE resource_versions SET t_end = ? WHERE vid = ?", ended)
-    tx.executemany(
-        "INSERT INTO resources (res_type, res_id, vid, version, t, last_updated, content_hash, compartment,"
-        " source, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (res_type, res_id) DO UPDATE SET vid = excluded.vid, version = excluded.version,"
-        " t = excluded.t, last_updated = excluded.last_updated, content_hash = excluded.content_hash,"
-        " compartment = excluded.compartment, source = excluded.source, deleted = excluded.deleted",
-        heads,
-    )
+    update_rows(tx, "resource_versions", "vid", "t_end", ended)
+    upsert_rows(tx, "resources", _HEAD_COLUMNS, heads, key=("res_type", "res_id"), update=_HEAD_COLUMNS[2:])
 
+
+_HEAD_COLUMNS = (
+    "res_type", "res_id", "vid", "version", "t", "last_updated", "content_hash", "compartment", "source", "deleted",
+)  # fmt: skip
 
 _TOKEN_COLUMNS = ("vid", "res_type", "param", "system", "code", "hash_value", "hash_sys_value", "hash_sys", "text")
 

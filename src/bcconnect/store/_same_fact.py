@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._search import _CLOCK, EverythingQuery, _everything_where, _page_t, check_snapshot
@@ -53,6 +54,66 @@ def person_records(
     )
     found = [KeyedRecord(int(r[1]), stored_from_row(r[5:]), r[2] is not None, r[3], str(r[4] or "")) for r in rows]
     return _page_t(tx, at, rows), found
+
+
+class RecordKey(NamedTuple):
+    """One row of a person's record without its body: what paging and the duplicate collapse need (a tuple: a
+    5,000-resource record makes 5,000 of them per read)."""
+
+    vid: int
+    resource_type: str
+    id: str
+    #: whether ``same_fact_key`` holds this version (``fact_key`` None then means "never the same fact")
+    keyed: bool
+    fact_key: str | None
+    ods: str
+    #: the JSON, only for a version not keyed yet of a type in ``body_types`` (to key it), else None
+    body: bytes | None
+
+
+def person_record_keys(
+    tx: Tx,
+    query: EverythingQuery,
+    patients: Sequence[str],
+    *,
+    visibility: Visibility,
+    body_types: Sequence[str],
+    at: int | None = None,
+) -> tuple[int, list[RecordKey]]:
+    """A person's ``$everything`` rows like :func:`person_records`, but without their bodies: a body comes back only
+    for a version of ``body_types`` with no kept key (the caller keys it). One read; rows in (type, version key)
+    order. A page then reads just its own rows' bodies (:func:`versions_by_key`)."""
+    check_snapshot(tx, at)
+    if not patients:
+        return (at if at is not None else current_t(tx)), []
+    where, params = _everything_where(query, patients, at, visibility)
+    wanted = list(dict.fromkeys(body_types)) or [""]
+    rows = tx.query(
+        f"SELECT {_CLOCK}, v.vid, v.res_type, v.res_id, k.vid, k.fact_key, k.ods,"
+        f" CASE WHEN k.vid IS NULL AND v.res_type IN ({','.join('?' * len(wanted))}) THEN v.body END"
+        f" FROM resource_versions v LEFT JOIN same_fact_key k ON k.vid = v.vid WHERE {where}"
+        " ORDER BY v.res_type, v.vid",
+        [*wanted, *params],
+    )
+    found = [
+        RecordKey(vid, rtype, rid, kept is not None, key, ods or "", None if body is None else bytes(body))
+        for _, vid, rtype, rid, kept, key, ods, body in rows
+    ]
+    return _page_t(tx, at, rows), found
+
+
+def versions_by_key(tx: Tx, vids: Sequence[int]) -> dict[int, StoredResource]:
+    """The stored versions with these version keys (bodies included), by key. Versions never change, so this
+    answers the same in any transaction; the caller chose the keys under its screen."""
+    out: dict[int, StoredResource] = {}
+    for i in range(0, len(vids), _CHUNK):
+        chunk = list(vids[i : i + _CHUNK])
+        rows = tx.query(
+            f"SELECT v.vid, {VERSION_COLUMNS} FROM resource_versions v WHERE v.vid IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        out.update((int(r[0]), stored_from_row(r[1:])) for r in rows)
+    return out
 
 
 def fill_fact_keys(tx: Tx, vids: Sequence[int], keyer: FactKeyer) -> int:

@@ -8,7 +8,7 @@ so versions written since are invisible and the result list cannot shift: OFFSET
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -461,6 +461,45 @@ def current_ids_with_token(tx: Tx, resource_type: str, param: str, tokens: Seque
         )
         found.update(str(r[0]) for r in rows)
     return found
+
+
+#: above this many tokens a lookup is left to :func:`current_ids_with_token`'s chunks (statement size)
+_ONE_STATEMENT_TOKENS = 400
+
+
+def counters_and_tokens(
+    tx: Tx, lookups: Mapping[str, tuple[str, str, Sequence[tuple[str, str]]]]
+) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """:func:`~bcconnect.store.change_counters` and, per name, :func:`current_ids_with_token` for
+    ``(resource type, parameter, tokens)``, in one statement (the per-request facts a screen needs).
+
+    A lookup of more than a few hundred tokens runs on its own, chunked, after the statement.
+    """
+    parts = ["SELECT 'counter', family, SUM(version) FROM store_change_counters GROUP BY family"]
+    params: list[object] = []
+    large: dict[str, tuple[str, str, Sequence[tuple[str, str]]]] = {}
+    for name, (rtype, param, tokens) in lookups.items():
+        if not tokens:
+            continue
+        if len(tokens) > _ONE_STATEMENT_TOKENS:
+            large[name] = (rtype, param, tokens)
+            continue
+        hashes = [token_hash(rtype, param, system, code) for system, code in tokens]
+        parts.append(
+            "SELECT ?, v.res_id, 0 FROM idx_token x JOIN resource_versions v ON v.vid = x.vid"
+            f" WHERE x.hash_sys_value IN ({','.join('?' * len(hashes))}) AND v.t_end IS NULL AND v.deleted = 0"
+        )
+        params += [name, *hashes]
+    counters: dict[str, int] = {}
+    found: dict[str, set[str]] = {name: set() for name in lookups}
+    for kind, key, value in tx.query(" UNION ALL ".join(parts), params):
+        if kind == "counter":
+            counters[str(key)] = int(value)
+        else:
+            found[str(kind)].add(str(key))
+    for name, (rtype, param, tokens) in large.items():
+        found[name] = current_ids_with_token(tx, rtype, param, tokens)
+    return counters, found
 
 
 def visible_versions(

@@ -1,8 +1,13 @@
 """``open_store(url)``: the async façade over a SQLite or PostgreSQL backend.
 
 ``write(fn)`` and ``read(fn)`` run a synchronous ``fn(tx)`` in a worker thread, in one transaction, behind a
-:class:`anyio.CapacityLimiter` (one writer for SQLite; the pool size for reads and PostgreSQL writes), so the
-database is never called on the event loop and concurrency has an explicit bound.
+:class:`anyio.CapacityLimiter` (one writer for SQLite; the pool size for reads and PostgreSQL writes), so
+concurrency has an explicit bound.
+
+``read(fn, short=True)`` is for reads known to be short (a point read, an index-driven page of a search): on
+SQLite they run on the calling thread, on that thread's own read connection, within a bound of SQL work, and are
+handed to a worker thread only when they go over it (see :mod:`bcconnect.store._sqlite`). PostgreSQL reads always
+go to a worker thread (its driver blocks on the network).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from bcconnect.store._migrate import (
     migration_status,
 )
 from bcconnect.store._postgres import PostgresBackend
-from bcconnect.store._sqlite import SqliteBackend
+from bcconnect.store._sqlite import InlineRefused, SqliteBackend
 from bcconnect.store._tx import Dialect, Tx
 
 T = TypeVar("T")
@@ -45,6 +50,12 @@ class _Backend(Protocol):
     def close(self) -> None: ...
 
 
+class _InlineBackend(Protocol):
+    inline_reads: bool
+
+    def run_read_inline(self, fn: Callable[[Any], T]) -> T: ...
+
+
 class Store:
     """An open store (from :func:`open_store`); pass ``fn(tx)`` callables to :meth:`write` / :meth:`read`."""
 
@@ -56,13 +67,32 @@ class Store:
         writers = 1 if backend.dialect == "sqlite" else max(1, backend.reader_count // 2)
         self._write_limiter = anyio.CapacityLimiter(writers)
         self._read_limiter = anyio.CapacityLimiter(backend.reader_count)
+        self._inline: _InlineBackend | None = (
+            cast(_InlineBackend, backend) if getattr(backend, "inline_reads", False) else None
+        )
+        #: short reads answered on the calling thread, and those handed to a worker after trying (observable)
+        self.inline_reads = 0
+        self.inline_handed_over = 0
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn(tx)`` in one write transaction in a worker thread; commit, or roll back if it raises."""
         return await anyio.to_thread.run_sync(self._backend.run_write, fn, limiter=self._write_limiter)
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn(tx)`` in one consistent read snapshot in a worker thread."""
+    async def read(self, fn: Callable[[Tx], T], *, short: bool = False) -> T:
+        """Run ``fn(tx)`` in one consistent read snapshot in a worker thread.
+
+        ``short``: the read is a point read or an index-driven page; on SQLite it runs on this thread instead,
+        and goes to a worker thread only if it turns out long or meets a lock (``fn`` may then run twice: a read
+        must have no effects beyond its answer that running it again would double).
+        """
+        if short and self._inline is not None:
+            try:
+                found = self._inline.run_read_inline(fn)
+            except InlineRefused:
+                self.inline_handed_over += 1
+            else:
+                self.inline_reads += 1
+                return found
         return await anyio.to_thread.run_sync(self._backend.run_read, fn, limiter=self._read_limiter)
 
     async def upgrade(self) -> list[int]:

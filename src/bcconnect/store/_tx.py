@@ -39,6 +39,62 @@ class BulkTx(Protocol):
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         """Insert ``rows`` into ``table``'s ``columns``."""
 
+    def copy_into_stage(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+        """COPY ``rows`` into an empty session-temporary twin of ``table`` (emptied at commit); return its name."""
+
+
+#: below this many rows a COPY through a staging table costs more round trips than it saves
+COPY_MIN_ROWS = 32
+
+
+def upsert_rows(
+    tx: Tx,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+    where: str | None = None,
+) -> None:
+    """``INSERT … ON CONFLICT (key) DO UPDATE SET`` each ``update`` column from the incoming row (``DO NOTHING``
+    without any), only ``where`` it holds (``excluded.`` names the incoming row).
+
+    Keys must be distinct within ``rows`` (one row per key: the statement may touch a row once). On PostgreSQL
+    a batch is COPYed into a staging table and upserted by one statement; elsewhere it is one ``executemany``.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if update:
+        action = "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+        action += f" WHERE {where}" if where else ""
+    else:
+        action = "NOTHING"
+    conflict = f"ON CONFLICT ({', '.join(key)}) DO {action}"
+    if isinstance(tx, BulkTx) and len(rows) >= COPY_MIN_ROWS:
+        stage = tx.copy_into_stage(table, columns, rows)
+        tx.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")  # noqa: S608 - fixed names
+        return
+    marks = ", ".join("?" * len(columns))
+    tx.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)  # noqa: S608 - fixed names
+
+
+def update_rows(tx: Tx, table: str, key: str, column: str, rows: Sequence[tuple[object, object]]) -> None:
+    """``UPDATE table SET column = value WHERE key = k`` for each ``(value, k)`` of ``rows`` (keys distinct).
+
+    On PostgreSQL a batch is COPYed into a staging table and applied by one ``UPDATE … FROM``.
+    """
+    if not rows:
+        return
+    if isinstance(tx, BulkTx) and len(rows) >= COPY_MIN_ROWS:
+        stage = tx.copy_into_stage(table, (column, key), rows)
+        tx.execute(
+            f"UPDATE {table} SET {column} = s.{column} FROM {stage} s WHERE {table}.{key} = s.{key}"  # noqa: S608
+        )
+        return
+    tx.executemany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", rows)  # noqa: S608 - fixed names
+
 
 @contextmanager
 def translate_errors(what: str) -> Iterator[None]:

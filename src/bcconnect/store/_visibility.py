@@ -146,8 +146,11 @@ def _labelled(vid: str, labels: Sequence[str]) -> str:
 
 def _sensitive_encounter(encounter_id: str, labels: Sequence[str]) -> SQL:
     """SQL: the Encounter ``encounter_id`` has a current resource with one of ``labels`` recorded in it."""
+    # the current versions recording it, found through resource_versions' primary key: ``resources`` has no index
+    # on ``vid``, and joining it there made SQLite build an automatic index over every current resource for each
+    # query (13 ms at 20k resources, growing with the store)
     return (
-        "EXISTS (SELECT 1 FROM idx_reference er JOIN resources es ON es.vid = er.vid"
+        "EXISTS (SELECT 1 FROM idx_reference er JOIN resource_versions es ON es.vid = er.vid AND es.t_end IS NULL"
         f" WHERE er.target_id = {encounter_id} AND er.target_type = 'Encounter' AND er.param = 'encounter'"
         f" AND EXISTS (SELECT 1 FROM idx_token el WHERE el.vid = es.vid AND el.param = '_security'"
         f" AND el.system || '|' || el.code IN ({_marks(labels)})))",

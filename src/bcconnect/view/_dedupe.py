@@ -138,25 +138,42 @@ def fold_others(
     return replace(kept, body=orjson.dumps(body))
 
 
+def collapse_plan(
+    rows: Sequence[tuple[str | None, str]], priority: Sequence[str]
+) -> tuple[set[int], dict[int, list[int]]]:
+    """Which rows a collapse drops, and for each row kept in place of others, the rows it stands for (in the order
+    its extensions name them), from ``(fact key, trust)`` per row in record order: the grouping and choice of
+    :func:`collapse_same_facts`, with nothing parsed."""
+    rank = {code: i for i, code in enumerate(priority)}
+    groups: dict[str, list[int]] = {}
+    for index, (key, _) in enumerate(rows):
+        if key is not None:
+            groups.setdefault(key, []).append(index)
+    dropped: set[int] = set()
+    folds: dict[int, list[int]] = {}
+    for members in groups.values():
+        if len(members) < 2 or len({rows[i][1] for i in members}) < 2:
+            continue  # one trust's own repeated entries are that trust's business, not a feed duplicate
+        ordered = sorted(members, key=lambda i: (rank.get(rows[i][1], len(rank)), i))
+        keep, others = ordered[0], ordered[1:]
+        folds[keep] = others
+        dropped.update(others)
+    return dropped, folds
+
+
 def collapse_keyed(
     rows: Sequence[tuple[StoredResource, str | None, str]], priority: Sequence[str]
 ) -> list[StoredResource]:
     """:func:`collapse_same_facts` from keys already known (``(resource, fact key, trust)`` per row, in order):
     the same answer with no JSON parsed but for the rows kept in place of others."""
-    rank = {code: i for i, code in enumerate(priority)}
-    groups: dict[str, list[int]] = {}
-    for index, (_, key, _) in enumerate(rows):
-        if key is not None:
-            groups.setdefault(key, []).append(index)
-    dropped: set[int] = set()
-    replaced: dict[int, StoredResource] = {}
-    for members in groups.values():
-        if len(members) < 2 or len({rows[i][2] for i in members}) < 2:
-            continue  # one trust's own repeated entries are that trust's business, not a feed duplicate
-        ordered = sorted(members, key=lambda i: (rank.get(rows[i][2], len(rank)), i))
-        keep, others = ordered[0], ordered[1:]
-        kept = rows[keep][0]
-        folded = [(i, rows[i][0].resource_type, rows[i][0].id, rows[i][2]) for i in others]
-        replaced[keep] = fold_others(kept, folded, rows[keep][2], priority)
-        dropped.update(others)
-    return [replaced.get(i, item) for i, (item, _, _) in enumerate(rows) if i not in dropped]
+    dropped, folds = collapse_plan([(key, ods) for _, key, ods in rows], priority)
+    out = []
+    for index, (item, _, ods) in enumerate(rows):
+        if index in dropped:
+            continue
+        others = folds.get(index)
+        if others:
+            folded = [(i, rows[i][0].resource_type, rows[i][0].id, rows[i][2]) for i in others]
+            item = fold_others(item, folded, ods, priority)
+        out.append(item)
+    return out

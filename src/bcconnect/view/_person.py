@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -27,6 +27,7 @@ from bcconnect.identity import GOLDEN_TAG, Rules, compose_golden
 from bcconnect.store import (
     EverythingQuery,
     KeyedRecord,
+    RecordKey,
     SearchPage,
     StoredResource,
     Tx,
@@ -35,10 +36,11 @@ from bcconnect.store import (
     alias_members,
     canonical_ids,
     fill_fact_keys,
-    person_records,
+    person_record_keys,
     read_current,
+    versions_by_key,
 )
-from bcconnect.view._dedupe import FACT_TYPES, collapse_keyed, fact_key
+from bcconnect.view._dedupe import FACT_TYPES, collapse_keyed, collapse_plan, fact_key, fold_others
 
 #: extension on a re-pointed Reference: the source Patient it pointed at as stored
 SOURCE_REFERENCE_EXTENSION: Final = BCCONNECT_BASE + "/StructureDefinition/source-reference"
@@ -62,26 +64,43 @@ PERSON_MODEL_DOC: Final = (
 Screen = Callable[[list[StoredResource]], list[StoredResource]]
 
 
+class RecordEntry(NamedTuple):
+    """One resource of a person's deduplicated record, without its body: where it is and what it stands for (a
+    tuple: a large record makes thousands per read)."""
+
+    resource_type: str
+    id: str
+    vid: int
+    ods: str
+    #: the other trusts' rows of the same fact it is served in place of: (record position, type, id, trust)
+    folds: tuple[tuple[int, str, str, str], ...] = ()
+
+
+#: a person's deduplicated record at one snapshot: ``t``, its entries in (type, id) order, and their (type, id)
+PersonIndex = tuple[int, list[RecordEntry], list[tuple[str, str]]]
+
+
 class RecordCache:
-    """A person's deduplicated record at one logical time ``t``, kept for the next pages of the same snapshot.
+    """A person's deduplicated record index at one logical time ``t``, kept for the next pages of the snapshot.
 
     A snapshot never changes, so a hit is exactly what reading again would give; it makes every page after the
-    first cost what its own slice costs. Bounded (least recently used out); per process.
+    first cost what its own slice costs. Bounded (least recently used out); per process. Entries carry no bodies
+    (a 5,000-resource person is a few hundred kilobytes), so a page reads only its own rows' JSON.
     """
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 64) -> None:
         self.size = size
-        self.items: OrderedDict[Hashable, tuple[int, list[StoredResource]]] = OrderedDict()
+        self.items: OrderedDict[Hashable, PersonIndex] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: Hashable) -> tuple[int, list[StoredResource]] | None:
+    def get(self, key: Hashable) -> PersonIndex | None:
         with self.lock:
             found = self.items.get(key)
             if found is not None:
                 self.items.move_to_end(key)
             return found
 
-    def put(self, key: Hashable, value: tuple[int, list[StoredResource]]) -> None:
+    def put(self, key: Hashable, value: PersonIndex) -> None:
         with self.lock:
             self.items[key] = value
             self.items.move_to_end(key)
@@ -245,6 +264,45 @@ def person_record(
     return sorted(deduped, key=lambda r: (r.resource_type, r.id))
 
 
+def person_index(
+    person_id: str, found: Iterable[RecordKey], priority: Sequence[str], unkeyed: list[int] | None
+) -> list[RecordEntry]:
+    """:func:`person_record` without bodies: the entries of one person's record as served, one fact from two trusts
+    once (the same grouping and survivor, :func:`~bcconnect.view._dedupe.collapse_plan`), ordered by (type, id).
+    Versions with no kept key come with their bodies; they are keyed here and added to ``unkeyed``."""
+    collected: dict[tuple[str, str], tuple[RecordKey, str | None, str]] = {}
+    for row in found:
+        if not row.keyed and row.body is not None and row.resource_type in FACT_TYPES:
+            same, ods = fact_key(row.resource_type, row.body)
+            if unkeyed is not None:
+                unkeyed.append(row.vid)
+            collected[(row.resource_type, row.id)] = (row, same, ods)
+        else:
+            collected[(row.resource_type, row.id)] = (row, row.fact_key, row.ods)
+    collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
+    rows = list(collected.values())
+    dropped, folds = collapse_plan([(key, ods) for _, key, ods in rows], priority)
+    entries = []
+    for index, (row, _, ods) in enumerate(rows):
+        if index in dropped:
+            continue
+        others = folds.get(index)
+        stands_for = tuple((i, rows[i][0].resource_type, rows[i][0].id, rows[i][2]) for i in others) if others else ()
+        entries.append(RecordEntry(row.resource_type, row.id, row.vid, ods, stands_for))
+    entries.sort()  # (type, id) lead each entry, and (type, id) is unique
+    return entries
+
+
+def _served(tx: Tx, entries: Sequence[RecordEntry], priority: Sequence[str]) -> list[StoredResource]:
+    """The page's resources: their bodies read by version key, each kept fact carrying the others' trusts."""
+    found = versions_by_key(tx, [e.vid for e in entries])
+    out = []
+    for entry in entries:
+        item = found[entry.vid]
+        out.append(fold_others(item, entry.folds, entry.ods, priority) if entry.folds else item)
+    return out
+
+
 def everything_for_person(
     tx: Tx,
     person_id: str,
@@ -264,33 +322,38 @@ def everything_for_person(
     The golden Patient comes first, then every resource of every source in a stable order (type, id); a page
     starts after the previous page's last ``type/id`` (``after``), so pages stay exact while the snapshot
     ``t`` is pinned. A fact two trusts both sent appears once (see :mod:`bcconnect.view._dedupe`), which needs
-    the person's whole record in hand: it is read in one query, with each version's same-fact key kept in the
-    store; versions not keyed yet are keyed here and their version keys added to ``unkeyed`` for the caller to
-    keep (:func:`key_facts`).
+    every row of the person's record, but not their bodies: the record is read as version keys with each
+    version's kept same-fact key (:func:`~bcconnect.store.person_record_keys`), collapsed, and only the page's
+    rows' JSON is read. Versions not keyed yet are keyed here and their version keys added to ``unkeyed`` for
+    the caller to keep (:func:`key_facts`).
     """
     # the records are screened for this caller in the SQL, so the cache is keyed by what the caller may see
     key = visibility.key()
-    cached = cache.get((person_id, replace(query, count=0), at, key)) if cache is not None and at is not None else None
+    asked = replace(query, count=0)
+    cached = cache.get((person_id, asked, at, key)) if cache is not None and at is not None else None
     if cached is None:
-        t, found = person_records(tx, query, person_members(tx, person_id), at=at, visibility=visibility)
-        cached = (t, person_record(person_id, found, priority, unkeyed))
+        t, found = person_record_keys(
+            tx, query, person_members(tx, person_id), at=at, visibility=visibility, body_types=FACT_TYPES
+        )
+        entries = person_index(person_id, found, priority, unkeyed)
+        cached = (t, entries, [(e.resource_type, e.id) for e in entries])
         if cache is not None:
-            cache.put((person_id, replace(query, count=0), t, key), cached)
-    t, records = cached
-    ordered = list(records)
-    if golden is not None and (not query.types or "Patient" in query.types):
-        ordered.insert(0, golden)
+            cache.put((person_id, asked, t, key), cached)
+    t, entries, keys = cached
+    lead = 1 if golden is not None and (not query.types or "Patient" in query.types) else 0
+    total = len(entries) + lead
     if query.count == 0:
-        return SearchPage(t, offset, [], [], len(ordered), False)
-    start = offset  # without a cursor (a first page, or a caller paging by position)
+        return SearchPage(t, offset, [], [], total, False)
+    start = offset  # position in the served order (the golden Patient first), without a cursor
     if after is not None:
         rtype, _, rid = after.partition("/")
-        keys = [(r.resource_type, r.id) for r in ordered]
-        start = bisect.bisect_right(keys, (rtype, rid), lo=1 if golden is not None else 0)
-    window = ordered[start : start + query.count]
+        start = lead + bisect.bisect_right(keys, (rtype, rid))
+    window: list[StoredResource] = [golden] if lead and start == 0 and golden is not None else []
+    first = max(0, start - lead)
+    window += _served(tx, entries[first : first + query.count - len(window)], priority)
     cursor = f"{window[-1].resource_type}/{window[-1].id}" if window else after
-    has_more = len(ordered) > start + query.count
-    return SearchPage(t, offset, window, [], len(ordered), has_more, cursor)
+    has_more = total > start + query.count
+    return SearchPage(t, offset, window, [], total, has_more, cursor)
 
 
 def key_facts(tx: Tx, vids: Sequence[int]) -> int:

@@ -207,7 +207,7 @@ class View:
                 f"{resource_type}/{resource_id} is not known",
             )
 
-        return await self.store.read(run)
+        return await self.store.read(run, short=True)
 
     async def vread(self, access: AccessContext, resource_type: str, resource_id: str, version: str) -> StoredResource:
         """One version; ResourceNotFound if there is no such version, ResourceGone for a deletion."""
@@ -233,7 +233,7 @@ class View:
                 raise ResourceGone(f"{resource_type}/{resource_id} version {version} is a deletion")
             return self._shown(tx, screen, found, resource_type, resource_id, missing)
 
-        return await self.store.read(run)
+        return await self.store.read(run, short=True)
 
     async def history(
         self,
@@ -274,7 +274,7 @@ class View:
                 raise ResourceNotFound(missing)
             return HistoryPage(person_centred(tx, shown), len(versions) > size)
 
-        return await self.store.read(run)
+        return await self.store.read(run, short=True)
 
     async def search(
         self,
@@ -340,8 +340,9 @@ class View:
             )
             return SearchResult(query, centred)
 
-        # one snapshot for the whole page: expansion, search, screening and re-pointing agree with each other
-        return await self.store.read(run)
+        # one snapshot for the whole page: expansion, search, screening and re-pointing agree with each other;
+        # a page is index-driven and bounded by _count, so it is a short read (a long one goes to a worker thread)
+        return await self.store.read(run, short=True)
 
     async def everything(
         self,
@@ -534,7 +535,7 @@ class View:
                 return []
             return search_audit_events(tx, patient=ids, count=count, offset=offset)
 
-        return await self.store.read(run)
+        return await self.store.read(run, short=True)
 
     async def freshness(self, access: AccessContext) -> tuple[SourceFreshness, ...]:
         """How current each trust's data is (last successful sync per source, stale past its limit)."""
@@ -545,7 +546,8 @@ class View:
                 limits=self.staleness_limits,
                 default_limit=self.rules.default_staleness_seconds,
                 replica=self.store.is_replica,
-            )
+            ),
+            short=True,
         )
 
     async def capabilities(self, access: AccessContext) -> tuple[TypeCapability, ...]:

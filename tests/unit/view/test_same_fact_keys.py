@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 
 from bcconnect.fhir.constants import SOURCE_ORG_TAG_SYSTEM
-from bcconnect.store import StoredResource
-from bcconnect.view._dedupe import collapse_keyed, collapse_same_facts, fact_key
+from bcconnect.store import RecordKey, StoredResource
+from bcconnect.view._dedupe import FACT_TYPES, collapse_keyed, collapse_same_facts, fact_key, fold_others
+from bcconnect.view._person import person_index
 
 PRIORITY = ("RL4", "RBK")
 
@@ -88,3 +89,47 @@ def test_a_fact_from_two_trusts_is_kept_once_with_both_trusts() -> None:
     assert [i for i in ids if i in "abcdgh"] == ["b", "d", "g", "h"]
     body = orjson.loads(next(r for r in kept if r.id == "b").body or b"{}")
     assert [t["code"] for t in body["meta"]["tag"]] == ["RL4", "RNA"]
+
+
+def _index_rows(items: list[StoredResource], *, keyed: bool) -> list[RecordKey]:
+    """Rows as the store's body-less read gives them: keys kept (no body), or not kept yet (the body, to key)."""
+    rows = []
+    for vid, item in enumerate(items, start=1):
+        assert item.body is not None
+        key, ods = fact_key(item.resource_type, item.body)
+        body = None if keyed or item.resource_type not in FACT_TYPES else item.body
+        rows.append(
+            RecordKey(vid, item.resource_type, item.id, keyed, key if keyed else None, ods if keyed else "", body)
+        )
+    return rows
+
+
+def _paged(items: list[StoredResource], priority: tuple[str, ...], *, keyed: bool) -> list[StoredResource]:
+    by_id = {(r.resource_type, r.id): r for r in items}
+    unkeyed: list[int] = []
+    entries = person_index("nobody", _index_rows(items, keyed=keyed), priority, unkeyed)
+    assert len(unkeyed) == (0 if keyed else sum(r.resource_type in FACT_TYPES for r in items))
+    served = []
+    for entry in entries:
+        item = by_id[(entry.resource_type, entry.id)]
+        served.append(fold_others(item, entry.folds, entry.ods, priority) if entry.folds else item)
+    return served
+
+
+def test_the_bodyless_index_serves_exactly_what_the_json_collapse_gives() -> None:
+    """$everything's record index (keys and trusts only, bodies read per page) against the JSON oracle, in every
+    order of the records, with keys kept and with keys computed in the read."""
+    records = _records()
+    for order in itertools.islice(itertools.permutations(range(len(records))), 0, 4000, 97):
+        items = [records[i] for i in order]
+        for priority in (PRIORITY, (), ("RXK", "RNA")):
+            expected = sorted(collapse_same_facts(items, priority), key=lambda r: (r.resource_type, r.id))
+            assert _paged(items, priority, keyed=True) == expected
+            assert _paged(items, priority, keyed=False) == expected
+
+
+def test_the_index_comparison_can_fail() -> None:
+    """An index built with another trust priority keeps another survivor: the comparison sees it."""
+    items = _records()
+    expected = sorted(collapse_same_facts(items, PRIORITY), key=lambda r: (r.resource_type, r.id))
+    assert _paged(items, ("RNA", "RXK"), keyed=True) != expected
