@@ -84,6 +84,7 @@ from bcconnect.store._search import (
     search,
     visible_versions,
 )
+from bcconnect.store._source_versions import source_record_versions
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
@@ -156,6 +157,7 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "source_record_versions",
     "update_cursor",
     "visible_versions",
 ]

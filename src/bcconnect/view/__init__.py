@@ -25,6 +25,8 @@ from bcconnect.view._freshness import (
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._open import open_view
 from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._provenance import PROVENANCE_DOC, provenance_id
+from bcconnect.view._provenance import SEARCH_PARAMS as PROVENANCE_SEARCH_PARAMS
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
     "PERSON_MODEL_DOC",
+    "PROVENANCE_DOC",
+    "PROVENANCE_SEARCH_PARAMS",
     "SOURCE_REFERENCE_EXTENSION",
     "TRANSPORT_PARAMS",
     "AccessContext",
@@ -52,6 +56,7 @@ __all__ = [
     "open_view",
     "parse_non_negative",
     "person_members",
+    "provenance_id",
     "registry",
     "store_time",
     "visible_keys",
