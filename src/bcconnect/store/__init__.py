@@ -25,7 +25,16 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 
 from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
 from bcconnect.store._counters import bump_change_counter, change_counters
-from bcconnect.store._export import canonical_line, export_ndjson
+from bcconnect.store._export import (
+    ExportRow,
+    SensitiveRows,
+    canonical_line,
+    export_ndjson,
+    export_owned_rows,
+    export_rows,
+    export_rows_by_id,
+    sensitive_rows,
+)
 from bcconnect.store._freshness import (
     SourceFreshness,
     is_stale,
@@ -91,6 +100,7 @@ __all__ = [
     "ALIAS_FAMILY",
     "Dialect",
     "EverythingQuery",
+    "ExportRow",
     "FactKeyer",
     "KeyedRecord",
     "LandedRecord",
@@ -102,6 +112,7 @@ __all__ = [
     "RawRecordLike",
     "ResourceWrite",
     "SearchPage",
+    "SensitiveRows",
     "SourceFreshness",
     "Store",
     "StoredResource",
@@ -127,6 +138,9 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "export_owned_rows",
+    "export_rows",
+    "export_rows_by_id",
     "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
@@ -151,6 +165,7 @@ __all__ = [
     "resolve_quarantine",
     "resource_types",
     "search",
+    "sensitive_rows",
     "set_aliases",
     "set_cursor",
     "source_freshness",

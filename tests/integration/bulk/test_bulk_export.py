@@ -92,6 +92,7 @@ async def bulk_server(
     opt_out = tmp_path / "opt-out.txt"
     opt_out.write_text(f"# national data opt-out\n{OPTED_OUT_NHS}\n", encoding="utf-8")
     bulk.setdefault("retry_after_seconds", 1)
+    bulk.setdefault("page_rows", 3)  # small export pages too: a type takes many
     settings = Settings(
         auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
         security=SecuritySettings(national_opt_out_file=str(opt_out), user_rate_limit_per_second=1000.0),
