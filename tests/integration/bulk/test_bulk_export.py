@@ -230,6 +230,29 @@ async def test_patient_and_group_level_exports_and_type_filters(store_url: str, 
         assert manifest["output"] == []
 
 
+async def test_several_type_filters_of_one_type_are_or_ed(store_url: str, tmp_path: Path) -> None:
+    """Bulk Data v2: filters of one type are OR-ed, a resource matching two is written once; repeated
+    ``_typeFilter`` parameters and comma-separated ones mean the same."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        repeated = (
+            "$export?_type=Observation,Condition"
+            "&_typeFilter=Observation%3Fdate%3Dle2024-01-01"
+            "&_typeFilter=Observation%3Fdate%3Dge2024-01-03"
+            "&_typeFilter=Observation%3Fdate%3Dge2024-01-02"  # overlaps the one before: o1-3 matches both
+        )
+        manifest, resources = await run_export(server, client, repeated)
+        observations = [o["id"] for o in resources["Observation"]]
+        assert sorted(observations) == ["o1-1", "o1-2", "o1-3"]  # o4-* belong to the opted-out person
+        assert sum(o["count"] for o in manifest["output"] if o["type"] == "Observation") == 3
+        # a type without a filter is exported whole
+        assert {c["id"] for c in resources["Condition"]} >= {"c1", "c1-diabetes", "c1-asthma"}
+        commas = (
+            "$export?_type=Observation&_typeFilter=Observation%3Fdate%3Dle2024-01-01,Observation%3Fdate%3Dge2024-01-03"
+        )
+        _, resources = await run_export(server, client, commas)
+        assert sorted(o["id"] for o in resources["Observation"]) == ["o1-1", "o1-3"]
+
+
 async def test_a_group_export_of_a_computed_cohort(store_url: str, tmp_path: Path) -> None:
     """The 3+ long-term-conditions cohort: p1 only (the objector and the opted-out person are not members)."""
     async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
