@@ -24,8 +24,17 @@ from typing import Final
 
 from bcconnect.identity import Rules
 from bcconnect.security import Screen
-from bcconnect.store import ExportRow, SensitiveRows, StoredResource, Tx, canonical_ids
-from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION, person_centred, present_goldens
+from bcconnect.store import (
+    ExportRow,
+    SensitiveRows,
+    StoredResource,
+    Tx,
+    alias_members,
+    canonical_ids,
+    current_t,
+    export_rows_by_id,
+)
+from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION, is_golden, person_centred, present_goldens
 
 #: a Patient reference as stored JSON writes it (orjson: no spaces), and the same as a whole Reference object
 _PATIENT_REFERENCE: Final = re.compile(rb'"reference":"Patient/([^"/\\]+)"')
@@ -136,9 +145,7 @@ def bulk_items(
         by_key = {(r.resource_type, r.id): r for r in shown}
         parsed_rows = [(p, by_key[(r.resource_type, r.id)]) for p, r in slow if (r.resource_type, r.id) in by_key]
         if parsed_rows:
-            composed = present_goldens(
-                tx, [r for _, r in parsed_rows], rules, lambda found: screen.apply(found).resources
-            )
+            composed = _present_goldens(tx, screen, [r for _, r in parsed_rows], rules)
             served_rows = person_centred(tx, composed)
             by_key = {(r.resource_type, r.id): r for r in served_rows}
             for position, resource in parsed_rows:
@@ -150,6 +157,27 @@ def bulk_items(
         resource = fast[position]
         owner = resource.id if resource.resource_type == "Patient" else resource.compartment
         out.append(BulkItem(resource, None if owner is None else canon.get(owner, owner)))
+    return out
+
+
+def _present_goldens(tx: Tx, screen: Screen, items: list[StoredResource], rules: Rules) -> list[StoredResource]:
+    """:func:`present_goldens` for a page: the sources of every golden Patient read and screened at once, so a
+    person whose sources are all visible costs no query of its own (the rest are composed one by one)."""
+    goldens = [r for r in items if is_golden(r)]
+    if not goldens:
+        return items
+    members = alias_members(tx, "Patient", [g.id for g in goldens])
+    source_ids = sorted({m for g in goldens for m in members.get(g.id, ()) if m != g.id})
+    current = [r.resource for r in export_rows_by_id(tx, "Patient", source_ids, current_t(tx))]
+    visible = {r.id for r in screen.apply(current).resources}
+    live = {r.id for r in current}
+    out: list[StoredResource] = []
+    for item in items:
+        own = [m for m in members.get(item.id, ()) if m != item.id]
+        if not is_golden(item) or (own and all(m in visible for m in own if m in live)):
+            out.append(item)  # as stored, as present_golden gives it when every source is visible
+            continue
+        out += present_goldens(tx, [item], rules, lambda found: screen.apply(found).resources)
     return out
 
 
