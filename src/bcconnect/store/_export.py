@@ -194,6 +194,17 @@ def _labelled_vids(tx: Tx, types: Sequence[str], labels: Sequence[str], *, curre
     return out
 
 
+def _stored_types(tx: Tx) -> list[str]:
+    """Every resource type in ``resources`` (deleted ones too), by seeks along its primary key rather than a scan
+    of every row (a loose index scan: the next type after each one)."""
+    rows = tx.query(
+        "WITH RECURSIVE seen(res_type) AS (SELECT MIN(res_type) FROM resources"
+        " UNION ALL SELECT (SELECT MIN(r.res_type) FROM resources r WHERE r.res_type > seen.res_type)"
+        " FROM seen WHERE seen.res_type IS NOT NULL) SELECT res_type FROM seen WHERE res_type IS NOT NULL"
+    )
+    return [str(r[0]) for r in rows]
+
+
 def sensitive_rows(tx: Tx, resource_type: str, visibility: Visibility) -> SensitiveRows:
     """The rows of ``resource_type`` that ``visibility``'s sensitivity rules withhold (see :class:`SensitiveRows`).
 
@@ -206,7 +217,7 @@ def sensitive_rows(tx: Tx, resource_type: str, visibility: Visibility) -> Sensit
     hidden = {int(r[0]) for r in _labelled_vids(tx, [resource_type], labels, current_only=False)}
     if not visibility.context_params:
         return SensitiveRows(frozenset(hidden), frozenset())
-    types = [str(r[0]) for r in tx.query("SELECT DISTINCT res_type FROM resources")]
+    types = _stored_types(tx)
     current = _labelled_vids(tx, types, labels, current_only=True)
     # targets whose referrers (in context) are withheld: labelled current resources …
     targets: set[tuple[str, str]] = set()
