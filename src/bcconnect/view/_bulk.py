@@ -29,6 +29,7 @@ from bcconnect.store import (
     SensitiveRows,
     StoredResource,
     Tx,
+    Visibility,
     alias_members,
     canonical_ids,
     current_t,
@@ -79,6 +80,20 @@ def owner_of(row: ExportRow) -> str | None:
     return resource.id if resource.resource_type == "Patient" else resource.compartment
 
 
+def _visible(row: ExportRow, vis: Visibility, sensitive: SensitiveRows) -> bool:
+    """Whether the screen lets the caller see the row: the store predicate's rules (compartment, type,
+    sensitivity with its context), decided from the row and the type's sensitivity sets."""
+    resource = row.resource
+    if resource.body is None or not vis.allows_type(resource.resource_type):
+        return False
+    owner = owner_of(row)
+    if owner is not None and owner in vis.hidden_patients:
+        return False
+    if vis.only_patients is not None and owner is not None and owner not in vis.only_patients:
+        return False
+    return not sensitive.hides(row)
+
+
 @dataclass(frozen=True, slots=True)
 class BulkItem:
     """One resource as the export writes it, with the person it belongs to (None: no one's)."""
@@ -96,19 +111,7 @@ def bulk_items(
     trust's source Patient is left out, as is a golden id retired by a merge.
     """
     vis = screen.visibility
-    kept: list[ExportRow] = []
-    for row in rows:
-        resource = row.resource
-        if resource.body is None or not vis.allows_type(resource.resource_type):
-            continue
-        owner = owner_of(row)
-        if owner is not None and owner in vis.hidden_patients:
-            continue
-        if vis.only_patients is not None and owner is not None and owner not in vis.only_patients:
-            continue
-        if sensitive.hides(row):
-            continue
-        kept.append(row)
+    kept = [row for row in rows if _visible(row, vis, sensitive)]
     wanted: set[str] = set()
     for row in kept:
         body = row.resource.body
@@ -145,7 +148,7 @@ def bulk_items(
         by_key = {(r.resource_type, r.id): r for r in shown}
         parsed_rows = [(p, by_key[(r.resource_type, r.id)]) for p, r in slow if (r.resource_type, r.id) in by_key]
         if parsed_rows:
-            composed = _present_goldens(tx, screen, [r for _, r in parsed_rows], rules)
+            composed = _present_goldens(tx, screen, [r for _, r in parsed_rows], rules, sensitive)
             served_rows = person_centred(tx, composed)
             by_key = {(r.resource_type, r.id): r for r in served_rows}
             for position, resource in parsed_rows:
@@ -160,17 +163,20 @@ def bulk_items(
     return out
 
 
-def _present_goldens(tx: Tx, screen: Screen, items: list[StoredResource], rules: Rules) -> list[StoredResource]:
-    """:func:`present_goldens` for a page: the sources of every golden Patient read and screened at once, so a
-    person whose sources are all visible costs no query of its own (the rest are composed one by one)."""
+def _present_goldens(
+    tx: Tx, screen: Screen, items: list[StoredResource], rules: Rules, sensitive: SensitiveRows
+) -> list[StoredResource]:
+    """:func:`present_goldens` for a page of Patients: the sources of every golden Patient read at once and
+    screened as the page is (``sensitive`` is the Patient type's), so a person whose sources are all visible
+    costs no query of its own (the rest are composed one by one, as a single read composes them)."""
     goldens = [r for r in items if is_golden(r)]
     if not goldens:
         return items
     members = alias_members(tx, "Patient", [g.id for g in goldens])
     source_ids = sorted({m for g in goldens for m in members.get(g.id, ()) if m != g.id})
-    current = [r.resource for r in export_rows_by_id(tx, "Patient", source_ids, current_t(tx))]
-    visible = {r.id for r in screen.apply(current).resources}
-    live = {r.id for r in current}
+    current = export_rows_by_id(tx, "Patient", source_ids, current_t(tx))
+    visible = {r.resource.id for r in current if _visible(r, screen.visibility, sensitive)}
+    live = {r.resource.id for r in current}
     out: list[StoredResource] = []
     for item in items:
         own = [m for m in members.get(item.id, ()) if m != item.id]
