@@ -88,6 +88,8 @@ async def export(
         async def group_members(access: AccessContext, group_id: str) -> list[str] | None:
             return members
 
+        # an interrupted earlier run leaves its job behind, and the worker would claim that one first
+        await store.write(lambda tx: [tx.execute("DELETE FROM bulk_files"), tx.execute("DELETE FROM bulk_jobs")])
         settings = BulkSettings(max_file_mb=256.0, concurrency=1)
         exports = BulkExports(view, settings, out, group_members=group_members)
         served = [c.resource_type for c in await view.capabilities(reader)]

@@ -21,8 +21,6 @@ import orjson
 import pytest
 
 from bcconnect.bulk import ExportRequest, Level, export_to_folder
-from bcconnect.config import PathSettings, Settings
-from bcconnect.ingest import sync_adapters
 from bcconnect.security import NationalOptOut, add_objection, label_sensitive
 from bcconnect.store import (
     ResourceWrite,
@@ -36,13 +34,12 @@ from bcconnect.store import (
 )
 from bcconnect.view import AccessContext, View, registry
 from bcconnect.view._person import person_centred, present_goldens
-from bcconnect_sandbox import SandboxSettings, running_sandboxes
-from support.sandbox_world import world_adapters
+from bcconnect_sandbox import SandboxSettings
+from support.sandbox_world import synced_world
 from support.security_world import OBJECTOR_NHS, world
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(900)]
 
-MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
 #: a small world at full density (vitals, lab panels, prescriptions, encounters with much recorded in them)
 WORLD = SandboxSettings(persons=25, seed=31, density=1)
 PLAIN = AccessContext(user="analyst", client_id="population-health", readable_types=None)
@@ -74,12 +71,8 @@ def _sensitive_records(person: str, encounter: str) -> tuple[list[dict[str, Any]
 
 
 async def _build(store: Store, tmp: Path) -> None:
-    async with running_sandboxes(WORLD, hl7_drop_dir=tmp / "drop") as sandboxes:
-        await sandboxes.deliver_hl7()
-        configs, environ = world_adapters(sandboxes, hl7_drop_dir=tmp / "drop")
-        settings = Settings(root=tmp, paths=PathSettings(mappings_dir=str(MAPPINGS)))
-        reports = await sync_adapters(configs, settings=settings, store=store, environ=environ)
-        assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+    async with synced_world(WORLD, store, tmp):
+        pass
 
     def pick(tx: Tx) -> tuple[str, str]:
         # a trust's Patient who is part of a person, and one of that record's encounters
