@@ -1,14 +1,15 @@
-"""Writing one export: NDJSON files per resource type, read page by page through the view's screened search.
+"""Writing one export: NDJSON files per resource type, read page by page through the view's screened reads.
 
-The screen (scopes, objection, sensitivity, restriction) is the view's own: every page comes from
-``View.search`` with the requester's :class:`~bcconnect.view.AccessContext`, at the snapshot the job was kicked
-off at. What this module adds is *selection*, never screening: whose resources the export is about (a Group's
-members, or everyone but the people under the national data opt-out) and one Patient per person (the golden
-Patient; a trust's source Patient records are not exported, so a person is counted once downstream).
+The screen (scopes, objection, sensitivity, restriction) is the view's own, with the requester's
+:class:`~bcconnect.view.AccessContext`, at the snapshot the job was kicked off at: whole types and a Group's
+members come from the view's batch read for exports (``View.bulk_page``/``bulk_members``: the same screen,
+applied to whole pages, proven equal to a single read's), ``_typeFilter``/``_since`` queries from
+``View.search``. What this module adds is *selection*, never screening: whose resources the export is about (a
+Group's members, or everyone but the people under the national data opt-out) and one Patient per person (the
+golden Patient; a trust's source Patient records are not exported, so a person is counted once downstream).
 
-Memory stays flat: one page (``View.max_count`` resources) is held at a time and written straight to a file; a
-file is closed at ``max_file_bytes`` and the next one started.
-"""
+Memory stays flat: one page (``[bulk] page_rows`` resources, or a chunk of members' rows) is held at a time and
+written straight to a file with one write; a file is closed at ``max_file_bytes`` and the next one started."""
 
 from __future__ import annotations
 
