@@ -278,6 +278,8 @@ class BulkSettings:
     lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
     #: the ``Retry-After`` (seconds) a client is asked to wait between status polls
     retry_after_seconds: PositiveInt = 2
+    #: resources read per page of an export (one read transaction and one file write each)
+    page_rows: PositiveInt = 5000
 
 
 @dataclass(frozen=True, slots=True)
