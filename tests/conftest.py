@@ -4,14 +4,13 @@ PostgreSQL (each test in its own fresh schema)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from hypothesis import settings
+
+from support.postgres_schema import postgres_schema_url
 
 # Property tests: no per-example deadline (wall-clock time on a shared CI machine says nothing about
 # correctness) and derandomised, so every run tries the same examples and a failure reproduces.
@@ -35,32 +34,10 @@ def reference_dir() -> Path:
     return REFERENCE_DIR
 
 
-PG_ENV = "BCCONNECT_TEST_POSTGRES_URL"
-
-
-def _postgres_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        if os.environ.get("CI"):
-            pytest.fail(f"{PG_ENV} is not set: CI must test PostgreSQL (scripts/test starts one)")
-        pytest.skip(f"{PG_ENV} is not set (scripts/test-postgres start prints one)")
-    import psycopg
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema (its own search_path)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
-        yield from _postgres_url()
+        yield from postgres_schema_url()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from bcconnect.conformance import Outcome, console_summary, run_pack, write_reports
+from support.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("BCCONNECT_SEKMET_VENV", ROOT / ".cache" / "sekmet-venv"))
@@ -52,18 +52,12 @@ def _sekmet_bin() -> Path:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running SEKMET on a free loopback port with five seeded patients; yields its FHIR base."""
     binary = _sekmet_bin()
     folder = tmp_path_factory.mktemp("sekmet")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     config = folder / "settings.yaml"
     config.write_text(f"base_url: {base}\nhost: 127.0.0.1\nport: {port}\ndata_dir: {folder / 'data'}\n")

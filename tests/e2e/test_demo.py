@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from fhirpy import SyncFHIRClient
+
+from support.loopback import free_port
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -44,17 +45,11 @@ class RunningDemo:
 STARTUP_DEADLINE_SECONDS = 240
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     """The demo command, started as a child process on a free port, until the module's tests are done."""
     data_dir = tmp_path_factory.mktemp("demo")
-    port = _free_port()
+    port = free_port()
     child = subprocess.Popen(
         [
             sys.executable,

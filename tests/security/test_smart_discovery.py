@@ -3,8 +3,6 @@ CapabilityStatement, served over loopback HTTP and found by a real SMART client 
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +11,8 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from bcconnect.api import make_server
 from bcconnect.config import ApiSettings, AuthSettings, Settings, StoreSettings
+from support.loopback import serving_in_thread
 
 AUTHORIZE = "https://idp.example.nhs.uk/authorize"
 TOKEN = "https://idp.example.nhs.uk/token"
@@ -33,26 +31,15 @@ def base_url_without_idp(tmp_path: Path) -> Iterator[str]:
 
 
 def _served(tmp_path: Path, auth: AuthSettings) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    port = sock.getsockname()[1]
-    settings = Settings(
-        store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
-        api=ApiSettings(host="127.0.0.1", port=port),
-        auth=auth,
-        root=tmp_path,
-    )
-    server = make_server(settings)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-    assert not thread.is_alive()
+    with serving_in_thread(
+        lambda port: Settings(
+            store=StoreSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
+            api=ApiSettings(host="127.0.0.1", port=port),
+            auth=auth,
+            root=tmp_path,
+        )
+    ) as base:
+        yield base
 
 
 @pytest.mark.anyio

@@ -12,8 +12,9 @@ import contextlib
 import inspect
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,11 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+
+from bcconnect.api import make_server
+from bcconnect.cli.serve_cmd import serve_api
+from bcconnect.config import Settings
+from bcconnect.store import Store
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -37,6 +43,68 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (loopback); two clones at once each get their own."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for_listener(port: int, *, seconds: float = 20) -> None:
+    """Return once something accepts TCP connections on 127.0.0.1:``port`` (a server started in another task)."""
+    with anyio.fail_after(seconds):
+        while True:
+            try:
+                stream = await anyio.connect_tcp("127.0.0.1", port)
+            except OSError:
+                await anyio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
+
+
+@contextlib.contextmanager
+def serving_in_thread(settings: Callable[[int], Settings]) -> Iterator[str]:
+    """The API (``make_server``, as ``bcconnect serve`` runs it) in a thread on a free loopback port, for
+    synchronous clients; ``settings`` gets the port. Yields the FHIR base URL; stops the server afterwards."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue here until uvicorn accepts them: no need to wait for start-up
+    port = int(sock.getsockname()[1])
+    server = make_server(settings(port))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/fhir"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+    assert not thread.is_alive()
+
+
+@asynccontextmanager
+async def serving_bcconnect(
+    settings: Settings, store: Store, *, read_store: Store | None = None, allow_no_auth: bool = False
+) -> AsyncIterator[str]:
+    """``bcconnect serve``'s own wiring in-process (uvicorn on ``settings.api.port``); yields its root URL."""
+    ready = anyio.Event()
+
+    async def on_ready() -> None:
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: serve_api(
+                settings, store=store, read_store=read_store, allow_no_auth=allow_no_auth, on_ready=on_ready
+            )
+        )
+        with anyio.fail_after(30):
+            await ready.wait()
+        yield f"http://127.0.0.1:{settings.api.port}"
+        group.cancel_scope.cancel()
 
 
 @asynccontextmanager

@@ -172,11 +172,14 @@ async def secured(
     data_dir: Path,
     *,
     parts: Iterable[str] = ALL_PARTS,
+    records: Iterable[ResourceWrite] | None = None,
     default_count: int = 50,
+    max_count: int = 200,
     **security: Any,
 ) -> AsyncIterator[Endpoint]:
-    """The app with the security hooks over :func:`world` (the objector registered when present)."""
-    chosen = set(parts)
+    """The app with the security hooks over :func:`world` (or ``records`` instead), :data:`OBJECTOR_NHS`
+    registered as objecting."""
+    seeded = list(world(parts) if records is None else records)
     # attack-style tests send thousands of requests as one user: the per-user allowance is the rate-limit tests'
     # business, so it is out of the way unless a test sets it
     security.setdefault("user_rate_limit_per_second", 1_000_000.0)
@@ -186,12 +189,12 @@ async def secured(
         auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)), security=SecuritySettings(**security), root=data_dir
     )
     async with open_store(store_url) as store:
-        await store.write(lambda tx: put_resources(tx, world(chosen)))
+        await store.write(lambda tx: put_resources(tx, seeded))
         # the objection is registered in both worlds: an unknown NHS number in the register says nothing
         await store.write(lambda tx: add_objection(tx, OBJECTOR_NHS))
         gate = SecurityGate.from_settings(settings, store)
         authenticate, on_complete = security_hooks(gate)
-        view = View(store, default_count=default_count, max_count=200, sensitivity=gate.policy)
+        view = View(store, default_count=default_count, max_count=max_count, sensitivity=gate.policy)
         app = create_app(settings, view, authenticate=authenticate, on_request_complete=on_complete)
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4567))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver/fhir") as client:

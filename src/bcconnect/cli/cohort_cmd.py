@@ -12,18 +12,15 @@ packaged set), the opt-out list from ``[security] national_opt_out_file``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import orjson
 
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, print_table, settings_from
 from bcconnect.cohorts import Cohorts, cohort_runs, current_cohort_members
 from bcconnect.errors import UsageError
 from bcconnect.security import record_operator_action
@@ -72,7 +69,7 @@ def _run(args: argparse.Namespace, work: Callable[[Cohorts], Awaitable[Rows]]) -
             return await work(Cohorts.from_settings(settings, View(store)))
 
     header, rows = anyio.run(go)
-    _print(header, rows, args.format)
+    print_table(header, rows, args.format)
     return 0
 
 
@@ -165,24 +162,3 @@ def _members(args: argparse.Namespace) -> int:
         return ["person", "nhs_number", "borough", "practice"], rows
 
     return _run(args, work)
-
-
-def _print(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
-    if fmt == "json":
-        records = [dict(zip(header, r, strict=True)) for r in rows]
-        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        sys.stdout.write(out.getvalue())
-        return
-    cells = [[str(h) for h in header], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

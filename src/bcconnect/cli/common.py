@@ -4,12 +4,17 @@ stopping cleanly on a signal."""
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
+import io
 import signal
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
+import orjson
 
 from bcconnect.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 from bcconnect.errors import UsageError
@@ -86,3 +91,25 @@ async def until_stopped(work: Callable[[], Awaitable[object]]) -> bool:
         # one sentence, exit 2) reaches the command's error handling as it would without the signal watch
         raise failure
     return stopped
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+    """Rows to stdout as ``json`` (a list of objects), ``csv`` (with the header) or an aligned table with a count."""
+    if fmt == "json":
+        records = [dict(zip(header, r, strict=True)) for r in rows]
+        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        sys.stdout.write(out.getvalue())
+        return
+    cells = [[str(h) for h in header], *[["" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

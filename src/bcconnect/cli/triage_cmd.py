@@ -7,19 +7,15 @@ operator running the command. ``--format table`` (default, for people), ``csv`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
-import io
-import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 
-from bcconnect.cli.common import SubParsers, settings_from
+from bcconnect.cli.common import SubParsers, print_table, settings_from
 from bcconnect.config import Settings
 from bcconnect.errors import UsageError
 from bcconnect.store import open_store
@@ -91,31 +87,8 @@ def _run(args: argparse.Namespace, work: Callable[[Triage], Awaitable[tuple[list
             return await work(Triage(view, config))
 
     header, rows = anyio.run(go)
-    _print(header, rows, args.format)
+    print_table(header, rows, args.format)
     return 0
-
-
-def _print(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(
-            orjson.dumps([dict(zip(header, r, strict=True)) for r in rows], option=orjson.OPT_INDENT_2).decode()
-        )
-        sys.stdout.write("\n")
-        return
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        sys.stdout.write(out.getvalue())
-        return
-    cells = [[str(h) for h in header], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
 def _worklist(args: argparse.Namespace) -> int:

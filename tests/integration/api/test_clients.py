@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +10,9 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from bcconnect.api import make_server
 from bcconnect.config import ApiSettings, Settings, StoreSettings
 from bcconnect.store import ResourceWrite, open_store, put_resources
+from support.loopback import serving_in_thread
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
@@ -29,23 +27,12 @@ def base_url(tmp_path: Path, test_record: list[ResourceWrite]) -> Iterator[str]:
             await store.write(lambda tx: put_resources(tx, test_record))
 
     anyio.run(seed)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # connections queue here until uvicorn accepts them: no need to wait for start-up
-    port = sock.getsockname()[1]
-    settings = Settings(
-        store=StoreSettings(url=url), api=ApiSettings(host="127.0.0.1", port=port, default_count=5, max_count=50)
-    )
-    server = make_server(settings)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-    assert not thread.is_alive()
+    with serving_in_thread(
+        lambda port: Settings(
+            store=StoreSettings(url=url), api=ApiSettings(host="127.0.0.1", port=port, default_count=5, max_count=50)
+        )
+    ) as base:
+        yield base
 
 
 @pytest.mark.anyio

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from bcconnect.security import add_objection
 from bcconnect.store import open_store, put_resources
-from support.loopback import wait_until_serving
+from support.loopback import free_port, wait_until_serving
 from support.security_world import _observation, world
 
 # two server starts and a slow (two resources a page) export: generous limits for a machine shared by many suites
@@ -27,12 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 OBSERVATIONS = 200
 PREFER = {"prefer": "respond-async", "accept": "application/fhir+json"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _seed(url: str) -> None:
@@ -91,7 +84,7 @@ def test_an_export_resumes_after_the_server_is_killed(store_url: str, tmp_path: 
         f'[paths]\ndata_dir = "{tmp_path / "data"}"\n',
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     log = tmp_path / "serve.log"
     process = _serve(config, port, log, base)

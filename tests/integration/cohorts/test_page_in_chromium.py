@@ -7,34 +7,20 @@ Screenshots are kept in ``test-artifacts/`` (git-ignored) for a person to look a
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from bcconnect.cohorts import cohort_member_person_ids
 from bcconnect.security import count_audit_events
+from support.chromium import ARTIFACTS, CHROMIUM_ARGS, chromium_executable
 
 from .conftest import Served
 
 pytestmark = pytest.mark.anyio
 
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 async def test_a_planner_reads_cohort_sizes_by_borough_and_practice(served: Served) -> None:
     """Overview table, cohort selector, the SVG charts, the practice table; two page views, two AuditEvents."""
-    executable = os.environ.get("BCCONNECT_CHROMIUM")
-    if not executable:
-        pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints it)")
+    executable = chromium_executable()
     from playwright.async_api import async_playwright
 
     store = served.world.store
@@ -44,7 +30,7 @@ async def test_a_planner_reads_cohort_sizes_by_borough_and_practice(served: Serv
     assert emergency
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             await page.goto(f"{served.base}/app/cohorts")

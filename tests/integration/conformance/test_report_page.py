@@ -3,24 +3,16 @@ each check's why, specification link and request/response excerpts; the page nee
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from bcconnect.conformance import Outcome, run_pack, write_reports
+from support.chromium import CHROMIUM_ARGS, chromium_executable
 from support.conformance_target import FhirTarget
 from support.loopback import Exchange, Mutation, breaking_proxy
 
 pytestmark = pytest.mark.anyio
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 CHECKS = ["srv.capability.statement", "srv.read", "srv.smart.discovery", "ig.read-only", "srv.match"]
 
 
@@ -30,9 +22,7 @@ def _drop_token_endpoint(ex: Exchange) -> None:
 
 
 async def test_the_html_report_reads_right_in_a_browser(fhir_target: FhirTarget, tmp_path: Path) -> None:
-    chromium = os.environ.get("BCCONNECT_CHROMIUM")
-    if not chromium:
-        pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints the path)")
+    chromium = chromium_executable()
     from playwright.async_api import async_playwright
 
     async with breaking_proxy(fhir_target.origin) as proxy:

@@ -17,7 +17,7 @@ import pytest
 
 from bcconnect.conformance import Outcome, Report, console_summary, get_pack, run_pack
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
-from support.loopback import BreakingProxy, Exchange, Mutation, breaking_proxy
+from support.loopback import BreakingProxy, Exchange, Mutation, breaking_proxy, free_port, wait_for_listener
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 OO = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "throttled", "diagnostics": "slow"}]}
@@ -442,9 +442,7 @@ HL7_BREAKS: dict[str, dict[str, Any]] = {
 
 
 async def _hl7_run(**variant: Any) -> Report:
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     result: list[Report] = []
 
     async def runner() -> None:
@@ -454,7 +452,7 @@ async def _hl7_run(**variant: Any) -> Report:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(runner)
-        await anyio.sleep(0.3)
+        await wait_for_listener(port)
         await _send(
             port,
             variant.get("messages", GOOD),

@@ -3,7 +3,6 @@ each message only after it is committed, and keeps even the unparseable ones (an
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -15,21 +14,16 @@ from bcconnect.config import Hl7Settings, Settings
 from bcconnect.ingest import run_daemon
 from bcconnect.store import Store, list_quarantine, resource_types
 from bcconnect_sandbox import FaultSettings, SandboxSettings, running_sandboxes
+from support.loopback import free_port
 
 from .conftest import MAPPINGS, adapters_for
 
 pytestmark = pytest.mark.anyio
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_mllp_messages_are_acked_after_commit_and_rejects_kept(tmp_path: Path, sqlite_store: Store) -> None:
     """Every message is answered; AA ones are in the store, AR and AE ones wait in quarantine with the reason."""
-    port = _free_port()
+    port = free_port()
     faults = FaultSettings(seed=3, hl7_malformed_rate=0.1)
     settings = SandboxSettings(density=0, persons=30, seed=8, trusts=("RBK",), faults=faults)
     async with running_sandboxes(settings, hl7_target=("127.0.0.1", port)) as world:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import anyio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bcconnect.cli.serve_cmd import serve_api
 from bcconnect.config import ApiSettings, AuthMode, AuthSettings, PathSettings, Settings
 from bcconnect.store import Store
+from support.loopback import free_port, serving_bcconnect
 
 #: one sample: metric name and its labels, sorted
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (loopback)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def parse_exposition(text: str) -> dict[SampleKey, float]:
@@ -60,20 +51,11 @@ async def serving(
 
     ``read_store``: the streaming replica the view reads from (``[store] read_url``).
     """
-    ready = anyio.Event()
-
-    async def on_ready() -> None:
-        ready.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(
-            lambda: serve_api(settings, store=store, read_store=read_store, allow_no_auth=True, on_ready=on_ready)
-        )
-        with anyio.fail_after(20):
-            await ready.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api.port}", timeout=20) as client:
-            yield client
-        group.cancel_scope.cancel()
+    async with (
+        serving_bcconnect(settings, store, read_store=read_store, allow_no_auth=True) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as client,
+    ):
+        yield client
 
 
 async def scrape(client: httpx.AsyncClient, path: str = "/metrics") -> dict[SampleKey, float]:

@@ -3,7 +3,6 @@ adapters with their freshness, quarantine by reason linking to the record, the r
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bcconnect.ingest import sync_adapter
 from bcconnect.mapping import load_mapping_set
 from bcconnect.store import QuarantineEntry, add_quarantine, open_store
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from support.chromium import CHROMIUM_ARGS, chromium_executable
 from support.sandbox_world import world_adapters
 
 from .conftest import free_port, no_auth_settings, serving
@@ -23,14 +23,6 @@ from .conftest import free_port, no_auth_settings, serving
 pytestmark = pytest.mark.anyio
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SECRET_PAYLOAD = "PAYLOAD-MUST-NOT-SHOW-9990000018"
 
 
@@ -39,7 +31,7 @@ def _browse(base: str) -> dict[str, str]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ["BCCONNECT_CHROMIUM"], args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             response = page.goto(f"{base}/app/ops")
@@ -57,8 +49,7 @@ def _browse(base: str) -> dict[str, str]:
 async def test_the_ops_page_shows_adapters_quarantine_reviews_and_failed_syncs(tmp_path: Path) -> None:
     """Everything on the page comes from the store a real sync wrote; the quarantine link opens the record
     without its payload."""
-    if not os.environ.get("BCCONNECT_CHROMIUM"):
-        pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints it)")
+    chromium_executable()
     async with (
         running_sandboxes(SandboxSettings(density=0, persons=20, seed=4, trusts=("RL4",))) as world,
         open_store(f"sqlite:///{tmp_path / 'store.db'}") as store,

@@ -5,42 +5,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-import orjson
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bcconnect.api import create_app
-from bcconnect.api._security import security_hooks
-from bcconnect.config import AuthSettings, SecuritySettings, Settings
 from bcconnect.fhir.constants import NHS_NUMBER_SYSTEM, V3_ACT_CODE_SYSTEM, V3_CONFIDENTIALITY_SYSTEM
 from bcconnect.security import (
     SENSITIVE_SCOPE,
-    LocalIssuer,
-    SecurityGate,
-    add_objection,
     count_audit_events,
     ensure_local_issuer,
     search_audit_events,
     verify_audit_chain,
 )
-from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources
-from bcconnect.view import View
+from bcconnect.store import ResourceWrite, Store, Tx
+from support.security_world import OBJECTOR_NHS, Endpoint, secured, write
 
 OBJECTOR_FAMILY = "Objectorfamily"
 RESTRICTED_POSTCODE = "DY1 9ZZ"
-
-
-def _write(body: dict[str, Any], compartment: str | None = None) -> ResourceWrite:
-    return ResourceWrite(body["resourceType"], body["id"], orjson.dumps(body), "test", compartment)
 
 
 def _patient(pid: str, family: str, nhs: str, **extra: Any) -> ResourceWrite:
@@ -52,11 +40,11 @@ def _patient(pid: str, family: str, nhs: str, **extra: Any) -> ResourceWrite:
         "generalPractitioner": [{"reference": "Organization/gp1"}],
         **extra,
     }
-    return _write(body, pid)
+    return write(body, pid)
 
 
 def _observation(oid: str, pid: str, day: int) -> ResourceWrite:
-    return _write(
+    return write(
         {
             "resourceType": "Observation",
             "id": oid,
@@ -72,9 +60,9 @@ def _observation(oid: str, pid: str, day: int) -> ResourceWrite:
 def seed_record() -> list[ResourceWrite]:
     """p1 ordinary, p2 objecting (by NHS number), p3 restricted; observations of p1 and p2 interleaved."""
     writes = [
-        _write({"resourceType": "Organization", "id": "gp1", "name": "The Surgery"}),
+        write({"resourceType": "Organization", "id": "gp1", "name": "The Surgery"}),
         _patient("p1", "Ordinary", "9990000018"),
-        _patient("p2", OBJECTOR_FAMILY, "9990000026"),
+        _patient("p2", OBJECTOR_FAMILY, OBJECTOR_NHS),
         _patient(
             "p3",
             "Restricted",
@@ -82,7 +70,7 @@ def seed_record() -> list[ResourceWrite]:
             meta={"security": [{"system": V3_CONFIDENTIALITY_SYSTEM, "code": "R"}]},
             address=[{"postalCode": RESTRICTED_POSTCODE}],
         ),
-        _write(
+        write(
             {
                 "resourceType": "Condition",
                 "id": "c-std",
@@ -91,7 +79,7 @@ def seed_record() -> list[ResourceWrite]:
             },
             "p1",
         ),
-        _write({"resourceType": "Condition", "id": "c-plain", "subject": {"reference": "Patient/p1"}}, "p1"),
+        write({"resourceType": "Condition", "id": "c-plain", "subject": {"reference": "Patient/p1"}}, "p1"),
     ]
     for day in range(1, 9):
         writes.append(_observation(f"o1-{day}", "p1", day))
@@ -99,43 +87,9 @@ def seed_record() -> list[ResourceWrite]:
     return writes
 
 
-@dataclass
-class Endpoint:
-    """The client, the store behind it and the local issuer its tokens come from."""
-
-    client: httpx.AsyncClient
-    store: Store
-    issuer: LocalIssuer
-
-    def token(self, scopes: str = "user/*.rs", **kw: Any) -> dict[str, str]:
-        """Headers with a fresh token (keyword arguments go to LocalIssuer.issue)."""
-        kw.setdefault("user", "912345678901")
-        kw.setdefault("org", "RL4")
-        return {"authorization": "Bearer " + self.issuer.issue(scopes=scopes, **kw)}
-
-
-@asynccontextmanager
-async def secured_endpoint(store_url: str, data_dir: Path, **security: Any) -> AsyncIterator[Endpoint]:
-    """The app with the security hooks, over a store seeded with :func:`seed_record`."""
-    # the per-user allowance is out of the way unless a test sets it (the rate-limit tests do)
-    security.setdefault("user_rate_limit_per_second", 1_000_000.0)
-    security.setdefault("user_rate_limit_burst", 1_000_000)
-    issuer = ensure_local_issuer(data_dir)
-    settings = Settings(
-        auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
-        security=SecuritySettings(**security),
-        root=data_dir,
-    )
-    async with open_store(store_url) as store:
-        await store.write(lambda tx: put_resources(tx, seed_record()))
-        await store.write(lambda tx: add_objection(tx, "9990000026"))
-        gate = SecurityGate.from_settings(settings, store)
-        authenticate, on_complete = security_hooks(gate)
-        view = View(store, default_count=5, max_count=50, sensitivity=gate.policy)
-        app = create_app(settings, view, authenticate=authenticate, on_request_complete=on_complete)
-        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4567))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver/fhir") as client:
-            yield Endpoint(client, store, issuer)
+def secured_endpoint(store_url: str, data_dir: Path, **security: Any) -> AbstractAsyncContextManager[Endpoint]:
+    """The secured endpoint over :func:`seed_record`, five to a page by default."""
+    return secured(store_url, data_dir, records=seed_record(), default_count=5, max_count=50, **security)
 
 
 pytestmark = pytest.mark.anyio

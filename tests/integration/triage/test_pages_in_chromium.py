@@ -6,27 +6,15 @@ Screenshots are kept in ``test-artifacts/`` (git-ignored) for a person to look a
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from bcconnect.triage import Triage
 from bcconnect.view import OPEN_ACCESS
+from support.chromium import ARTIFACTS, CHROMIUM_ARGS, chromium_executable
 
 from .conftest import Served
 
 pytestmark = pytest.mark.anyio
-
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 async def _a_referral_with_context_elsewhere(served: Served) -> tuple[str, int, str, str]:
@@ -47,16 +35,14 @@ async def _a_referral_with_context_elsewhere(served: Served) -> tuple[str, int, 
 
 async def test_a_triager_opens_a_referral_and_sees_another_trusts_encounter(served: Served) -> None:
     """Keyboard and mouse path of a triager through the worklist; the context names the other trust."""
-    executable = os.environ.get("BCCONNECT_CHROMIUM")
-    if not executable:
-        pytest.skip("BCCONNECT_CHROMIUM is not set (scripts/ensure-chromium prints it)")
+    executable = chromium_executable()
     from playwright.async_api import async_playwright
 
     network, position, trust, other = await _a_referral_with_context_elsewhere(served)
     ARTIFACTS.mkdir(exist_ok=True)
     as_of = served.world.as_of.isoformat()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             await page.goto(f"{served.base}/app/worklist?as-of={as_of}")

@@ -8,13 +8,10 @@ store (a dangling reference, a lost index row, a lost alias) and proves the walk
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -37,6 +34,7 @@ from bcconnect.store import (
 )
 from bcconnect.view import View
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
+from support.postgres_schema import postgres_schema_url
 from support.sandbox_world import world_adapters
 from support.view_walk import Get, parse, walk
 
@@ -57,21 +55,7 @@ def store_url_module(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('walk-db') / 'store.db'}"
         return
-    base = os.environ.get("BCCONNECT_TEST_POSTGRES_URL")
-    if not base:
-        if os.environ.get("CI"):
-            pytest.fail("BCCONNECT_TEST_POSTGRES_URL is not set: CI must test PostgreSQL")
-        pytest.skip("BCCONNECT_TEST_POSTGRES_URL is not set (scripts/test-postgres start prints one)")
-    import psycopg
-
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from postgres_schema_url()
 
 
 async def _ids(store: Store) -> dict[str, list[str]]:
