@@ -8,7 +8,8 @@ fresh PostgreSQL schema; the time from start until every adapter has finished on
 store the ingest left, served by ``bcconnect serve --no-auth --workers N`` and loaded for ``--seconds`` by wrk
 (one thread, 16 connections) cycling a read by id and an Observation search by subject (every request audited),
 in ``--rounds`` interleaved rounds (1 process, 2 processes, then 2, 1, …); per run: req/s, median latency, CPU per
-request of the API's process tree and of the PostgreSQL cluster (user + system from /proc), the load average;
+request of the API's process tree and of the PostgreSQL cluster (user + system from /proc), transactions committed
+per request (``pg_stat_database``, reads included), the load average;
 the table gives the medians over rounds. ``--api-only`` ingests once with one worker and skips the ingest
 comparison. Prints Markdown tables; bounded and self-stopping.
 """
@@ -166,6 +167,13 @@ def postmaster_pid(url: str) -> int | None:
         return None
 
 
+def commits(url: str) -> int:
+    """Transactions committed in the database so far (the statistics collector's count, all sessions)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class Sample:
     req_s: float
@@ -173,6 +181,8 @@ class Sample:
     api_cpu_ms: float
     db_cpu_ms: float
     load: float
+    #: transactions committed in the database per request (reads and writes: the audit batches are the writes)
+    commits_per_request: float = 0.0
 
 
 def api(url: str, workers: int, seconds: float, folder: Path) -> Sample:
@@ -205,6 +215,7 @@ def api(url: str, workers: int, seconds: float, folder: Path) -> Sample:
         for path in paths[:4]:  # warm every process's caches a little, and fail early on a wrong answer
             assert httpx.get(base + path, timeout=30).status_code == 200
         database = postmaster_pid(url)
+        commits_before = commits(url)
         api_pids, db_pids = process_tree(proc.pid), process_tree(database) if database else []
         load_before = os.getloadavg()[0]
         api_cpu, db_cpu = cpu_seconds(api_pids), cpu_seconds(db_pids)
@@ -212,6 +223,7 @@ def api(url: str, workers: int, seconds: float, folder: Path) -> Sample:
                               env={**os.environ, "BENCH_PATHS": str(listing)}, capture_output=True, text=True,
                               timeout=seconds + 60, check=False)  # fmt: skip
         api_used = cpu_seconds(process_tree(proc.pid)) - api_cpu
+        committed = commits(url) - commits_before
         db_used = cpu_seconds(process_tree(database) if database else []) - db_cpu
         load = (load_before + os.getloadavg()[0]) / 2
         line = next((x for x in done.stdout.splitlines() if x.startswith("{")), None)
@@ -222,7 +234,8 @@ def api(url: str, workers: int, seconds: float, folder: Path) -> Sample:
             raise SystemExit(f"{result['non2xx']} non-2xx answers, {result['socket_errors']} socket errors")
         requests = max(1, int(result["requests"]))
         return Sample(requests / (result["duration_us"] / 1e6), result["p50_us"] / 1000,
-                      api_used / requests * 1000, max(0.0, db_used) / requests * 1000, load)  # fmt: skip
+                      api_used / requests * 1000, max(0.0, db_used) / requests * 1000, load,
+                      committed / requests)  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -255,23 +268,30 @@ def main() -> None:
             print(f"| ingest: {records:,} records, seconds until every adapter synced | {one:.1f} | {two:.1f} |")
             print(f"| ingest: records/s | {records / one:,.0f} | {records / two:,.0f} |\n")
         samples: dict[int, list[Sample]] = {1: [], 2: []}
-        print("| round | API processes | req/s | median ms | API CPU ms/req | PostgreSQL CPU ms/req | load avg |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| round | API processes | req/s | median ms | API CPU ms/req | PostgreSQL CPU ms/req | transactions/req"
+            " | load avg |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in range(args.rounds):
             for workers in (1, 2) if n % 2 == 0 else (2, 1):
                 got = api(url, workers, args.seconds, folder)
                 samples[workers].append(got)
                 print(f"| {n + 1} | {workers} | {got.req_s:,.0f} | {got.p50_ms:.1f} | {got.api_cpu_ms:.2f}"
-                      f" | {got.db_cpu_ms:.2f} | {got.load:.1f} |", flush=True)  # fmt: skip
+                      f" | {got.db_cpu_ms:.2f} | {got.commits_per_request:.2f} | {got.load:.1f} |",
+                      flush=True)  # fmt: skip
         print(
             f"\nmedians over {args.rounds} rounds ({records:,} records ingested, wrk -t1 -c16 -d{args.seconds:g}s):\n"
         )
-        print("| API processes | req/s | median ms | API CPU ms/req | PostgreSQL CPU ms/req | load avg |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(
+            "| API processes | req/s | median ms | API CPU ms/req | PostgreSQL CPU ms/req | transactions/req"
+            " | load avg |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for workers, got_all in samples.items():
             med = {k: statistics.median(getattr(s, k) for s in got_all) for k in Sample.__dataclass_fields__}
             print(f"| {workers} | {med['req_s']:,.0f} | {med['p50_ms']:.1f} | {med['api_cpu_ms']:.2f}"
-                  f" | {med['db_cpu_ms']:.2f} | {med['load']:.1f} |")  # fmt: skip
+                  f" | {med['db_cpu_ms']:.2f} | {med['commits_per_request']:.2f} | {med['load']:.1f} |")  # fmt: skip
         for schema_url in (url, *extra):
             drop_schema(args.postgres_url, schema_url)
 

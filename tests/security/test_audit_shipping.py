@@ -31,6 +31,7 @@ from bcconnect.security import (
 )
 from bcconnect.security._audit_writer import AuditWriter
 from bcconnect.store import Store, open_store
+from support.loopback import free_port
 
 pytestmark = pytest.mark.anyio
 FRAME = re.compile(rb"(\d+) ")
@@ -40,12 +41,6 @@ SYSLOG_HEADER = re.compile(
     rb' attempt="(?P<attempt>\d+)"\] \xef\xbb\xbf(?P<msg>.*)$',
     re.DOTALL,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
