@@ -5,6 +5,7 @@ up; a crash mid-send is sent again and recorded, never silently; retention drops
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import threading
@@ -16,9 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
+from bcconnect.cli import security_cmd
+from bcconnect.errors import UsageError
 from bcconnect.security import (
     AuditAnchor,
     HttpSink,
@@ -273,3 +277,48 @@ async def test_retention_keeps_a_closed_segment_until_it_is_shipped(world: World
         await prune_audit_trail(
             world.store, world.anchor, recorded_before=cut, export_dir=world.folder / "exp", shipped_to=sink.name
         )
+
+
+def _cli(config: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="bcconnect")
+    parser.add_argument("--config")
+    parser.add_argument("--log-level", default=None)
+    parser.add_argument("--log-format", default=None)
+    security_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["--config", str(config), "--log-format", "json", *argv])
+    code: int = args.handler(args)
+    return code
+
+
+def test_audit_maintain_closes_an_idle_segment_and_ships_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The timer's command: a segment left open by a process that died a day ago is closed, signed and shipped;
+    ``audit ship`` without a log service configured is one sentence (exit 2)."""
+    store_url = f"sqlite:///{tmp_path / 'data' / 'bc.db'}"
+    config = tmp_path / "bcconnect.toml"
+    base = f'[store]\nurl = "{store_url}"\n[paths]\ndata_dir = "data"\n'
+    config.write_text(base, encoding="utf-8")
+    anchor = AuditAnchor(tmp_path / "data" / "audit-anchor")
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+
+    async def died_mid_segment() -> None:
+        async with open_store(store_url) as store:
+            writer = AuditWriter(store, anchor=anchor, now=lambda: long_ago)
+            for n in range(3):
+                await writer.append(lambda tx, n=n: (_event(f"dead-{n}"), ["Patient/p1"]))
+            # the process dies here: its segment stays open; make its last write a day old
+            stale = long_ago.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            await store.write(lambda tx: tx.execute("UPDATE audit_chains SET written_at = ?", (stale,)))
+
+    anyio.run(died_mid_segment)
+    with pytest.raises(UsageError, match="ship_url"):
+        _cli(config, "audit", "ship")
+    collector = HttpCollector()
+    with collector.running() as url:
+        config.write_text(base + f'[audit]\nship_url = "{url}"\n', encoding="utf-8")
+        assert _cli(config, "audit", "maintain") == 0
+    out = capsys.readouterr().out
+    assert "closed 1 idle segment(s)" in out
+    assert "shipped segment" in out
+    ((_, body),) = collector.posts
+    assert _verify_received(body.splitlines(), anchor, tmp_path) == 3
+    assert _cli(config, "audit", "verify") == 0
