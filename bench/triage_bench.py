@@ -6,7 +6,17 @@ reports the median. Bounded: the world has ``--persons`` people and every call r
 
     .venv/bin/python bench/triage_bench.py --persons 2000 --repeat 5 [--postgres-url URL]
 
-Results are printed and written to ``bench/results/triage.md``.
+``--region`` instead writes a region-sized waiting list straight into a fresh store with the documented
+synthetic generator (``bench/triage_region_world.py``: ``--persons`` people, ``--open-referrals`` open
+referrals), rebuilds the triage read model and times, in interleaved rounds, the ENT worklist's first page and
+a deep page (with cross-site context), the waiting-list summary and mutual aid for a triager without the
+sensitive grant (the screen applies), plus an incremental refresh after 200 changed referrals: median wall
+and CPU time of each, with the load average.
+
+    .venv/bin/python bench/triage_bench.py --region --persons 1300000 --open-referrals 100000 --repeat 5 \
+        [--postgres-url URL]
+
+Results are printed and written to ``bench/results/triage.md`` (``triage_region.md`` for ``--region``).
 """
 
 from __future__ import annotations
@@ -24,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from bcconnect.cli.demo_cmd import demo_adapters
 from bcconnect.config import PathSettings, Settings
 from bcconnect.ingest import sync_adapters
 from bcconnect.store import open_store
 from bcconnect.triage import Triage
-from bcconnect.view import OPEN_ACCESS, View
+from bcconnect.view import OPEN_ACCESS, AccessContext, View
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,14 +107,131 @@ async def run(persons: int, repeat: int, store_url: str, work: Path, density: fl
     return lines
 
 
+#: the caller the region figures are for: a triager without the sensitive grant (labels, objectors screened)
+TRIAGER = AccessContext(user="bench-triager", purpose="directcare", scopes=frozenset({"user/*.rs"}))
+
+
+async def _timed(call: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = await call()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, result
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def run_region(store_url: str, persons: int, open_referrals: int, repeat: int, deep: int) -> list[str]:
+    """Build the region, rebuild the read model, time the answers (see the module docstring)."""
+    from triage_region_world import build
+
+    as_of = date(2026, 12, 1)
+    lines = []
+    async with open_store(store_url) as store:
+        triage = Triage(View(store, default_count=100, max_count=1000))
+        wall = time.perf_counter()
+        written = await build(store, triage.config, persons=persons, open_referrals=open_referrals, as_of=as_of)
+        built_s = time.perf_counter() - wall
+        wall, cpu = time.perf_counter(), time.process_time()
+        read = await triage.model.rebuild()
+        rebuild_s, rebuild_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        held = await triage.model.counts()
+        backend = store_url.split(":", 1)[0]
+        lines.append(
+            f"- {backend}: region of {persons:,} persons, {written.persons_with_data:,} with referrals written "
+            f"({written.resources:,} resources: "
+            + ", ".join(f"{t} {n:,}" for t, n in written.by_type.items())
+            + f"; {written.objectors} objectors) in {built_s:.0f} s"
+        )
+        lines.append(
+            f"  - read model rebuilt from {read:,} resources in {rebuild_s:.1f} s wall / {rebuild_cpu:.1f} s CPU: "
+            + ", ".join(f"{k} {v:,}" for k, v in held.items())
+            + f"; load average {_load()}"
+        )
+        _, deep_cursor = await triage.worklist_page(TRIAGER, "ENT", as_of=as_of, with_context=False, limit=deep)
+        samples: dict[str, list[tuple[float, float]]] = {}
+        facts: dict[str, str] = {}
+        loads = []
+        for _ in range(repeat):
+            loads.append(_load())
+            ms, cpu_ms, (page, _) = await _timed(lambda: triage.worklist_page(TRIAGER, "ENT", as_of=as_of, limit=50))
+            samples.setdefault("ENT worklist, first page of 50 with context", []).append((ms, cpu_ms))
+            facts["ENT worklist, first page of 50 with context"] = f"{len(page)} items"
+            ms, cpu_ms, (page, _) = await _timed(
+                lambda: triage.worklist_page(TRIAGER, "ENT", as_of=as_of, limit=50, after=deep_cursor)
+            )
+            samples.setdefault(f"ENT worklist, page after row {deep:,} with context", []).append((ms, cpu_ms))
+            facts[f"ENT worklist, page after row {deep:,} with context"] = f"{len(page)} items"
+            ms, cpu_ms, summary = await _timed(lambda: triage.summary(TRIAGER, as_of=as_of))
+            samples.setdefault("waiting-list summary", []).append((ms, cpu_ms))
+            facts["waiting-list summary"] = (
+                f"{sum(s.size for s in summary):,} open pathways, {len(summary)} trust/TFC groups, "
+                f"{sum(s.over[52] for s in summary):,} past 52 weeks, {sum(s.over[104] for s in summary):,} past 104"
+            )
+        for _ in range(max(1, repeat // 2)):
+            ms, cpu_ms, offers = await _timed(lambda: triage.mutual_aid(TRIAGER, as_of=as_of))
+            samples.setdefault("mutual aid (PIDMAS cohort with ages)", []).append((ms, cpu_ms))
+            facts["mutual aid (PIDMAS cohort with ages)"] = f"{len(offers):,} eligible"
+        changed = await _change_referrals(store, 200)
+        ms, cpu_ms, applied = await _timed(triage.model.refresh)
+        samples["incremental refresh after 200 changed referrals"] = [(ms, cpu_ms)]
+        facts["incremental refresh after 200 changed referrals"] = f"{applied} applied ({changed} written)"
+        lines.append(f"  - load average during timing: {', '.join(loads)}; after: {_load()}")
+        for name, values in samples.items():
+            wall_ms = statistics.median(v[0] for v in values)
+            cpu_ms = statistics.median(v[1] for v in values)
+            lines.append(
+                f"  - {name}: {wall_ms:,.0f} ms wall, {cpu_ms:,.0f} ms CPU (median of {len(values)}; {facts[name]})"
+            )
+    return lines
+
+
+async def _change_referrals(store: Any, n: int) -> int:
+    """Re-write ``n`` referrals with a new review outcome (what a day's triage decisions look like)."""
+    from bcconnect.store import ResourceWrite, iter_current, put_resources
+
+    found = await store.read(lambda tx: iter_current(tx, "ServiceRequest", limit=n))
+    writes = []
+    for stored in found:
+        body = orjson.loads(stored.body)
+        body["note"] = [{"text": "reviewed in the bench"}]
+        writes.append(ResourceWrite("ServiceRequest", stored.id, orjson.dumps(body), "bench", stored.compartment))
+    await store.write(lambda tx: put_resources(tx, writes))
+    return len(writes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres-url", help="also run on a fresh database of this PostgreSQL server")
     parser.add_argument("--density", type=float, default=1.0, help="sandbox record density (default 1)")
+    parser.add_argument("--region", action="store_true", help="a synthetic region written straight into the store")
+    parser.add_argument("--open-referrals", type=int, default=100_000, help="--region: open referrals")
+    parser.add_argument("--deep", type=int, default=2000, help="--region: the deep page starts after this row")
+    parser.add_argument("--skip-sqlite", action="store_true", help="--region: PostgreSQL only")
+    parser.add_argument("--results-suffix", default="", help="--region: results file name suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bctriage-"))
+    if args.region:
+        header = [
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; in process "
+            f"through the triage API (no HTTP); caller without the sensitive grant; synthetic region "
+            f"(bench/triage_region_world.py).",
+        ]
+        lines: list[str] = []
+        out = ROOT / "bench" / "results" / f"triage_region{args.results_suffix}.md"
+        out.parent.mkdir(exist_ok=True)
+        urls = [] if args.skip_sqlite else [f"sqlite:///{work / 'region.db'}"]
+        if args.postgres_url:
+            urls.append(_fresh_postgres(args.postgres_url))
+        for url in urls:
+            # each backend's figures are printed and kept as soon as they are measured
+            lines += anyio.run(run_region, url, args.persons, args.open_referrals, args.repeat, args.deep)
+            text = "\n".join([*header, *lines]) + "\n"
+            print(text, flush=True)
+            out.write_text(text, encoding="utf-8")
+        return
     header = [
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"median of {args.repeat} runs, in process through the view (no HTTP); sandbox density {args.density:g}.",

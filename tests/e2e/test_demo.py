@@ -505,3 +505,42 @@ def test_the_documented_group_export_runs_against_the_demo(demo: RunningDemo, tm
     assert len(patients) == members
     assert all(_is_golden(p) for p in patients)
     assert any(out.glob("Condition-*.ndjson"))
+
+
+def test_every_encounter_of_the_person_has_its_provenance(demo: RunningDemo) -> None:
+    """fhirpy asks for the person's encounters with ``_revinclude=Provenance:target``: each Encounter comes with
+    the Provenance of its current version, naming the trust the Encounter is tagged with; fhirclient reads one
+    by id into its typed model."""
+    from fhirclient import client as fhir_client
+    from fhirclient.models.provenance import Provenance
+
+    fhirpy = SyncFHIRClient(demo.base, authorization=f"Bearer {demo.token}")
+    person = fhirpy.resources("Patient").search(identifier=f"{NHS}|{demo.nhs_number}").fetch()[0]
+    bundle = fhirpy.execute(
+        "Encounter",
+        method="get",
+        params={"patient": person.id, "_revinclude": "Provenance:target", "_count": "200"},
+    )
+    encounters = {
+        e["resource"]["id"]: e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    }
+    provenance = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
+    assert encounters
+    by_target = {p["target"][0]["reference"]: p for p in provenance}
+    for eid, encounter in encounters.items():
+        versioned = f"Encounter/{eid}/_history/{encounter['meta']['versionId']}"
+        assert versioned in by_target, f"{versioned} came without its Provenance"
+        trust = {t["code"] for t in encounter["meta"]["tag"] if t["system"] == ODS_SYSTEM}
+        authors = {
+            a["who"]["identifier"]["value"]
+            for a in by_target[versioned]["agent"]
+            if a["type"]["coding"][0]["code"] == "author"
+        }
+        assert authors == trust
+    smart = fhir_client.FHIRClient(settings={"app_id": "bcconnect-e2e", "api_base": demo.base + "/"})
+    smart.server.session.headers["Authorization"] = f"Bearer {demo.token}"
+    read = Provenance.read(provenance[0]["id"], smart.server)
+    assert read.target[0].reference == provenance[0]["target"][0]["reference"]
+
+
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"

@@ -11,6 +11,10 @@ It talks to the API only through ``get(path, params) -> (status, json body)``, s
    one Patient, the documented person model), and a chain finds what following the served references finds;
 4. from any Patient id of a person, ``$everything`` and ``patient=`` give the same whole record.
 
+Provenance, composed on read, is walked like a stored type: the Provenance of every served resource's version
+is read, found by ``_id`` and by each parameter the CapabilityStatement lists for it, its references resolve,
+and ``_include=Provenance:target|agent`` / ``_revinclude=Provenance:target`` agree with it.
+
 Values and resources are sampled with a fixed seed (property style: the same examples every run) to keep the
 walk fast; reads and ``_id`` searches cover everything. :func:`walk` returns the violations (empty: all hold).
 """
@@ -27,6 +31,7 @@ from typing import Any
 import orjson
 
 from bcconnect.search import MAX_TIME, MIN_TIME, extract_index, registry
+from bcconnect.view import PROVENANCE_SEARCH_PARAMS, provenance_id
 
 Json = dict[str, Any]
 Get = Callable[[str, Sequence[tuple[str, str]]], Awaitable[tuple[int, Json]]]
@@ -126,9 +131,44 @@ def _is_golden(resource: Json) -> bool:
     return any((t.get("system"), t.get("code")) == GOLDEN for t in (resource.get("meta") or {}).get("tag") or ())
 
 
+def listed_params(rtype: str) -> set[str]:
+    """The search parameters the CapabilityStatement lists for ``rtype`` (Provenance offers a few)."""
+    listed = set(registry().params(rtype))
+    return listed & set(PROVENANCE_SEARCH_PARAMS) if rtype == "Provenance" else listed
+
+
+def _provenance_ids(served: Served) -> list[str]:
+    """The Provenance of each served resource's version."""
+    out = []
+    for ref, body in sorted(served.resources.items()):
+        rtype, rid = ref.split("/")
+        version = (body.get("meta") or {}).get("versionId")
+        made = provenance_id(rtype, rid, int(version)) if rtype != "Provenance" and version else None
+        if made:
+            out.append(made)
+    return out
+
+
 async def collect(get: Get, ids: dict[str, list[str]]) -> Served:
-    """Read every ``Type/id`` the store holds; keep what is served (200) and check ``_id`` search ⇔ read."""
+    """Read every ``Type/id`` the store holds, then the Provenance of each; keep what is served (200) and check
+    ``_id`` search ⇔ read."""
     served = Served()
+    await _collect(get, ids, served)
+    await _collect(get, {"Provenance": _provenance_ids(served)}, served)
+    for ref, body in served.resources.items():
+        if ref.startswith("Patient/") and _is_golden(body):
+            members = {
+                link["other"]["reference"]
+                for link in body.get("link") or ()
+                if link.get("type") == "seealso" and "reference" in (link.get("other") or {})
+            }
+            group = frozenset({ref, *members})
+            for member in group:
+                served.person[member] = group
+    return served
+
+
+async def _collect(get: Get, ids: dict[str, list[str]], served: Served) -> None:
     for rtype, wanted in sorted(ids.items()):
         for rid in wanted:
             status, body = await get(f"/{rtype}/{rid}", ())
@@ -146,17 +186,6 @@ async def collect(get: Get, ids: dict[str, list[str]]) -> Served:
                 served.violations.append(
                     f"{rtype}?_id=…: status {status}, missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}"
                 )
-    for ref, body in served.resources.items():
-        if ref.startswith("Patient/") and _is_golden(body):
-            members = {
-                link["other"]["reference"]
-                for link in body.get("link") or ()
-                if link.get("type") == "seealso" and "reference" in (link.get("other") or {})
-            }
-            group = frozenset({ref, *members})
-            for member in group:
-                served.person[member] = group
-    return served
 
 
 def check_references(served: Served, readable: Callable[[str], bool]) -> None:
@@ -185,7 +214,7 @@ async def check_search_values(get: Get, served: Served, rng: random.Random, per_
     for ref in sorted(served.resources):
         by_type.setdefault(ref.split("/")[0], []).append(ref)
     for rtype, refs in sorted(by_type.items()):
-        listed = set(registry().params(rtype))
+        listed = listed_params(rtype)
         candidates: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {}
         for ref in refs:
             for param, queries in _values(served.resources[ref]).items():
@@ -208,7 +237,8 @@ async def check_search_values(get: Get, served: Served, rng: random.Random, per_
 
 def _reference_params(source_type: str) -> list[str]:
     reg = registry()
-    return sorted(code for code, p in reg.params(source_type).items() if p.type.value == "reference")
+    listed = listed_params(source_type)
+    return sorted(code for code, p in reg.params(source_type).items() if p.type.value == "reference" and code in listed)
 
 
 def _served_targets(served: Served, ref: str, param: str) -> set[str]:
@@ -235,7 +265,7 @@ async def check_includes(get: Get, served: Served, rng: random.Random, samples: 
                     )
                 # revinclude from one target of this reference: every served referrer of its person, no other
                 target = sorted(_served_targets(served, ref, param))[0]
-                if target not in served.resources:
+                if target not in served.resources or (source_type == "Provenance" and param != "target"):
                     continue
                 # Patient.link is matched as served; every other reference to any id of a person is to the person
                 literal = (source_type, param) == ("Patient", "link")

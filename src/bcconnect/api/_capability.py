@@ -11,7 +11,7 @@ from bcconnect import __version__
 from bcconnect.api._group_capability import GROUP_CAPABILITY
 from bcconnect.api._router import OPERATIONS, TYPE_INTERACTIONS
 from bcconnect.config import AuthSettings
-from bcconnect.view import PERSON_MODEL_DOC, TypeCapability
+from bcconnect.view import PERSON_MODEL_DOC, PROVENANCE_DOC, TypeCapability
 
 _OPERATION_DEFINITIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
@@ -145,6 +145,8 @@ def capability_statement(
         }
         if cap.resource_type == "Patient":
             entry["documentation"] = PERSON_MODEL_DOC
+        elif cap.resource_type == "Provenance":
+            entry["documentation"] = PROVENANCE_DOC
         operations = [
             op
             for op in OPERATIONS.get(cap.resource_type, ())

@@ -269,12 +269,17 @@ async def triage_worklist(env: Env, request: Request, access: AccessContext, rou
     priority = request.param("priority")
     if priority and priority not in ("routine", "urgent", "asap"):
         raise InvalidRequest("priority: routine, urgent or asap", expression=["priority"])
+    triage, as_of = _triage(env), _as_of(request)
     try:
-        items = await _triage(env).worklist(
-            access, network, trust=request.param("trust"), priority=priority, as_of=_as_of(request)
+        items = await triage.worklist(
+            access, network, trust=request.param("trust"), priority=priority, as_of=as_of, with_context=False
         )
     except ConfigError as exc:
         raise InvalidRequest(str(exc), expression=["network"]) from exc
+    # the cross-site context is read for the page shown only (a long worklist is not read person by person)
+    count = min(_int(request, "_count", env.view.default_count) or 0, env.view.max_count)
+    offset = _int(request, "_getpagesoffset", 0) or 0
+    items[offset : offset + count] = await triage.add_context(access, items[offset : offset + count], as_of=as_of)
     entries = [_entry(request.base_url, i.referral.resource, WORKLIST_EXTENSION, _worklist_facts(i)) for i in items]
     body = _page(env, request, "triage-worklist", "ServiceRequest/$triage-worklist", entries)
     return Response(200, body, patients=frozenset(i.person for i in items))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
@@ -50,6 +51,10 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     _common(worklist)
     worklist.set_defaults(handler=_worklist)
 
+    rebuild = tsub.add_parser("rebuild", help="build the triage read model again from the store (after a restore)")
+    _common(rebuild)
+    rebuild.set_defaults(handler=_rebuild)
+
     waiting = sub.add_parser("waiting-list", help="the shared RTT waiting list across the trusts")
     wsub = waiting.add_subparsers(dest="waiting_command", required=True)
     summary = wsub.add_parser("summary", help="per trust and TFC: size, median, 92nd percentile, 18 weeks, long waits")
@@ -89,6 +94,20 @@ def _run(args: argparse.Namespace, work: Callable[[Triage], Awaitable[tuple[list
     header, rows = anyio.run(go)
     print_table(header, rows, args.format)
     return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """Forget the read model and build it from every referral, pathway part and appointment in the store."""
+
+    async def work(triage: Triage) -> tuple[list[str], list[list[Any]]]:
+        started = time.perf_counter()
+        read = await triage.model.rebuild()
+        counts = await triage.model.counts()
+        return ["resources read", *counts, "seconds"], [
+            [read, *counts.values(), round(time.perf_counter() - started, 1)]
+        ]
+
+    return _run(args, work)
 
 
 def _worklist(args: argparse.Namespace) -> int:

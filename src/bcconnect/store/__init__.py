@@ -24,6 +24,7 @@ ranges, ``idx_reference``, ``idx_quantity``, ``idx_uri``), ``patient_compartment
 """
 
 from bcconnect.store._alias import ALIAS_FAMILY, alias_closure, alias_members, canonical_ids, drop_aliases, set_aliases
+from bcconnect.store._changes import changed_current
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import canonical_line, export_ndjson
 from bcconnect.store._freshness import (
@@ -83,6 +84,7 @@ from bcconnect.store._search import (
     search,
     visible_versions,
 )
+from bcconnect.store._source_versions import source_record_versions
 from bcconnect.store._store import PoolStats, Store, database_size_bytes, open_store
 from bcconnect.store._tx import Dialect, Tx
 from bcconnect.store._visibility import Visibility
@@ -115,6 +117,7 @@ __all__ = [
     "canonical_ids",
     "canonical_line",
     "change_counters",
+    "changed_current",
     "content_hash",
     "count_open_quarantine",
     "current_ids",
@@ -154,6 +157,7 @@ __all__ = [
     "set_aliases",
     "set_cursor",
     "source_freshness",
+    "source_record_versions",
     "update_cursor",
     "visible_versions",
 ]

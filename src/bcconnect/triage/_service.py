@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,6 +19,17 @@ import orjson
 
 from bcconnect.triage._config import Network, TriageConfig, load_triage_config
 from bcconnect.triage._context import PersonContext, build_context
+from bcconnect.triage._model import (
+    Histogram,
+    ReadModel,
+    WorklistRow,
+    open_referrals_of,
+    pidmas_candidates,
+    running_histogram,
+    waiting_facts,
+    worklist_rows,
+)
+from bcconnect.triage._pathway import PathwayFacts, pathway_facts, pathway_key
 from bcconnect.triage._records import (
     Appointment,
     Pathway,
@@ -27,8 +38,8 @@ from bcconnect.triage._records import (
     pathway_from,
     referral_from,
 )
-from bcconnect.triage._rtt import Clock, ClockEvent, merge_events, run_clock
-from bcconnect.view import AccessContext, View
+from bcconnect.triage._rtt import Clock
+from bcconnect.view import AccessContext, View, person_members
 
 #: worklist order: two-week wait first, then urgent, then routine
 PRIORITY_RANK = {"asap": 0, "stat": 0, "urgent": 1, "routine": 2}
@@ -96,6 +107,8 @@ class PathwayRow:
     exclusions: tuple[str, ...] = ()
     #: the current provider's EpisodeOfCare as the view served it
     resource: Any = field(default=None, compare=False, repr=False)
+    #: that EpisodeOfCare's id
+    resource_id: str = ""
 
     @property
     def weeks_waited(self) -> int:
@@ -172,6 +185,48 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def _kth(ordered: Sequence[tuple[int, int]], k: int) -> int:
+    """The ``k``-th smallest (0-based) of a sorted histogram of ``(value, count)``."""
+    seen = 0
+    for value, count in ordered:
+        seen += count
+        if k < seen:
+            return value
+    raise IndexError(k)
+
+
+def summarise_histogram(histogram: Mapping[tuple[str, str], Mapping[date, int]], as_of: date) -> list[WaitSummary]:
+    """:func:`summarise` from running pathways counted per (trust, TFC) and clock start (the read model's
+    aggregate): the same median, 92nd percentile, 18-week share and long-wait counts, value for value."""
+    out = []
+    for (trust, tfc), starts in sorted(histogram.items()):
+        days: dict[int, int] = defaultdict(int)
+        for start, count in starts.items():
+            if count:
+                days[max(0, (as_of - start).days)] += count
+        ordered = sorted((d, c) for d, c in days.items() if c > 0)
+        size = sum(c for _, c in ordered)
+        if not size:
+            continue
+        if size % 2:
+            median = _kth(ordered, size // 2) / 7
+        else:
+            median = (_kth(ordered, size // 2 - 1) / 7 + _kth(ordered, size // 2) / 7) / 2
+        rank = max(1, math.ceil(92 / 100 * size))
+        out.append(
+            WaitSummary(
+                trust=trust,
+                tfc=tfc,
+                size=size,
+                median_weeks=round(median, 1),
+                p92_weeks=round(_kth(ordered, rank - 1) / 7, 1),
+                within_18_weeks=round(sum(c for d, c in ordered if d <= 18 * 7) / size, 4),
+                over={w: sum(c for d, c in ordered if d > w * 7) for w in LONG_WAIT_WEEKS},
+            )
+        )
+    return out
+
+
 def summarise(rows: Iterable[PathwayRow]) -> list[WaitSummary]:
     """Per trust and TFC: size, median and 92nd-percentile weeks, share within 18 weeks, long-wait counts."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -202,6 +257,8 @@ class Triage:
         self.view = view
         self.config = config or load_triage_config()
         self.page_size = page_size
+        #: open referrals and pathway clocks kept in triage's own tables (refreshed before each answer)
+        self.model = ReadModel(view, self.config)
 
     async def _search(self, access: AccessContext, resource_type: str, params: Sequence[tuple[str, str]]) -> list[Any]:
         """Every match of a search (all pages, one snapshot per page), as parsed JSON."""
@@ -284,30 +341,120 @@ class Triage:
     ) -> list[WorklistItem]:
         """Referrals awaiting triage in ``network`` across every trust: two-week wait, urgent, routine, each by
         days waiting (longest first); each with open referrals of the same person in the network at other
-        trusts (likely duplicates) and, if ``with_context``, the person's cross-site context."""
+        trusts (likely duplicates) and, if ``with_context``, the person's cross-site context. Every page of
+        :meth:`worklist_page`, to the end."""
+        items: list[WorklistItem] = []
+        after: WorklistCursor | None = None
+        while True:
+            page, after = await self.worklist_page(
+                access, network, trust=trust, priority=priority, as_of=as_of, with_context=with_context, after=after,
+                limit=500,
+            )  # fmt: skip
+            items += page
+            if after is None:
+                return items
+
+    async def worklist_page(
+        self,
+        access: AccessContext,
+        network: str,
+        *,
+        trust: str | None = None,
+        priority: str | None = None,
+        as_of: date | None = None,
+        with_context: bool = True,
+        after: WorklistCursor | None = None,
+        limit: int = 50,
+    ) -> tuple[list[WorklistItem], WorklistCursor | None]:
+        """One page of the worklist (see :meth:`worklist`) and the position of the next (None: the last page).
+
+        The read model orders the referrals by keyset (a deep page costs what the first does); each page's
+        referrals are then read through the view for the caller, so only what their screen lets them see is
+        shown, exactly as served (a referral the model holds but the view withholds is skipped, never shown).
+        Context and duplicates are read for the page's persons only.
+        """
         net = self.config.network(network)
         as_of = as_of or today()
-        referrals = await self.referrals(access, net)
-        open_by_person: dict[str, list[Referral]] = defaultdict(list)
-        for r in referrals:
-            if r.open:
-                open_by_person[r.patient].append(r)
-        waiting = [r for r in referrals if r.awaiting_triage]
-        if trust:
-            waiting = [r for r in waiting if r.trust == trust.upper()]
-        if priority:
-            waiting = [r for r in waiting if r.priority == priority]
+        await self.model.refresh()
+        store = self.view.store
+        shown: list[Referral] = []
+        cursor = after
+        exhausted = False
+        while len(shown) < limit and not exhausted:
+            want = limit - len(shown)
+
+            def rows(tx: Any, cursor: WorklistCursor | None = cursor, want: int = want) -> list[WorklistRow]:
+                return worklist_rows(
+                    tx, net.name, after=cursor, limit=want, trust=trust.upper() if trust else None, priority=priority
+                )
+
+            batch = await store.read(rows)
+            exhausted = len(batch) < want
+            served = {r.id: r for r in await self._referrals_by_id(access, [b.res_id for b in batch])}
+            for row in batch:
+                cursor = row.after
+                found = served.get(row.res_id)
+                # the view's copy decides: screened for this caller, and current even if the model lags
+                if found is None or not found.awaiting_triage:
+                    continue
+                if self.config.network_of(found.tfc, found.reasons) != net:
+                    continue
+                shown.append(found)
+        items = await self._items(access, net, shown, as_of, with_context)
+        return items, (None if exhausted else cursor)
+
+    async def add_context(
+        self, access: AccessContext, items: Sequence[WorklistItem], *, as_of: date | None = None
+    ) -> list[WorklistItem]:
+        """``items`` (from a worklist read without context) with their persons' cross-site context, read for
+        these persons only: a front end that shows one slice of a long worklist reads context for that slice."""
+        as_of = as_of or today()
         contexts: dict[str, PersonContext] = {}
-        if with_context:
+        if items:
             stale = await self._stale_trusts(access)
-            # every waiting person's record in one read (not one $everything per person)
-            records = await self.view.records(access, list(dict.fromkeys(r.patient for r in waiting)))
+            by_network = {i.person: self.config.network(i.network) for i in items}
+            records = await self.view.records(access, list(by_network))
+            for person, stored in records.items():
+                resources = [orjson.loads(m.body) for m in stored if m.body is not None]
+                contexts[person] = build_context(
+                    person, resources, network=by_network[person], config=self.config, as_of=as_of, stale_trusts=stale
+                )
+        return [replace(i, context=contexts.get(i.person)) for i in items]
+
+    async def _referrals_by_id(self, access: AccessContext, ids: Sequence[str]) -> list[Referral]:
+        """These referrals as the view serves them to ``access`` (withheld ones are simply absent)."""
+        found: list[Referral] = []
+        for start in range(0, len(ids), _ID_BATCH):
+            chunk = ids[start : start + _ID_BATCH]
+            for resource in await self._search(access, "ServiceRequest", [("_id", ",".join(chunk))]):
+                referral = referral_from(resource, self.config.systems)
+                if referral is not None:
+                    found.append(referral)
+        return found
+
+    async def _items(
+        self, access: AccessContext, net: Network, waiting: list[Referral], as_of: date, with_context: bool
+    ) -> list[WorklistItem]:
+        """Worklist items for these referrals: likely duplicates and (``with_context``) cross-site context."""
+        persons = list(dict.fromkeys(r.patient for r in waiting))
+        members = await person_members(self.view, persons)
+        every_id = sorted({m for _, ms in members.values() for m in ms} | set(persons))
+        candidates = await self.view.store.read(lambda tx: open_referrals_of(tx, every_id, net.name))
+        open_by_person: dict[str, list[Referral]] = defaultdict(list)
+        for other in await self._referrals_by_id(access, candidates):
+            if other.open and self.config.network_of(other.tfc, other.reasons) == net:
+                open_by_person[other.patient].append(other)
+        contexts: dict[str, PersonContext] = {}
+        if with_context and waiting:
+            stale = await self._stale_trusts(access)
+            # the page's persons' records in one read (not one $everything per person)
+            records = await self.view.records(access, persons)
             for person, stored in records.items():
                 resources = [orjson.loads(m.body) for m in stored if m.body is not None]
                 contexts[person] = build_context(
                     person, resources, network=net, config=self.config, as_of=as_of, stale_trusts=stale
                 )
-        items = [
+        return [
             WorklistItem(
                 referral=r,
                 network=net.name,
@@ -318,8 +465,6 @@ class Triage:
             )
             for r in waiting
         ]
-        items.sort(key=lambda i: (PRIORITY_RANK.get(i.referral.priority, 3), -i.days_waiting, i.referral.id))
-        return items
 
     def _route(self, network: Network, referral: Referral) -> str | None:
         for route in self.config.routes:
@@ -347,7 +492,7 @@ class Triage:
                 appointments[ref_id].append(appointment)
         groups: dict[str, list[Pathway]] = defaultdict(list)
         for episode in episodes:
-            groups[f"ppi:{episode.ppi}" if episode.ppi else f"id:{episode.id}"].append(episode)
+            groups[pathway_key(episode)].append(episode)
         rows = []
         for key, group in groups.items():
             rows.append(self._row(key, group, referrals, appointments, as_of))
@@ -361,41 +506,7 @@ class Triage:
         appointments: dict[str, list[Appointment]],
         as_of: date,
     ) -> PathwayRow:
-        current = next((p for p in group if p.status not in ("finished", "cancelled")), None)
-        if current is None:
-            current = max(group, key=lambda p: (p.end or date.min, p.start or date.min))
-        linked = [referrals[i] for p in group for i in p.referral_ids if i in referrals]
-        referral = next((r for r in linked if r.id in current.referral_ids), linked[0] if linked else None)
-        priority = referral.priority if referral else "routine"
-        dna_events: list[ClockEvent] = []
-        next_activity: date | None = None
-        for r in linked:
-            booked = sorted((a for a in appointments.get(r.id, ()) if a.start), key=lambda a: a.start or datetime.min)
-            first = next((a for a in booked if a.status != "cancelled"), None)
-            if first is not None and first.status == "noshow" and first.start is not None:
-                dna_events.append(ClockEvent(first.start.date(), "", r.trust, first_appointment_dna=True))
-            for a in booked:
-                if a.status == "booked" and a.start is not None and a.start.date() >= as_of:
-                    day = a.start.date()
-                    next_activity = day if next_activity is None or day < next_activity else next_activity
-        clock = run_clock(merge_events([*(p.events for p in group), dna_events]), priority=priority)
-        tfc = current.tfc or (referral.tfc if referral else None)
-        network = self.config.network_of(tfc, referral.reasons if referral else frozenset())
-        return PathwayRow(
-            key=key,
-            ppi=current.ppi,
-            person=current.patient,
-            trust=current.trust,
-            tfc=tfc,
-            network=network.name if network else None,
-            priority=priority,
-            clock=clock,
-            days_waited=clock.days_waited(as_of),
-            next_activity=next_activity,
-            fds=next((p.fds for p in group if p.fds), None),
-            referral_ids=tuple(r.id for r in linked),
-            resource=current.resource,
-        )
+        return row_of(pathway_facts(key, group, referrals, appointments, self.config), as_of)
 
     async def waiting_list(
         self,
@@ -407,20 +518,57 @@ class Triage:
         pidmas_eligible: bool = False,
         as_of: date | None = None,
     ) -> list[PathwayRow]:
-        """Open pathways (clock running), longest wait first, filtered; PIDMAS eligibility worked out for each."""
+        """Open pathways (clock running), longest wait first, filtered; PIDMAS eligibility worked out for each.
+
+        Selected from the read model, screened for the caller; each row's current EpisodeOfCare is then read
+        through the view (a pathway whose episode the view does not serve the caller is left out).
+        """
         as_of = as_of or today()
-        rows = [r for r in await self.pathways(access, as_of=as_of) if r.clock.running]
+        await self.model.refresh()
+        hidden = await self.model.withheld(access)
+        started_before = as_of - timedelta(days=min_weeks * 7) if min_weeks is not None else None
+        trust = trust.upper() if trust else None
+
+        def read(tx: Any) -> list[PathwayFacts]:
+            return waiting_facts(tx, self.model, hidden, tfc=tfc, trust=trust, started_before=started_before)
+
+        rows = [row_of(f, as_of) for f in await self.view.store.read(read) if f.clock.running]
         if tfc:
             rows = [r for r in rows if r.tfc == tfc]
         if trust:
-            rows = [r for r in rows if r.trust == trust.upper()]
+            rows = [r for r in rows if r.trust == trust]
         if min_weeks is not None:
             rows = [r for r in rows if r.days_waited > min_weeks * 7]
+        served = {
+            str(e.get("id")): e
+            for e in await self._by_id(access, "EpisodeOfCare", [r.resource_id for r in rows if r.resource_id])
+        }
+        persons = await person_members(self.view, [r.person for r in rows])
+        rows = [
+            replace(r, person=persons[r.person][0] if r.person in persons else r.person, resource=served[r.resource_id])
+            for r in rows
+            if r.resource_id in served
+        ]
         rows = await self._with_pidmas(access, rows, as_of)
         if pidmas_eligible:
             rows = [r for r in rows if r.pidmas_eligible]
         rows.sort(key=lambda r: (-r.days_waited, r.key))
         return rows
+
+    async def waiting_list_from_view(self, access: AccessContext, *, as_of: date | None = None) -> list[PathwayRow]:
+        """Every open pathway computed from every resource read through the view (the read model's oracle)."""
+        as_of = as_of or today()
+        rows = [r for r in await self.pathways(access, as_of=as_of) if r.clock.running]
+        rows = await self._with_pidmas(access, rows, as_of)
+        rows.sort(key=lambda r: (-r.days_waited, r.key))
+        return rows
+
+    async def _by_id(self, access: AccessContext, resource_type: str, ids: Sequence[str]) -> list[Any]:
+        """These resources as the view serves them to ``access`` (withheld ones are absent)."""
+        found: list[Any] = []
+        for start in range(0, len(ids), _ID_BATCH):
+            found += await self._search(access, resource_type, [("_id", ",".join(ids[start : start + _ID_BATCH]))])
+        return found
 
     async def _with_pidmas(self, access: AccessContext, rows: list[PathwayRow], as_of: date) -> list[PathwayRow]:
         """PIDMAS cohort 1: routine, > 40 weeks, no appointment/admission within 8 weeks, adult, not transferred."""
@@ -461,8 +609,13 @@ class Triage:
         return ages
 
     async def summary(self, access: AccessContext, *, as_of: date | None = None) -> list[WaitSummary]:
-        """Waiting-list statistics per trust and TFC."""
-        return summarise(await self.pathways(access, as_of=as_of))
+        """Waiting-list statistics per trust and TFC, from the read model (counted in SQL, screened for the
+        caller: pathways with a part they may not see are counted as they may see them)."""
+        as_of = as_of or today()
+        await self.model.refresh()
+        hidden = await self.model.withheld(access)
+        histogram = await self.view.store.read(lambda tx: running_histogram(tx, self.model, hidden))
+        return summarise_histogram(histogram, as_of)
 
     async def cancer(self, access: AccessContext, *, as_of: date | None = None) -> list[CancerPerformance]:
         """28-day faster diagnosis and 62-day performance per trust (two-week-wait pathways)."""
@@ -470,11 +623,44 @@ class Triage:
         return cancer_performance(rows)
 
     async def mutual_aid(self, access: AccessContext, *, as_of: date | None = None) -> list[MutualAid]:
-        """PIDMAS-eligible pathways, each with the providers whose current wait for its TFC is shorter."""
+        """PIDMAS-eligible pathways, each with the providers whose current wait for its TFC is shorter.
+
+        The cohort is selected from the read model in SQL (routine, over the PIDMAS wait, not transferred,
+        nothing booked within the horizon), screened for the caller; ages are read through the view.
+        """
+        as_of = as_of or today()
+        await self.model.refresh()
+        hidden = await self.model.withheld(access)
+        cfg = self.config
+        horizon = as_of + timedelta(weeks=cfg.pidmas_horizon_weeks)
+        waited_before = as_of - timedelta(days=cfg.pidmas_min_weeks * 7)
+
+        def read(tx: Any) -> tuple[Histogram, list[PathwayFacts]]:
+            histogram = running_histogram(tx, self.model, hidden)
+            found = pidmas_candidates(tx, self.model, hidden, waited_before=waited_before, as_of=as_of, horizon=horizon)
+            return histogram, found
+
+        histogram, candidates = await self.view.store.read(read)
+        medians = {(s.trust, s.tfc): s for s in summarise_histogram(histogram, as_of)}
+        rows = [row_of(f, as_of) for f in candidates if f.clock.running]
+        persons = await person_members(self.view, [r.person for r in rows])
+        rows = [replace(r, person=persons[r.person][0]) if r.person in persons else r for r in rows]
+        eligible = await self._with_pidmas(access, rows, as_of)
+        return self._offers(eligible, medians)
+
+    async def mutual_aid_from_view(self, access: AccessContext, *, as_of: date | None = None) -> list[MutualAid]:
+        """:meth:`mutual_aid` computed from every resource read through the view (the read model's oracle)."""
         as_of = as_of or today()
         rows = await self.pathways(access, as_of=as_of)
         medians = {(s.trust, s.tfc): s for s in summarise(rows)}
         eligible = await self._with_pidmas(access, [r for r in rows if r.clock.running], as_of)
+        return self._offers(eligible, medians)
+
+    async def summary_from_view(self, access: AccessContext, *, as_of: date | None = None) -> list[WaitSummary]:
+        """:meth:`summary` computed from every resource read through the view (the read model's oracle)."""
+        return summarise(await self.pathways(access, as_of=as_of))
+
+    def _offers(self, eligible: list[PathwayRow], medians: dict[tuple[str, str], WaitSummary]) -> list[MutualAid]:
         out = []
         for row in sorted((r for r in eligible if r.pidmas_eligible), key=lambda r: (-r.days_waited, r.key)):
             mine = medians.get((row.trust, row.tfc or ""))
@@ -500,6 +686,27 @@ class Triage:
         return out
 
 
+def row_of(facts: PathwayFacts, as_of: date) -> PathwayRow:
+    """The waiting-list row of a pathway at ``as_of``."""
+    current = facts.current
+    return PathwayRow(
+        key=facts.key,
+        ppi=current.ppi,
+        person=current.patient,
+        trust=current.trust,
+        tfc=facts.tfc,
+        network=facts.network,
+        priority=facts.priority,
+        clock=facts.clock,
+        days_waited=facts.clock.days_waited(as_of),
+        next_activity=facts.next_activity(as_of),
+        fds=facts.fds,
+        referral_ids=facts.referral_ids,
+        resource=current.resource or None,
+        resource_id=current.id,
+    )
+
+
 def cancer_performance(rows: Iterable[PathwayRow]) -> list[CancerPerformance]:
     """Per trust: told within 28 days of referral receipt; first treatment (30) within 62 days."""
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -514,6 +721,11 @@ def cancer_performance(rows: Iterable[PathwayRow]) -> list[CancerPerformance]:
             counts[3] += row.days_waited <= 62
     return [CancerPerformance(t, *c) for t, c in sorted(per.items())]
 
+
+#: referrals read per ``_id`` search (a worklist page, its duplicates)
+_ID_BATCH = 200
+#: where the next worklist page starts (rank, received date, referral id), from the last page's last row
+WorklistCursor = tuple[int, str, str]
 
 #: Patients read per search when working out ages
 _AGE_BATCH = 100

@@ -15,6 +15,7 @@ from bcconnect.store import SourceFreshness, StoredResource
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._export import export_view_ndjson
+from bcconnect.view._feed import caller_visibility, changed_resources, person_members, store_time, visible_keys
 from bcconnect.view._freshness import (
     FRESHNESS_EXTENSION,
     FRESHNESS_HEADER,
@@ -24,6 +25,8 @@ from bcconnect.view._freshness import (
 from bcconnect.view._match import MATCH_GRADE_EXTENSION
 from bcconnect.view._open import open_view
 from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
+from bcconnect.view._provenance import PROVENANCE_DOC, provenance_id
+from bcconnect.view._provenance import SEARCH_PARAMS as PROVENANCE_SEARCH_PARAMS
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -33,6 +36,8 @@ __all__ = [
     "MATCH_GRADE_EXTENSION",
     "OPEN_ACCESS",
     "PERSON_MODEL_DOC",
+    "PROVENANCE_DOC",
+    "PROVENANCE_SEARCH_PARAMS",
     "SOURCE_REFERENCE_EXTENSION",
     "TRANSPORT_PARAMS",
     "AccessContext",
@@ -43,10 +48,16 @@ __all__ = [
     "Summary",
     "TypeCapability",
     "View",
+    "caller_visibility",
+    "changed_resources",
     "export_view_ndjson",
     "freshness_extension",
     "freshness_header",
     "open_view",
     "parse_non_negative",
+    "person_members",
+    "provenance_id",
     "registry",
+    "store_time",
+    "visible_keys",
 ]

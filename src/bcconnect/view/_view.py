@@ -70,6 +70,16 @@ from bcconnect.view._person import (
     present_goldens,
     same_person_ids,
 )
+from bcconnect.view._provenance import INCLUDES as PROVENANCE_INCLUDES
+from bcconnect.view._provenance import NOT_OFFERED_ON_PROVENANCE, PROVENANCE, REVINCLUDE, SEARCH_PARAMS
+from bcconnect.view._provenance_read import (
+    ProvenanceContext,
+    read_provenance,
+    revinclude_provenance,
+    search_provenance,
+    versioned_targets,
+    without_provenance_revincludes,
+)
 
 log = get_logger(__name__)
 
@@ -148,6 +158,10 @@ class View:
         """Golden Patients as this caller may see them (composed from the visible sources only)."""
         return present_goldens(tx, items, self.rules, lambda found: screen.apply(found).resources)
 
+    def _provenance(self, tx: Tx, screen: Screen) -> ProvenanceContext:
+        """What composing this caller's Provenance needs (their screen, their view of golden Patients)."""
+        return ProvenanceContext(screen, lambda items: self._present(tx, screen, items), self.rules.version)
+
     def _check_type(self, resource_type: str) -> None:
         if resource_type not in registry().by_type:
             raise ResourceNotFound(f"resource type {resource_type!r} is not served here")
@@ -175,6 +189,10 @@ class View:
     async def read(self, access: AccessContext, resource_type: str, resource_id: str) -> StoredResource:
         """The current version; ResourceNotFound if absent, ResourceGone if deleted (one snapshot)."""
         self._check_type(resource_type)
+        if resource_type == PROVENANCE:  # composed on read from the version it describes
+            return await self.store.read(
+                lambda tx: read_provenance(tx, self._provenance(tx, self._screen(tx, access)), resource_id)
+            )
 
         def run(tx: Tx) -> StoredResource:
             found = read_current(tx, resource_type, resource_id)
@@ -198,6 +216,10 @@ class View:
         if int(version) > MAX_REQUEST_INTEGER:
             raise ResourceNotFound(f"{resource_type}/{resource_id} has no version {version!r}")
         missing = f"{resource_type}/{resource_id} has no version {version}"
+        if resource_type == PROVENANCE:  # a composed Provenance has one version
+            if version != "1":
+                raise ResourceNotFound(missing)
+            return await self.read(access, resource_type, resource_id)
 
         def run(tx: Tx) -> StoredResource:
             screen = self._screen(tx, access)
@@ -226,6 +248,10 @@ class View:
         size = min(count or self.default_count, self.max_count)
         since_instant = _instant(since, "_since") if since else None
         missing = f"{resource_type}/{resource_id} is not known"
+        if resource_type == PROVENANCE:  # one version, composed from the version it describes
+            only = await self.read(access, resource_type, resource_id)
+            shown = offset == 0 and (since_instant is None or only.last_updated >= since_instant)
+            return HistoryPage([only] if shown else [], False)
 
         def run(tx: Tx) -> HistoryPage:
             screen = self._screen(tx, access)
@@ -266,6 +292,13 @@ class View:
         """
         self._check_type(resource_type)
 
+        dropped: list[tuple[str, str]] = []
+        if resource_type == PROVENANCE:
+            params = versioned_targets(params)  # a versioned target names one Provenance
+            if lenient:  # what Provenance does not offer is ignored, as any unknown parameter would be
+                dropped = [(k, v) for k, v in params if k.split(":")[0] in NOT_OFFERED_ON_PROVENANCE]
+                params = [p for p in params if p not in dropped]
+
         def run(tx: Tx) -> SearchResult:
             # any Patient id of a person in a reference parameter matches all of them (the store's aliases)
             query = parse_search(
@@ -277,15 +310,31 @@ class View:
                 local_base=base_url,
             )
             screen = self._screen(tx, access)
+            if resource_type == PROVENANCE:
+                if dropped:
+                    query = replace(
+                        query,
+                        ignored=(*query.ignored, *(k for k, _ in dropped)),
+                        ignored_params=(*query.ignored_params, *dropped),
+                    )
+                found = search_provenance(tx, self._provenance(tx, screen), query, at=at, offset=offset, after=after)
+                return SearchResult(query, found)
+            # Provenance is composed here, never stored: the store runs the query without it
+            stored_query = without_provenance_revincludes(query)
             # screened inside the store's SQL (counts, filters, sorts, includes), then redacted and composed
-            page = screen.page(search(tx, query, at=at, offset=offset, after=after, visibility=screen.visibility))
+            page = screen.page(
+                search(tx, stored_query, at=at, offset=offset, after=after, visibility=screen.visibility)
+            )
             page = replace(
                 page,
                 matches=self._present(tx, screen, page.matches),
                 included=self._present(tx, screen, page.included),
             )
+            provenance = revinclude_provenance(tx, self._provenance(tx, screen), query, page)
             centred = replace(
-                page, matches=person_centred(tx, page.matches), included=person_centred(tx, page.included)
+                page,
+                matches=person_centred(tx, page.matches),
+                included=[*person_centred(tx, page.included), *provenance],
             )
             return SearchResult(query, centred)
 
@@ -492,8 +541,14 @@ class View:
                 f"{other}:{p.code}"
                 for other in reg.resource_types
                 for p in reg.by_type[other].values()
-                if p.type is ParamType.REFERENCE and rtype in p.targets
+                if p.type is ParamType.REFERENCE
+                and rtype in p.targets
+                # Provenance is composed on read: only its target is offered in reverse
+                and (other != PROVENANCE or f"{other}:{p.code}" == REVINCLUDE)
             )
+            if rtype == PROVENANCE:
+                params = tuple(p for p in params if p.code in SEARCH_PARAMS)
+                includes, revincludes = PROVENANCE_INCLUDES, ()
             operations = ("everything", "match") if rtype == "Patient" else ()
             out.append(TypeCapability(rtype, params, includes, revincludes, operations))
         return tuple(out)
@@ -534,6 +589,13 @@ def _everything_query(
     unknown = [t for t in types if t not in registry().by_type]
     if unknown:
         raise InvalidRequest(f"_type: not served here: {', '.join(unknown)}", expression=["_type"])
+    if PROVENANCE in types:
+        # composed on read, not part of the record $everything returns: say where it is rather than omit it
+        raise InvalidRequest(
+            "_type: $everything does not return Provenance; search Provenance?patient= or add"
+            " _revinclude=Provenance:target to a search",
+            expression=["_type"],
+        )
     count = parse_non_negative(values.get("_count", str(default_count)), "_count", maximum=max_count)
     bounds: dict[str, int] = {}
     for name, pick in (("start", 0), ("end", 1)):

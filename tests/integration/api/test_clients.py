@@ -74,3 +74,35 @@ async def test_fhirclient_reads_searches_and_pages(base_url: str) -> None:
     assert patient.name[0].family == "Brown"
     assert by_identifier == ["p1"]
     assert sorted(paged) == sorted(f"o{i}" for i in range(1, 13))
+
+
+@pytest.mark.anyio
+async def test_clients_read_a_resource_and_its_provenance(base_url: str) -> None:
+    """fhirpy finds an Observation with ``_revinclude=Provenance:target`` and reads the Provenance it names;
+    fhirclient parses both into its typed models (its strict parser checks the composed Provenance's shape)."""
+    from fhirpy import AsyncFHIRClient
+
+    client = AsyncFHIRClient(base_url)
+    bundle = await client.resources("Observation").search(_id="o1").revinclude("Provenance", "target").fetch_raw()
+    kinds = [(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]]
+    assert kinds == [("Observation", "match"), ("Provenance", "include")]
+    provenance = bundle["entry"][1]["resource"]
+    assert provenance["target"][0].reference == "Observation/o1/_history/1"
+    read_back = await client.reference("Provenance", provenance["id"]).to_resource()
+    assert read_back["recorded"] == bundle["entry"][0]["resource"]["meta"]["lastUpdated"]
+
+    def run() -> tuple[str, str]:
+        from fhirclient import client as fhir_client
+        from fhirclient.models.observation import Observation
+        from fhirclient.models.provenance import Provenance
+
+        smart = fhir_client.FHIRClient(settings={"app_id": "bcconnect-test", "api_base": base_url + "/"})
+        search = Observation.where(struct={"_id": "o1", "_revinclude": "Provenance:target"})
+        typed = [e.resource for bundle in search.perform_iter(smart.server) for e in bundle.entry or []]
+        provenances = [r for r in typed if isinstance(r, Provenance)]
+        assert len(provenances) == 1
+        again = Provenance.read(provenances[0].id, smart.server)
+        return again.target[0].reference, again.agent[-1].type.coding[0].code
+
+    target, kind = await anyio.to_thread.run_sync(run)
+    assert (target, kind) == ("Observation/o1/_history/1", "assembler")

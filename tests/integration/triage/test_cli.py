@@ -11,6 +11,8 @@ import anyio
 import orjson
 import pytest
 
+from bcconnect.view import OPEN_ACCESS
+
 from .conftest import SyncedWorld
 
 pytestmark = pytest.mark.anyio
@@ -78,3 +80,16 @@ async def test_misuse_is_one_sentence_and_exit_2(synced: SyncedWorld) -> None:
         assert code == 2, args
         assert "Traceback" not in err
         assert err.startswith("bcconnect: error:"), err
+
+
+async def test_rebuild_reports_what_the_read_model_holds(synced: SyncedWorld) -> None:
+    """`bcconnect triage rebuild` builds the read model from the store and its counts reconcile with the
+    referrals the view serves (the model holds objectors' rows too: answers screen them when read)."""
+    code, out, err = await _cli(synced, "triage", "rebuild", "--format", "json")
+    assert code == 0, err
+    (row,) = orjson.loads(out)
+    served = (await synced.view.search(OPEN_ACCESS, "ServiceRequest", [("_count", "0")])).page.total
+    assert served is not None
+    assert row["referrals"] >= served > 0
+    assert 0 < row["running"] <= row["pathways"] <= row["pathway parts"]
+    assert row["resources read"] >= row["referrals"] + row["pathway parts"]
