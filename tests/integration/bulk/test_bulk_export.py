@@ -196,8 +196,9 @@ async def test_a_bulk_client_exports_the_record_without_the_objector_or_the_opte
 
         # audited: the kick-off and each file fetched, with how many resources the file held
         def recent(tx: Tx) -> list[dict[str, Any]]:
-            head = audit_chain_head(tx).seq
-            return [orjson.loads(e.body) for e in stored_events(tx, after=max(0, head - 200), through=head, limit=200)]
+            head = audit_chain_head(tx)  # the newest event, in the server's own chain
+            events = stored_events(tx, after=max(0, head.link - 200), through=head.link, limit=200, chain=head.chain)
+            return [orjson.loads(e.body) for e in events]
 
         events = await server.store.read(recent)
         outcomes = [e.get("outcomeDesc", "") for e in events]
