@@ -30,7 +30,7 @@ from bcconnect.security import AuditRecord, append_audit_event, build_audit_even
 from bcconnect.security._audit_writer import AuditWriter
 from bcconnect.store import Store, Tx, open_store
 
-AUDIT_TABLES = ("audit_events", "audit_event_patients", "audit_chain_head")
+AUDIT_TABLES = ("audit_events", "audit_event_patients", "audit_chains")
 
 
 def record(rng: random.Random) -> AuditRecord:
@@ -90,17 +90,19 @@ async def run(store: Store, events: int, concurrency: int, grouped: bool) -> tup
 
 def sqlite_bytes(tx: Tx) -> int:
     rows = tx.query(
-        "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('audit_events', 'audit_event_patients', 'audit_chain_head')"
-        " OR name LIKE 'sqlite_autoindex_audit%'"
+        "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('audit_events', 'audit_event_patients', 'audit_chains')"
+        " OR name LIKE 'sqlite_autoindex_audit%' OR name LIKE 'audit_events_%'"
     )
     return int(rows[0][0] or 0)
 
 
 def postgres_bytes(tx: Tx) -> int:
+    # the trail is partitioned by month: every partition (and its indexes) of both tables, and the chains
     row = tx.query_one(
-        "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = current_schema()"
-        " AND c.relname IN ('audit_events', 'audit_event_patients', 'audit_chain_head')"
+        "SELECT SUM(pg_total_relation_size(t.relid)) FROM ("
+        " SELECT relid FROM pg_partition_tree('audit_events') UNION ALL"
+        " SELECT relid FROM pg_partition_tree('audit_event_patients') UNION ALL"
+        " SELECT to_regclass('audit_chains')) t"
     )
     return int(row[0] or 0) if row else 0
 

@@ -35,6 +35,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bulk_synthetic
 from store_data import batches, shared
 
 from bcconnect.bulk import BulkExports, Level, parse_export_request
@@ -56,16 +57,39 @@ async def build(url: str, patients: int, per_patient: int) -> None:
             await store.write(lambda tx, b=batch: put_resources(tx, b))  # type: ignore[misc]
 
 
-async def export(url: str, run: str, patients: int, fraction: float, out: Path) -> dict[str, float]:
+def peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``): unlike ``ru_maxrss``, which Linux carries across ``exec``,
+    so a child started by a large parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+async def build_synthetic(url: str, patients: int, per_patient: int) -> int:
+    async with open_store(url) as store:
+        return await bulk_synthetic.build(store, patients, per_patient)
+
+
+async def export(
+    url: str, run: str, patients: int, fraction: float, out: Path, *, synthetic: bool, group_size: int | None
+) -> dict[str, float]:
     level, _, grant = run.partition("+")
     reader = SENSITIVE_READER if grant == "sensitive" else SYSTEM_READER
     async with open_store(url) as store:
         view = View(store, max_count=1000)
-        members = [f"pat{i}" for i in range(0, patients, max(1, round(1 / fraction)))]
+        # persons: golden Patients g<i> in the synthetic store, the Patients pat<i> (no person model) otherwise
+        stem = "g" if synthetic else "pat"
+        if group_size is not None:
+            members = [f"{stem}{i}" for i in range(min(group_size, patients))]
+        else:
+            members = [f"{stem}{i}" for i in range(0, patients, max(1, round(1 / fraction)))]
 
         async def group_members(access: AccessContext, group_id: str) -> list[str] | None:
             return members
 
+        # an interrupted earlier run leaves its job behind, and the worker would claim that one first
+        await store.write(lambda tx: [tx.execute("DELETE FROM bulk_files"), tx.execute("DELETE FROM bulk_jobs")])
         settings = BulkSettings(max_file_mb=256.0, concurrency=1)
         exports = BulkExports(view, settings, out, group_members=group_members)
         served = [c.resource_type for c in await view.capabilities(reader)]
@@ -77,6 +101,7 @@ async def export(url: str, run: str, patients: int, fraction: float, out: Path) 
         )
         before = resource.getrusage(resource.RUSAGE_SELF)
         cpu_before = before.ru_utime + before.ru_stime
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         job = await exports.kick_off(reader, request, base_url="http://bench/fhir", request_url="bench")
         await exports.work_once()
@@ -97,7 +122,9 @@ async def export(url: str, run: str, patients: int, fraction: float, out: Path) 
             "cpu_seconds": round(cpu, 2),
             "mb_per_cpu_s": round(size / 1e6 / cpu, 1),
             "members": len(members) if level == "group" else patients,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": peak_rss_mb(),
+            # the 1-minute load average at the start and end of the export (2 vCPUs: above 2, others were waiting)
+            "load": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         }
 
 
@@ -112,11 +139,21 @@ def main() -> int:
     parser.add_argument("--per-patient", type=int, default=30)
     parser.add_argument("--group-fraction", type=float, default=0.1)
     parser.add_argument("--reuse", action="store_true", help="keep the store from the last run")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="build the store with bench/bulk_synthetic.py (fast, direct rows)"
+    )
+    parser.add_argument("--group-size", type=int, help="members of the Group (instead of --group-fraction)")
+    parser.add_argument("--runs", default=",".join(RUNS), help="which exports, comma-separated")
     parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = anyio.run(export, args.url, args.child, args.patients, args.group_fraction, Path(args.out))
+        result = anyio.run(
+            lambda: export(
+                args.url, args.child, args.patients, args.group_fraction, Path(args.out),
+                synthetic=args.synthetic, group_size=args.group_size,
+            )
+        )  # fmt: skip
         print(json.dumps(result))
         return 0
     if not args.reuse:
@@ -126,14 +163,24 @@ def main() -> int:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         started = time.perf_counter()
-        anyio.run(build, args.url, args.patients, args.per_patient)
-        print(f"built {args.patients} patients x {args.per_patient} resources in {time.perf_counter() - started:.0f} s")
-    for level in RUNS:
+        if args.synthetic:
+            written = anyio.run(build_synthetic, args.url, args.patients, args.per_patient)
+            print(
+                f"built {written} resources ({args.patients} persons) directly in {time.perf_counter() - started:.0f} s"
+            )
+        else:
+            anyio.run(build, args.url, args.patients, args.per_patient)
+            took = time.perf_counter() - started
+            print(f"built {args.patients} patients x {args.per_patient} resources in {took:.0f} s")
+    extra = ["--synthetic"] if args.synthetic else []
+    if args.group_size is not None:
+        extra += ["--group-size", str(args.group_size)]
+    for level in args.runs.split(","):
         out = Path(tempfile.mkdtemp(prefix="bulk-bench-"))
         try:
             child = subprocess.run(
                 [sys.executable, __file__, "--url", args.url, "--patients", str(args.patients),
-                 "--group-fraction", str(args.group_fraction), "--child", level, "--out", str(out)],
+                 "--group-fraction", str(args.group_fraction), "--child", level, "--out", str(out), *extra],
                 check=True, capture_output=True, text=True, timeout=3600, env=os.environ.copy(),
             )  # fmt: skip
         finally:

@@ -98,6 +98,12 @@ def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
+def _ship_url(value: str) -> str:
+    if value and not value.startswith(("syslog+tcp://", "http://", "https://")):
+        raise ValueError("expected syslog+tcp://host:port, an http(s):// URL, or empty")
+    return value
+
+
 def _at_least_one_second(value: float) -> float:
     if value < 1:
         raise ValueError("expected at least 1 second")
@@ -278,6 +284,8 @@ class BulkSettings:
     lease_seconds: Annotated[float, AfterValidator(_at_least_one_second)] = 30.0
     #: the ``Retry-After`` (seconds) a client is asked to wait between status polls
     retry_after_seconds: PositiveInt = 2
+    #: resources read per page of an export (one read transaction and one file write each)
+    page_rows: PositiveInt = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +308,19 @@ class AuditSettings:
     #: the external log store: a folder (often a mount of the log archive) that receives each pruned stretch of
     #: the chain as NDJSON with its signed checkpoint; empty: prune refuses unless told to discard
     export_dir: str = ""
+    #: the log service closed audit segments are shipped to, each as NDJSON with its signed checkpoint:
+    #: ``syslog+tcp://host:port`` (RFC 5424 over TCP, octet counting) or ``http(s)://host/path`` (POSTed to a
+    #: collector); empty: not shipped (export_dir alone)
+    ship_url: Annotated[str, AfterValidator(_ship_url)] = ""
+    #: an environment variable holding the ``Authorization`` header value for an HTTP collector (empty: none)
+    ship_authorization_env: str = ""
+    #: the wait after a failed shipment, doubled after each further failure up to ``ship_max_backoff_seconds``
+    ship_retry_seconds: Rate = 5.0
+    ship_max_backoff_seconds: Rate = 900.0
+    #: how often ``bcconnect serve`` ships closed segments (0: only ``bcconnect audit ship`` / ``maintain``)
+    ship_interval_seconds: Annotated[float, Field(ge=0)] = 60.0
+    #: one shipment's time limit (connect, send, confirm); a shipment unconfirmed after it is tried again
+    ship_timeout_seconds: Rate = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,38 +35,40 @@ async def audited(tmp_path: Path) -> AsyncIterator[tuple[Endpoint, AuditAnchor]]
 
 
 def truncate(tx: Tx, keep: int) -> None:
-    """The attacker deletes every event after ``keep`` and rewinds the head row to match."""
-    row = tx.query_one("SELECT hash FROM audit_events WHERE seq = ?", (keep,))
+    """The attacker deletes every event after ``keep`` and rewinds the chain's row to match."""
+    row = tx.query_one("SELECT hash, chain FROM audit_events WHERE seq = ?", (keep,))
     assert row is not None
     tx.execute("DELETE FROM audit_event_patients WHERE seq > ?", (keep,))
     tx.execute("DELETE FROM audit_events WHERE seq > ?", (keep,))
-    tx.execute("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", (keep, row[0]))
+    tx.execute("UPDATE audit_chains SET link = ?, hash = ? WHERE chain = ?", (keep, row[0], row[1]))
 
 
 def delete_and_rehash(tx: Tx, victim: int) -> None:
     """The attacker deletes one event, renumbers the rest and recomputes every hash after it."""
-    rows = tx.query("SELECT seq, event_id, recorded, body_z FROM audit_events WHERE seq > ? ORDER BY seq", (victim,))
-    prev = tx.query_one("SELECT hash FROM audit_events WHERE seq = ?", (victim - 1,))
+    rows = tx.query(
+        "SELECT seq, event_id, recorded, body_z, chain, month FROM audit_events WHERE seq > ? ORDER BY seq", (victim,)
+    )
+    prev = tx.query_one("SELECT hash, chain FROM audit_events WHERE seq = ?", (victim - 1,))
     assert prev is not None
-    prev_hash = str(prev[0])
+    prev_hash, chain = str(prev[0]), str(prev[1])
     tx.execute("DELETE FROM audit_event_patients WHERE seq >= ?", (victim,))
     tx.execute("DELETE FROM audit_events WHERE seq >= ?", (victim,))
     seq = victim
-    for _, event_id, recorded, body_z in rows:
+    for _, event_id, recorded, body_z, _, month in rows:
         digest = chain_hash(seq, prev_hash, unpack(bytes(body_z)))
         tx.execute(
-            "INSERT INTO audit_events (seq, event_id, recorded, prev_hash, hash, body, body_z)"
-            " VALUES (?, ?, ?, ?, ?, '', ?)",
-            (seq, event_id, recorded, prev_hash, digest, bytes(body_z)),
+            "INSERT INTO audit_events (seq, chain, link, month, event_id, recorded, prev_hash, hash, body, body_z)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?)",
+            (seq, chain, seq, month, event_id, recorded, prev_hash, digest, bytes(body_z)),
         )
         prev_hash, seq = digest, seq + 1
-    tx.execute("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", (seq - 1, prev_hash))
+    tx.execute("UPDATE audit_chains SET link = ?, hash = ? WHERE chain = ?", (seq - 1, prev_hash, chain))
 
 
 async def test_checkpoints_are_written_signed_at_intervals(audited: tuple[Endpoint, AuditAnchor]) -> None:
     endpoint, anchor = audited
     points = anchor.checkpoints()
-    assert [p.seq for p in points] == [5, 10, 15, 20]
+    assert [p.seq for p in points] == [0, 5, 10, 15, 20]  # the segment's signed opening, then every 5th
     assert all(p.valid for p in points)
     report = await endpoint.store.read(lambda tx: verify_audit_chain(tx, points))
     assert report.ok, report
@@ -92,7 +94,7 @@ async def test_a_forged_checkpoint_is_refused(audited: tuple[Endpoint, AuditAnch
     await endpoint.store.write(lambda tx: truncate(tx, 12))
     lines = anchor.checkpoints_path.read_bytes().splitlines()
     kept = [line for line in lines if orjson.loads(line)["seq"] <= 10]
-    forged = orjson.loads(lines[-1]) | {"seq": 12}
+    forged = orjson.loads(lines[-1]) | {"seq": 12}  # the chain's own checkpoint, renumbered
     anchor.checkpoints_path.write_bytes(b"\n".join([*kept, orjson.dumps(forged)]) + b"\n")
     report = await endpoint.store.read(lambda tx: verify_audit_chain(tx, anchor.checkpoints()))
     assert not report.ok
@@ -121,7 +123,7 @@ async def test_audit_verify_command_exits_1_on_a_truncated_trail(
         return await anyio.to_thread.run_sync(lambda: command(*argv))
 
     assert await run("audit", "verify") == 0
-    assert "4 signed checkpoint(s) agree" in capsys.readouterr().out
+    assert "5 signed checkpoint(s) agree" in capsys.readouterr().out
     await endpoint.store.write(lambda tx: truncate(tx, 18))
     assert await run("audit", "verify") == 1
     assert "truncated" in capsys.readouterr().out

@@ -42,13 +42,13 @@ async def test_prune_exports_checkpoints_and_drops_and_the_trail_still_verifies(
         result = await prune_audit_trail(
             store, anchor, recorded_before="2020-01-01T00:00:00.000Z", export_dir=tmp_path / "shipped"
         )
-        assert result.removed == 6
-        assert result.export is not None
-        assert [orjson.loads(line)["seq"] for line in result.export.read_bytes().splitlines()] == [1, 2, 3, 4, 5, 6]
+        assert (result.removed, result.months) == (6, (201703,))
+        (export,) = result.exports
+        assert [orjson.loads(line)["seq"] for line in export.read_bytes().splitlines()] == [1, 2, 3, 4, 5, 6]
         points = anchor.checkpoints()
         report = await store.read(lambda tx: verify_audit_chain(tx, points))
         assert (report.ok, report.events) == (True, 4), report
-        assert verify_audit_export(result.export, points).ok
+        assert verify_audit_export(export, points).ok
         # the chain goes on from where it was
         await store.write(lambda tx: append_audit_event(tx, _event(11, 2026)))
         report = await store.read(lambda tx: verify_audit_chain(tx, anchor.checkpoints()))
@@ -71,7 +71,7 @@ async def test_events_removed_without_prune_still_fail_verification(tmp_path: Pa
             assert row is not None
             tx.execute("DELETE FROM audit_event_patients WHERE seq <= 3")
             tx.execute("DELETE FROM audit_events WHERE seq <= 3")
-            tx.execute("INSERT INTO audit_chain_base (id, seq, hash) VALUES (1, 3, ?)", (row[0],))
+            tx.execute("UPDATE audit_chains SET base_link = 3, base_hash = ? WHERE chain = 'main'", (row[0],))
 
         await store.write(cut)
         report = await store.read(lambda tx: verify_audit_chain(tx, anchor.checkpoints()))
@@ -86,17 +86,17 @@ async def test_an_export_edited_in_the_log_store_fails_verification(tmp_path: Pa
         result = await prune_audit_trail(
             store, anchor, recorded_before="2020-01-01T00:00:00.000Z", export_dir=tmp_path / "shipped"
         )
-    assert result.export is not None
-    lines = result.export.read_bytes().splitlines()
+    (export,) = result.exports
+    lines = export.read_bytes().splitlines()
     edited = orjson.loads(lines[2])
     edited["event"] = edited["event"].replace("ev-3", "ev-X")
     lines[2] = orjson.dumps(edited)
-    result.export.write_bytes(b"\n".join(lines) + b"\n")
-    report = verify_audit_export(result.export, anchor.checkpoints())
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    report = verify_audit_export(export, anchor.checkpoints())
     assert (report.ok, report.first_bad_seq) == (False, 3)
     # and dropping a whole exported file's tail is caught by the checkpoint of its last event
-    result.export.write_bytes(b"\n".join(lines[:2]) + b"\n")
-    assert "no signed checkpoint" in str(verify_audit_export(result.export, anchor.checkpoints()).problem)
+    export.write_bytes(b"\n".join(lines[:2]) + b"\n")
+    assert "no signed checkpoint" in str(verify_audit_export(export, anchor.checkpoints()).problem)
 
 
 def _run(config: Path, *argv: str) -> int:
@@ -131,7 +131,7 @@ def test_the_prune_command_ships_to_the_configured_log_store(
     assert _run(config, "audit", "verify") == 0
     verified = capsys.readouterr().out
     assert "4 event(s)" in verified
-    assert "1 exported file(s) intact" in verified
+    assert "1 exported file(s) intact and joined" in verified
     shipped = next((tmp_path / "shipped").glob("audit-*.ndjson"))
     shipped.write_bytes(shipped.read_bytes().replace(b"ev-2", b"ev-Z"))
     assert _run(config, "audit", "verify") == 1

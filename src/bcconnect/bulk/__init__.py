@@ -9,8 +9,9 @@
     job = await exports.job_for(access, job.job_id)                # status; manifest when completed
     path, file = await exports.file(access, job.job_id, "Observation-1.ndjson")
 
-A capability package above the view: every resource comes from ``View.search`` with the requester's grant, so
-the export is screened exactly as their searches would be (scopes, objection, sensitivity, restriction). It adds
+A capability package above the view: every resource comes through the view with the requester's grant (its
+batch read for exports, or ``View.search`` for ``_typeFilter``), so the export is screened exactly as their
+searches would be (scopes, objection, sensitivity, restriction). It adds
 only selection: a Group's members, one (golden) Patient per person, and — a bulk export being a secondary use —
 no one under the national data opt-out. Jobs and files are in tables ``bulk_jobs``/``bulk_files`` (owned here),
 so a restart resumes a running export and keeps a finished one until it expires.

@@ -1,14 +1,15 @@
-"""Writing one export: NDJSON files per resource type, read page by page through the view's screened search.
+"""Writing one export: NDJSON files per resource type, read page by page through the view's screened reads.
 
-The screen (scopes, objection, sensitivity, restriction) is the view's own: every page comes from
-``View.search`` with the requester's :class:`~bcconnect.view.AccessContext`, at the snapshot the job was kicked
-off at. What this module adds is *selection*, never screening: whose resources the export is about (a Group's
-members, or everyone but the people under the national data opt-out) and one Patient per person (the golden
-Patient; a trust's source Patient records are not exported, so a person is counted once downstream).
+The screen (scopes, objection, sensitivity, restriction) is the view's own, with the requester's
+:class:`~bcconnect.view.AccessContext`, at the snapshot the job was kicked off at: whole types and a Group's
+members come from the view's batch read for exports (``View.bulk_page``/``bulk_members``: the same screen,
+applied to whole pages, proven equal to a single read's), ``_typeFilter``/``_since`` queries from
+``View.search``. What this module adds is *selection*, never screening: whose resources the export is about (a
+Group's members, or everyone but the people under the national data opt-out) and one Patient per person (the
+golden Patient; a trust's source Patient records are not exported, so a person is counted once downstream).
 
-Memory stays flat: one page (``View.max_count`` resources) is held at a time and written straight to a file; a
-file is closed at ``max_file_bytes`` and the next one started.
-"""
+Memory stays flat: one page (``[bulk] page_rows`` resources, or a chunk of members' rows) is held at a time and
+written straight to a file with one write; a file is closed at ``max_file_bytes`` and the next one started."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from bcconnect.bulk._request import ExportRequest, Level
 from bcconnect.errors import RequestError
 from bcconnect.logging import get_logger
 from bcconnect.store import StoredResource, canonical_ids
-from bcconnect.view import AccessContext, View, registry
+from bcconnect.view import AccessContext, BulkItem, View, registry
 
 log = get_logger(__name__)
 
@@ -169,8 +170,26 @@ def _selected(resource: StoredResource, persons: dict[str, str], selection: Sele
     return selection.members is None or person in selection.members
 
 
-#: Group members asked for per search (``patient=a,b,…``): a Group export reads its members' rows only
+def _chosen(item: BulkItem, selection: Selection, chunk: frozenset[str] | None) -> bool:
+    """Whether a row the view served belongs in the export (the same rules as :func:`_selected`)."""
+    resource = item.resource
+    if resource.body is None:
+        return False
+    if item.person is None:
+        return not selection.patients_only
+    if resource.resource_type == "Patient" and (item.person != resource.id or b'"replaced-by"' in resource.body):
+        return False
+    if item.person in selection.excluded:
+        return False
+    if chunk is not None and item.person not in chunk:
+        return False  # a resource of two members is written once: with the chunk of the member who owns it
+    return selection.members is None or item.person in selection.members
+
+
+#: Group members read per query: a Group export reads its members' rows only
 MEMBER_CHUNK = 200
+#: rows per page of a whole-type read (one read transaction and one file write each), unless configured
+PAGE_ROWS = 5000
 
 
 def _member_param(resource_type: str) -> str | None:
@@ -183,17 +202,23 @@ def _member_param(resource_type: str) -> str | None:
 def _queries(
     request: ExportRequest, resource_type: str, selection: Selection, page_size: int
 ) -> list[tuple[list[tuple[str, str]], frozenset[str] | None]]:
-    """The searches that together read the type: one, or one per chunk of a Group's members (with the chunk)."""
-    params: list[tuple[str, str]] = [("_count", str(page_size))]
+    """The searches that together read a filtered type: one per ``_typeFilter`` of the type (OR-ed: a resource
+    matching several is written once), times one per chunk of a Group's members (with the chunk)."""
+    base: list[tuple[str, str]] = [("_count", str(page_size))]
     if request.since:
-        params.append(("_lastUpdated", f"gt{request.since}"))
-    params += request.filter_for(resource_type)
+        base.append(("_lastUpdated", f"gt{request.since}"))
+    filters = request.filters_for(resource_type) or ((),)
     by = _member_param(resource_type)
-    if selection.members is None or by is None:
-        return [(params, None)]
-    members = sorted(selection.members - selection.excluded)
-    chunks = [members[i : i + MEMBER_CHUNK] for i in range(0, len(members), MEMBER_CHUNK)]
-    return [([*params, (by, ",".join(chunk))], frozenset(chunk)) for chunk in chunks]
+    out: list[tuple[list[tuple[str, str]], frozenset[str] | None]] = []
+    for query in filters:
+        params = [*base, *query]
+        if selection.members is None or by is None:
+            out.append((params, None))
+            continue
+        members = sorted(selection.members - selection.excluded)
+        chunks = [members[i : i + MEMBER_CHUNK] for i in range(0, len(members), MEMBER_CHUNK)]
+        out += [([*params, (by, ",".join(chunk))], frozenset(chunk)) for chunk in chunks]
+    return out
 
 
 async def write_type(
@@ -208,49 +233,108 @@ async def write_type(
     max_file_bytes: int,
     on_file: OnFile,
     on_page: OnPage,
+    page_rows: int = PAGE_ROWS,
 ) -> TypeResult:
-    """Write every selected resource of one type; a query the view refuses becomes an error-file line.
+    """Write every selected resource of one type.
 
-    For a Group, types searchable by ``patient`` (and Patient by ``_id``) are read a chunk of members at a
-    time, so the export reads its members' rows and not the whole type; the selection still decides each row
-    (a resource of two persons in two chunks is written once: with the chunk of the person that owns it).
+    Without ``_typeFilter``/``_since`` the type is read by the view's bulk read (index ranges, the screen
+    applied to whole pages, stored bytes written as they are): a Group's members a chunk at a time through the
+    patient compartment, or the whole type in id order. With them, each filter runs as the view's own search
+    (a query the view refuses becomes an error-file line).
     """
     files = _Files(directory, resource_type, max_file_bytes, on_file)
     result = TypeResult()
     try:
-        for params, chunk in _queries(request, resource_type, selection, view.max_count):
-            after: str | None = None
-            while True:
-                try:
-                    found = await view.search(access, resource_type, params, at=at, after=after)
-                except RequestError as exc:
-                    # checked at kick-off, so only a change on our side (a parameter withdrawn) lands here
-                    result.errors.append(
-                        outcome_line(f"{resource_type}: {exc}", code="invalid", expression="_typeFilter")
-                    )
-                    break
-                page = found.page
-                persons = await _persons(view, page.matches)
-                lines = [
-                    _line(r.body)
-                    for r in page.matches
-                    if r.body is not None
-                    and _selected(r, persons, selection)
-                    and (chunk is None or _owner_person(r, persons) in chunk)
-                ]
-                await files.write(lines)
-                result.count += len(lines)
-                if not await on_page(resource_type, result.count):
-                    raise ExportStopped
-                if not page.has_more or page.after is None:
-                    break
-                after = page.after
+        if request.filters_for(resource_type) or request.since:
+            await _write_searched(view, access, request, resource_type, at, selection, files, result, on_page)
+        else:
+            await _write_read(view, access, resource_type, at, selection, files, result, on_page, page_rows)
         await files.close()
     except BaseException:
         await files.discard()
         raise
     result.files = files.files
     return result
+
+
+async def _write_read(
+    view: View,
+    access: AccessContext,
+    resource_type: str,
+    at: int,
+    selection: Selection,
+    files: _Files,
+    result: TypeResult,
+    on_page: OnPage,
+    page_rows: int,
+) -> None:
+    sensitive = await view.bulk_sensitive(access, resource_type)
+
+    async def write(items: Sequence[BulkItem], chunk: frozenset[str] | None) -> None:
+        lines = [_line(i.resource.body) for i in items if i.resource.body is not None and _chosen(i, selection, chunk)]
+        await files.write(lines)
+        result.count += len(lines)
+        if not await on_page(resource_type, result.count):
+            raise ExportStopped
+
+    if selection.members is not None and _member_param(resource_type) is not None:
+        members = sorted(selection.members - selection.excluded)
+        for start in range(0, len(members), MEMBER_CHUNK):
+            chunk = members[start : start + MEMBER_CHUNK]
+            items = await view.bulk_members(access, resource_type, chunk, at=at, sensitive=sensitive)
+            await write(items, frozenset(chunk))
+        return
+    after: str | None = ""
+    while after is not None:
+        items, after = await view.bulk_page(
+            access, resource_type, at=at, sensitive=sensitive, after_id=after, limit=page_rows
+        )
+        await write(items, None)
+
+
+async def _write_searched(
+    view: View,
+    access: AccessContext,
+    request: ExportRequest,
+    resource_type: str,
+    at: int,
+    selection: Selection,
+    files: _Files,
+    result: TypeResult,
+    on_page: OnPage,
+) -> None:
+    several = len(request.filters_for(resource_type)) > 1
+    #: ids already written by an earlier filter of the type (only kept when there are several)
+    written: set[str] = set()
+    for params, chunk in _queries(request, resource_type, selection, view.max_count):
+        after: str | None = None
+        while True:
+            try:
+                found = await view.search(access, resource_type, params, at=at, after=after)
+            except RequestError as exc:
+                # checked at kick-off, so only a change on our side (a parameter withdrawn) lands here
+                result.errors.append(outcome_line(f"{resource_type}: {exc}", code="invalid", expression="_typeFilter"))
+                break
+            page = found.page
+            persons = await _persons(view, page.matches)
+            chosen = [
+                r
+                for r in page.matches
+                if r.body is not None
+                and _selected(r, persons, selection)
+                and (chunk is None or _owner_person(r, persons) in chunk)
+                and not (several and r.id in written)
+            ]
+            if several:
+                written.update(r.id for r in chosen)
+            lines = [_line(r.body) for r in chosen if r.body is not None]
+            await files.write(lines)
+            result.count += len(lines)
+            if not await on_page(resource_type, result.count):
+                raise ExportStopped
+            if not page.has_more or page.after is None:
+                break
+            after = page.after
 
 
 def _owner_person(resource: StoredResource, persons: dict[str, str]) -> str | None:

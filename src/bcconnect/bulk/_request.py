@@ -48,12 +48,20 @@ class ExportRequest:
     types: tuple[str, ...] = ()
     #: ``_since`` as sent (an instant): only resources whose ``meta.lastUpdated`` is after it
     since: str | None = None
-    #: ``_typeFilter``: a search query (parameter pairs) per resource type, run through the view's search
+    #: ``_typeFilter``: search queries (parameter pairs) with their resource type, run through the view's search;
+    #: several of one type are OR-ed (a resource matching any of them is exported, once)
     type_filters: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
-    def filter_for(self, resource_type: str) -> tuple[tuple[str, str], ...]:
-        """The ``_typeFilter`` query of one type (empty: none)."""
-        return next((q for t, q in self.type_filters if t == resource_type), ())
+    def filters_for(self, resource_type: str) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The ``_typeFilter`` queries of one type, in the order given (empty: none, the whole type).
+
+        >>> r = ExportRequest(Level.SYSTEM, type_filters=(("Observation", (("code", "a"),)),
+        ...                                               ("Condition", (("code", "b"),)),
+        ...                                               ("Observation", (("code", "c"),))))
+        >>> r.filters_for("Observation")
+        ((('code', 'a'),), (('code', 'c'),))
+        """
+        return tuple(q for t, q in self.type_filters if t == resource_type)
 
     def to_json(self) -> dict[str, Any]:
         """As stored with the job."""
@@ -128,7 +136,7 @@ def parse_export_request(
         raise InvalidRequest(
             f"_since: {since!r} is not a FHIR instant (e.g. 2024-01-31T09:00:00Z)", expression=["_since"]
         )
-    filters: dict[str, tuple[tuple[str, str], ...]] = {}
+    filters: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for name, value in parameters:
         if name != "_typeFilter":
             continue
@@ -138,19 +146,15 @@ def parse_export_request(
                 raise InvalidRequest(
                     f"_typeFilter: {resource_type} is not among the exported types (_type)", expression=["_typeFilter"]
                 )
-            if resource_type in filters:
-                # the IG joins several filters of one type with OR; one query per type is what this server runs
-                raise InvalidRequest(
-                    f"_typeFilter: one filter per resource type is supported ({resource_type} has more)",
-                    expression=["_typeFilter"],
-                )
-            filters[resource_type] = query
+            # several filters of one type are OR-ed (Bulk Data IG v2); the same one twice is one
+            if (resource_type, query) not in filters:
+                filters.append((resource_type, query))
     return ExportRequest(
         level=level,
         group_id=group_id,
         types=tuple(types),
         since=since.strip() if since else None,
-        type_filters=tuple(filters.items()),
+        type_filters=tuple(filters),
     )
 
 

@@ -19,7 +19,15 @@ from typing import Any
 import anyio
 import orjson
 
-from bcconnect.bulk._export import ExportStopped, Selection, TypeResult, export_types, write_errors, write_type
+from bcconnect.bulk._export import (
+    PAGE_ROWS,
+    ExportStopped,
+    Selection,
+    TypeResult,
+    export_types,
+    write_errors,
+    write_type,
+)
 from bcconnect.bulk._jobs import (
     Job,
     JobFile,
@@ -166,6 +174,7 @@ async def export_to_folder(
     group_members: GroupMembers | None = None,
     max_file_bytes: int = 256 << 20,
     progress: Callable[[str, int], None] | None = None,
+    page_rows: int = PAGE_ROWS,
 ) -> ExportSummary:
     """Run an export straight into ``out`` (``bcconnect export --group``): the same selection and screen as
     ``$export``, without a job or HTTP."""
@@ -188,7 +197,7 @@ async def export_to_folder(
     for resource_type in export_types(request, access, await view.export_types()):
         result = await write_type(
             view, access, request, resource_type, at=at, directory=out, selection=selection,
-            max_file_bytes=max_file_bytes, on_file=on_file, on_page=on_page,
+            max_file_bytes=max_file_bytes, on_file=on_file, on_page=on_page, page_rows=page_rows,
         )  # fmt: skip
         counts[resource_type] = result.count
         errors += result.errors
@@ -374,7 +383,7 @@ class BulkExports:
             await self._run(job)
         except ExportStopped:
             log.info("bulk_export_stopped", job=job.job_id)
-        except Exception as exc:
+        except Exception as exc:  # any failure of one export (store, disk, a defect) fails that job, not the worker
             log.exception("bulk_export_failed", job=job.job_id, error=type(exc).__name__)
             now = self.clock()
             message = str(exc) if isinstance(exc, RequestError) else "the export could not be completed"
@@ -425,7 +434,7 @@ class BulkExports:
                 continue
             result: TypeResult = await write_type(
                 self.view, access, request, resource_type, at=job.at_t, directory=folder, selection=selection,
-                max_file_bytes=max_bytes, on_file=on_file, on_page=keep_going,
+                max_file_bytes=max_bytes, on_file=on_file, on_page=keep_going, page_rows=self.settings.page_rows,
             )  # fmt: skip
             counts[resource_type] = result.count
             done.append(resource_type)

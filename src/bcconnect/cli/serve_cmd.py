@@ -22,11 +22,12 @@ from bcconnect.api import FhirApp, make_server, security_hooks
 from bcconnect.app import GatePageGuard, PagesApp, ops_pages, standard_pages
 from bcconnect.bulk import BulkExports
 from bcconnect.cli.common import SubParsers, settings_from, until_stopped
+from bcconnect.cli.security_cmd import configured_sink, ship_once
 from bcconnect.config import AuthMode, Settings, load_adapters
-from bcconnect.errors import UsageError
+from bcconnect.errors import StoreError, UsageError
 from bcconnect.logging import get_logger
 from bcconnect.ops import OpsApp, OpsService, readiness_checks, replica_check, replica_scrape, store_scrape
-from bcconnect.security import SecurityGate
+from bcconnect.security import AuditAnchor, SecurityGate, Sink
 from bcconnect.store import Store, open_store
 from bcconnect.view import View
 
@@ -78,6 +79,7 @@ async def serve_api(
     if settings.auth.mode is AuthMode.NONE and not allow_no_auth:
         raise UsageError("auth mode is 'none' in the configuration: start with --no-auth to confirm it")
     gate = SecurityGate.from_settings(settings, store, allow_no_auth=allow_no_auth)
+    sink = configured_sink(settings)  # the audit log service (a missing credential stops the start, exit 2)
     authenticate, on_complete = security_hooks(gate)
     adapters_dir = settings.resolve(settings.paths.adapters_dir)
     adapters = load_adapters(adapters_dir) if adapters_dir.is_dir() else []
@@ -143,6 +145,8 @@ async def serve_api(
 
             group.start_soon(run_server)
             group.start_soon(bulk.run_worker)
+            if sink is not None and gate.anchor is not None and settings.audit.ship_interval_seconds > 0:
+                group.start_soon(_ship_audit_segments, settings, store, gate.anchor, sink)
             try:
                 while not server.started:
                     if server.should_exit:
@@ -157,6 +161,20 @@ async def serve_api(
     finally:
         for sock in sockets:
             sock.close()
+        # this process's audit segment ends with it: a final signed checkpoint, and it can be shipped
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await gate.audit_writer.close()
+
+
+async def _ship_audit_segments(settings: Settings, store: Store, anchor: AuditAnchor, sink: Sink) -> None:
+    """Ship closed audit segments to the log service every ``[audit] ship_interval_seconds`` (never fails the
+    server: a round that cannot reach the store is logged and tried again; shipments keep their own retries)."""
+    while True:
+        await anyio.sleep(settings.audit.ship_interval_seconds)
+        try:
+            await ship_once(settings, store, anchor, sink)
+        except StoreError as exc:
+            log.warning("audit_shipping_round_failed", error=str(exc))
 
 
 #: environment variable with the key (hex) page tokens are signed with; every API process behind one address

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from bcconnect.identity import count_links, count_reviews
 from bcconnect.ingest import RunSummary, RunTotals, run_totals, summarise, watermark_of
-from bcconnect.security import audit_chain_head, count_audit_events
+from bcconnect.security import audit_chain_head, audit_chains, count_audit_events, default_partition_events
 from bcconnect.store import PoolStats, SourceFreshness, Store, Tx, database_size_bytes, source_freshness
 
 #: a scrape gives up on the store after this long (Prometheus' default scrape timeout is 10 s)
@@ -47,6 +47,9 @@ class StoreFacts:
     audit_head_seq: int
     audit_events: int
     size_bytes: int
+    #: audit chains (writer segments) open and closed, and the events that landed in the default partition
+    audit_segments: Mapping[str, int] = field(default_factory=dict)
+    audit_default_partition_events: int = 0
     pool: PoolStats | None = None
     extra: tuple[Metric, ...] = field(default=())
 
@@ -84,6 +87,8 @@ def read_store_facts(
         summary = summarise(tx, name)
         adapters.append(AdapterFacts(name, summary, freshness.get(name), _age(watermark_of(summary.cursor), now)))
     seq = audit_chain_head(tx).seq
+    chains = audit_chains(tx)
+    in_default = default_partition_events(tx)
     return StoreFacts(
         adapters=tuple(adapters),
         totals=totals,
@@ -91,6 +96,11 @@ def read_store_facts(
         open_reviews=count_reviews(tx),
         audit_head_seq=seq,
         audit_events=count_audit_events(tx),
+        audit_segments={
+            "open": sum(1 for c in chains if not c.closed),
+            "closed": sum(1 for c in chains if c.closed),
+        },
+        audit_default_partition_events=in_default,
         size_bytes=database_size_bytes(tx),
     )
 
@@ -184,11 +194,21 @@ def store_metric_families(facts: StoreFacts) -> list[Metric]:
     head.add_metric([], facts.audit_head_seq)
     audit_events = GaugeMetricFamily("bcconnect_audit_events", "AuditEvents held in the store")
     audit_events.add_metric([], facts.audit_events)
+    segments = GaugeMetricFamily(
+        "bcconnect_audit_segments", "Audit chains (one per writer segment) by state", labels=["state"]
+    )
+    for state, count in sorted(facts.audit_segments.items()):
+        segments.add_metric([state], count)
+    in_default = GaugeMetricFamily(
+        "bcconnect_audit_default_partition_events",
+        "AuditEvents in the default partition (a month without its own partition; run bcconnect audit maintain)",
+    )
+    in_default.add_metric([], facts.audit_default_partition_events)
     size = GaugeMetricFamily("bcconnect_store_size_bytes", "Size of the database on disk")
     size.add_metric([], facts.size_bytes)
     families: list[Metric] = [
         records, runs, quarantine, held, freshness, stale, lag, last_success, error_ratio,
-        links, reviews, head, audit_events, size,
+        links, reviews, head, audit_events, segments, in_default, size,
     ]  # fmt: skip
     if facts.pool is not None:
         in_use = GaugeMetricFamily(

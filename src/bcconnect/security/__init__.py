@@ -23,13 +23,21 @@ from bcconnect.security._audit import AuditRecord, build_audit_event, outcome_co
 from bcconnect.security._audit_store import (
     AuditEntry,
     ChainReport,
+    ChainState,
     append_audit_event,
     audit_chain_head,
+    audit_chains,
+    audit_partitions,
     count_audit_events,
+    default_partition_events,
+    ensure_audit_months,
+    next_month,
     patient_key,
     search_audit_events,
+    unshipped_segments,
     verify_audit_chain,
 )
+from bcconnect.security._audit_writer import close_idle_segments
 from bcconnect.security._authenticate import (
     ANONYMOUS_DEVELOPER,
     Authenticator,
@@ -72,7 +80,7 @@ from bcconnect.security._objection import (
 from bcconnect.security._optout import NationalOptOut, apply_national_opt_out
 from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from_claims
 from bcconnect.security._ratelimit import Limit, RateLimiter, SharedRateLimits
-from bcconnect.security._retention import PruneResult, prune_audit_trail, verify_audit_export
+from bcconnect.security._retention import PruneResult, prune_audit_trail, verify_audit_export, verify_audit_exports
 from bcconnect.security._scopes import SENSITIVE_SCOPE, Interaction, Scope, ScopeSet, parse_scope
 from bcconnect.security._screen import (
     RESTRICTED_SEARCH_PARAMS,
@@ -88,6 +96,18 @@ from bcconnect.security._screen import (
 )
 from bcconnect.security._sensitivity import SensitiveCodes, direct_labels, label_sensitive, packaged_codes
 from bcconnect.security._service import Admission, SecurityGate, audit_anchor_dir, record_operator_action
+from bcconnect.security._shipping import (
+    HttpSink,
+    Segment,
+    ShipError,
+    Shipment,
+    ShipReport,
+    Sink,
+    SyslogTcpSink,
+    ship_closed_segments,
+    shipments,
+    sink_from_url,
+)
 
 __all__ = [
     "ANONYMOUS_DEVELOPER",
@@ -104,8 +124,10 @@ __all__ = [
     "Authenticator",
     "Caller",
     "ChainReport",
+    "ChainState",
     "Checkpoint",
     "FileKeySource",
+    "HttpSink",
     "Interaction",
     "JwksCache",
     "KeySource",
@@ -126,10 +148,16 @@ __all__ = [
     "ScreenFacts",
     "Screened",
     "SecurityGate",
+    "Segment",
     "SensitiveCodes",
     "SensitivityGrant",
     "SensitivityPolicy",
     "SharedRateLimits",
+    "ShipError",
+    "ShipReport",
+    "Shipment",
+    "Sink",
+    "SyslogTcpSink",
     "TokenVerifier",
     "TrustedIssuer",
     "UrlKeySource",
@@ -139,6 +167,8 @@ __all__ = [
     "apply_national_opt_out",
     "audit_anchor_dir",
     "audit_chain_head",
+    "audit_chains",
+    "audit_partitions",
     "authorise",
     "bearer_token",
     "build_audit_event",
@@ -146,9 +176,12 @@ __all__ = [
     "chain_depth",
     "check_against_anchors",
     "check_query",
+    "close_idle_segments",
     "count_audit_events",
     "current_notes",
+    "default_partition_events",
     "direct_labels",
+    "ensure_audit_months",
     "ensure_local_issuer",
     "filter_resource",
     "forget_objection_origin",
@@ -157,6 +190,7 @@ __all__ = [
     "is_sensitive",
     "label_sensitive",
     "list_objections",
+    "next_month",
     "note_access",
     "objecting_patient_ids",
     "objecting_subjects",
@@ -176,9 +210,14 @@ __all__ = [
     "restricted_patient_ids",
     "screen_resources",
     "search_audit_events",
+    "ship_closed_segments",
+    "shipments",
+    "sink_from_url",
     "start_notes",
+    "unshipped_segments",
     "verify_audit_chain",
     "verify_audit_export",
+    "verify_audit_exports",
     "withheld_entry",
     "withheld_in_request",
     "withheld_outcome",

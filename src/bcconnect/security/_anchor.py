@@ -34,18 +34,31 @@ PUBLIC_KEY_FILE = "anchor-ed25519.pub.pem"
 CHECKPOINTS_FILE = "checkpoints.jsonl"
 
 
+#: the chain of checkpoints that name none (written before chains per writer): the shared chain
+SHARED_CHAIN = "main"
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """The chain head at one moment: event ``seq`` had hash ``hash``; ``valid``: its signature verifies."""
+    """A chain's head at one moment: link ``seq`` of ``chain`` had hash ``hash``; ``valid``: its signature verifies.
+
+    ``seq`` 0 is a segment's opening (its hash the chain's genesis); ``final`` marks its closing: nothing may
+    follow it in that chain.
+    """
 
     seq: int
     hash: str
     at: str
     valid: bool = True
+    chain: str = SHARED_CHAIN
+    final: bool = False
 
     def payload(self) -> bytes:
-        """What is signed."""
-        return f"bcconnect-audit-checkpoint|{self.seq}|{self.hash}|{self.at}".encode("ascii")
+        """What is signed (the shared chain's checkpoints keep the form they were first signed in)."""
+        if self.chain == SHARED_CHAIN and not self.final:
+            return f"bcconnect-audit-checkpoint|{self.seq}|{self.hash}|{self.at}".encode("ascii")
+        kind = "final" if self.final else "link"
+        return f"bcconnect-audit-checkpoint|{self.chain}|{kind}|{self.seq}|{self.hash}|{self.at}".encode()
 
 
 class AuditAnchor:
@@ -87,20 +100,51 @@ class AuditAnchor:
         loaded = serialization.load_pem_public_key(path.read_bytes())
         return loaded if isinstance(loaded, Ed25519PublicKey) else None
 
-    def checkpoint(self, seq: int, chain_hash: str, *, at: datetime | None = None) -> Checkpoint:
-        """Sign the head (``seq``, ``chain_hash``), append it to the file (flushed to disk) and log it."""
+    def checkpoint(
+        self,
+        seq: int,
+        chain_hash: str,
+        *,
+        at: datetime | None = None,
+        chain: str = SHARED_CHAIN,
+        final: bool = False,
+    ) -> Checkpoint:
+        """Sign link ``seq`` of ``chain`` (hash ``chain_hash``), append it to the file (flushed to disk), log it."""
         moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        point = Checkpoint(seq, chain_hash, moment)
+        point = Checkpoint(seq, chain_hash, moment, chain=chain, final=final)
         signature = base64.b64encode(self._private_key().sign(point.payload())).decode("ascii")
-        line = orjson.dumps({"seq": seq, "hash": chain_hash, "at": moment, "sig": signature}) + b"\n"
+        fields: dict[str, object] = {"seq": seq, "hash": chain_hash, "at": moment, "sig": signature}
+        if chain != SHARED_CHAIN:
+            fields["chain"] = chain
+        if final:
+            fields["final"] = True
+        line = orjson.dumps(fields) + b"\n"
         fd = os.open(self.checkpoints_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)
-        log.info("audit_checkpoint", seq=seq, hash=chain_hash, at=moment, sig=signature)
+        log.info("audit_checkpoint", chain=chain, seq=seq, hash=chain_hash, at=moment, final=final, sig=signature)
         return point
+
+    def signed_record(self, chain: str, seq: int, chain_hash: str) -> dict[str, object] | None:
+        """The signed line (as recorded, signature included) of a valid checkpoint naming link ``seq`` of ``chain``
+        with ``chain_hash``, a final one preferred; None when this anchor has none."""
+        if not self.checkpoints_path.exists():
+            return None
+        wanted = {(p.chain, p.seq, p.hash, p.at, p.final) for p in self.checkpoints() if p.valid}
+        found: dict[str, object] | None = None
+        for raw in self.checkpoints_path.read_bytes().splitlines():
+            try:
+                item = orjson.loads(raw)
+                key = (str(item.get("chain", SHARED_CHAIN)), int(item["seq"]), str(item["hash"]), str(item["at"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            final = item.get("final") is True
+            if key[:3] == (chain, seq, chain_hash) and (*key, final) in wanted and (found is None or final):
+                found = item if isinstance(item, dict) else None
+        return found
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint recorded, oldest first, each marked valid or not (signature, form)."""
@@ -113,17 +157,23 @@ class AuditAnchor:
                 continue
             try:
                 item = orjson.loads(raw)
-                point = Checkpoint(int(item["seq"]), str(item["hash"]), str(item["at"]))
+                point = Checkpoint(
+                    int(item["seq"]),
+                    str(item["hash"]),
+                    str(item["at"]),
+                    chain=str(item.get("chain", SHARED_CHAIN)),
+                    final=item.get("final") is True,
+                )
                 signature = base64.b64decode(str(item["sig"]))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                out.append(Checkpoint(-1, "", "", valid=False))
+                out.append(Checkpoint(-1, "", "", valid=False, chain=""))
                 continue
             try:
                 if public is None:
                     raise InvalidSignature
                 public.verify(signature, point.payload())
             except InvalidSignature:
-                point = Checkpoint(point.seq, point.hash, point.at, valid=False)
+                point = Checkpoint(point.seq, point.hash, point.at, False, point.chain, point.final)
             out.append(point)
         return out
 

@@ -151,7 +151,8 @@ class SecurityGate:
         self.request_timeout_seconds = request_timeout_seconds
         self._now = now
         self.person_names = PersonNames()
-        self.audit_writer = AuditWriter(store, before_batch=self.person_names.refresh)
+        #: this process's own audit chain (segment), appended by group commit
+        self.audit_writer = AuditWriter(store, before_batch=self.person_names.refresh, anchor=anchor)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, allow_no_auth: bool = False) -> SecurityGate:
@@ -284,9 +285,10 @@ class SecurityGate:
 
         # group commit: this request's event shares one transaction with those of concurrent requests
         entry = await self.audit_writer.append(build)
-        if self.anchor is not None and entry.seq % self.checkpoint_every == 0:
+        if self.anchor is not None and entry.link % self.checkpoint_every == 0:
             # committed first: a checkpoint never names an event that could still roll back
-            await anyio.to_thread.run_sync(self.anchor.checkpoint, entry.seq, entry.hash)
+            anchor = self.anchor
+            await anyio.to_thread.run_sync(lambda: anchor.checkpoint(entry.link, entry.hash, chain=entry.chain))
         return event_id
 
 

@@ -35,7 +35,16 @@ from bcconnect.store._alias import (
 )
 from bcconnect.store._changes import ChangedResource, changed_current, changed_since, current_in_compartments
 from bcconnect.store._counters import bump_change_counter, change_counters
-from bcconnect.store._export import canonical_line, export_ndjson
+from bcconnect.store._export import (
+    ExportRow,
+    SensitiveRows,
+    canonical_line,
+    export_ndjson,
+    export_owned_rows,
+    export_rows,
+    export_rows_by_id,
+    sensitive_rows,
+)
 from bcconnect.store._freshness import (
     SourceFreshness,
     is_stale,
@@ -113,6 +122,7 @@ __all__ = [
     "ChangedResource",
     "Dialect",
     "EverythingQuery",
+    "ExportRow",
     "FactKeyer",
     "KeyedRecord",
     "LandedRecord",
@@ -125,6 +135,7 @@ __all__ = [
     "RecordKey",
     "ResourceWrite",
     "SearchPage",
+    "SensitiveRows",
     "SourceFreshness",
     "Store",
     "StoredResource",
@@ -154,6 +165,9 @@ __all__ = [
     "everything",
     "everything_of",
     "export_ndjson",
+    "export_owned_rows",
+    "export_rows",
+    "export_rows_by_id",
     "fill_fact_keys",
     "get_cursor",
     "get_quarantine",
@@ -179,6 +193,7 @@ __all__ = [
     "resolve_quarantine",
     "resource_types",
     "search",
+    "sensitive_rows",
     "set_aliases",
     "set_cursor",
     "source_freshness",

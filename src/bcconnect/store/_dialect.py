@@ -55,7 +55,7 @@ _RULES: Final = (
 #: PostgreSQL-only constructs left after the rules: the migration needs a second text
 _UNRENDERABLE: Final = re.compile(
     r"\b(?:SMALLSERIAL|BIGSERIAL|SERIAL|GENERATED\s+(?:BY\s+DEFAULT|ALWAYS)\s+AS\s+IDENTITY|JSONB|TIMESTAMPTZ"
-    r"|PARTITION\s+(?:BY|OF)|USING\s+(?:GIN|GIST|BRIN|HASH|BTREE)|COLLATE)\b",
+    r"|PARTITION\s+(?:BY|OF)|USING\s+(?:GIN|GIST|BRIN|HASH|BTREE)|COLLATE|CREATE\s+SEQUENCE)\b",
     _WORDS,
 )
 

@@ -12,6 +12,7 @@ In a person's ``$everything`` one fact sent by two trusts appears once with both
 # view, never store or search) annotate and parse with the same definitions
 from bcconnect.search import TRANSPORT_PARAMS, Summary, parse_non_negative, registry
 from bcconnect.store import SourceFreshness, StoredResource
+from bcconnect.view._bulk import BulkItem
 from bcconnect.view._context import OPEN_ACCESS, AccessContext
 from bcconnect.view._dedupe import ALSO_RECORDED_AS_EXTENSION
 from bcconnect.view._export import export_view_ndjson
@@ -43,6 +44,7 @@ __all__ = [
     "SOURCE_REFERENCE_EXTENSION",
     "TRANSPORT_PARAMS",
     "AccessContext",
+    "BulkItem",
     "HistoryPage",
     "PopulationPage",
     "SearchResult",

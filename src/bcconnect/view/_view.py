@@ -41,6 +41,7 @@ from bcconnect.store import (
     ChangedResource,
     EverythingQuery,
     SearchPage,
+    SensitiveRows,
     SourceFreshness,
     Store,
     StoredResource,
@@ -48,6 +49,9 @@ from bcconnect.store import (
     alias_members,
     canonical_ids,
     everything,
+    export_owned_rows,
+    export_rows,
+    export_rows_by_id,
     history,
     iter_current,
     person_records,
@@ -55,8 +59,10 @@ from bcconnect.store import (
     read_version,
     resource_types,
     search,
+    sensitive_rows,
     source_freshness,
 )
+from bcconnect.view._bulk import BulkItem, bulk_items
 from bcconnect.view._context import AccessContext
 from bcconnect.view._match import match_bundle, parse_match_parameters
 from bcconnect.view._person import (
@@ -503,6 +509,48 @@ class View:
         objectors left out: a read model re-reads a person with it (an objection withdrawn)."""
         ids = list(patient_ids)
         return await self.store.read(lambda tx: population_records(tx, ids))
+
+    async def bulk_sensitive(self, access: AccessContext, resource_type: str) -> SensitiveRows:
+        """The rows of a type this caller's sensitivity grant withholds (once per type of a Bulk Data export)."""
+        return await self.store.read(lambda tx: sensitive_rows(tx, resource_type, self._screen(tx, access).visibility))
+
+    async def bulk_page(
+        self,
+        access: AccessContext,
+        resource_type: str,
+        *,
+        at: int,
+        sensitive: SensitiveRows,
+        after_id: str = "",
+        limit: int = 5000,
+    ) -> tuple[list[BulkItem], str | None]:
+        """A Bulk Data export's next page of a whole type at snapshot ``at`` (id order, after ``after_id``), as
+        this caller's search would show it (see :mod:`bcconnect.view._bulk`); and where the next page starts."""
+        self._check_type(resource_type)
+
+        def run(tx: Tx) -> tuple[list[BulkItem], str | None]:
+            rows, last = export_rows(tx, resource_type, at=at, after_id=after_id, limit=limit)
+            return bulk_items(tx, self._screen(tx, access), rows, sensitive, self.rules), last
+
+        return await self.store.read(run)
+
+    async def bulk_members(
+        self, access: AccessContext, resource_type: str, persons: Sequence[str], *, at: int, sensitive: SensitiveRows
+    ) -> list[BulkItem]:
+        """A Bulk Data export's resources of one type that belong to ``persons`` (golden Patient ids) at snapshot
+        ``at``: each person's golden Patient, or what their source Patients' compartments hold."""
+        self._check_type(resource_type)
+
+        def run(tx: Tx) -> list[BulkItem]:
+            if resource_type == "Patient":
+                rows = export_rows_by_id(tx, "Patient", persons, at)
+            else:
+                members = alias_members(tx, "Patient", persons)
+                owners = sorted({o for p in persons for o in (p, *members.get(p, ()))})
+                rows = export_owned_rows(tx, resource_type, owners, at=at)
+            return bulk_items(tx, self._screen(tx, access), rows, sensitive, self.rules)
+
+        return await self.store.read(run)
 
     async def export_types(self) -> list[str]:
         """Every resource type with current resources (what ``bcconnect export`` writes files for)."""

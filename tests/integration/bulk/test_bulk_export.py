@@ -92,6 +92,7 @@ async def bulk_server(
     opt_out = tmp_path / "opt-out.txt"
     opt_out.write_text(f"# national data opt-out\n{OPTED_OUT_NHS}\n", encoding="utf-8")
     bulk.setdefault("retry_after_seconds", 1)
+    bulk.setdefault("page_rows", 3)  # small export pages too: a type takes many
     settings = Settings(
         auth=AuthSettings(issuers=(issuer.as_jwt_issuer(),)),
         security=SecuritySettings(national_opt_out_file=str(opt_out), user_rate_limit_per_second=1000.0),
@@ -195,8 +196,9 @@ async def test_a_bulk_client_exports_the_record_without_the_objector_or_the_opte
 
         # audited: the kick-off and each file fetched, with how many resources the file held
         def recent(tx: Tx) -> list[dict[str, Any]]:
-            head = audit_chain_head(tx).seq
-            return [orjson.loads(e.body) for e in stored_events(tx, after=max(0, head - 200), through=head, limit=200)]
+            head = audit_chain_head(tx)  # the newest event, in the server's own chain
+            events = stored_events(tx, after=max(0, head.link - 200), through=head.link, limit=200, chain=head.chain)
+            return [orjson.loads(e.body) for e in events]
 
         events = await server.store.read(recent)
         outcomes = [e.get("outcomeDesc", "") for e in events]
@@ -227,6 +229,29 @@ async def test_patient_and_group_level_exports_and_type_filters(store_url: str, 
         manifest, nothing = await run_export(server, client, f"$export?_since={later}")
         assert nothing == {}
         assert manifest["output"] == []
+
+
+async def test_several_type_filters_of_one_type_are_or_ed(store_url: str, tmp_path: Path) -> None:
+    """Bulk Data v2: filters of one type are OR-ed, a resource matching two is written once; repeated
+    ``_typeFilter`` parameters and comma-separated ones mean the same."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        repeated = (
+            "$export?_type=Observation,Condition"
+            "&_typeFilter=Observation%3Fdate%3Dle2024-01-01"
+            "&_typeFilter=Observation%3Fdate%3Dge2024-01-03"
+            "&_typeFilter=Observation%3Fdate%3Dge2024-01-02"  # overlaps the one before: o1-3 matches both
+        )
+        manifest, resources = await run_export(server, client, repeated)
+        observations = [o["id"] for o in resources["Observation"]]
+        assert sorted(observations) == ["o1-1", "o1-2", "o1-3"]  # o4-* belong to the opted-out person
+        assert sum(o["count"] for o in manifest["output"] if o["type"] == "Observation") == 3
+        # a type without a filter is exported whole
+        assert {c["id"] for c in resources["Condition"]} >= {"c1", "c1-diabetes", "c1-asthma"}
+        commas = (
+            "$export?_type=Observation&_typeFilter=Observation%3Fdate%3Dle2024-01-01,Observation%3Fdate%3Dge2024-01-03"
+        )
+        _, resources = await run_export(server, client, commas)
+        assert sorted(o["id"] for o in resources["Observation"]) == ["o1-1", "o1-3"]
 
 
 async def test_a_group_export_of_a_computed_cohort(store_url: str, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from bcconnect.security import AuditAnchor, ChainReport, ChainState, audit_chains, verify_audit_chain
 from bcconnect.store import ResourceWrite, open_store, put_resources
 from support.loopback import wait_until_serving
 
@@ -45,6 +46,13 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+async def _audit_trail(url: str, anchor_dir: Path) -> tuple[list[ChainState], ChainReport]:
+    points = AuditAnchor(anchor_dir).checkpoints()
+    assert sum(1 for p in points if p.final) == sum(1 for p in points if p.seq == 0)  # every opened one closed
+    async with open_store(url) as store:
+        return await store.read(audit_chains), await store.read(lambda tx: verify_audit_chain(tx, points))
 
 
 def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) -> None:
@@ -88,6 +96,13 @@ def test_two_workers_share_the_port_the_store_and_the_metrics(tmp_path: Path) ->
         time.sleep(0.5)
         for pid in workers:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        # each process audited into a chain of its own and closed it on the way out, with a final checkpoint
+        chains, report = anyio.run(_audit_trail, url, tmp_path / "bcconnect-data" / "audit-anchor")
+        assert report.ok, report
+        writers = [c for c in chains if c.chain != "main"]
+        assert 1 <= len(writers) <= 2
+        assert all(c.closed for c in writers)
+        assert len({c.writer for c in writers}) == len(writers)
     finally:
         if process.poll() is None:
             process.kill()

@@ -126,6 +126,9 @@ async def test_metrics_move_during_a_sync_and_a_query_load(tmp_path: Path, store
     assert (
         value(after, "bcconnect_audit_chain_head_sequence") >= value(before, "bcconnect_audit_chain_head_sequence") + 24
     )
+    # the server's own audit segment holds those events; nothing went to a default partition
+    assert value(after, "bcconnect_audit_segments", state="open") >= 1
+    assert value(after, "bcconnect_audit_default_partition_events") == 0
     assert value(after, "bcconnect_identity_links") > 0
     assert value(after, "bcconnect_store_size_bytes") > value(before, "bcconnect_store_size_bytes")
     assert value(after, "bcconnect_store_up") == 1
