@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,13 +38,10 @@ import psycopg
 from bcconnect.cli.demo_cmd import demo_adapters, write_demo_config
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_cpu import cpu_seconds, free_port, process_tree
+
 ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fresh_schema(base: str) -> str:
@@ -124,37 +120,6 @@ done = function(summary, latency, requests)
     latency:percentile(50)))
 end
 """
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every live descendant (the API's worker processes; the PostgreSQL backends)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(stat[1]), []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(parents.get(pid, []))
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far, their exited children included (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def postmaster_pid(url: str) -> int | None:

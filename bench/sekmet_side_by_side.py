@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_cpu import cpu_seconds, free_port, process_tree
 
 SEKMET = "sekmet-fhir==0.1.1"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -83,12 +85,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def ensure_wrk() -> str:
     """The wrk binary; installs the Debian package when missing (root only), else stops with a sentence."""
     found = shutil.which("wrk")
@@ -101,37 +97,6 @@ def ensure_wrk() -> str:
         if found:
             return found
     raise SystemExit("wrk is not installed and could not be installed here: install the Debian package 'wrk'")
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every live descendant (the API's workers, SEKMET's uvicorn)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(stat[1]), []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(parents.get(pid, []))
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until_up(url: str, headers: dict[str, str], seconds: float = 120) -> None:
