@@ -45,19 +45,10 @@ from bcconnect.store import Store, open_store
 from bcconnect.view import View
 from bcconnect.view._view import same_person
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_scenarios import REVINCLUDES
+
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-REVINCLUDES = (
-    "Observation:subject",
-    "Encounter:subject",
-    "Condition:subject",
-    "Procedure:subject",
-    "MedicationRequest:subject",
-    "AllergyIntolerance:patient",
-    "Immunization:patient",
-    "DiagnosticReport:subject",
-    "DocumentReference:subject",
-    "ServiceRequest:subject",
-)
 Message = MutableMapping[str, Any]
 
 

@@ -39,6 +39,7 @@ from bcconnect.cli.demo_cmd import demo_adapters, write_demo_config
 from bcconnect_sandbox import SandboxSettings, running_sandboxes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_scenarios import WRK_SCRIPT
 from proc_cpu import cpu_seconds, free_port, process_tree
 
 ADAPTERS = Path(__file__).resolve().parents[1] / "adapters"
@@ -101,25 +102,6 @@ async def ingest(base_url: str, persons: int, workers: int, folder: Path, densit
             for p in procs:
                 p.wait(timeout=30)
     return elapsed, url
-
-
-WRK_SCRIPT = """
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-wrk.headers["Accept"] = "application/fhir+json"
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "non2xx": %d, "socket_errors": %d, "p50_us": %d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50)))
-end
-"""
 
 
 def postmaster_pid(url: str) -> int | None:
