@@ -70,7 +70,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            # these walks send hundreds of requests as the demo's one user, faster than its per-user allowance
+            # (5/s, burst 60) on a quiet machine; the allowance has its own tests
+            "BCCONNECT_SECURITY_USER_RATE_LIMIT_PER_SECOND": "1000000",
+            "BCCONNECT_SECURITY_USER_RATE_LIMIT_BURST": "1000000",
+        },
     )
     assert child.stdout is not None
     lines: list[str] = []
