@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -332,11 +333,44 @@ def _opt_out_file(path: Path, persons: int, rate: float, seed: int) -> int:
     return len(chosen)
 
 
-async def _region(store_url: str, persons: int, repeat: int, changes: int, seed: int, opt_out: Path) -> dict[str, Any]:
+def _sqlite_file(store_url: str) -> Path:
+    return Path(store_url.removeprefix("sqlite:///"))
+
+
+def _load_prebuilt(prebuilt: Path | None, store_file: Path, persons: int, seed: int) -> tuple[dict[str, int], float]:
+    """A region built earlier by this generator (same persons and seed, named in the sidecar): building takes longer
+    than computing, so a quiet-machine measurement can reuse it. Copied, because the rounds write to it."""
+    if prebuilt is None or not prebuilt.exists() or not prebuilt.with_suffix(".json").exists():
+        return {}, 0.0
+    meta = orjson.loads(prebuilt.with_suffix(".json").read_bytes())
+    if (meta["persons"], meta["seed"]) != (persons, seed):
+        raise SystemExit(f"{prebuilt} holds {meta['persons']} persons (seed {meta['seed']}), not {persons} ({seed})")
+    for suffix in ("", "-wal"):  # no writer runs between the copies, so the file and its WAL agree
+        if Path(f"{prebuilt}{suffix}").exists():
+            shutil.copyfile(f"{prebuilt}{suffix}", f"{store_file}{suffix}")
+    return meta["counts"], meta["build_s"]
+
+
+def _keep_prebuilt(prebuilt: Path, store_file: Path, meta: dict[str, Any]) -> None:
+    for suffix in ("", "-wal"):
+        if Path(f"{store_file}{suffix}").exists():
+            shutil.copyfile(f"{store_file}{suffix}", f"{prebuilt}{suffix}")
+    prebuilt.with_suffix(".json").write_bytes(orjson.dumps(meta))
+
+
+async def _region(
+    store_url: str, persons: int, repeat: int, changes: int, seed: int, opt_out: Path, prebuilt: Path | None = None
+) -> dict[str, Any]:
+    store_file = _sqlite_file(store_url)
+    counts, build_s = await anyio.to_thread.run_sync(_load_prebuilt, prebuilt, store_file, persons, seed)
     async with open_store(store_url) as store:
-        t0 = time.perf_counter()
-        counts = await _build_region(store, persons, seed)
-        build_s = time.perf_counter() - t0
+        if not counts:
+            t0 = time.perf_counter()
+            counts = await _build_region(store, persons, seed)
+            build_s = time.perf_counter() - t0
+            if prebuilt:
+                meta = {"persons": persons, "seed": seed, "counts": counts, "build_s": build_s}
+                await anyio.to_thread.run_sync(_keep_prebuilt, prebuilt, store_file, meta)
         server = await store.read(_postmaster) if store.dialect == "postgresql" else None
         view = View(store)
         cohorts = Cohorts(view, opt_out_file=opt_out)
@@ -387,7 +421,9 @@ def region_main(args: argparse.Namespace) -> None:
         opted_out = _opt_out_file(tmp / "opt-out.txt", args.persons, args.opt_out_rate, args.seed)
         common = (args.persons, args.repeat, args.changes, args.seed, tmp / "opt-out.txt")
         if not args.postgres_only:
-            results.append(("SQLite", anyio.run(_region, f"sqlite:///{tmp / 'region.db'}", *common)))
+            results.append(
+                ("SQLite", anyio.run(_region, f"sqlite:///{tmp / 'region.db'}", *common, args.sqlite_prebuilt))
+            )
             print(results[-1][1], flush=True)
         if args.postgres_url:
             results.append(("PostgreSQL", anyio.run(_region, _fresh_postgres(args.postgres_url), *common)))
@@ -434,6 +470,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13, help="--region: the generator's seed")
     parser.add_argument("--postgres-only", action="store_true", help="--region: skip SQLite")
     parser.add_argument("--opt-out-rate", type=float, default=0.05, help="--region: share under the opt-out")
+    parser.add_argument(
+        "--sqlite-prebuilt", type=Path, help="--region: keep the built SQLite region here and reuse it next time"
+    )
     args = parser.parse_args()
     if args.region:
         if args.persons == parser.get_default("persons"):
