@@ -502,24 +502,57 @@ def counters_and_tokens(
     return counters, found
 
 
+#: keys per SQLite look-up (three '?' each, well inside SQLite's parameter limit beside the screen's own)
+_KEYS_PER_LOOKUP = 500
+
+
+def version_keys_sql(dialect: str, count: int) -> tuple[str, str]:
+    """``FROM`` text joining ``count`` ``(type, id, version)`` keys to ``resource_versions v`` by its unique key,
+    and the form of their parameters (``arrays``: three arrays; ``rows``: three values per key).
+
+    Keys are a relation joined to the table, never an ``OR`` of triplets: PostgreSQL plans a few hundred ORed
+    triplets as a scan of every version (seconds at region size) where the join is one index probe per key.
+    PostgreSQL takes the keys as three arrays (``unnest``: one statement whatever their number); SQLite as a
+    ``VALUES`` list driving the loop (``CROSS JOIN`` keeps it outermost, so each key is a unique-index search).
+    """
+    if dialect == "postgresql":
+        return (
+            "unnest(?::text[], ?::text[], ?::bigint[]) AS k(res_type, res_id, version)"
+            " JOIN resource_versions v"
+            " ON v.res_type = k.res_type AND v.res_id = k.res_id AND v.version = k.version",
+            "arrays",
+        )
+    values = ", ".join("(?, ?, ?)" for _ in range(count))
+    return (
+        f"(VALUES {values}) AS k CROSS JOIN resource_versions v"
+        " ON v.res_type = k.column1 AND v.res_id = k.column2 AND v.version = k.column3",
+        "rows",
+    )
+
+
 def visible_versions(
     tx: Tx, versions: Sequence[tuple[str, str, int]], visibility: Visibility
 ) -> set[tuple[str, str, int]]:
     """Which of these ``(type, id, version)`` rows ``visibility`` lets a caller see.
 
     One-by-one reads (read, vread, the sources of a golden Patient) ask this, so they are decided by exactly the
-    predicate every search, count and include is filtered with.
+    predicate every search, count and include is filtered with. The keys are joined to the versions by their
+    unique key (see :func:`version_keys_sql`), so the look-up costs one index probe per key on both backends.
     """
     if visibility.unscreened or not versions:
         return set(versions)
     seen, seen_params = visibility.rows("v")
+    keys = list(dict.fromkeys(versions))
     found: set[tuple[str, str, int]] = set()
-    for start in range(0, len(versions), 200):
-        chunk = versions[start : start + 200]
-        keys = " OR ".join("(v.res_type = ? AND v.res_id = ? AND v.version = ?)" for _ in chunk)
-        rows = tx.query(
-            f"SELECT v.res_type, v.res_id, v.version FROM resource_versions v WHERE ({keys}) AND {seen}",
-            [*(x for key in chunk for x in key), *seen_params],
-        )
+    step = len(keys) if tx.dialect == "postgresql" else _KEYS_PER_LOOKUP
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        source, form = version_keys_sql(tx.dialect, len(chunk))
+        params: list[object]
+        if form == "arrays":
+            params = [[k[0] for k in chunk], [k[1] for k in chunk], [int(k[2]) for k in chunk]]
+        else:
+            params = [x for key in chunk for x in key]
+        rows = tx.query(f"SELECT v.res_type, v.res_id, v.version FROM {source} WHERE {seen}", [*params, *seen_params])
         found.update((str(r[0]), str(r[1]), int(r[2])) for r in rows)
     return found
