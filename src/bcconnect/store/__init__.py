@@ -108,6 +108,7 @@ from bcconnect.store._search import (
     current_ids_with_token,
     everything,
     everything_of,
+    read_currents,
     search,
     visible_versions,
 )
@@ -188,6 +189,7 @@ __all__ = [
     "put_resources",
     "quarantine_groups",
     "read_current",
+    "read_currents",
     "read_version",
     "replica_lag_seconds",
     "resolve_quarantine",

@@ -502,6 +502,24 @@ def counters_and_tokens(
     return counters, found
 
 
+def read_currents(tx: Tx, resource_type: str, ids: Sequence[str]) -> dict[str, StoredResource]:
+    """The current version (possibly a deletion) of each of ``ids`` that exists, in one read per few hundred ids:
+    what :func:`~bcconnect.store.read_current` gives one by one, for a page of persons at once."""
+    found: dict[str, StoredResource] = {}
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), _KEYS_PER_LOOKUP):
+        chunk = wanted[start : start + _KEYS_PER_LOOKUP]
+        rows = tx.query(
+            f"SELECT {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.vid = r.vid"
+            f" WHERE r.res_type = ? AND r.res_id IN ({','.join('?' * len(chunk))})",
+            [resource_type, *chunk],
+        )
+        for row in rows:
+            stored = stored_from_row(row)
+            found[stored.id] = stored
+    return found
+
+
 #: keys per SQLite look-up (three '?' each, well inside SQLite's parameter limit beside the screen's own)
 _KEYS_PER_LOOKUP = 500
 

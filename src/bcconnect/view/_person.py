@@ -140,17 +140,32 @@ def is_golden(item: StoredResource) -> bool:
     )
 
 
-def present_golden(tx: Tx, item: StoredResource, rules: Rules, screen: Screen) -> StoredResource | None:
+def present_golden(
+    tx: Tx,
+    item: StoredResource,
+    rules: Rules,
+    screen: Screen,
+    *,
+    sources_read: Sequence[StoredResource | None] | None = None,
+) -> StoredResource | None:
     """A golden Patient as this caller may see it: as stored when every source Patient is visible, else
     composed from the visible ones only (same version), or None when none is.
 
     The stored golden carries every source's security labels; a caller who may not see one source must still
     see the person as the others describe it (and must not learn what the hidden one said).
+
+    ``sources_read``: the person's source Patients (current versions, one per member) when the caller already
+    read them for a page of persons at once; read here otherwise.
     """
-    members = person_members(tx, item.id)
-    if not members:
-        return item  # a retired golden Patient (replaced-by): nothing composed from sources
-    sources = [read_current(tx, "Patient", pid) for pid in members]
+    if sources_read is None:
+        members = person_members(tx, item.id)
+        if not members:
+            return item  # a retired golden Patient (replaced-by): nothing composed from sources
+        sources = [read_current(tx, "Patient", pid) for pid in members]
+    elif not sources_read:
+        return item
+    else:
+        sources = list(sources_read)
     current = [s for s in sources if s is not None and not s.deleted and s.body is not None]
     visible = screen(current)
     if len(visible) == len(current):

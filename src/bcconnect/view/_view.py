@@ -56,6 +56,7 @@ from bcconnect.store import (
     iter_current,
     person_records,
     read_current,
+    read_currents,
     read_version,
     resource_types,
     search,
@@ -161,6 +162,31 @@ class View:
         if not shown:
             return None
         return present_golden(tx, shown[0], self.rules, lambda items: screen.apply(items).resources)
+
+    def _goldens(
+        self, tx: Tx, screen: Screen, persons: Sequence[str], members: Mapping[str, Sequence[str]]
+    ) -> dict[str, StoredResource]:
+        """:meth:`_golden` for a page of persons at once (``members``: each one's source Patient ids): their
+        golden and source Patients read in one query and screened in one, not two round trips per person."""
+        stored = read_currents(tx, "Patient", [*persons, *(m for p in persons for m in members.get(p, ()))])
+        readable = [s for s in stored.values() if not s.deleted and s.body is not None]
+        shown = {s.id: s for s in screen.apply(readable).resources}
+        out: dict[str, StoredResource] = {}
+        for person in persons:
+            golden = shown.get(person)
+            if golden is None:
+                continue  # never stored, deleted, or withheld from this caller
+            sources = [stored.get(m) for m in members.get(person, ())]
+            composed = present_golden(
+                tx,
+                golden,
+                self.rules,
+                lambda items: [shown[i.id] for i in items if i.id in shown],
+                sources_read=sources,
+            )
+            if composed is not None:
+                out[person] = composed
+        return out
 
     def _present(self, tx: Tx, screen: Screen, items: list[StoredResource]) -> list[StoredResource]:
         """Golden Patients as this caller may see them (composed from the visible sources only)."""
@@ -432,9 +458,10 @@ class View:
             if not screen.visibility.allows_type("Patient"):
                 return {}  # as for $everything: no Patient may be read, so no person either
             with_patient = not types or "Patient" in types
+            goldens = self._goldens(tx, screen, persons, members)
             out: dict[str, list[StoredResource]] = {}
             for person in persons:
-                golden = self._golden(tx, screen, person)
+                golden = goldens.get(person)
                 if golden is None or golden.deleted:
                     continue  # withheld (or retired): as absent as an unknown Patient
                 record = person_record(person, rows[person], self.rules.source_priority, unkeyed)
