@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
+from bcconnect.errors import ResourceNotFound
 from bcconnect.identity import CONFLICT_EXTENSION, link_patients, person_of
+from bcconnect.security import add_objection
 from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources, set_cursor
 from bcconnect.view import (
     ALSO_RECORDED_AS_EXTENSION,
@@ -169,3 +171,53 @@ async def test_many_persons_records_in_one_read_equal_each_ones_everything(store
         # the screen applies as to every read: a caller who may read no Patient learns of no person
         conditions_only = AccessContext(user="u", purpose="directcare", readable_types=frozenset({"Condition"}))
         assert await view.records(conditions_only, [person]) == {}
+
+
+async def test_many_persons_records_for_a_screened_caller_equal_one_by_one_reads(store_url: str) -> None:
+    """Read a page at once, ``View.records`` shows each person's golden Patient exactly as a one-by-one read does
+    for this caller: withheld with a sensitive-labelled source (the golden carries its labels) unless the caller
+    has the grant, shown for another person asked by any of their ids, absent for an objector."""
+    async with open_store(store_url) as store:
+        patients = {ods: source_patient(ods) for ods in TRUSTS}
+        patients["RBK"]["meta"]["security"] = [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}
+        ]
+        person = await _load(store, patients)
+        other = {ods: source_patient(ods, nhs="9990000026", given="Joan", birth="1961-07-02") for ods in ("RL4", "RXK")}
+        for patient in other.values():
+            patient["id"] = patient["id"].replace("p1", "p2")
+            patient["identifier"][1]["value"] = patient["identifier"][1]["value"].replace("001", "002")
+        second = await _load_more(store, other)
+        assert second != person
+        view = View(store)
+        triager = AccessContext(user="triager", purpose="directcare", scopes=frozenset({"user/*.rs"}))
+        granted = AccessContext(user="t", purpose="directcare", scopes=frozenset({"user/*.rs"}), allow_sensitive=True)
+        for caller in (triager, granted):
+            found = await view.records(caller, [person, second, "rxk-p2"])
+            for asked, owner in ((person, person), (second, second), ("rxk-p2", second)):
+                try:
+                    one_by_one = _json((await view.read(caller, "Patient", owner)).body)
+                except ResourceNotFound:
+                    assert asked not in found
+                    continue
+                assert _json(found[asked][0].body) == one_by_one
+        assert set(await view.records(triager, [person, second])) == {second}
+        assert len(_json((await view.records(granted, [person]))[person][0].body)["link"]) == 4
+        assert len(_json((await view.records(triager, [second]))[second][0].body)["link"]) == 2
+        # an objector: absent, as an unknown Patient is
+        await store.write(lambda tx: add_objection(tx, "9990000026"))
+        assert await View(store).records(triager, [person, second, "rxk-p2"]) == {}
+
+
+async def _load_more(store: Store, patients: dict[str, dict[str, Any]]) -> str:
+    for ods, patient in patients.items():
+
+        def page(tx: Tx, ods: str = ods, patient: dict[str, Any] = patient) -> None:
+            put_resources(tx, [ResourceWrite("Patient", patient["id"], dumps(patient), source=ods.lower(),
+                                             compartment=patient["id"])])  # fmt: skip
+            link_patients(tx, [patient], ods_code=ods)
+
+        await store.write(page)
+    found = await store.read(lambda tx: person_of(tx, next(iter(patients.values()))["id"]))
+    assert found is not None
+    return found
