@@ -72,9 +72,12 @@ def changed_current(
     after_t, after_id = after
     sql = (
         f"SELECT {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.vid = r.vid"  # noqa: S608
-        " WHERE r.res_type = ? AND (r.t > ? OR (r.t = ? AND r.res_id > ?))"
+        # a row-value comparison, not ``t > ? OR (t = ? AND id > ?)``: both backends take it to the (type, t, id)
+        # index as one range, where PostgreSQL's generic plan for the OR read every row of the type (0.4 s a
+        # call at 128k referrals, three calls before every triage answer)
+        " WHERE r.res_type = ? AND (r.t, r.res_id) > (?, ?)"
     )
-    params: list[object] = [resource_type, after_t, after_t, after_id]
+    params: list[object] = [resource_type, after_t, after_id]
     if upto is not None:
         sql += " AND r.t <= ?"
         params.append(upto)
