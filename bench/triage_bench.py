@@ -14,7 +14,10 @@ sensitive grant (the screen applies), plus an incremental refresh after 200 chan
 and CPU time of each, with the load average.
 
     .venv/bin/python bench/triage_bench.py --region --persons 1300000 --open-referrals 100000 --repeat 5 \
-        [--postgres-url URL]
+        [--postgres-url URL] [--sqlite-path region.db] [--postgres-db triage_region]
+
+``--sqlite-path`` / ``--postgres-db`` keep the built region; a later run with ``--reuse`` (same arguments) times
+the answers on it again without building (minutes instead of the build's tens of minutes).
 
 Results are printed and written to ``bench/results/triage.md`` (``triage_region.md`` for ``--region``).
 """
@@ -55,6 +58,18 @@ def _fresh_postgres(url: str) -> str:
     name = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _named_postgres(url: str, name: str | None, reuse: bool) -> str:
+    """A database for the region: ``name`` (made unless reused) or a fresh one."""
+    if name is None:
+        return _fresh_postgres(url)
+    if not reuse:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + "/" + name
 
 
@@ -121,33 +136,49 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def run_region(store_url: str, persons: int, open_referrals: int, repeat: int, deep: int) -> list[str]:
-    """Build the region, rebuild the read model, time the answers (see the module docstring)."""
+async def run_region(
+    store_url: str, persons: int, open_referrals: int, repeat: int, deep: int, reuse: bool = False
+) -> list[str]:
+    """Build the region, rebuild the read model, time the answers (see the module docstring); ``reuse``: the
+    store already holds a region built by an earlier run, so only the answers are timed."""
     from triage_region_world import build
 
     as_of = date(2026, 12, 1)
     lines = []
     async with open_store(store_url) as store:
         triage = Triage(View(store, default_count=100, max_count=1000))
-        wall = time.perf_counter()
-        written = await build(store, triage.config, persons=persons, open_referrals=open_referrals, as_of=as_of)
-        built_s = time.perf_counter() - wall
-        wall, cpu = time.perf_counter(), time.process_time()
-        read = await triage.model.rebuild()
-        rebuild_s, rebuild_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        held = await triage.model.counts()
         backend = store_url.split(":", 1)[0]
-        lines.append(
-            f"- {backend}: region of {persons:,} persons, {written.persons_with_data:,} with referrals written "
-            f"({written.resources:,} resources: "
-            + ", ".join(f"{t} {n:,}" for t, n in written.by_type.items())
-            + f"; {written.objectors} objectors) in {built_s:.0f} s"
-        )
-        lines.append(
-            f"  - read model rebuilt from {read:,} resources in {rebuild_s:.1f} s wall / {rebuild_cpu:.1f} s CPU: "
-            + ", ".join(f"{k} {v:,}" for k, v in held.items())
-            + f"; load average {_load()}"
-        )
+        if reuse:
+            await triage.model.refresh()
+            held = await triage.model.counts()
+            stored = await store.read(
+                lambda tx: tx.query("SELECT res_type, COUNT(*) FROM resources GROUP BY res_type ORDER BY res_type")
+            )
+            lines.append(
+                f"- {backend}: the region an earlier run built, reused ("
+                + ", ".join(f"{t} {int(n):,}" for t, n in stored)
+                + "); read model: "
+                + ", ".join(f"{k} {v:,}" for k, v in held.items())
+            )
+        else:
+            wall = time.perf_counter()
+            written = await build(store, triage.config, persons=persons, open_referrals=open_referrals, as_of=as_of)
+            built_s = time.perf_counter() - wall
+            wall, cpu = time.perf_counter(), time.process_time()
+            read = await triage.model.rebuild()
+            rebuild_s, rebuild_cpu = time.perf_counter() - wall, time.process_time() - cpu
+            held = await triage.model.counts()
+            lines.append(
+                f"- {backend}: region of {persons:,} persons ({written.population:,} as direct Patient rows), "
+                f"{written.persons_with_data:,} with referrals written ({written.resources:,} resources: "
+                + ", ".join(f"{t} {n:,}" for t, n in written.by_type.items())
+                + f"; {written.objectors} objectors) in {built_s:.0f} s"
+            )
+            lines.append(
+                f"  - read model rebuilt from {read:,} resources in {rebuild_s:.1f} s wall / {rebuild_cpu:.1f} s CPU: "
+                + ", ".join(f"{k} {v:,}" for k, v in held.items())
+                + f"; load average {_load()}"
+            )
         _, deep_cursor = await triage.worklist_page(TRIAGER, "ENT", as_of=as_of, with_context=False, limit=deep)
         samples: dict[str, list[tuple[float, float]]] = {}
         facts: dict[str, str] = {}
@@ -194,7 +225,7 @@ async def _change_referrals(store: Any, n: int) -> int:
     writes = []
     for stored in found:
         body = orjson.loads(stored.body)
-        body["note"] = [{"text": "reviewed in the bench"}]
+        body["note"] = [{"text": f"reviewed in the bench ({time.time_ns()})"}]  # new content on a reused store too
         writes.append(ResourceWrite("ServiceRequest", stored.id, orjson.dumps(body), "bench", stored.compartment))
     await store.write(lambda tx: put_resources(tx, writes))
     return len(writes)
@@ -211,6 +242,11 @@ def main() -> None:
     parser.add_argument("--deep", type=int, default=2000, help="--region: the deep page starts after this row")
     parser.add_argument("--skip-sqlite", action="store_true", help="--region: PostgreSQL only")
     parser.add_argument("--results-suffix", default="", help="--region: results file name suffix")
+    parser.add_argument("--sqlite-path", type=Path, help="--region: build the SQLite region in this file (kept)")
+    parser.add_argument("--postgres-db", help="--region: build the PostgreSQL region in this database (kept)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="--region: time the region already in --sqlite-path / --postgres-db"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bctriage-"))
     if args.region:
@@ -222,12 +258,14 @@ def main() -> None:
         lines: list[str] = []
         out = ROOT / "bench" / "results" / f"triage_region{args.results_suffix}.md"
         out.parent.mkdir(exist_ok=True)
-        urls = [] if args.skip_sqlite else [f"sqlite:///{work / 'region.db'}"]
+        if args.reuse and not (args.sqlite_path or args.postgres_db):
+            parser.error("--reuse needs --sqlite-path or --postgres-db (where an earlier run kept its region)")
+        urls = [] if args.skip_sqlite else [f"sqlite:///{args.sqlite_path or work / 'region.db'}"]
         if args.postgres_url:
-            urls.append(_fresh_postgres(args.postgres_url))
+            urls.append(_named_postgres(args.postgres_url, args.postgres_db, args.reuse))
         for url in urls:
             # each backend's figures are printed and kept as soon as they are measured
-            lines += anyio.run(run_region, url, args.persons, args.open_referrals, args.repeat, args.deep)
+            lines += anyio.run(run_region, url, args.persons, args.open_referrals, args.repeat, args.deep, args.reuse)
             text = "\n".join([*header, *lines]) + "\n"
             print(text, flush=True)
             out.write_text(text, encoding="utf-8")

@@ -19,6 +19,13 @@ rows, compartments) and the person model's aliases (``set_aliases``), in the sha
 - **Appointments.** 45% of open pathways have one booked 0–20 weeks ahead; 4% have a first appointment the
   patient did not attend (which nullifies a routine or urgent clock).
 - **Screen.** 0.5% of referrals carry a sensitivity label; ``objectors`` people object to sharing.
+- **The rest of the region** (:func:`write_population`, on by default): every other of the ``persons`` people
+  is there too, as a source Patient and a golden Patient aliased to it (the same shapes and ids as above), so
+  the store's version, resource, compartment and alias tables are region-sized. Written fast as direct rows
+  (``COPY`` on PostgreSQL, ``executemany`` on SQLite) into ``resource_versions``, ``resources``,
+  ``patient_compartment`` and ``reference_alias`` only: no search-index rows (they are not found by a Patient
+  search; triage never searches Patients), one version each at ``t = 1``, version keys from
+  ``POPULATION_VID_BASE`` (far above what the store's own writes reach, so its clock needs no change).
 
 Seeded (``seed``): the same arguments give the same world.
 """
@@ -45,6 +52,11 @@ TRUSTS = (("RL4", 0.35), ("RXK", 0.30), ("RNA", 0.20), ("RBK", 0.15))
 SOURCE = {"RL4": "rl4", "RXK": "rxk", "RNA": "rna", "RBK": "rbk"}
 PRIORITIES = (("routine", 0.70), ("urgent", 0.20), ("asap", 0.10))
 NS = uuid.UUID("5a1d7c3e-8f40-4f39-9a55-7a3f0b1c2d4e")
+#: version keys of the population's direct rows start here (the store's own writes count up from 1)
+POPULATION_VID_BASE = 1_000_000_000_000
+POPULATION_STAMP = "2026-01-01T00:00:00.000Z"
+#: persons per transaction of the population's direct rows
+POPULATION_BATCH = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +66,13 @@ class RegionCounts:
     persons_with_data: int
     by_type: dict[str, int]
     objectors: int
+    #: persons written as direct rows (a source and a golden Patient each, no referrals)
+    population: int = 0
 
     @property
     def resources(self) -> int:
         """Every resource written (golden Patients included)."""
-        return sum(self.by_type.values())
+        return sum(self.by_type.values()) + 2 * self.population
 
 
 def _id(*parts: object) -> str:
@@ -88,6 +102,84 @@ def _tfcs(config: TriageConfig) -> list[tuple[str, float]]:
     return [(t, 1 / (i + 1) ** 0.8) for i, t in enumerate(unique)]
 
 
+def _data_serials(persons: int, open_referrals: int) -> tuple[int, int]:
+    """How many persons have referral data, and the step between their serials (spread across the region)."""
+    with_data = min(persons, int(open_referrals / 1.08))
+    return with_data, max(1, persons // max(1, with_data))
+
+
+def _population_rows(
+    serials: list[int], vid: int, seed: int
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The direct rows of these persons (versions, resources, compartment, aliases) from version key ``vid``."""
+    rng = random.Random(seed)
+    versions, resources, compartment, aliases = [], [], [], []
+    as_of = date(2026, 12, 1)
+    for serial in serials:
+        trust = _pick(rng, TRUSTS)
+        source_patient, golden = _id("patient", serial), _id("person", serial)
+        born = as_of - timedelta(days=rng.randint(0, 95 * 365))
+        served = {"versionId": "1", "lastUpdated": POPULATION_STAMP}
+        patient = {
+            "resourceType": "Patient", "id": source_patient,
+            "meta": {**served, "tag": [{"system": ODS, "code": trust}]},
+            "identifier": [{"system": NHS, "value": _nhs_number(serial)}], "birthDate": born.isoformat(),
+            "name": [{"family": f"Person{serial}", "given": ["Alex"]}], "gender": rng.choice(["male", "female"]),
+        }  # fmt: skip
+        golden_body = {
+            **{k: v for k, v in patient.items() if k != "meta"}, "id": golden,
+            "meta": {**served, "tag": [dict(GOLDEN_TAG)]},
+            "link": [{"other": {"reference": f"Patient/{source_patient}"}, "type": "seealso"}],
+        }  # fmt: skip
+        for rid, body, source in ((source_patient, patient, SOURCE[trust]), (golden, golden_body, "identity")):
+            digest = f"{vid:016x}"
+            versions.append((vid, "Patient", rid, 1, 1, POPULATION_STAMP, digest, 0, orjson.dumps(body), rid))
+            resources.append(("Patient", rid, vid, 1, 1, POPULATION_STAMP, digest, rid, source, 0))
+            compartment.append((rid, vid, "Patient"))
+            vid += 1
+        aliases += [("Patient", source_patient, golden), ("Patient", golden, golden)]
+    return versions, resources, compartment, aliases
+
+
+def _insert(tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    copy = getattr(tx, "copy_rows", None)  # PostgreSQL's COPY, where the store offers it
+    if copy is not None:
+        copy(table, columns, rows)
+    else:
+        marks = ",".join("?" * len(columns))
+        tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+
+
+async def write_population(store: Store, *, persons: int, open_referrals: int, seed: int = 16) -> int:
+    """Write every person of the region without referral data as direct rows (see the module docstring)."""
+    with_data, step = _data_serials(persons, open_referrals)
+    data = {k * step for k in range(with_data)}
+    serials = [s for s in range(persons) if s not in data]
+    vid = POPULATION_VID_BASE
+    for start in range(0, len(serials), POPULATION_BATCH):
+        versions, resources, compartment, aliases = _population_rows(
+            serials[start : start + POPULATION_BATCH], vid, seed + start
+        )
+        vid += len(versions)
+
+        def write(tx: Tx, v: Any = versions, r: Any = resources, c: Any = compartment, a: Any = aliases) -> None:
+            _insert(tx, "resource_versions", VERSION_COLUMNS, v)
+            _insert(tx, "resources", RESOURCE_COLUMNS, r)
+            _insert(tx, "patient_compartment", ("patient_id", "vid", "res_type"), c)
+            _insert(tx, "reference_alias", ("res_type", "member_id", "canonical_id"), a)
+
+        await store.write(write)
+    return len(serials)
+
+
+VERSION_COLUMNS = (
+    "vid", "res_type", "res_id", "version", "t", "last_updated", "content_hash", "deleted", "body", "compartment",
+)  # fmt: skip
+RESOURCE_COLUMNS = (
+    "res_type", "res_id", "vid", "version", "t", "last_updated", "content_hash", "compartment", "source", "deleted",
+)  # fmt: skip
+
+
 def generate(
     config: TriageConfig, *, persons: int, open_referrals: int, as_of: date, seed: int = 15
 ) -> Iterator[tuple[list[ResourceWrite], list[tuple[str, str]], list[str]]]:
@@ -97,9 +189,7 @@ def generate(
     tfcs = _tfcs(config)
     tfc_weights = tuple(tfcs)
     mean_weeks = {(t, c): rng.uniform(8, 40) for t, _ in TRUSTS for c, _ in tfcs}
-    with_data = min(persons, int(open_referrals / 1.08))
-    # which of the region's persons have data: spread across the whole serial range
-    step = max(1, persons // max(1, with_data))
+    with_data, step = _data_serials(persons, open_referrals)
     batch: list[ResourceWrite] = []
     aliases: list[tuple[str, str]] = []
     objecting: list[str] = []
@@ -227,8 +317,12 @@ def _referral(
     return out
 
 
-async def build(store: Store, config: TriageConfig, *, persons: int, open_referrals: int, as_of: date) -> RegionCounts:
-    """Write the region into ``store`` (one transaction per batch) and return what was written."""
+async def build(
+    store: Store, config: TriageConfig, *, persons: int, open_referrals: int, as_of: date, population: bool = True
+) -> RegionCounts:
+    """Write the region into ``store`` (one transaction per batch) and return what was written; ``population``:
+    the persons without referrals too (as direct rows, first, so the store's own writes follow them)."""
+    rest = await write_population(store, persons=persons, open_referrals=open_referrals) if population else 0
     counts = {"Patient": 0, "ServiceRequest": 0, "EpisodeOfCare": 0, "Appointment": 0}
     objectors = 0
     for batch, aliases, objecting in generate(config, persons=persons, open_referrals=open_referrals, as_of=as_of):
@@ -245,4 +339,4 @@ async def build(store: Store, config: TriageConfig, *, persons: int, open_referr
         for w in batch:
             counts[w.resource_type] += 1
 
-    return RegionCounts(counts["Patient"] // 2, counts, objectors)
+    return RegionCounts(counts["Patient"] // 2, counts, objectors, rest)
