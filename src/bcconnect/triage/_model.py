@@ -643,12 +643,13 @@ def open_referrals_of(tx: Tx, compartments: Sequence[str], network: str) -> list
     """Ids of open referrals in ``network`` of any of these Patient ids (the model's view of them)."""
     out: list[str] = []
     for chunk in _chunks(compartments):
+        # by the compartment index alone: with the network in the WHERE, SQLite (no statistics) walked the
+        # worklist index's whole network range instead (84 ms for a page's persons at 128k referrals)
         found = tx.query(
-            f"SELECT res_id FROM triage_referral WHERE compartment IN ({_marks(chunk)})"  # noqa: S608
-            " AND is_open = 1 AND network = ?",
-            [*chunk, network],
+            f"SELECT res_id, is_open, network FROM triage_referral WHERE compartment IN ({_marks(chunk)})",  # noqa: S608
+            chunk,
         )
-        out += [str(r[0]) for r in found]
+        out += [str(r[0]) for r in found if int(r[1]) == 1 and r[2] == network]
     return out
 
 
@@ -675,12 +676,14 @@ def running_histogram(tx: Tx, model: ReadModel, hidden: Hidden) -> Histogram:
     if hidden.keys:
         # pathways with a withheld part: out as stored, in again as the caller may see them
         for chunk in _chunks(hidden.keys):
-            for trust, tfc, start in tx.query(
-                "SELECT trust, tfc, clock_start FROM triage_pathway"  # noqa: S608 - '?' marks only
-                f" WHERE state = 'running' AND pathway_key IN ({_marks(chunk)})",
+            # by the primary key alone: with the state in the WHERE, SQLite walked every running pathway of the
+            # waiting index checking each against the list (0.85 s at 85k running pathways)
+            for state, trust, tfc, start in tx.query(
+                "SELECT state, trust, tfc, clock_start FROM triage_pathway"  # noqa: S608 - '?' marks only
+                f" WHERE pathway_key IN ({_marks(chunk)})",
                 chunk,
             ):
-                if start is not None:
+                if state == "running" and start is not None:
                     counts[(str(trust), str(tfc or ""))][date.fromisoformat(str(start))] -= 1
         for facts in model.facts(tx, sorted(hidden.keys), hidden):
             if facts.clock.running and facts.clock.start is not None:
