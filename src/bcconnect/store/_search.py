@@ -485,6 +485,16 @@ def counters_and_tokens(
             large[name] = (rtype, param, tokens)
             continue
         hashes = [token_hash(rtype, param, system, code) for system, code in tokens]
+        if tx.dialect == "postgresql":
+            # the hashes as one array driving the loop: PostgreSQL readers plan generically, and the generic
+            # plan for a long IN list merge-joined every version in the store (0.3 s a request at 1.3M persons)
+            parts.append(
+                "SELECT ?, v.res_id, 0 FROM unnest(?::bigint[]) AS h(hash)"
+                " JOIN idx_token x ON x.hash_sys_value = h.hash JOIN resource_versions v ON v.vid = x.vid"
+                " WHERE v.t_end IS NULL AND v.deleted = 0"
+            )
+            params += [name, hashes]
+            continue
         parts.append(
             "SELECT ?, v.res_id, 0 FROM idx_token x JOIN resource_versions v ON v.vid = x.vid"
             f" WHERE x.hash_sys_value IN ({','.join('?' * len(hashes))}) AND v.t_end IS NULL AND v.deleted = 0"
