@@ -73,15 +73,8 @@ def pack(body: bytes) -> bytes:
     >>> unpack(pack(b'{"resourceType":"AuditEvent"}'))
     b'{"resourceType":"AuditEvent"}'
     """
-    packer = _PRIMED.copy()
-    return _FORMAT_BYTE + packer.compress(body) + packer.flush()
-
-
-#: a compressor with the current dictionary already loaded: each event starts from a copy of it, which costs
-#: about half as much as a new compressor taking in the dictionary again (identical output; zlib objects lock
-#: themselves, so the audit writer's threads may copy it at once)
-_PRIMED = zlib.compressobj(level=6, wbits=-15, zdict=FORMATS[CURRENT_FORMAT])
-_FORMAT_BYTE = bytes([CURRENT_FORMAT])
+    packer = zlib.compressobj(level=6, wbits=-15, zdict=FORMATS[CURRENT_FORMAT])
+    return bytes([CURRENT_FORMAT]) + packer.compress(body) + packer.flush()
 
 
 def unpack(stored: bytes) -> bytes:
