@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 import orjson
 
+from bcconnect.bulk._elements import subset_line
 from bcconnect.bulk._jobs import JobFile
 from bcconnect.bulk._request import ExportRequest, Level
 from bcconnect.errors import RequestError
@@ -81,9 +82,17 @@ def _line(body: bytes) -> bytes:
     return (body if b"\n" not in body else orjson.dumps(orjson.loads(body))) + b"\n"
 
 
-def outcome_line(message: str, *, code: str = "processing", expression: str | None = None) -> bytes:
+def _lines(bodies: Sequence[bytes], keep: frozenset[str] | None, resource_type: str) -> list[bytes]:
+    """The NDJSON lines of served resources, subsetted to ``keep`` (``_elements``) when given."""
+    lines = [_line(b) for b in bodies]
+    return lines if keep is None else [subset_line(line, keep, resource_type) for line in lines]
+
+
+def outcome_line(
+    message: str, *, code: str = "processing", expression: str | None = None, severity: str = "error"
+) -> bytes:
     """One OperationOutcome as an NDJSON line (the manifest's ``error`` files hold these)."""
-    issue: dict[str, object] = {"severity": "error", "code": code, "diagnostics": message}
+    issue: dict[str, object] = {"severity": severity, "code": code, "diagnostics": message}
     if expression:
         issue["expression"] = [expression]
     return orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]}) + b"\n"
@@ -248,7 +257,7 @@ async def write_type(
         if request.filters_for(resource_type) or request.since:
             await _write_searched(view, access, request, resource_type, at, selection, files, result, on_page)
         else:
-            await _write_read(view, access, resource_type, at, selection, files, result, on_page, page_rows)
+            await _write_read(view, access, request, resource_type, at, selection, files, result, on_page, page_rows)
         await files.close()
     except BaseException:
         await files.discard()
@@ -260,6 +269,7 @@ async def write_type(
 async def _write_read(
     view: View,
     access: AccessContext,
+    request: ExportRequest,
     resource_type: str,
     at: int,
     selection: Selection,
@@ -269,9 +279,11 @@ async def _write_read(
     page_rows: int,
 ) -> None:
     sensitive = await view.bulk_sensitive(access, resource_type)
+    keep = request.kept_elements(resource_type)
 
     async def write(items: Sequence[BulkItem], chunk: frozenset[str] | None) -> None:
-        lines = [_line(i.resource.body) for i in items if i.resource.body is not None and _chosen(i, selection, chunk)]
+        bodies = [i.resource.body for i in items if i.resource.body is not None and _chosen(i, selection, chunk)]
+        lines = _lines(bodies, keep, resource_type)
         await files.write(lines)
         result.count += len(lines)
         if not await on_page(resource_type, result.count):
@@ -304,6 +316,7 @@ async def _write_searched(
     on_page: OnPage,
 ) -> None:
     several = len(request.filters_for(resource_type)) > 1
+    keep = request.kept_elements(resource_type)
     #: ids already written by an earlier filter of the type (only kept when there are several)
     written: set[str] = set()
     for params, chunk in _queries(request, resource_type, selection, view.max_count):
@@ -327,7 +340,7 @@ async def _write_searched(
             ]
             if several:
                 written.update(r.id for r in chosen)
-            lines = [_line(r.body) for r in chosen if r.body is not None]
+            lines = _lines([r.body for r in chosen if r.body is not None], keep, resource_type)
             await files.write(lines)
             result.count += len(lines)
             if not await on_page(resource_type, result.count):

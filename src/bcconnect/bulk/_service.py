@@ -25,6 +25,7 @@ from bcconnect.bulk._export import (
     Selection,
     TypeResult,
     export_types,
+    outcome_line,
     write_errors,
     write_type,
 )
@@ -164,6 +165,11 @@ async def plan_selection(
     return selection, withheld
 
 
+def ignored_lines(request: ExportRequest) -> list[bytes]:
+    """What lenient handling left unapplied, as OperationOutcome lines for the error file (the Bulk Data IG)."""
+    return [outcome_line(note, code="not-supported", severity="warning") for note in request.ignored]
+
+
 async def export_to_folder(
     view: View,
     access: AccessContext,
@@ -184,7 +190,7 @@ async def export_to_folder(
     at = await view.store.read(current_t)
     files: list[JobFile] = []
     counts: dict[str, int] = {}
-    errors: list[bytes] = []
+    errors: list[bytes] = ignored_lines(request)
 
     async def on_file(done: JobFile) -> None:
         files.append(done)
@@ -427,7 +433,7 @@ class BulkExports:
         async def on_file(file: JobFile) -> None:
             await self.view.store.write(lambda tx: add_file(tx, job.job_id, file))
 
-        errors: list[str] = list(progress.get("errors") or [])
+        errors: list[str] = list(progress.get("errors") or [e.decode() for e in ignored_lines(request)])
         max_bytes = max(1, int(self.settings.max_file_mb * 1024 * 1024))
         for resource_type in types:
             if resource_type in done:
