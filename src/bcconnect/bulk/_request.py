@@ -163,6 +163,11 @@ def parse_export_request(
             continue
         for item in (part.strip() for part in value.split(",")):
             resource_type, query = _type_filter(item, served)
+            if resource_type == "Provenance":
+                raise InvalidRequest(
+                    "_typeFilter: Provenance is exported with the resources it describes; filter those instead",
+                    expression=["_typeFilter"],
+                )
             if types and resource_type not in types:
                 raise InvalidRequest(
                     f"_typeFilter: {resource_type} is not among the exported types (_type)", expression=["_typeFilter"]

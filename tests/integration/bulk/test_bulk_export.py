@@ -556,3 +556,77 @@ async def test_lenient_handling_ignores_an_unknown_element_and_says_so_in_the_er
         assert any("'Observation.nonsense'" in d for d in said)
         assert any(d.startswith("_shape") for d in said)
         assert {i["severity"] for o in outcomes for i in o["issue"]} == {"warning"}
+
+
+def provenance_targets(resources: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """The versions the exported Provenance describe (each Provenance has one target)."""
+    out = set()
+    for provenance in resources.get("Provenance", []):
+        (target,) = provenance["target"]
+        out.add(target["reference"])
+    assert len(out) == len(resources.get("Provenance", [])), "one Provenance per version"
+    return out
+
+
+def exported_versions(resources: dict[str, list[dict[str, Any]]], types: set[str] | None = None) -> set[str]:
+    return {
+        f"{t}/{r['id']}/_history/{r['meta']['versionId']}"
+        for t, items in resources.items()
+        if t != "Provenance" and (types is None or t in types)
+        for r in items
+    }
+
+
+#: resources the screen withholds from a grant without the sensitive scope, and the objector's
+WITHHELD = ("Condition/c-hiv/", "Encounter/e-sex/", "Patient/p2/", "Condition/c2-", "Observation/o2-", "Encounter/e2-")
+
+
+async def test_provenance_is_exported_for_exactly_the_exported_resources(store_url: str, tmp_path: Path) -> None:
+    """Provenance in a system export (the default all types, and ``_type=Provenance``): one per exported
+    version, as ``_revinclude=Provenance:target`` composes it; none for a withheld or objecting person's
+    resources."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(server, client)
+        targets = provenance_targets(resources)
+        assert targets == exported_versions(resources)
+        assert sum(o["count"] for o in manifest["output"] if o["type"] == "Provenance") == len(targets)
+        assert not [t for t in targets if t.startswith(WITHHELD)]
+        assert b"Objector" not in orjson.dumps(resources["Provenance"])
+        # the same Provenance when only Provenance is asked for (the resources themselves are not written)
+        _, only = await run_export(server, client, "$export?_type=Provenance")
+        assert set(only) == {"Provenance"}
+        assert provenance_targets(only) == targets
+        # with other types: the Provenance of those only, and subsetted by _elements like any type
+        _, some = await run_export(server, client, "$export?_type=Observation,Provenance&_elements=Provenance.recorded")
+        assert provenance_targets(some) == exported_versions(some) == exported_versions(resources, {"Observation"})
+        assert all(subsetted(p) and "entity" not in p for p in some["Provenance"])
+        # a token that does not read Provenance gets none
+        _, unread = await run_export(server, client, scopes="system/Observation.read system/Patient.read")
+        assert set(unread) == {"Observation", "Patient"}
+
+
+async def test_a_group_export_carries_the_provenance_of_its_members_resources_only(
+    store_url: str, tmp_path: Path
+) -> None:
+    async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
+        _, resources = await run_export(server, client, "Group/ltc-3plus/$export?_type=Patient,Condition,Provenance")
+        (golden,) = resources["Patient"]
+        assert provenance_targets(resources) == exported_versions(resources)
+        assert {t.split("/")[0] for t in provenance_targets(resources)} == {"Patient", "Condition"}
+        # the golden Patient's Provenance names its (visible) source Patient
+        (own,) = [
+            p for p in resources["Provenance"] if p["target"][0]["reference"].startswith(f"Patient/{golden['id']}/")
+        ]
+        assert any(e["what"]["reference"].startswith("Patient/p1") for e in own["entity"])
+
+
+async def test_the_provenance_check_catches_a_screen_that_lets_withheld_rows_through(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The guard above can fail: with the export's screen bypassed (every row visible), the sensitive and the
+    objector's resources are exported and their Provenance with them."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("bcconnect.view._bulk._visible", lambda row, vis, sensitive: row.resource.body is not None)
+            _, leaked = await run_export(server, client, "$export?_type=Provenance")
+        assert [t for t in provenance_targets(leaked) if t.startswith(WITHHELD)]
