@@ -50,6 +50,7 @@ from bcconnect.view._provenance import (
     compose,
     parse_provenance_id,
     provenance_id,
+    served_meta,
     source_record_key,
     trust_codes,
     trust_organizations,
@@ -82,6 +83,9 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
     if not ctx.screen.visibility.allows_type(PROVENANCE) or not targets:
         return []
     golden = [t for t in targets if is_golden(t)]
+    golden_ids = {(t.resource_type, t.id, t.version) for t in golden}
+    # each target's meta parsed once: its trusts, its source record and the Provenance itself all read it
+    metas = [served_meta(t) for t in targets]
     sources: dict[str, list[StoredResource]] = {}
     current: dict[str, bool] = {}
     for item in golden:
@@ -90,21 +94,27 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
         sources[item.id] = ctx.screen.apply(alive).resources
         head = read_current(tx, "Patient", item.id)
         current[item.id] = head is not None and head.version == item.version
-    codes = {c for t in targets for c in trust_codes(t)} | {
+    codes = {c for t, meta in zip(targets, metas, strict=True) for c in trust_codes(t, meta)} | {
         c for s in sources.values() for x in s for c in trust_codes(x)
     }
     organisations = trust_organizations(tx, codes)
-    keys = {(t.resource_type, t.id): k for t in targets if t not in golden and (k := source_record_key(t)) is not None}
+    keys = {
+        (t.resource_type, t.id): k
+        for t, meta in zip(targets, metas, strict=True)
+        if (t.resource_type, t.id, t.version) not in golden_ids and (k := source_record_key(t, meta)) is not None
+    }
     landed = source_record_versions(tx, keys) if keys else {}
     out = []
-    for item in targets:
+    for item, meta in zip(targets, metas, strict=True):
+        is_golden_item = (item.resource_type, item.id, item.version) in golden_ids
         made = compose(
             item,
             organisations,
-            sources=sources.get(item.id) if item in golden else None,
+            sources=sources.get(item.id) if is_golden_item else None,
             rules_version=ctx.rules_version,
             current=current.get(item.id, True),
             source_version=_landed_version(landed.get((item.resource_type, item.id)), item.version),
+            meta=meta,
         )
         if made is not None:
             out.append(made)
