@@ -76,7 +76,9 @@ PROVENANCE_DOC: Final = (
     "(target, patient, agent, recorded, _lastUpdated, _id) find the Provenance of current versions; _id, read "
     "and a versioned target (target=T/id/_history/n) reach every version's. Every search takes "
     "_revinclude=Provenance:target. $everything does not add "
-    "Provenance (the operation may; ask with _revinclude). A Provenance is screened exactly as its target."
+    "Provenance (the operation may; ask with _revinclude). A Bulk Data $export carries the Provenance of the "
+    "resources it exports (the default all-types export, or _type=Provenance). A Provenance is screened exactly "
+    "as its target."
 )
 PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
