@@ -34,14 +34,16 @@ from bcconnect.store import (
     StoredResource,
     Tx,
     alias_closure,
+    alias_members,
     current_t,
+    export_rows_by_id,
     iter_current,
     read_current,
     read_version,
     search,
     source_record_versions,
 )
-from bcconnect.view._person import is_golden, person_centred, person_members
+from bcconnect.view._person import is_golden, person_centred
 from bcconnect.view._provenance import (
     INCLUDES,
     PROVENANCE,
@@ -88,12 +90,18 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
     metas = [served_meta(t) for t in targets]
     sources: dict[str, list[StoredResource]] = {}
     current: dict[str, bool] = {}
-    for item in golden:
-        found = [read_current(tx, "Patient", pid) for pid in person_members(tx, item.id)]
-        alive = [s for s in found if s is not None and not s.deleted and s.body is not None]
-        sources[item.id] = ctx.screen.apply(alive).resources
-        head = read_current(tx, "Patient", item.id)
-        current[item.id] = head is not None and head.version == item.version
+    if golden:
+        # every golden target's sources read and screened at once (a page of an export holds thousands)
+        members = alias_members(tx, "Patient", [g.id for g in golden])
+        own = {g.id: [m for m in members.get(g.id, ()) if m != g.id] for g in golden}
+        ids = sorted({m for ms in own.values() for m in ms} | {g.id for g in golden})
+        live = {r.resource.id: r.resource for r in export_rows_by_id(tx, "Patient", ids, current_t(tx))}
+        alive = [live[m] for m in sorted({m for ms in own.values() for m in ms}) if m in live]
+        shown = {r.id: r for r in ctx.screen.apply([a for a in alive if a.body is not None]).resources}
+        for item in golden:
+            sources[item.id] = [shown[m] for m in own[item.id] if m in shown]
+            head = live.get(item.id)
+            current[item.id] = head is not None and head.version == item.version
     codes = {c for t, meta in zip(targets, metas, strict=True) for c in trust_codes(t, meta)} | {
         c for s in sources.values() for x in s for c in trust_codes(x)
     }
