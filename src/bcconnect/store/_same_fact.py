@@ -108,10 +108,24 @@ def person_record_keys(
     )
     # the compartment rows the caller may see (what the references are followed from), before $everything's own
     # parameters narrow what is returned
+    marks = ",".join("?" * len(patients))
+    if tx.dialect == "postgresql":
+        # one primary-key lookup per compartment version (a LATERAL with LIMIT is not flattened): with statistics,
+        # ``v.vid IN (…)`` or a plain join ran as a hash join over a sequential scan of every version, a cost that
+        # grows with the store, not the person (84-113 ms at 155,000 versions against 46-53 ms, under load)
+        versions = (
+            f"(SELECT DISTINCT pc.vid FROM patient_compartment pc WHERE pc.patient_id IN ({marks})) p"
+            " CROSS JOIN LATERAL (SELECT * FROM resource_versions x WHERE x.vid = p.vid LIMIT 1) v"
+        )
+        where = f"{live} AND {seen}"
+    else:
+        # SQLite already drives ``IN`` from the compartment index, a third cheaper than the DISTINCT join (9-13 ms
+        # against 14-17 on a 5,000-resource person)
+        versions = "resource_versions v"
+        in_compartment = f"SELECT pc.vid FROM patient_compartment pc WHERE pc.patient_id IN ({marks})"
+        where = f"v.vid IN ({in_compartment}) AND {live} AND {seen}"
     compartment = (
-        f"SELECT {columns}, v.last_updated FROM resource_versions v LEFT JOIN same_fact_key k ON k.vid = v.vid"
-        f" WHERE v.vid IN (SELECT pc.vid FROM patient_compartment pc WHERE pc.patient_id IN"
-        f" ({','.join('?' * len(patients))})) AND {live} AND {seen}"
+        f"SELECT {columns}, v.last_updated FROM {versions} LEFT JOIN same_fact_key k ON k.vid = v.vid WHERE {where}"
     )
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
