@@ -1,0 +1,175 @@
+"""The change feed never steps over a version committed out of ``t`` order (PostgreSQL, real transactions).
+
+Writer A draws its ``t`` and keeps its transaction open; writer B draws a later ``t`` and tries to commit; a
+feed reader reads up to the feed's watermark and moves its cursor; then A commits. The reader's next page must
+still bring A's version. Today writers serialise on the clock row lock, so B waits for A; a store that takes
+``t`` from a bare sequence lets B commit first, and a reader that reads up to the newest ``t`` it sees
+steps past A for good. The second test injects exactly that store and proves the first one would catch it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import anyio
+import orjson
+import pytest
+
+from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources
+from bcconnect.store import _changes as changes_module
+from bcconnect.store import _resources as resources_module
+from support.postgres_schema import postgres_schema_url
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+#: the feed types these tests follow: triage's feed (``changed_current``) and the cohorts' (``changed_since``)
+_TYPE = "Condition"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (skipped without a test server)."""
+    yield from postgres_schema_url()
+
+
+def _condition(cid: str) -> ResourceWrite:
+    body = {
+        "resourceType": _TYPE,
+        "id": cid,
+        "code": {"text": f"condition {cid}"},
+        "subject": {"reference": "Patient/p"},
+    }
+    return ResourceWrite(_TYPE, cid, orjson.dumps(body), source="rl4", compartment="p")
+
+
+Cursor = tuple[int, str]
+
+
+def _triage_feed(tx: Tx, after: Cursor) -> list[Cursor]:
+    upto = changes_module.feed_horizon(tx)
+    return [(r.t, r.id) for r in changes_module.changed_current(tx, _TYPE, after=after, upto=upto)]
+
+
+def _cohort_feed(tx: Tx, after: Cursor) -> list[Cursor]:
+    upto = changes_module.feed_horizon(tx)
+    found = changes_module.changed_since(tx, _TYPE, after_t=after[0], after_id=after[1], until_t=upto)
+    return [(c.resource.t, c.resource.id) for c in found]
+
+
+Feed = Callable[[Tx, Cursor], list[Cursor]]
+
+
+@dataclass
+class _Outcome:
+    """What the reader saw, page by page, and the ``t`` each writer drew."""
+
+    first_page: list[Cursor]
+    second_page: list[Cursor]
+    t_a: int
+    t_b: int
+
+    @property
+    def seen(self) -> set[str]:
+        return {rid for _, rid in self.first_page + self.second_page}
+
+
+async def _lock_waiters(store: Store) -> int:
+    row = await store.read(lambda tx: tx.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+    return int(row[0]) if row else 0
+
+
+async def _race(url: str, feed: Feed) -> _Outcome:
+    """A draws ``t`` and holds; B writes; the reader reads a page; A commits; B finishes; the reader reads on."""
+    a_drew, a_release = threading.Event(), threading.Event()
+    b_done = anyio.Event()
+    drawn: dict[str, int] = {}
+
+    def write_a(tx: Tx) -> None:
+        put_resources(tx, [_condition("a")])
+        row = tx.query_one("SELECT t FROM resources WHERE res_type = ? AND res_id = 'a'", (_TYPE,))
+        drawn["a"] = int(row[0]) if row else -1
+        a_drew.set()
+        if not a_release.wait(timeout=30):
+            raise TimeoutError("the test never let writer A commit")
+
+    def write_b(tx: Tx) -> None:
+        put_resources(tx, [_condition("b")])
+        row = tx.query_one("SELECT t FROM resources WHERE res_type = ? AND res_id = 'b'", (_TYPE,))
+        drawn["b"] = int(row[0]) if row else -1
+
+    async with open_store(url, pool_size=6) as store:
+        await store.write(lambda tx: put_resources(tx, [_condition("before")]))
+        cursor: Cursor = (0, "")
+        page = await store.read(lambda tx: feed(tx, cursor))
+        assert [rid for _, rid in page] == ["before"], page
+        cursor = page[-1]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.write, write_a)
+            with anyio.fail_after(30):
+                await anyio.to_thread.run_sync(a_drew.wait)
+
+            async def run_b() -> None:
+                await store.write(write_b)
+                b_done.set()
+
+            tg.start_soon(run_b)
+            # B has committed (a bare sequence) or is queued behind A's lock (the clock row lock): either way
+            # the reader now reads while A is in flight
+            with anyio.fail_after(30):
+                while True:
+                    if b_done.is_set() or await _lock_waiters(store) > 0:
+                        break
+                    await anyio.sleep(0.01)
+            first = await store.read(lambda tx: feed(tx, cursor))
+            if first:
+                cursor = first[-1]
+            a_release.set()
+        second = await store.read(lambda tx: feed(tx, cursor))
+    return _Outcome(first, second, drawn["a"], drawn["b"])
+
+
+@pytest.mark.parametrize("feed", [_triage_feed, _cohort_feed], ids=["changed_current", "changed_since"])
+async def test_a_version_committed_after_a_later_one_is_still_read(pg_url: str, feed: Feed) -> None:
+    """The reader's two pages together hold both versions, though A drew the earlier ``t`` and held it."""
+    outcome = await _race(pg_url, feed)
+    assert outcome.t_a < outcome.t_b, "the race did not happen: A must draw its t before B"
+    assert outcome.seen == {"a", "b"}, outcome
+
+
+@pytest.fixture
+def bare_sequence(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Inject the violation: ``t`` from a sequence with no lock held to commit, and a feed that reads up to the
+    newest committed ``t`` (no watermark)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE bare_t")
+        conn.execute("CREATE SEQUENCE bare_vid INCREMENT BY 1000")
+
+    def next_time(tx: Tx, versions: int) -> tuple[int, int]:
+        assert versions < 1000
+        row = tx.query_one("SELECT nextval('bare_t'), nextval('bare_vid')")
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def newest_t(tx: Tx) -> int:
+        row = tx.query_one("SELECT coalesce(max(t), 0) FROM resources")
+        return int(row[0]) if row else 0
+
+    monkeypatch.setattr(resources_module, "lock_clock", lambda tx: None)
+    monkeypatch.setattr(resources_module, "next_time", next_time)
+    monkeypatch.setattr(changes_module, "feed_horizon", newest_t)
+    return pg_url
+
+
+@pytest.mark.parametrize("feed", [_triage_feed, _cohort_feed], ids=["changed_current", "changed_since"])
+async def test_the_race_test_catches_a_bare_sequence(bare_sequence: str, feed: Feed) -> None:
+    """Against the injected store the same race loses A: B commits first, the reader moves past it, and A
+    arrives below the cursor — what the test above would fail on."""
+    outcome = await _race(bare_sequence, feed)
+    assert outcome.t_a < outcome.t_b
+    assert [rid for _, rid in outcome.first_page] == ["b"]
+    assert outcome.seen == {"b"}, outcome
