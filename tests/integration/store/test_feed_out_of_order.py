@@ -5,6 +5,9 @@ feed reader reads up to the feed's watermark and moves its cursor; then A commit
 still bring A's version. Today writers serialise on the clock row lock, so B waits for A; a store that takes
 ``t`` from a bare sequence lets B commit first, and a reader that reads up to the newest ``t`` it sees
 steps past A for good. The second test injects exactly that store and proves the first one would catch it.
+The last two build the lock-free replacement designed in docs/seams.md ("The change feed and its watermark")
+against the real server and show the race test accepts it, and that a writer which drew ``t`` and rolled back
+does not stall the feed.
 """
 
 from __future__ import annotations
@@ -173,3 +176,72 @@ async def test_the_race_test_catches_a_bare_sequence(bare_sequence: str, feed: F
     assert outcome.t_a < outcome.t_b
     assert [rid for _, rid in outcome.first_page] == ["b"]
     assert outcome.seen == {"b"}, outcome
+
+
+@pytest.fixture
+def inflight_watermark(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The replacement designed in docs/seams.md, built against the real server: no lock held to commit; ``t``
+    drawn in its own committed statement that also records ``(t, writer's xid)`` as in flight; the writer
+    deletes that row in its own transaction; the feed stops below the lowest in-flight ``t`` not aborted."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE inflight_t (t BIGINT PRIMARY KEY, xid xid8 NOT NULL)")
+    drawer = psycopg.connect(pg_url, autocommit=True)
+    drawing = threading.Lock()
+
+    def next_time(tx: Tx, versions: int) -> tuple[int, int]:
+        xid = tx.query_one("SELECT pg_current_xact_id()::text")
+        assert xid is not None
+        with drawing:
+            row = drawer.execute(
+                "WITH d AS (UPDATE store_clock SET t = t + 1, vid = vid + %s WHERE id = 1 RETURNING t, vid),"
+                " i AS (INSERT INTO inflight_t (t, xid) SELECT t, %s::xid8 FROM d)"
+                " SELECT t, vid FROM d",
+                (versions, xid[0]),
+            ).fetchone()
+        assert row is not None
+        tx.execute("DELETE FROM inflight_t WHERE t = ?", (row[0],))  # visible exactly when this writer commits
+        return int(row[0]), int(row[1]) - versions + 1
+
+    def watermark(tx: Tx) -> int:
+        row = tx.query_one(
+            "SELECT coalesce((SELECT min(t) - 1 FROM inflight_t WHERE pg_xact_status(xid) IS DISTINCT FROM"
+            " 'aborted'), (SELECT t FROM store_clock WHERE id = 1))"
+        )
+        return int(row[0]) if row else 0
+
+    monkeypatch.setattr(resources_module, "lock_clock", lambda tx: None)
+    monkeypatch.setattr(resources_module, "next_time", next_time)
+    monkeypatch.setattr(changes_module, "feed_horizon", watermark)
+    try:
+        yield pg_url
+    finally:
+        drawer.close()
+
+
+@pytest.mark.parametrize("feed", [_triage_feed, _cohort_feed], ids=["changed_current", "changed_since"])
+async def test_the_designed_watermark_passes_without_the_lock(inflight_watermark: str, feed: Feed) -> None:
+    """Without the clock lock B commits before A (its version is in the store while A is in flight), yet the
+    reader's first page stops below A's ``t`` and its second brings both."""
+    outcome = await _race(inflight_watermark, feed)
+    assert outcome.t_a < outcome.t_b
+    assert outcome.first_page == [], "the watermark must stop below A's t while A is in flight"
+    assert outcome.seen == {"a", "b"}, outcome
+
+
+async def test_an_aborted_writer_does_not_stall_the_designed_watermark(inflight_watermark: str) -> None:
+    """A writer that draws ``t`` and rolls back leaves its in-flight row behind; the feed must move past it."""
+
+    def draw_and_fail(tx: Tx) -> None:
+        put_resources(tx, [_condition("lost")])
+        raise RuntimeError("the writer fails after drawing t")
+
+    async with open_store(inflight_watermark) as store:
+        with pytest.raises(RuntimeError):
+            await store.write(draw_and_fail)
+        await store.write(lambda tx: put_resources(tx, [_condition("after")]))
+        page = await store.read(lambda tx: _triage_feed(tx, (0, "")))
+        left = await store.read(lambda tx: tx.query_one("SELECT count(*) FROM inflight_t"))
+    assert [rid for _, rid in page] == ["after"]
+    assert left == (1,), "the aborted writer's row stays (swept later); the feed moved past it regardless"
