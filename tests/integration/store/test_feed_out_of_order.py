@@ -12,6 +12,7 @@ does not stall the feed.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,8 +79,14 @@ class _Outcome:
         return {rid for _, rid in self.first_page + self.second_page}
 
 
-async def _lock_waiters(store: Store) -> int:
-    row = await store.read(lambda tx: tx.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+async def _lock_waiters(store: Store, application: str) -> int:
+    """How many of this store's connections wait on a lock (other sessions on the server are not counted)."""
+    row = await store.read(
+        lambda tx: tx.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? AND wait_event_type = 'Lock'",
+            (application,),
+        )
+    )
     return int(row[0]) if row else 0
 
 
@@ -102,7 +109,8 @@ async def _race(url: str, feed: Feed) -> _Outcome:
         row = tx.query_one("SELECT t FROM resources WHERE res_type = ? AND res_id = 'b'", (_TYPE,))
         drawn["b"] = int(row[0]) if row else -1
 
-    async with open_store(url, pool_size=6) as store:
+    application = f"feed_race_{secrets.token_hex(4)}"
+    async with open_store(f"{url}&application_name={application}", pool_size=6) as store:
         await store.write(lambda tx: put_resources(tx, [_condition("before")]))
         cursor: Cursor = (0, "")
         page = await store.read(lambda tx: feed(tx, cursor))
@@ -123,7 +131,7 @@ async def _race(url: str, feed: Feed) -> _Outcome:
             # the reader now reads while A is in flight
             with anyio.fail_after(30):
                 while True:
-                    if b_done.is_set() or await _lock_waiters(store) > 0:
+                    if b_done.is_set() or await _lock_waiters(store, application) > 0:
                         break
                     await anyio.sleep(0.01)
             first = await store.read(lambda tx: feed(tx, cursor))
