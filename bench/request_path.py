@@ -1,7 +1,7 @@
 """The secured request path in-process: CPU per request of the whole app, and where it goes.
 
     .venv/bin/python bench/request_path.py --config WORLD/demo/bcconnect.toml [--requests 2000] [--concurrency 4]
-        [--only read] [--profile py-spy|cprofile] [--top 40]
+        [--only read] [--profile py-spy|cprofile] [--top 40] [--without-audit]
 
 Builds the app exactly as ``bcconnect serve`` does (JWT authentication with a real ES256 token, rate limits,
 screening, the audit trail by group commit, the operations layer) over the configured store, then drives it
@@ -258,6 +258,11 @@ async def main(args: argparse.Namespace) -> None:
     async with open_store(settings.store_url()) as store:
         gate = SecurityGate.from_settings(settings, store)
         authenticate, on_complete = security_hooks(gate)
+        if args.without_audit:
+            # measurement only: what the request costs without writing its AuditEvent (never how it is served)
+            async def on_complete(*_: Any) -> None:
+                return None
+
         view = View(
             store,
             default_count=settings.api.default_count,
@@ -329,6 +334,11 @@ if __name__ == "__main__":
     parser.add_argument("--profile", choices=("py-spy", "cprofile"))
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--statements", action="store_true", help="time every SQL statement (adds overhead)")
+    parser.add_argument(
+        "--without-audit",
+        action="store_true",
+        help="measurement only: skip each request's AuditEvent, to learn the audit trail's share of the CPU",
+    )
     _ = orjson  # the app's JSON library, imported here so its load is not in the first measurement
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (seconds) for this process")
     arguments = parser.parse_args()

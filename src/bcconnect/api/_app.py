@@ -84,6 +84,8 @@ class FhirApp:
         self.on_request_complete = on_request_complete
         self.page_key = page_key
         self.base_path = "/" + settings.api.base_path.strip("/") if settings.api.base_path.strip("/") else ""
+        #: the handlers' shared environment (see :meth:`_env`)
+        self._handler_env: Env | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,6 +114,30 @@ class FhirApp:
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _env(self) -> Env:
+        """What the handlers share, built on the first request (the view exists once the lifespan ran)."""
+        assert self.view is not None, "the lifespan did not run"
+        if self.cohorts is None:
+            self.cohorts = Cohorts.from_settings(self.settings, self.view)
+        env = self._handler_env
+        # rebuilt if a service was swapped after start-up (tests do), so the handlers never see a stale one
+        if (
+            env is None
+            or env.view is not self.view
+            or env.cohorts is not self.cohorts
+            or env.triage is not self.triage
+            or env.bulk is not self.bulk
+        ):
+            env = self._handler_env = Env(
+                self.view,
+                self.page_key,
+                auth=self.settings.auth,
+                triage=self.triage,
+                cohorts=self.cohorts,
+                bulk=self.bulk,
+            )
+        return env
 
     def _request(self, scope: Scope) -> Request | None:
         path: str = scope.get("path", "/")
@@ -174,17 +200,7 @@ class FhirApp:
                     or TRIAGE_HANDLERS.get(found.interaction)
                     or BULK_HANDLERS[found.interaction]
                 )
-                if self.cohorts is None:
-                    self.cohorts = Cohorts.from_settings(self.settings, self.view)
-                env = Env(
-                    self.view,
-                    self.page_key,
-                    auth=self.settings.auth,
-                    triage=self.triage,
-                    cohorts=self.cohorts,
-                    bulk=self.bulk,
-                )
-                response = await handler(env, request, access, found)
+                response = await handler(self._env(), request, access, found)
         except Exception as exc:  # noqa: BLE001 - every error becomes an OperationOutcome (one module)
             status, body, headers = error_to_outcome(exc)
             response = Response(status, body, headers)

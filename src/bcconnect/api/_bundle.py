@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import orjson
@@ -17,8 +18,9 @@ def resource_url(base_url: str, resource: StoredResource) -> str:
     return f"{base_url}/{resource.resource_type}/{resource.id}"
 
 
+@lru_cache(maxsize=4096)
 def http_date(instant: str) -> str:
-    """A FHIR instant as an HTTP date (Last-Modified)."""
+    """A FHIR instant as an HTTP date (Last-Modified); remembered, as the same versions are read again and again."""
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
     return format_datetime(moment, usegmt=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bcconnect.errors import MethodNotAllowed, ResourceNotFound, Unsupported
 
@@ -79,6 +80,11 @@ def _bulk_route(method: str, parts: list[str]) -> Route | None:
     return found
 
 
+#: routes remembered (a request is routed by the app and by both security hooks; a refusal is not remembered)
+_ROUTES_KEPT = 2048
+
+
+@lru_cache(maxsize=_ROUTES_KEPT)
 def route(method: str, path: str) -> Route:
     """The route for ``method path`` (path relative to the FHIR base, without the query)."""
     parts = [p for p in path.strip("/").split("/") if p]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from bcconnect.access import Interaction, Principal, SecurityGate, access_context, start_notes
@@ -81,7 +82,13 @@ def bulk_access(gate: SecurityGate, principal: Principal, request: Request) -> A
 
 
 def _query_text(request: Request) -> str:
-    return urlencode(list(request.query))
+    return _encoded(request.query)
+
+
+@lru_cache(maxsize=1024)
+def _encoded(query: tuple[tuple[str, str], ...]) -> str:
+    # a request's query is checked against the limits and then written to its AuditEvent: encoded once
+    return urlencode(query)
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")

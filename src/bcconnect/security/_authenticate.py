@@ -8,8 +8,10 @@ does not allow this request (scope, purpose of use, patient) is 403 ``insufficie
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
@@ -22,6 +24,9 @@ from bcconnect.security._principal import DIRECT_CARE, Principal, principal_from
 from bcconnect.security._scopes import Interaction, ScopeSet
 
 log = structlog.get_logger("bcconnect.security")
+
+#: callers kept per process, by token (the oldest first out); as many as the verifier keeps verified tokens
+PRINCIPALS_KEPT = 4096
 
 #: who a request is when authentication is switched off (development only)
 ANONYMOUS_DEVELOPER = Principal(
@@ -39,6 +44,8 @@ class Authenticator:
 
     def __init__(self, verifier: TokenVerifier | None) -> None:
         self._verifier = verifier
+        #: token -> (the claims it was read from, issuer, the caller): the caller read once per token
+        self._principals: OrderedDict[str, tuple[dict[str, Any], str, Principal]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -55,8 +62,17 @@ class Authenticator:
         if self._verifier is None:
             return ANONYMOUS_DEVELOPER
         token = bearer_token(authorization)
+        # verified every time (expiry, key rotation: the verifier's own cache answers that); only reading the
+        # caller out of the claims is skipped when the very same claims from the same issuer were read before
         trusted, claims = await self._verifier.verify(token)
-        return principal_from_claims(claims, issuer=trusted.issuer)
+        known = self._principals.get(token)
+        if known is not None and known[1] == trusted.issuer and known[0] == claims:
+            return known[2]
+        principal = principal_from_claims(claims, issuer=trusted.issuer)
+        self._principals[token] = (claims, trusted.issuer, principal)
+        if len(self._principals) > PRINCIPALS_KEPT:
+            self._principals.popitem(last=False)
+        return principal
 
 
 def build_authenticator(

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from bcconnect.errors import NotAuthenticated, ServiceUnavailable
-from bcconnect.security import JwksCache, TokenVerifier, TrustedIssuer, bearer_token
+from bcconnect.security import Authenticator, JwksCache, TokenVerifier, TrustedIssuer, bearer_token
 
 from .conftest import AUDIENCE, ISSUER, NOW, FakeKeySource, SigningKey, good_claims, make_key
 
@@ -272,3 +272,20 @@ async def test_the_cache_is_bounded(es_key: SigningKey) -> None:
     assert verifier.cache_hits == 0
     await verifier.verify(tokens[0])
     assert verifier.cache_hits == 1
+
+
+async def test_the_caller_is_read_once_per_token_and_never_outlives_its_verification(es_key: SigningKey) -> None:
+    """The Authenticator keeps the caller it read from a token's claims, so a token's later requests share it,
+    but every request is still verified first: once the token expires it is refused although its caller is
+    kept, and another token (other claims) is another caller."""
+    moment = [NOW]
+    authenticator = Authenticator(verifier_for(FakeKeySource(es_key.jwk()), lambda: moment[0]))
+    token = es_key.sign(good_claims(exp=int(NOW) + 60))
+    first = await authenticator.authenticate(f"Bearer {token}")
+    assert await authenticator.authenticate(f"Bearer {token}") is first
+    other = await authenticator.authenticate(f"Bearer {es_key.sign(good_claims(scope='patient/*.rs', patient='p1'))}")
+    assert other is not first
+    assert other.scopes != first.scopes
+    moment[0] = NOW + 60 + 31
+    with pytest.raises(NotAuthenticated, match="expired"):
+        await authenticator.authenticate(f"Bearer {token}")
