@@ -11,15 +11,23 @@ at ``_count=1000`` from a source id, and single pages at depth 1 and depth 50 (`
 ``--repeat`` runs; the store is rebuilt each time the command runs. A first page (no snapshot pinned yet) is
 always cold: nothing of the person's record is held in memory for it; the pages after it reuse the record read
 at the pinned snapshot. The density and the load average are printed with the figures (the machine is shared).
+
+Then ``--cold-pages`` first pages of ``$everything`` one after another in this process (each builds the person's
+record index afresh, as a clinician's first request for that person does in a running server): median, p90 and
+worst, first with the process's heap tracked by the collector, then frozen as ``bcconnect serve`` freezes it once
+it listens (``gc.freeze``). On PostgreSQL the server's CPU per page is added (its processes' CPU from ``/proc``,
+summed over the pages and divided by their number: ``/proc`` counts in 10 ms ticks).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -125,7 +133,62 @@ async def _median(run: Callable[[], Awaitable[object]], repeat: int) -> Timing:
     return out
 
 
-async def main(url: str, resources: int, repeat: int) -> None:
+async def _server_pids(store: Store, url: str) -> list[int]:
+    """The PostgreSQL server's processes when it runs on this machine (the postmaster and its children), else []."""
+    if not url.startswith("postgresql"):
+        return []
+    row = await store.read(lambda tx: tx.query_one("SELECT pg_backend_pid()"))
+    return _server_processes(int(row[0])) if row else []
+
+
+def _server_processes(backend: int) -> list[int]:
+    try:
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return []  # the server is on another machine: its CPU is not seen from here
+    out = [postmaster]
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                out.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def cold_pages(store: Store, url: str, view: View, source: str, pages: int) -> str:
+    """``pages`` cold first pages of ``$everything`` in a row: wall and CPU median / p90 / worst (ms)."""
+    pids = await _server_pids(store, url)
+    wall, cpu = [], []
+    server_start = _cpu_seconds(pids)
+    for _ in range(pages):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        await view.everything(OPEN_ACCESS, source, [("_count", "50")])
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    server = (_cpu_seconds(pids) - server_start) * 1000 / pages
+    wall.sort()
+    cpu.sort()
+    p90 = min(len(wall) - 1, int(len(wall) * 0.9))
+    line = (
+        f"wall median {statistics.median(wall):.1f} p90 {wall[p90]:.1f} worst {wall[-1]:.1f} ms;"
+        f" CPU median {statistics.median(cpu):.1f} p90 {cpu[p90]:.1f} worst {cpu[-1]:.1f} ms"
+    )
+    return line + (f"; server CPU {server:.1f} ms per page" if pids else "")
+
+
+async def main(url: str, resources: int, repeat: int, cold: int) -> None:
     async with open_store(url) as store:
         started = time.perf_counter()
         await build(store, resources)
@@ -176,6 +239,13 @@ async def main(url: str, resources: int, repeat: int) -> None:
                 t, after = (None, None) if depth == 1 else await cursor_at(depth - 1, fetch)
                 ms = await _median(lambda t=t, after=after, fetch=fetch: fetch(t, after), repeat)
                 print(f"  {name}, page at depth {depth}: median {ms:.1f} ms")
+        if cold:
+            print(f"load average before the cold pages: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(f"  {cold} cold first pages, heap tracked: {await cold_pages(store, url, view, source, cold)}")
+            gc.collect()
+            gc.freeze()  # what `bcconnect serve` does once it listens
+            print(f"  {cold} cold first pages, heap frozen: {await cold_pages(store, url, view, source, cold)}")
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
@@ -183,5 +253,6 @@ if __name__ == "__main__":
     parser.add_argument("--url", required=True, help="store URL (an empty SQLite file or PostgreSQL database)")
     parser.add_argument("--resources", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--cold-pages", type=int, default=40, help="cold first pages timed one after another (0: none)")
     args = parser.parse_args()
-    anyio.run(main, args.url, args.resources, args.repeat)
+    anyio.run(main, args.url, args.resources, args.repeat, args.cold_pages)

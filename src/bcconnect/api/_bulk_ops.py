@@ -1,8 +1,10 @@
 """FHIR Bulk Data export (IG v2) on the endpoint: kick-off, status polling, cancel and file download.
 
 ``GET|POST [base]/$export``, ``[base]/Patient/$export``, ``[base]/Group/{id}/$export``
-    ``Prefer: respond-async`` required; ``_outputFormat``, ``_type``, ``_since``, ``_typeFilter`` (query, or a
-    POSTed ``Parameters``). 202 with ``Content-Location: [base]/$export-status/{job}``.
+    ``Prefer: respond-async`` required; ``_outputFormat``, ``_type``, ``_since``, ``_typeFilter``, ``_elements``
+    (query, or a POSTed ``Parameters``). With ``Prefer: handling=lenient`` too, a parameter not taken or an
+    unknown ``_elements`` name is ignored and reported in the manifest's error file rather than refused (400).
+    202 with ``Content-Location: [base]/$export-status/{job}``.
 ``GET [base]/$export-status/{job}``
     202 with ``X-Progress`` and ``Retry-After`` while the export runs; 200 with the completion manifest (and an
     ``Expires`` header) when done; 500 with an OperationOutcome if the export failed on our side. Polling faster
@@ -54,8 +56,8 @@ def _status_url(request: Request, job_id: str) -> str:
 async def kick_off(env: Env, request: Request, access: AccessContext, route: Route) -> Response:
     """``[base]/$export``, ``Patient/$export``, ``Group/{id}/$export``: queue an export (202)."""
     service = _service(env)
-    prefer = (request.header("prefer") or "").lower()
-    if "respond-async" not in {p.strip() for p in prefer.split(",")}:
+    prefer = {p.strip().replace(" ", "") for p in (request.header("prefer") or "").lower().split(",")}
+    if "respond-async" not in prefer:
         raise InvalidRequest("$export runs asynchronously: send the header 'Prefer: respond-async'")
     query = [(k, v) for k, v in request.query if k not in _FORMAT_PARAMS]
     if request.method == "POST":
@@ -68,7 +70,9 @@ async def kick_off(env: Env, request: Request, access: AccessContext, route: Rou
         query = parameters_from_resource(body)
     level = {None: Level.SYSTEM, "Patient": Level.PATIENT, "Group": Level.GROUP}[route.resource_type]
     served = [c.resource_type for c in await env.view.capabilities(access)]
-    export = parse_export_request(level, query, served_types=served, group_id=route.id)
+    # lenient: a parameter we do not take, or an unknown _elements name, is ignored and said in the error file
+    lenient = "handling=lenient" in prefer
+    export = parse_export_request(level, query, served_types=served, group_id=route.id, lenient=lenient)
     path = request.path.lstrip("/")
     request_url = f"{request.base_url}/{path}" + (f"?{urlencode(query)}" if query else "")
     job = await service.kick_off(access, export, base_url=request.base_url, request_url=request_url)

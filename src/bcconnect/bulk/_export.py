@@ -20,17 +20,20 @@ from pathlib import Path
 import anyio
 import orjson
 
+from bcconnect.bulk._elements import subset_line
 from bcconnect.bulk._jobs import JobFile
 from bcconnect.bulk._request import ExportRequest, Level
 from bcconnect.errors import RequestError
 from bcconnect.logging import get_logger
 from bcconnect.store import StoredResource, canonical_ids
-from bcconnect.view import AccessContext, BulkItem, View, registry
+from bcconnect.view import AccessContext, BulkItem, View, provenance_target_types, registry
 
 log = get_logger(__name__)
 
 #: types that are never in a patient's compartment: left out of Patient- and Group-level exports
 NON_PATIENT_TYPES = frozenset({"Organization", "Location", "Practitioner", "PractitionerRole", "Medication"})
+#: composed on read, never stored: exported beside the resources it describes, one per exported version
+PROVENANCE = "Provenance"
 
 
 class ExportStopped(Exception):
@@ -55,6 +58,8 @@ class TypeResult:
 
     files: list[JobFile] = field(default_factory=list)
     count: int = 0
+    #: Provenance written for the type's resources
+    provenance: int = 0
     errors: list[bytes] = field(default_factory=list)
 
 
@@ -64,12 +69,29 @@ OnFile = Callable[[JobFile], Awaitable[None]]
 OnPage = Callable[[str, int], Awaitable[bool]]
 
 
+def wants_provenance(request: ExportRequest, access: AccessContext) -> bool:
+    """Whether the export carries Provenance: asked for (``_type``) or every type, and the caller reads it."""
+    readable = access.readable_types
+    asked = not request.types or PROVENANCE in request.types
+    return asked and PROVENANCE in registry().resource_types and (readable is None or PROVENANCE in readable)
+
+
+def writes_type(request: ExportRequest, resource_type: str) -> bool:
+    """Whether a type read by the export is written itself (not only read for the Provenance of its resources)."""
+    return not request.types or resource_type in request.types
+
+
 def export_types(request: ExportRequest, access: AccessContext, available: Sequence[str]) -> list[str]:
-    """The types this export writes: those with data, that the caller may read, asked for (``_type``)."""
+    """The types this export reads: those with data, that the caller may read, asked for (``_type``), or whose
+    resources' Provenance is asked for (``_type=Provenance`` alone: every type's)."""
     readable = access.readable_types
     # only types the endpoint serves (the store may hold others, e.g. Consent records behind the objection register)
     served = frozenset(registry().resource_types)
-    wanted = [t for t in (request.types or sorted(available)) if t in available and t in served]
+    provenance = wants_provenance(request, access)
+    targets = frozenset(provenance_target_types()) if provenance else frozenset()
+    asked = [t for t in request.types if t != PROVENANCE]
+    candidates = asked or sorted(available)  # with other types asked, the Provenance of those only
+    wanted = [t for t in candidates if t in available and t in served and (writes_type(request, t) or t in targets)]
     if request.level is not Level.SYSTEM:
         wanted = [t for t in wanted if t not in NON_PATIENT_TYPES]
     return [t for t in wanted if readable is None or t in readable]
@@ -81,22 +103,44 @@ def _line(body: bytes) -> bytes:
     return (body if b"\n" not in body else orjson.dumps(orjson.loads(body))) + b"\n"
 
 
-def outcome_line(message: str, *, code: str = "processing", expression: str | None = None) -> bytes:
+def _lines(bodies: Sequence[bytes], keep: frozenset[str] | None, resource_type: str) -> list[bytes]:
+    """The NDJSON lines of served resources, subsetted to ``keep`` (``_elements``) when given."""
+    lines = [_line(b) for b in bodies]
+    return lines if keep is None else [subset_line(line, keep, resource_type) for line in lines]
+
+
+def outcome_line(
+    message: str, *, code: str = "processing", expression: str | None = None, severity: str = "error"
+) -> bytes:
     """One OperationOutcome as an NDJSON line (the manifest's ``error`` files hold these)."""
-    issue: dict[str, object] = {"severity": "error", "code": code, "diagnostics": message}
+    issue: dict[str, object] = {"severity": severity, "code": code, "diagnostics": message}
     if expression:
         issue["expression"] = [expression]
     return orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]}) + b"\n"
 
 
+def provenance_stem(target_type: str) -> str:
+    """The name stem of the files holding the Provenance of one type's resources (``Provenance-Observation``):
+    written with that type, so a resumed job keeps or rewrites them with it."""
+    return f"{PROVENANCE}-{target_type}"
+
+
 class _Files:
-    """NDJSON files of one type, ``<Type>-<n>.ndjson``, each closed past ``max_bytes``."""
+    """NDJSON files of one type, ``<stem>-<n>.ndjson`` (the stem is the type, unless given), each closed past
+    ``max_bytes``."""
 
     def __init__(
-        self, directory: Path, resource_type: str, max_bytes: int, on_file: OnFile, kind: str = "output"
+        self,
+        directory: Path,
+        resource_type: str,
+        max_bytes: int,
+        on_file: OnFile,
+        kind: str = "output",
+        stem: str | None = None,
     ) -> None:
         self.directory = directory
         self.resource_type = resource_type
+        self.stem = stem or resource_type
         self.max_bytes = max_bytes
         self.on_file = on_file
         self.kind = kind
@@ -107,7 +151,7 @@ class _Files:
         self.files: list[JobFile] = []
 
     def _name(self) -> str:
-        stem = self.resource_type if self.kind == "output" else f"{self.resource_type}-errors"
+        stem = self.stem if self.kind == "output" else f"{self.stem}-errors"
         return f"{stem}-{self.seq}.ndjson"
 
     async def write(self, lines: Sequence[bytes]) -> None:
@@ -234,6 +278,7 @@ async def write_type(
     on_file: OnFile,
     on_page: OnPage,
     page_rows: int = PAGE_ROWS,
+    with_provenance: bool = False,
 ) -> TypeResult:
     """Write every selected resource of one type.
 
@@ -241,20 +286,85 @@ async def write_type(
     applied to whole pages, stored bytes written as they are): a Group's members a chunk at a time through the
     patient compartment, or the whole type in id order. With them, each filter runs as the view's own search
     (a query the view refuses becomes an error-file line).
+
+    ``with_provenance``: the Provenance of every resource written (or, when the type itself is not asked for,
+    that would be written) goes to ``Provenance-<type>-<n>.ndjson``, composed by the view for exactly those
+    served resources: what the screen withheld has no Provenance either.
     """
-    files = _Files(directory, resource_type, max_file_bytes, on_file)
-    result = TypeResult()
+    sink = _Sink(
+        request,
+        resource_type,
+        _Files(directory, resource_type, max_file_bytes, on_file),
+        _Files(directory, PROVENANCE, max_file_bytes, on_file, stem=provenance_stem(resource_type))
+        if with_provenance
+        else None,
+        view,
+        access,
+    )
+    result = sink.result
     try:
         if request.filters_for(resource_type) or request.since:
-            await _write_searched(view, access, request, resource_type, at, selection, files, result, on_page)
+            await _write_searched(view, access, request, resource_type, at, selection, sink, on_page)
         else:
-            await _write_read(view, access, resource_type, at, selection, files, result, on_page, page_rows)
-        await files.close()
+            await _write_read(view, access, resource_type, at, selection, sink, on_page, page_rows)
+        await sink.close()
     except BaseException:
-        await files.discard()
+        await sink.discard()
         raise
-    result.files = files.files
+    result.files = sink.files()
     return result
+
+
+class _Sink:
+    """Where one type's served resources go: its own files (when asked for), their Provenance's files (when
+    asked for), each subsetted by ``_elements``."""
+
+    def __init__(
+        self,
+        request: ExportRequest,
+        resource_type: str,
+        files: _Files,
+        provenance: _Files | None,
+        view: View,
+        access: AccessContext,
+    ) -> None:
+        self.resource_type = resource_type
+        self.own = files if writes_type(request, resource_type) else None
+        self.provenance = provenance
+        self.keep = request.kept_elements(resource_type)
+        self.keep_provenance = request.kept_elements(PROVENANCE)
+        self.view = view
+        self.access = access
+        self.result = TypeResult()
+
+    async def write(self, served: Sequence[StoredResource]) -> None:
+        """Write one page of served, selected resources (and their Provenance)."""
+        if self.own is not None:
+            lines = _lines([r.body for r in served if r.body is not None], self.keep, self.resource_type)
+            await self.own.write(lines)
+            self.result.count += len(lines)
+        if self.provenance is not None and served:
+            composed = await self.view.bulk_provenance(self.access, served)
+            lines = _lines([p.body for p in composed if p.body is not None], self.keep_provenance, PROVENANCE)
+            await self.provenance.write(lines)
+            self.result.provenance += len(lines)
+
+    @property
+    def written(self) -> int:
+        return self.result.count + self.result.provenance
+
+    async def close(self) -> None:
+        for files in (self.own, self.provenance):
+            if files is not None:
+                await files.close()
+
+    async def discard(self) -> None:
+        for files in (self.own, self.provenance):
+            if files is not None:
+                await files.discard()
+
+    def files(self) -> list[JobFile]:
+        return [f for files in (self.own, self.provenance) if files is not None for f in files.files]
 
 
 async def _write_read(
@@ -263,18 +373,15 @@ async def _write_read(
     resource_type: str,
     at: int,
     selection: Selection,
-    files: _Files,
-    result: TypeResult,
+    sink: _Sink,
     on_page: OnPage,
     page_rows: int,
 ) -> None:
     sensitive = await view.bulk_sensitive(access, resource_type)
 
     async def write(items: Sequence[BulkItem], chunk: frozenset[str] | None) -> None:
-        lines = [_line(i.resource.body) for i in items if i.resource.body is not None and _chosen(i, selection, chunk)]
-        await files.write(lines)
-        result.count += len(lines)
-        if not await on_page(resource_type, result.count):
+        await sink.write([i.resource for i in items if i.resource.body is not None and _chosen(i, selection, chunk)])
+        if not await on_page(resource_type, sink.written):
             raise ExportStopped
 
     if selection.members is not None and _member_param(resource_type) is not None:
@@ -299,11 +406,11 @@ async def _write_searched(
     resource_type: str,
     at: int,
     selection: Selection,
-    files: _Files,
-    result: TypeResult,
+    sink: _Sink,
     on_page: OnPage,
 ) -> None:
     several = len(request.filters_for(resource_type)) > 1
+    result = sink.result
     #: ids already written by an earlier filter of the type (only kept when there are several)
     written: set[str] = set()
     for params, chunk in _queries(request, resource_type, selection, view.max_count):
@@ -327,10 +434,8 @@ async def _write_searched(
             ]
             if several:
                 written.update(r.id for r in chosen)
-            lines = [_line(r.body) for r in chosen if r.body is not None]
-            await files.write(lines)
-            result.count += len(lines)
-            if not await on_page(resource_type, result.count):
+            await sink.write(chosen)
+            if not await on_page(resource_type, sink.written):
                 raise ExportStopped
             if not page.has_more or page.after is None:
                 break

@@ -230,9 +230,15 @@ def job_files(tx: Tx, job_id: str) -> list[JobFile]:
     return [JobFile(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
 
 
+def _owner_type(file: JobFile) -> str:
+    """The type whose writing made the file: its own, or for ``Provenance-<type>-<n>.ndjson`` the type described."""
+    parts = file.name.split("-")
+    return parts[1] if file.resource_type == "Provenance" and len(parts) == 3 else file.resource_type
+
+
 def drop_files_of_types(tx: Tx, job_id: str, keep_types: frozenset[str]) -> list[str]:
     """Forget the files of every type not in ``keep_types`` (a resumed job rewrites them); their names."""
-    names = [f.name for f in job_files(tx, job_id) if f.resource_type not in keep_types or f.kind != "output"]
+    names = [f.name for f in job_files(tx, job_id) if _owner_type(f) not in keep_types or f.kind != "output"]
     for name in names:
         tx.execute("DELETE FROM bulk_files WHERE job_id = ? AND name = ?", (job_id, name))
     return names

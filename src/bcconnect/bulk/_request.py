@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bcconnect.bulk._elements import check_elements, kept_elements
 from bcconnect.errors import InvalidRequest
 
 #: ``_outputFormat`` values the IG requires a server to accept, all meaning NDJSON of FHIR JSON
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: the kick-off parameters this server implements (anything else is refused rather than silently ignored)
-ACCEPTED_PARAMETERS = frozenset({"_outputFormat", "_type", "_since", "_typeFilter"})
+ACCEPTED_PARAMETERS = frozenset({"_outputFormat", "_type", "_since", "_typeFilter", "_elements"})
 #: query parameters that shape a result page, never a selection: not allowed inside a ``_typeFilter``
 _RESULT_PARAMETERS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_elements", "_summary", "_total", "_contained", "_page_token",
@@ -51,6 +52,14 @@ class ExportRequest:
     #: ``_typeFilter``: search queries (parameter pairs) with their resource type, run through the view's search;
     #: several of one type are OR-ed (a resource matching any of them is exported, once)
     type_filters: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    #: ``_elements``: root elements to keep, ``Type.element`` or ``element`` (empty: whole resources)
+    elements: tuple[str, ...] = ()
+    #: what ``Prefer: handling=lenient`` let through unapplied, one sentence each (the manifest's error file)
+    ignored: tuple[str, ...] = ()
+
+    def kept_elements(self, resource_type: str) -> frozenset[str] | None:
+        """The root elements a resource of the type keeps (None: written whole, untagged)."""
+        return kept_elements(self.elements, resource_type)
 
     def filters_for(self, resource_type: str) -> tuple[tuple[tuple[str, str], ...], ...]:
         """The ``_typeFilter`` queries of one type, in the order given (empty: none, the whole type).
@@ -71,6 +80,8 @@ class ExportRequest:
             "types": list(self.types),
             "since": self.since,
             "typeFilters": [[t, [list(p) for p in q]] for t, q in self.type_filters],
+            "elements": list(self.elements),
+            "ignored": list(self.ignored),
         }
 
     @classmethod
@@ -84,6 +95,8 @@ class ExportRequest:
             type_filters=tuple(
                 (str(t), tuple((str(k), str(v)) for k, v in q)) for t, q in data.get("typeFilters") or ()
             ),
+            elements=tuple(data.get("elements") or ()),
+            ignored=tuple(data.get("ignored") or ()),
         )
 
 
@@ -93,8 +106,14 @@ def parse_export_request(
     *,
     served_types: Iterable[str],
     group_id: str | None = None,
+    lenient: bool = False,
 ) -> ExportRequest:
     """Check the kick-off parameters (query pairs, or the pairs of a POSTed Parameters resource).
+
+    With ``lenient`` (``Prefer: handling=lenient``) a parameter this server does not take, and an ``_elements``
+    name that is not a root element of an exported type, are ignored and said in :attr:`ExportRequest.ignored`
+    (the Bulk Data IG: the manifest's error file carries an OperationOutcome for each); every other mistake is
+    a 400 either way.
 
     >>> served = ["Patient", "Observation"]
     >>> r = parse_export_request(Level.SYSTEM, [("_type", "Patient,Observation")], served_types=served)
@@ -106,9 +125,11 @@ def parse_export_request(
     bcconnect.errors.InvalidRequest: _outputFormat: 'text/csv' is not offered; use application/fhir+ndjson
     """
     served = frozenset(served_types)
+    ignored: list[str] = []
     unknown = sorted({name for name, _ in parameters} - ACCEPTED_PARAMETERS)
-    if unknown:
+    if unknown and not lenient:
         raise InvalidRequest(f"$export does not take {', '.join(unknown)} here", expression=unknown)
+    ignored += [f"{name}: not a parameter this server's $export takes; ignored" for name in unknown]
     if group_id is not None and not _FHIR_ID.match(group_id):
         raise InvalidRequest(f"{group_id!r} is not a valid Group id", expression=["Group"])
     for name in ("_outputFormat", "_since"):
@@ -142,6 +163,11 @@ def parse_export_request(
             continue
         for item in (part.strip() for part in value.split(",")):
             resource_type, query = _type_filter(item, served)
+            if resource_type == "Provenance":
+                raise InvalidRequest(
+                    "_typeFilter: Provenance is exported with the resources it describes; filter those instead",
+                    expression=["_typeFilter"],
+                )
             if types and resource_type not in types:
                 raise InvalidRequest(
                     f"_typeFilter: {resource_type} is not among the exported types (_type)", expression=["_typeFilter"]
@@ -149,12 +175,22 @@ def parse_export_request(
             # several filters of one type are OR-ed (Bulk Data IG v2); the same one twice is one
             if (resource_type, query) not in filters:
                 filters.append((resource_type, query))
+    elements, invalid = check_elements(
+        [v for n, v in parameters if n == "_elements"], exported_types=types or sorted(served)
+    )
+    if invalid and not lenient:
+        raise InvalidRequest(
+            "_elements: " + "; ".join(f"{name!r}: {reason}" for name, reason in invalid), expression=["_elements"]
+        )
+    ignored += [f"_elements: {name!r}: {reason}; ignored" for name, reason in invalid]
     return ExportRequest(
         level=level,
         group_id=group_id,
         types=tuple(types),
         since=since.strip() if since else None,
         type_filters=tuple(filters),
+        elements=elements,
+        ignored=tuple(ignored),
     )
 
 

@@ -21,10 +21,13 @@ import orjson
 
 from bcconnect.bulk._export import (
     PAGE_ROWS,
+    PROVENANCE,
     ExportStopped,
     Selection,
     TypeResult,
     export_types,
+    outcome_line,
+    wants_provenance,
     write_errors,
     write_type,
 )
@@ -164,6 +167,18 @@ async def plan_selection(
     return selection, withheld
 
 
+def _count(counts: dict[str, int], resource_type: str, result: TypeResult) -> None:
+    if result.count or resource_type not in counts:
+        counts[resource_type] = counts.get(resource_type, 0) + result.count
+    if result.provenance:
+        counts[PROVENANCE] = counts.get(PROVENANCE, 0) + result.provenance
+
+
+def ignored_lines(request: ExportRequest) -> list[bytes]:
+    """What lenient handling left unapplied, as OperationOutcome lines for the error file (the Bulk Data IG)."""
+    return [outcome_line(note, code="not-supported", severity="warning") for note in request.ignored]
+
+
 async def export_to_folder(
     view: View,
     access: AccessContext,
@@ -184,7 +199,7 @@ async def export_to_folder(
     at = await view.store.read(current_t)
     files: list[JobFile] = []
     counts: dict[str, int] = {}
-    errors: list[bytes] = []
+    errors: list[bytes] = ignored_lines(request)
 
     async def on_file(done: JobFile) -> None:
         files.append(done)
@@ -194,12 +209,14 @@ async def export_to_folder(
             progress(resource_type, written)
         return True
 
+    with_provenance = wants_provenance(request, access)
     for resource_type in export_types(request, access, await view.export_types()):
         result = await write_type(
             view, access, request, resource_type, at=at, directory=out, selection=selection,
             max_file_bytes=max_file_bytes, on_file=on_file, on_page=on_page, page_rows=page_rows,
+            with_provenance=with_provenance,
         )  # fmt: skip
-        counts[resource_type] = result.count
+        _count(counts, resource_type, result)
         errors += result.errors
     error_files = await write_errors(out, errors, on_file)
     return ExportSummary(counts, [f for f in files if f.kind == "output"], error_files, withheld)
@@ -427,16 +444,18 @@ class BulkExports:
         async def on_file(file: JobFile) -> None:
             await self.view.store.write(lambda tx: add_file(tx, job.job_id, file))
 
-        errors: list[str] = list(progress.get("errors") or [])
+        errors: list[str] = list(progress.get("errors") or [e.decode() for e in ignored_lines(request)])
         max_bytes = max(1, int(self.settings.max_file_mb * 1024 * 1024))
+        with_provenance = wants_provenance(request, access)
         for resource_type in types:
             if resource_type in done:
                 continue
             result: TypeResult = await write_type(
                 self.view, access, request, resource_type, at=job.at_t, directory=folder, selection=selection,
                 max_file_bytes=max_bytes, on_file=on_file, on_page=keep_going, page_rows=self.settings.page_rows,
+                with_provenance=with_provenance,
             )  # fmt: skip
-            counts[resource_type] = result.count
+            _count(counts, resource_type, result)
             done.append(resource_type)
             errors += [e.decode() for e in result.errors]
             progress["errors"] = errors

@@ -19,7 +19,8 @@ from bcconnect.view import AccessContext, View
 
 def export_group(settings: Settings, args: argparse.Namespace, out: Path) -> int:
     """``export --group ID``: the Group export $export would write, straight into ``out``."""
-    parameters = [(name, value) for name, value in (("_type", args.type), ("_since", args.since)) if value]
+    given = (("_type", args.type), ("_since", args.since), ("_elements", args.elements))
+    parameters = [(name, value) for name, value in given if value is not None]
     operator = AccessContext(
         user=f"os:{getpass.getuser()}", purpose="operations", client_id="bcconnect-cli", readable_types=None
     )
@@ -32,7 +33,8 @@ def export_group(settings: Settings, args: argparse.Namespace, out: Path) -> int
             try:
                 request = parse_export_request(Level.GROUP, parameters, served_types=served, group_id=args.group)
             except InvalidRequest as exc:
-                raise UsageError(str(exc).replace("_type", "--type").replace("_since", "--since")) from None
+                text = str(exc).replace("_type", "--type").replace("_since", "--since")
+                raise UsageError(text.replace("_elements", "--elements")) from None
             exports = BulkExports.from_settings(settings, view)
             with Bars("exporting", unit="resources") as bars:
                 try:

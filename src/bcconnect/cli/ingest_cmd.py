@@ -119,6 +119,12 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--type", metavar="TYPES", help="with --group: only these resource types (comma-separated)")
     p.add_argument("--since", metavar="INSTANT", help="with --group: only resources changed after this instant")
+    p.add_argument(
+        "--elements",
+        metavar="NAMES",
+        help="with --group: keep only these root elements (Type.element or element, comma-separated) and the"
+        " mandatory ones, as $export's _elements",
+    )
     p.set_defaults(handler=_export)
 
 
@@ -479,8 +485,8 @@ def _export(args: argparse.Namespace) -> int:
         if args.raw or args.with_store_meta:
             raise UsageError("--group writes the export as $export does: --raw and --with-store-meta do not apply")
         return export_group(settings, args, out)
-    if args.type is not None or args.since is not None:
-        raise UsageError("--type and --since select within a --group export; give --group ID")
+    if args.type is not None or args.since is not None or args.elements is not None:
+        raise UsageError("--type, --since and --elements select within a --group export; give --group ID")
 
     async def go() -> dict[str, int]:
         with Bars("exporting", unit="resources") as bars:

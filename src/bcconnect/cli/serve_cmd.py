@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import secrets
 import shutil
@@ -153,17 +154,35 @@ async def serve_api(
                         return
                     await anyio.sleep(0.02)
                 log.info("api_listening", host=settings.api.host, port=settings.api.port, auth=settings.auth.mode.value)
+                freeze_start_up_heap()
                 if on_ready is not None:
                     await on_ready()
                 await anyio.sleep_forever()
             finally:
                 server.should_exit = True
     finally:
+        gc.unfreeze()  # a process that served and goes on (tests, the demo) collects its start-up objects again
         for sock in sockets:
             sock.close()
         # this process's audit segment ends with it: a final signed checkpoint, and it can be shipped
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await gate.audit_writer.close()
+
+
+def freeze_start_up_heap() -> None:
+    """Move every object alive once the server has started (modules, settings, the view, the pools: hundreds of
+    thousands of objects that live as long as the process) out of the collector's reach.
+
+    Why: a request that builds many container objects (``$everything``'s cold first page makes ~10,000 tuples for a
+    5,000-resource person) sets off the collector, and every so often a full collection, which walks every tracked
+    object the process holds (~90,000 after a served start-up). Measured on cold first pages (40 in one process,
+    SQLite) with the index of the time: CPU p90 94–105 ms tracked, 56–63 ms frozen. With today's lighter index
+    (a tuple per row) the difference is within the noise (served over HTTP at load 9: CPU median 45 ms either
+    way); it stays as cheap insurance for any request that makes many containers. Garbage made while serving is
+    still collected; only what start-up left behind is not walked again while the server runs (``gc.freeze``).
+    """
+    gc.collect()  # what start-up left as garbage goes now, not frozen into the process for good
+    gc.freeze()
 
 
 async def _ship_audit_segments(settings: Settings, store: Store, anchor: AuditAnchor, sink: Sink) -> None:

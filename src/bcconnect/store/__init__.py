@@ -33,7 +33,13 @@ from bcconnect.store._alias import (
     set_aliases,
     use_alias_snapshot,
 )
-from bcconnect.store._changes import ChangedResource, changed_current, changed_since, current_in_compartments
+from bcconnect.store._changes import (
+    ChangedResource,
+    changed_current,
+    changed_since,
+    current_in_compartments,
+    feed_horizon,
+)
 from bcconnect.store._counters import bump_change_counter, change_counters
 from bcconnect.store._export import (
     ExportRow,
@@ -169,6 +175,7 @@ __all__ = [
     "export_owned_rows",
     "export_rows",
     "export_rows_by_id",
+    "feed_horizon",
     "fill_fact_keys",
     "get_cursor",
     "get_quarantine",

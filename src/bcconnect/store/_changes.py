@@ -3,10 +3,11 @@
 A read model kept beside the store (triage's open referrals and pathway clocks) follows the store with this
 instead of re-reading everything: it keeps the last ``(t, id)`` it applied and asks for what comes after,
 up to a snapshot time, a page at a time. Deleted resources come back too (``deleted``, no body), so the
-read model forgets them. Writers take ``t`` in commit order (``store_clock``), so nothing committed at or
-before the snapshot time is missed. The cohorts' facts read model follows Patient, Condition and Encounter the
-same way (:func:`changed_since`, which also names the adapter that wrote each row) and re-reads a person's rows
-by compartment (:func:`current_in_compartments`).
+read model forgets them. A reader takes its upper bound from :func:`feed_horizon` — never from the newest ``t``
+it happens to see — so a version whose ``t`` was drawn before, but committed after, a later one is never
+stepped over (``tests/integration/store/test_feed_out_of_order.py`` holds the store to it). The cohorts'
+facts read model follows Patient, Condition and Encounter the same way (:func:`changed_since`, which also names
+the adapter that wrote each row) and re-reads a person's rows by compartment (:func:`current_in_compartments`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, stored_from_row
+from bcconnect.store._resources import VERSION_COLUMNS, StoredResource, current_t, stored_from_row
 from bcconnect.store._tx import Tx
 
 _CHUNK = 500
@@ -31,6 +32,18 @@ class ChangedResource:
 def _changed(row: Sequence[object]) -> ChangedResource:
     source = row[8]
     return ChangedResource(stored_from_row(row[:8]), str(source) if source is not None else None)
+
+
+def feed_horizon(tx: Tx) -> int:
+    """The watermark of the change feed: the highest ``t`` at or below which every version this snapshot will
+    ever see is already visible in it. A feed reads up to here and moves its cursor no further, so a version
+    committed later can only have a ``t`` above it.
+
+    Every feed consumer (triage's and the cohorts' read models, anything that keeps a ``(t, id)`` cursor) asks
+    this one function. Writers draw ``t`` under the ``store_clock`` row lock held to commit (PostgreSQL) or as
+    the single writer (SQLite), so versions commit in ``t`` order and the clock this snapshot sees is safe.
+    """
+    return current_t(tx)
 
 
 def changed_since(

@@ -341,12 +341,7 @@ def _everything_where(
     # what the compartment references is found only from its rows the caller may see
     seen_cv, seen_cv_params = visibility.rows("cv")
     shown_compartment = f"{compartment} AND {seen_cv}"
-    not_hidden, hidden_params = "", []
-    if any(visibility.is_restricted(p) for p in patients):
-        hidden_params = sorted(f"{t}:{c}" for t, codes in visibility.restricted_params.items() for c in codes)
-        not_hidden = " AND r.target_type <> 'Location'"
-        if hidden_params:
-            not_hidden += f" AND r.res_type || ':' || r.param NOT IN ({','.join('?' * len(hidden_params))})"
+    not_hidden, hidden_params = _references_shown(patients, visibility)
     # targets first (few), then their versions: CROSS JOIN keeps SQLite from scanning versions by type
     referenced = (
         "SELECT rv.vid FROM (SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM idx_reference r"
@@ -361,6 +356,27 @@ def _everything_where(
         *seen_params,
     ]  # fmt: skip
     where = f"v.vid IN ({compartment} UNION {referenced}) AND {seen}"
+    asked, asked_params = _everything_filters(query)
+    return where + asked, params + asked_params
+
+
+def _references_shown(patients: Sequence[str], visibility: Visibility) -> tuple[str, list[object]]:
+    """The condition (`` AND …`` on ``idx_reference r``, or "") on which references of restricted patients'
+    compartments lead to the resources they name: no Location, nor what the restricted parameters point at."""
+    if not any(visibility.is_restricted(p) for p in patients):
+        return "", []
+    hidden_params: list[object] = [
+        *sorted(f"{t}:{c}" for t, codes in visibility.restricted_params.items() for c in codes)
+    ]
+    not_hidden = " AND r.target_type <> 'Location'"
+    if hidden_params:
+        not_hidden += f" AND r.res_type || ':' || r.param NOT IN ({','.join('?' * len(hidden_params))})"
+    return not_hidden, hidden_params
+
+
+def _everything_filters(query: EverythingQuery) -> tuple[str, list[object]]:
+    """``$everything``'s own parameters (``_type``, ``_since``, ``start``/``end``) as `` AND …`` on version ``v``."""
+    where, params = "", list[object]()
     if query.types:
         where += f" AND v.res_type IN ({','.join('?' * len(query.types))})"
         params += list(query.types)

@@ -29,6 +29,7 @@ from bcconnect.view._person import PERSON_MODEL_DOC, SOURCE_REFERENCE_EXTENSION
 from bcconnect.view._population import POPULATION_TYPES, PopulationPage
 from bcconnect.view._provenance import PROVENANCE_DOC, provenance_id
 from bcconnect.view._provenance import SEARCH_PARAMS as PROVENANCE_SEARCH_PARAMS
+from bcconnect.view._provenance_read import target_types as provenance_target_types
 from bcconnect.view._view import HistoryPage, SearchResult, TypeCapability, View
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "parse_non_negative",
     "person_members",
     "provenance_id",
+    "provenance_target_types",
     "registry",
     "store_time",
     "visible_keys",

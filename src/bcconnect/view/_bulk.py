@@ -18,7 +18,7 @@ A page of an export is what the same caller's search would show, but read for th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,41 +37,47 @@ from bcconnect.store import (
 )
 from bcconnect.view._person import SOURCE_REFERENCE_EXTENSION, is_golden, person_centred, present_goldens
 
-#: a Patient reference as stored JSON writes it (orjson: no spaces), and the same as a whole Reference object
+#: a Patient reference as stored JSON writes it (orjson: no spaces), and around it, when it is a whole Reference
+#: object (``{"reference": …}`` and nothing else), the object's braces
 _PATIENT_REFERENCE: Final = re.compile(rb'"reference":"Patient/([^"/\\]+)"')
-_BARE_PATIENT_REFERENCE: Final = re.compile(rb'\{"reference":"Patient/([^"/\\]+)"\}')
+_ANY_PATIENT_REFERENCE: Final = re.compile(rb'"reference":"Patient/([^"/\\]+)"(\})?')
 _EXTENSION_HEAD: Final = b'","extension":[{"url":"' + SOURCE_REFERENCE_EXTENSION.encode() + b'","valueReference":'
 
 
-def repoint_bytes(body: bytes, person_of: dict[str, str]) -> bytes | None:
-    """``body`` with every Patient reference to a person's source record pointing at the golden Patient, the
-    stored reference kept in the source-reference extension — byte for byte what :func:`person_centred` writes —
-    or None when a reference to re-point is not a bare ``{"reference": …}`` object (the caller parses).
+def repoint_bytes(body: bytes, person_of: Mapping[bytes, bytes]) -> bytes | None:
+    """``body`` with every Patient reference to a person's source record (``person_of``: source id → golden id,
+    as bytes) pointing at the golden Patient, the stored reference kept in the source-reference extension —
+    byte for byte what :func:`person_centred` writes — or None when a reference to re-point is not a bare
+    ``{"reference": …}`` object (the caller parses). One pass over the body.
 
-    >>> repoint_bytes(b'{"subject":{"reference":"Patient/s1"},"x":1}', {"s1": "g1"})[:58]
+    >>> repoint_bytes(b'{"subject":{"reference":"Patient/s1"},"x":1}', {b"s1": b"g1"})[:58]
     b'{"subject":{"reference":"Patient/g1","extension":[{"url":"'
-    >>> repoint_bytes(b'{"subject":{"reference":"Patient/s1","display":"A"}}', {"s1": "g1"}) is None
+    >>> repoint_bytes(b'{"subject":{"reference":"Patient/s1","display":"A"}}', {b"s1": b"g1"}) is None
+    True
+    >>> body = b'{"subject":{"reference":"Patient/g1"}}'
+    >>> repoint_bytes(body, {b"s1": b"g1"}) is body
     True
     """
-    wanted = sum(1 for m in _PATIENT_REFERENCE.finditer(body) if m.group(1).decode() in person_of)
-    if not wanted:
-        return body
     done = 0
+    unusual = False
 
     def swap(match: re.Match[bytes]) -> bytes:
-        nonlocal done
+        nonlocal done, unusual
         source = match.group(1)
-        person = person_of.get(source.decode())
+        person = person_of.get(source)
         if person is None:
             return match.group(0)
+        # the pattern starts with a literal (so the engine searches for it fast); the opening brace is checked here
+        if match.group(2) is None or body[match.start() - 1 : match.start()] != b"{":
+            unusual = True  # a Reference with more than ``reference`` in it: re-pointed by the parsed path
+            return match.group(0)
         done += 1
-        return (
-            b'{"reference":"Patient/' + person.encode() + _EXTENSION_HEAD
-            + b'{"reference":"Patient/' + source + b'"}}]}'
-        )  # fmt: skip
+        return b'"reference":"Patient/' + person + _EXTENSION_HEAD + b'{"reference":"Patient/' + source + b'"}}]}'
 
-    out = _BARE_PATIENT_REFERENCE.sub(swap, body)
-    return out if done == wanted else None
+    out = _ANY_PATIENT_REFERENCE.sub(swap, body)
+    if unusual:
+        return None
+    return out if done else body
 
 
 def owner_of(row: ExportRow) -> str | None:
@@ -123,6 +129,7 @@ def bulk_items(
             wanted.update(m.decode() for m in _PATIENT_REFERENCE.findall(body))
     canon = canonical_ids(tx, "Patient", wanted) if wanted else {}
     person_of = {i: c for i, c in canon.items() if i != c}
+    person_of_bytes = {i.encode(): c.encode() for i, c in person_of.items()}
     fast: dict[int, StoredResource] = {}
     slow: list[tuple[int, StoredResource]] = []
     for position, row in enumerate(kept):
@@ -138,7 +145,7 @@ def bulk_items(
             # a restricted person's whereabouts are redacted; a row without a stored owner is judged by its body
             slow.append((position, resource))
             continue
-        served = repoint_bytes(body, person_of)
+        served = repoint_bytes(body, person_of_bytes)
         if served is None:
             slow.append((position, resource))
         else:

@@ -139,22 +139,30 @@ def fold_others(
 
 
 def collapse_plan(
-    rows: Sequence[tuple[str | None, str]], priority: Sequence[str]
+    rows: Sequence[tuple[str | None, str]], priority: Sequence[str], *, order: Sequence[int] | None = None
 ) -> tuple[set[int], dict[int, list[int]]]:
     """Which rows a collapse drops, and for each row kept in place of others, the rows it stands for (in the order
     its extensions name them), from ``(fact key, trust)`` per row in record order: the grouping and choice of
-    :func:`collapse_same_facts`, with nothing parsed."""
+    :func:`collapse_same_facts`, with nothing parsed.
+
+    ``order``: each row's place in the record order when the rows come in another (the version key, for rows read
+    in no particular order: one fact key is one resource type, and within a type the record is in version order).
+    """
     rank = {code: i for i, code in enumerate(priority)}
-    groups: dict[str, list[int]] = {}
+    first: dict[str, int] = {}
+    repeated: dict[str, list[int]] = {}  # only keys met twice or more: most of a record is one row per key
     for index, (key, _) in enumerate(rows):
         if key is not None:
-            groups.setdefault(key, []).append(index)
+            met = first.setdefault(key, index)
+            if met != index:
+                repeated.setdefault(key, [met]).append(index)
     dropped: set[int] = set()
     folds: dict[int, list[int]] = {}
-    for members in groups.values():
-        if len(members) < 2 or len({rows[i][1] for i in members}) < 2:
+    place = order if order is not None else range(len(rows))
+    for members in repeated.values():
+        if len({rows[i][1] for i in members}) < 2:
             continue  # one trust's own repeated entries are that trust's business, not a feed duplicate
-        ordered = sorted(members, key=lambda i: (rank.get(rows[i][1], len(rank)), i))
+        ordered = sorted(members, key=lambda i: (rank.get(rows[i][1], len(rank)), place[i]))
         keep, others = ordered[0], ordered[1:]
         folds[keep] = others
         dropped.update(others)

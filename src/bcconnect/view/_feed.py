@@ -20,7 +20,7 @@ from bcconnect.store import (
     alias_members,
     canonical_ids,
     changed_current,
-    current_t,
+    feed_horizon,
     visible_versions,
 )
 from bcconnect.view._context import AccessContext
@@ -28,8 +28,9 @@ from bcconnect.view._view import View
 
 
 async def store_time(view: View) -> int:
-    """The logical time of the newest committed write (a read model's catch-up target)."""
-    return await view.store.read(current_t)
+    """How far a read model may catch up: the change feed's watermark (every version at or below it is
+    committed and visible; one committed later has a later ``t``)."""
+    return await view.store.read(feed_horizon)
 
 
 async def changed_resources(

@@ -18,7 +18,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Final, NamedTuple
+from operator import itemgetter
+from typing import Any, Final
 
 import orjson
 
@@ -64,20 +65,17 @@ PERSON_MODEL_DOC: Final = (
 Screen = Callable[[list[StoredResource]], list[StoredResource]]
 
 
-class RecordEntry(NamedTuple):
-    """One resource of a person's deduplicated record, without its body: where it is and what it stands for (a
-    tuple: a large record makes thousands per read)."""
+#: One resource of a person's deduplicated record, without its body: ``(type, id, version key, trust, folds)``,
+#: ``folds`` the other trusts' rows of the same fact it is served in place of, ``(version key, type, id, trust)``
+#: each. A plain tuple (a large record makes thousands per read: a class per entry cost a fifth of a cold page),
+#: ordered by (type, id), which lead it and are unique in a record.
+RecordEntry = tuple[str, str, int, str, tuple[tuple[int, str, str, str], ...]]
 
-    resource_type: str
-    id: str
-    vid: int
-    ods: str
-    #: the other trusts' rows of the same fact it is served in place of: (record position, type, id, trust)
-    folds: tuple[tuple[int, str, str, str], ...] = ()
+#: a person's deduplicated record at one snapshot: ``t`` and its entries in (type, id) order
+PersonIndex = tuple[int, list[RecordEntry]]
 
-
-#: a person's deduplicated record at one snapshot: ``t``, its entries in (type, id) order, and their (type, id)
-PersonIndex = tuple[int, list[RecordEntry], list[tuple[str, str]]]
+#: where an entry's (type, id) are: the order a page's cursor is found in
+_TYPE_ID = itemgetter(0, 1)
 
 
 class RecordCache:
@@ -284,37 +282,36 @@ def person_index(
 ) -> list[RecordEntry]:
     """:func:`person_record` without bodies: the entries of one person's record as served, one fact from two trusts
     once (the same grouping and survivor, :func:`~bcconnect.view._dedupe.collapse_plan`), ordered by (type, id).
+    ``found`` may come in any order (ties between trusts go to the earlier version, as in the record's order).
     Versions with no kept key come with their bodies; they are keyed here and added to ``unkeyed``."""
-    collected: dict[tuple[str, str], tuple[RecordKey, str | None, str]] = {}
-    for row in found:
-        if not row.keyed and row.body is not None and row.resource_type in FACT_TYPES:
-            same, ods = fact_key(row.resource_type, row.body)
+    entries: list[RecordEntry] = []
+    facts: list[tuple[str | None, str]] = []
+    for vid, rtype, rid, keyed, key, ods, body in found:
+        if rid == person_id and rtype == "Patient":
+            continue  # the golden Patient (in its sources' compartments) leads
+        if not keyed and body is not None and rtype in FACT_TYPES:
+            key, ods = fact_key(rtype, body)
             if unkeyed is not None:
-                unkeyed.append(row.vid)
-            collected[(row.resource_type, row.id)] = (row, same, ods)
-        else:
-            collected[(row.resource_type, row.id)] = (row, row.fact_key, row.ods)
-    collected.pop(("Patient", person_id), None)  # the golden Patient (in its sources' compartments) leads
-    rows = list(collected.values())
-    dropped, folds = collapse_plan([(key, ods) for _, key, ods in rows], priority)
-    entries = []
-    for index, (row, _, ods) in enumerate(rows):
-        if index in dropped:
-            continue
-        others = folds.get(index)
-        stands_for = tuple((i, rows[i][0].resource_type, rows[i][0].id, rows[i][2]) for i in others) if others else ()
-        entries.append(RecordEntry(row.resource_type, row.id, row.vid, ods, stands_for))
+                unkeyed.append(vid)
+        entries.append((rtype, rid, vid, ods, ()))
+        facts.append((key, ods))
+    dropped, folds = collapse_plan(facts, priority, order=[e[2] for e in entries])
+    for keep, others in folds.items():
+        rtype, rid, vid, ods, _ = entries[keep]
+        entries[keep] = (rtype, rid, vid, ods, tuple((entries[i][2], *entries[i][:2], entries[i][3]) for i in others))
+    if dropped:
+        entries = [e for i, e in enumerate(entries) if i not in dropped]
     entries.sort()  # (type, id) lead each entry, and (type, id) is unique
     return entries
 
 
 def _served(tx: Tx, entries: Sequence[RecordEntry], priority: Sequence[str]) -> list[StoredResource]:
     """The page's resources: their bodies read by version key, each kept fact carrying the others' trusts."""
-    found = versions_by_key(tx, [e.vid for e in entries])
+    found = versions_by_key(tx, [vid for _, _, vid, _, _ in entries])
     out = []
-    for entry in entries:
-        item = found[entry.vid]
-        out.append(fold_others(item, entry.folds, entry.ods, priority) if entry.folds else item)
+    for _, _, vid, ods, folds in entries:
+        item = found[vid]
+        out.append(fold_others(item, folds, ods, priority) if folds else item)
     return out
 
 
@@ -350,11 +347,10 @@ def everything_for_person(
         t, found = person_record_keys(
             tx, query, person_members(tx, person_id), at=at, visibility=visibility, body_types=FACT_TYPES
         )
-        entries = person_index(person_id, found, priority, unkeyed)
-        cached = (t, entries, [(e.resource_type, e.id) for e in entries])
+        cached = (t, person_index(person_id, found, priority, unkeyed))
         if cache is not None:
             cache.put((person_id, asked, t, key), cached)
-    t, entries, keys = cached
+    t, entries = cached
     lead = 1 if golden is not None and (not query.types or "Patient" in query.types) else 0
     total = len(entries) + lead
     if query.count == 0:
@@ -362,7 +358,7 @@ def everything_for_person(
     start = offset  # position in the served order (the golden Patient first), without a cursor
     if after is not None:
         rtype, _, rid = after.partition("/")
-        start = lead + bisect.bisect_right(keys, (rtype, rid))
+        start = lead + bisect.bisect_right(entries, (rtype, rid), key=_TYPE_ID)
     window: list[StoredResource] = [golden] if lead and start == 0 and golden is not None else []
     first = max(0, start - lead)
     window += _served(tx, entries[first : first + query.count - len(window)], priority)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bcconnect.security import objecting_patient_ids
-from bcconnect.store import ChangedResource, Tx, changed_since, current_in_compartments, current_t
+from bcconnect.store import ChangedResource, Tx, changed_since, current_in_compartments, feed_horizon
 from bcconnect.view._person import same_person_ids
 
 #: the resource types a population read may follow (what the cohorts read)
@@ -57,7 +57,7 @@ def population_changes(
     """Rows of ``resource_type`` changed after ``after`` (at most ``until_t``), objectors left out."""
     if resource_type not in POPULATION_TYPES:
         raise ValueError(f"a population read follows {', '.join(sorted(POPULATION_TYPES))}, not {resource_type}")
-    until = current_t(tx) if until_t is None else until_t
+    until = feed_horizon(tx) if until_t is None else until_t
     found = changed_since(tx, resource_type, after_t=after[0], after_id=after[1], until_t=until, limit=limit)
     last = (found[-1].resource.t, found[-1].resource.id) if found else None
     return PopulationPage(_visible(tx, found), last, until)

@@ -76,7 +76,9 @@ PROVENANCE_DOC: Final = (
     "(target, patient, agent, recorded, _lastUpdated, _id) find the Provenance of current versions; _id, read "
     "and a versioned target (target=T/id/_history/n) reach every version's. Every search takes "
     "_revinclude=Provenance:target. $everything does not add "
-    "Provenance (the operation may; ask with _revinclude). A Provenance is screened exactly as its target."
+    "Provenance (the operation may; ask with _revinclude). A Bulk Data $export carries the Provenance of the "
+    "resources it exports (the default all-types export, or _type=Provenance). A Provenance is screened exactly "
+    "as its target."
 )
 PARTICIPANT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -149,12 +151,19 @@ def _tags(meta: Mapping[str, Any], system: str) -> list[str]:
     ]
 
 
-def trust_codes(resource: StoredResource) -> list[str]:
+def served_meta(resource: StoredResource) -> Mapping[str, Any]:
+    """A served resource's ``meta`` (parsed once by a caller that needs several things from it)."""
+    if resource.body is None:
+        return {}
+    meta = orjson.loads(resource.body).get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def trust_codes(resource: StoredResource, meta: Mapping[str, Any] | None = None) -> list[str]:
     """The ODS codes of the trusts a served resource came from (one, or more for a fact two trusts sent)."""
     if resource.body is None:
         return []
-    meta = orjson.loads(resource.body).get("meta") or {}
-    return _tags(meta, SOURCE_ORG_TAG_SYSTEM)
+    return _tags(served_meta(resource) if meta is None else meta, SOURCE_ORG_TAG_SYSTEM)
 
 
 def trust_organizations(tx: Tx, codes: Iterable[str]) -> dict[str, str]:
@@ -211,11 +220,11 @@ def _split_source(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def source_record_key(resource: StoredResource) -> str | None:
+def source_record_key(resource: StoredResource, meta: Mapping[str, Any] | None = None) -> str | None:
     """The key of the source record at its trust that ``resource`` was mapped from (None when not known)."""
     if resource.body is None or b'"source"' not in resource.body:
         return None
-    split = _split_source(orjson.loads(resource.body).get("meta") or {})
+    split = _split_source(served_meta(resource) if meta is None else meta)
     return split[1] if split else None
 
 
@@ -245,6 +254,7 @@ def compose(
     rules_version: str | None = None,
     current: bool = True,
     source_version: str | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> StoredResource | None:
     """The Provenance of ``target`` (one screened, served version); ``sources``: for a golden Patient, the
     current source Patients the caller may see (``None`` for every other resource). An earlier version of a
@@ -252,8 +262,8 @@ def compose(
     pid = provenance_id(target.resource_type, target.id, target.version)
     if pid is None or target.body is None:
         return None
-    served = orjson.loads(target.body)
-    meta = served.get("meta") or {}
+    if meta is None:
+        meta = served_meta(target)
     device, engine = _engine()
     out: dict[str, Any] = {
         "resourceType": PROVENANCE,

@@ -34,14 +34,16 @@ from bcconnect.store import (
     StoredResource,
     Tx,
     alias_closure,
+    alias_members,
     current_t,
+    export_rows_by_id,
     iter_current,
     read_current,
     read_version,
     search,
     source_record_versions,
 )
-from bcconnect.view._person import is_golden, person_centred, person_members
+from bcconnect.view._person import is_golden, person_centred
 from bcconnect.view._provenance import (
     INCLUDES,
     PROVENANCE,
@@ -50,6 +52,7 @@ from bcconnect.view._provenance import (
     compose,
     parse_provenance_id,
     provenance_id,
+    served_meta,
     source_record_key,
     trust_codes,
     trust_organizations,
@@ -82,29 +85,44 @@ def provenance_of(tx: Tx, ctx: ProvenanceContext, targets: Sequence[StoredResour
     if not ctx.screen.visibility.allows_type(PROVENANCE) or not targets:
         return []
     golden = [t for t in targets if is_golden(t)]
+    golden_ids = {(t.resource_type, t.id, t.version) for t in golden}
+    # each target's meta parsed once: its trusts, its source record and the Provenance itself all read it
+    metas = [served_meta(t) for t in targets]
     sources: dict[str, list[StoredResource]] = {}
     current: dict[str, bool] = {}
-    for item in golden:
-        found = [read_current(tx, "Patient", pid) for pid in person_members(tx, item.id)]
-        alive = [s for s in found if s is not None and not s.deleted and s.body is not None]
-        sources[item.id] = ctx.screen.apply(alive).resources
-        head = read_current(tx, "Patient", item.id)
-        current[item.id] = head is not None and head.version == item.version
-    codes = {c for t in targets for c in trust_codes(t)} | {
+    if golden:
+        # every golden target's sources read and screened at once (a page of an export holds thousands)
+        members = alias_members(tx, "Patient", [g.id for g in golden])
+        own = {g.id: [m for m in members.get(g.id, ()) if m != g.id] for g in golden}
+        ids = sorted({m for ms in own.values() for m in ms} | {g.id for g in golden})
+        live = {r.resource.id: r.resource for r in export_rows_by_id(tx, "Patient", ids, current_t(tx))}
+        alive = [live[m] for m in sorted({m for ms in own.values() for m in ms}) if m in live]
+        shown = {r.id: r for r in ctx.screen.apply([a for a in alive if a.body is not None]).resources}
+        for item in golden:
+            sources[item.id] = [shown[m] for m in own[item.id] if m in shown]
+            head = live.get(item.id)
+            current[item.id] = head is not None and head.version == item.version
+    codes = {c for t, meta in zip(targets, metas, strict=True) for c in trust_codes(t, meta)} | {
         c for s in sources.values() for x in s for c in trust_codes(x)
     }
     organisations = trust_organizations(tx, codes)
-    keys = {(t.resource_type, t.id): k for t in targets if t not in golden and (k := source_record_key(t)) is not None}
+    keys = {
+        (t.resource_type, t.id): k
+        for t, meta in zip(targets, metas, strict=True)
+        if (t.resource_type, t.id, t.version) not in golden_ids and (k := source_record_key(t, meta)) is not None
+    }
     landed = source_record_versions(tx, keys) if keys else {}
     out = []
-    for item in targets:
+    for item, meta in zip(targets, metas, strict=True):
+        is_golden_item = (item.resource_type, item.id, item.version) in golden_ids
         made = compose(
             item,
             organisations,
-            sources=sources.get(item.id) if item in golden else None,
+            sources=sources.get(item.id) if is_golden_item else None,
             rules_version=ctx.rules_version,
             current=current.get(item.id, True),
             source_version=_landed_version(landed.get((item.resource_type, item.id)), item.version),
+            meta=meta,
         )
         if made is not None:
             out.append(made)

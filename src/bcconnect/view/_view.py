@@ -83,6 +83,7 @@ from bcconnect.view._provenance import INCLUDES as PROVENANCE_INCLUDES
 from bcconnect.view._provenance import NOT_OFFERED_ON_PROVENANCE, PROVENANCE, REVINCLUDE, SEARCH_PARAMS
 from bcconnect.view._provenance_read import (
     ProvenanceContext,
+    provenance_of,
     read_provenance,
     revinclude_provenance,
     search_provenance,
@@ -578,6 +579,18 @@ class View:
             return bulk_items(tx, self._screen(tx, access), rows, sensitive, self.rules)
 
         return await self.store.read(run)
+
+    async def bulk_provenance(self, access: AccessContext, served: Sequence[StoredResource]) -> list[StoredResource]:
+        """The Provenance of resources a Bulk Data export wrote (each already served to this caller by
+        ``bulk_page``/``bulk_members``/``search``): one per version, composed and screened as
+        ``_revinclude=Provenance:target`` gives them; none when the caller may not read Provenance."""
+        targets = list(served)
+
+        def run(tx: Tx) -> list[StoredResource]:
+            screen = self._screen(tx, access)
+            return provenance_of(tx, self._provenance(tx, screen), targets)
+
+        return await self.store.read(run) if targets else []
 
     async def export_types(self) -> list[str]:
         """Every resource type with current resources (what ``bcconnect export`` writes files for)."""

@@ -68,6 +68,14 @@ def test_export_group_writes_the_cohort_and_says_what_it_left_out(
     assert sorted(p.name for p in out.iterdir()) == ["Condition-1.ndjson", "Patient-1.ndjson"]
     lines = (out / "Condition-1.ndjson").read_bytes().splitlines()
     assert {orjson.loads(line)["id"] for line in lines} == {"c1", "c1-diabetes", "c1-asthma"}
+    subset = tmp_path / "subset"
+    code = main(
+        ["--config", str(config), "export", "--group", "ltc-3plus", "--out", str(subset), "--type", "Condition",
+         "--elements", "Condition.code"]
+    )  # fmt: skip
+    assert code == 0
+    conditions = [orjson.loads(line) for line in (subset / "Condition-1.ndjson").read_bytes().splitlines()]
+    assert all(set(c) == {"resourceType", "id", "meta", "code", "subject"} for c in conditions)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +85,11 @@ def test_export_group_writes_the_cohort_and_says_what_it_left_out(
         (["--group", "ltc-3plus", "--type", "Nonsense"], "--type: 'Nonsense' is not a resource type served here"),
         (["--group", "ltc-3plus", "--since", "last week"], "--since: 'last week' is not a FHIR instant"),
         (["--group", "ltc-3plus", "--raw"], "--raw and --with-store-meta do not apply"),
-        (["--type", "Patient"], "--type and --since select within a --group export"),
+        (["--type", "Patient"], "--type, --since and --elements select within a --group export"),
+        (
+            ["--group", "ltc-3plus", "--elements", "Condition.nonsense"],
+            "--elements: 'Condition.nonsense': Condition has",
+        ),
     ],
 )
 def test_export_group_misuse_is_one_sentence_and_exit_2(

@@ -31,7 +31,7 @@ from bcconnect.security._audit_store import audit_chain_head, stored_events
 from bcconnect.store import Store, Tx, open_store, put_resources
 from bcconnect.view import View
 from support.loopback import serve
-from support.security_world import OBJECTOR_NHS, _condition, _observation, _patient, world, write
+from support.security_world import OBJECTOR_NHS, RESTRICTED_CITY, _condition, _observation, _patient, world, write
 
 pytestmark = pytest.mark.anyio
 
@@ -144,11 +144,12 @@ def parse_ndjson(body: bytes) -> list[dict[str, Any]]:
 
 
 async def run_export(
-    server: BulkServer, client: httpx.AsyncClient, path: str = "$export", **token: Any
+    server: BulkServer, client: httpx.AsyncClient, path: str = "$export", *, prefer: str | None = None, **token: Any
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """Kick off, poll, download every file: the manifest and the resources per type."""
     headers = server.headers(**token)
-    kick = await client.get(f"{server.base}/{path}", headers=headers)
+    kick_headers = headers if prefer is None else {**headers, "prefer": prefer}
+    kick = await client.get(f"{server.base}/{path}", headers=kick_headers)
     assert kick.status_code == 202, kick.text
     status_url = kick.headers["content-location"]
     done = await poll_until_done(client, status_url, headers)
@@ -321,6 +322,11 @@ BAD_KICK_OFFS = [
     ("$export?_typeFilter=Observation", {}, 400),
     ("$export?_type=Condition&_typeFilter=Observation%3Fdate%3Dge2024", {}, 400),
     ("$export?patient=p1", {}, 400),
+    ("$export?_elements=Observation.nonsense", {}, 400),
+    ("$export?_elements=Observation.code.text", {}, 400),
+    ("$export?_elements=", {}, 400),
+    ("$export?_type=Condition&_elements=Observation.code", {}, 400),
+    ("$export?_elements=code&patient=p1", {"prefer": "respond-async, handling=strict"}, 400),
     ("$export", {"accept": "text/csv"}, 406),
     ("Group/no-such-group/$export", {}, 404),
     ("$export", {"authorization": None}, 401),
@@ -466,3 +472,161 @@ async def test_a_job_resumes_after_its_worker_dies(store_url: str, tmp_path: Pat
         for o in resumed["output"]:
             again[o["type"]] += o["count"]
         assert again == counts
+
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def subsetted(resource: dict[str, Any]) -> bool:
+    return SUBSETTED in resource.get("meta", {}).get("tag", [])
+
+
+async def test_elements_subset_a_system_export_to_the_named_and_mandatory_elements(
+    store_url: str, tmp_path: Path
+) -> None:
+    """``_elements`` (Bulk Data IG v2): each resource of a named type keeps the named root elements plus the
+    mandatory ones and is tagged SUBSETTED; every line still parses as its type (run_export validates each with
+    fhir.resources); a type no name applies to is whole. The screen came first: the restricted person's address
+    stays redacted though ``address`` was asked for, and the HIV Condition stays out."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(
+            server,
+            client,
+            "$export?_type=Observation,Patient,Condition,Encounter"
+            "&_elements=Observation.valueQuantity,Patient.name,Patient.address,Condition.code",
+        )
+        assert manifest["error"] == []
+        assert manifest["request"].endswith(
+            "_elements=Observation.valueQuantity%2CPatient.name%2CPatient.address%2CCondition.code"
+        )
+        for observation in resources["Observation"]:
+            assert subsetted(observation)
+            # status and code are mandatory (1..1) in R4's Observation: kept though not named
+            assert set(observation) == {"resourceType", "id", "meta", "status", "code", "valueQuantity"}
+        for condition in resources["Condition"]:
+            assert subsetted(condition)
+            assert set(condition) == {"resourceType", "id", "meta", "code", "subject"}  # subject: 1..1
+        assert "c-hiv" not in {c["id"] for c in resources["Condition"]}
+        patients = {p["id"]: p for p in resources["Patient"]}
+        assert set(patients) == {"p1", "p3"}
+        assert all(
+            subsetted(p) and set(p) <= {"resourceType", "id", "meta", "name", "address"} for p in patients.values()
+        )
+        assert "birthDate" not in patients["p1"]
+        assert "address" not in patients["p3"]  # redacted by the screen before subsetting
+        assert RESTRICTED_CITY.encode() not in orjson.dumps(resources)
+        # Encounter was not named: whole, untagged
+        assert resources["Encounter"]
+        assert all(not subsetted(e) and "period" in e for e in resources["Encounter"])
+
+
+async def test_elements_on_a_group_export_apply_an_unqualified_name_to_every_type(
+    store_url: str, tmp_path: Path
+) -> None:
+    async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
+        _, resources = await run_export(server, client, "Group/ltc-3plus/$export?_elements=code")
+        assert {c["id"] for c in resources["Condition"]} == {"c1", "c1-diabetes", "c1-asthma"}
+        for resource_type, items in resources.items():
+            for item in items:
+                assert subsetted(item), (resource_type, item["id"])
+        (golden,) = resources["Patient"]
+        assert set(golden) == {"resourceType", "id", "meta"}  # a Patient has no code, nor a mandatory element
+        assert all(set(c) == {"resourceType", "id", "meta", "code", "subject"} for c in resources["Condition"])
+        # the person-centred reference survives subsetting: the Condition points at the golden Patient
+        assert {c["subject"]["reference"] for c in resources["Condition"]} == {f"Patient/{golden['id']}"}
+        assert all(set(e) == {"resourceType", "id", "meta", "status", "class"} for e in resources["Encounter"])
+
+
+async def test_lenient_handling_ignores_an_unknown_element_and_says_so_in_the_error_file(
+    store_url: str, tmp_path: Path
+) -> None:
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(
+            server,
+            client,
+            "$export?_type=Observation&_elements=Observation.nonsense,Observation.code&_shape=round",
+            prefer="respond-async, handling=lenient",
+        )
+        assert all(set(o) == {"resourceType", "id", "meta", "status", "code"} for o in resources["Observation"])
+        (error,) = manifest["error"]
+        got = await client.get(error["url"], headers=server.headers())
+        outcomes = parse_ndjson(got.content)
+        said = [i["diagnostics"] for o in outcomes for i in o["issue"]]
+        assert len(said) == 2
+        assert any("'Observation.nonsense'" in d for d in said)
+        assert any(d.startswith("_shape") for d in said)
+        assert {i["severity"] for o in outcomes for i in o["issue"]} == {"warning"}
+
+
+def provenance_targets(resources: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """The versions the exported Provenance describe (each Provenance has one target)."""
+    out = set()
+    for provenance in resources.get("Provenance", []):
+        (target,) = provenance["target"]
+        out.add(target["reference"])
+    assert len(out) == len(resources.get("Provenance", [])), "one Provenance per version"
+    return out
+
+
+def exported_versions(resources: dict[str, list[dict[str, Any]]], types: set[str] | None = None) -> set[str]:
+    return {
+        f"{t}/{r['id']}/_history/{r['meta']['versionId']}"
+        for t, items in resources.items()
+        if t != "Provenance" and (types is None or t in types)
+        for r in items
+    }
+
+
+#: resources the screen withholds from a grant without the sensitive scope, and the objector's
+WITHHELD = ("Condition/c-hiv/", "Encounter/e-sex/", "Patient/p2/", "Condition/c2-", "Observation/o2-", "Encounter/e2-")
+
+
+async def test_provenance_is_exported_for_exactly_the_exported_resources(store_url: str, tmp_path: Path) -> None:
+    """Provenance in a system export (the default all types, and ``_type=Provenance``): one per exported
+    version, as ``_revinclude=Provenance:target`` composes it; none for a withheld or objecting person's
+    resources."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        manifest, resources = await run_export(server, client)
+        targets = provenance_targets(resources)
+        assert targets == exported_versions(resources)
+        assert sum(o["count"] for o in manifest["output"] if o["type"] == "Provenance") == len(targets)
+        assert not [t for t in targets if t.startswith(WITHHELD)]
+        assert b"Objector" not in orjson.dumps(resources["Provenance"])
+        # the same Provenance when only Provenance is asked for (the resources themselves are not written)
+        _, only = await run_export(server, client, "$export?_type=Provenance")
+        assert set(only) == {"Provenance"}
+        assert provenance_targets(only) == targets
+        # with other types: the Provenance of those only, and subsetted by _elements like any type
+        _, some = await run_export(server, client, "$export?_type=Observation,Provenance&_elements=Provenance.recorded")
+        assert provenance_targets(some) == exported_versions(some) == exported_versions(resources, {"Observation"})
+        assert all(subsetted(p) and "entity" not in p for p in some["Provenance"])
+        # a token that does not read Provenance gets none
+        _, unread = await run_export(server, client, scopes="system/Observation.read system/Patient.read")
+        assert set(unread) == {"Observation", "Patient"}
+
+
+async def test_a_group_export_carries_the_provenance_of_its_members_resources_only(
+    store_url: str, tmp_path: Path
+) -> None:
+    async with bulk_server(store_url, tmp_path, cohorts=True) as server, httpx.AsyncClient() as client:
+        _, resources = await run_export(server, client, "Group/ltc-3plus/$export?_type=Patient,Condition,Provenance")
+        (golden,) = resources["Patient"]
+        assert provenance_targets(resources) == exported_versions(resources)
+        assert {t.split("/")[0] for t in provenance_targets(resources)} == {"Patient", "Condition"}
+        # the golden Patient's Provenance names its (visible) source Patient
+        (own,) = [
+            p for p in resources["Provenance"] if p["target"][0]["reference"].startswith(f"Patient/{golden['id']}/")
+        ]
+        assert any(e["what"]["reference"].startswith("Patient/p1") for e in own["entity"])
+
+
+async def test_the_provenance_check_catches_a_screen_that_lets_withheld_rows_through(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The guard above can fail: with the export's screen bypassed (every row visible), the sensitive and the
+    objector's resources are exported and their Provenance with them."""
+    async with bulk_server(store_url, tmp_path) as server, httpx.AsyncClient() as client:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("bcconnect.view._bulk._visible", lambda row, vis, sensitive: row.resource.body is not None)
+            _, leaked = await run_export(server, client, "$export?_type=Provenance")
+        assert [t for t in provenance_targets(leaked) if t.startswith(WITHHELD)]

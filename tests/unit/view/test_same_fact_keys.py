@@ -98,21 +98,22 @@ def _index_rows(items: list[StoredResource], *, keyed: bool) -> list[RecordKey]:
         assert item.body is not None
         key, ods = fact_key(item.resource_type, item.body)
         body = None if keyed or item.resource_type not in FACT_TYPES else item.body
-        rows.append(
-            RecordKey(vid, item.resource_type, item.id, keyed, key if keyed else None, ods if keyed else "", body)
-        )
+        rows.append((vid, item.resource_type, item.id, keyed, key if keyed else None, ods if keyed else "", body))
     return rows
 
 
-def _paged(items: list[StoredResource], priority: tuple[str, ...], *, keyed: bool) -> list[StoredResource]:
+def _paged(
+    items: list[StoredResource], priority: tuple[str, ...], *, keyed: bool, reverse: bool = False
+) -> list[StoredResource]:
     by_id = {(r.resource_type, r.id): r for r in items}
     unkeyed: list[int] = []
-    entries = person_index("nobody", _index_rows(items, keyed=keyed), priority, unkeyed)
+    rows = _index_rows(items, keyed=keyed)  # version keys in record order; the store's read returns any order
+    entries = person_index("nobody", rows[::-1] if reverse else rows, priority, unkeyed)
     assert len(unkeyed) == (0 if keyed else sum(r.resource_type in FACT_TYPES for r in items))
     served = []
-    for entry in entries:
-        item = by_id[(entry.resource_type, entry.id)]
-        served.append(fold_others(item, entry.folds, entry.ods, priority) if entry.folds else item)
+    for rtype, rid, _, ods, folds in entries:
+        item = by_id[(rtype, rid)]
+        served.append(fold_others(item, folds, ods, priority) if folds else item)
     return served
 
 
@@ -126,6 +127,7 @@ def test_the_bodyless_index_serves_exactly_what_the_json_collapse_gives() -> Non
             expected = sorted(collapse_same_facts(items, priority), key=lambda r: (r.resource_type, r.id))
             assert _paged(items, priority, keyed=True) == expected
             assert _paged(items, priority, keyed=False) == expected
+            assert _paged(items, priority, keyed=True, reverse=True) == expected
 
 
 def test_the_index_comparison_can_fail() -> None:
