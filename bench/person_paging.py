@@ -17,6 +17,11 @@ record index afresh, as a clinician's first request for that person does in a ru
 worst, first with the process's heap tracked by the collector, then frozen as ``bcconnect serve`` freezes it once
 it listens (``gc.freeze``). On PostgreSQL the server's CPU per page is added (its processes' CPU from ``/proc``,
 summed over the pages and divided by their number: ``/proc`` counts in 10 ms ticks).
+
+``--served N`` then starts ``bcconnect serve --no-auth`` on the same store in its own process (the CLI a user
+runs: audit on, start-up heap frozen) and times ``N`` cold first pages of ``GET Patient/rl4-big/$everything
+?_count=50`` over one kept-alive loopback connection: wall per request as the client sees it, and the API
+process's CPU per request.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ import argparse
 import gc
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import orjson
 
 from bcconnect.fhir.constants import (
@@ -43,6 +52,9 @@ from bcconnect.fhir.constants import (
 from bcconnect.identity import link_patients
 from bcconnect.store import ResourceWrite, Store, Tx, open_store, put_resources
 from bcconnect.view import OPEN_ACCESS, View
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proc_cpu import cpu_seconds, free_port, process_tree
 
 TRUSTS = ("RL4", "RBK", "RNA", "RXK")
 
@@ -188,7 +200,54 @@ async def cold_pages(store: Store, url: str, view: View, source: str, pages: int
     return line + (f"; server CPU {server:.1f} ms per page" if pids else "")
 
 
-async def main(url: str, resources: int, repeat: int, cold: int) -> None:
+def _ms_line(samples: list[float], what: str) -> str:
+    samples = sorted(samples)
+    p90 = samples[min(len(samples) - 1, int(len(samples) * 0.9))]
+    return f"{what} median {statistics.median(samples):.1f} p90 {p90:.1f} worst {samples[-1]:.1f} ms"
+
+
+def served_cold_pages(url: str, pages: int) -> str:
+    """``pages`` cold first pages through ``bcconnect serve`` (its own process) over HTTP: wall per request as
+    the client sees it, and the API process's CPU per request."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bcconnect.toml"
+        config.write_text(f'[store]\nurl = "{url}"\n\n[api]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8")
+        env = {**os.environ, "BCCONNECT_SECURITY_USER_RATE_LIMIT_PER_SECOND": "1000000",
+               "BCCONNECT_SECURITY_USER_RATE_LIMIT_BURST": "1000000"}  # fmt: skip
+        cli = str(Path(sys.executable).with_name("bcconnect"))
+        command = [cli, "--config", str(config), "--log-level", "warning", "serve", "--no-auth"]
+        with subprocess.Popen(command, env=env, cwd=tmp) as server:
+            try:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                    deadline = time.monotonic() + 120
+                    while True:
+                        try:
+                            if client.get("/readyz").status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            pass
+                        if time.monotonic() > deadline or server.poll() is not None:
+                            raise SystemExit("bcconnect serve did not become ready")
+                        time.sleep(0.2)
+                    path = "/fhir/Patient/rl4-big/$everything?_count=50"
+                    client.get(path).raise_for_status()  # the connection and the first plans: not a person's first page
+                    pids = process_tree(server.pid)
+                    wall, cpu = [], []
+                    for _ in range(pages):
+                        before, start = cpu_seconds(pids), time.perf_counter()
+                        response = client.get(path)
+                        wall.append((time.perf_counter() - start) * 1000)
+                        cpu.append((cpu_seconds(pids) - before) * 1000)
+                        response.raise_for_status()
+                    total_cpu = sum(cpu) / pages
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    return f"{_ms_line(wall, 'wall')}; API process CPU {total_cpu:.1f} ms per request (10 ms ticks, averaged)"
+
+
+async def main(url: str, resources: int, repeat: int, cold: int, served: int = 0) -> None:
     async with open_store(url) as store:
         started = time.perf_counter()
         await build(store, resources)
@@ -246,6 +305,11 @@ async def main(url: str, resources: int, repeat: int, cold: int) -> None:
             gc.freeze()  # what `bcconnect serve` does once it listens
             print(f"  {cold} cold first pages, heap frozen: {await cold_pages(store, url, view, source, cold)}")
             print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if served:
+        print(f"load average before the served pages: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        line = await anyio.to_thread.run_sync(served_cold_pages, url, served)
+        print(f"  {served} cold first pages through `bcconnect serve` over HTTP: {line}")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
@@ -254,5 +318,6 @@ if __name__ == "__main__":
     parser.add_argument("--resources", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--cold-pages", type=int, default=40, help="cold first pages timed one after another (0: none)")
+    parser.add_argument("--served", type=int, default=0, help="cold first pages through `bcconnect serve` (0: none)")
     args = parser.parse_args()
-    anyio.run(main, args.url, args.resources, args.repeat, args.cold_pages)
+    anyio.run(main, args.url, args.resources, args.repeat, args.cold_pages, args.served)
