@@ -126,7 +126,8 @@ def person(index: int, per_patient: int, vid: int, rows: Rows) -> int:
     return vid
 
 
-def _insert(tx: Tx, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+def insert_rows(tx: Tx, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+    """Write rows straight into a store table: PostgreSQL's COPY where the store offers it, else one INSERT each."""
     if not rows:
         return
     copy = getattr(tx, "copy_rows", None)  # PostgreSQL's COPY, where the store offers it
@@ -139,13 +140,13 @@ def _insert(tx: Tx, table: str, columns: Sequence[str], rows: list[tuple[object,
 
 def write_rows(tx: Tx, rows: Rows) -> None:
     """One batch into the store, in one transaction."""
-    _insert(tx, "resource_versions", VERSION_COLUMNS, rows.versions)
-    _insert(tx, "resources", RESOURCE_COLUMNS, rows.resources)
-    _insert(tx, "patient_compartment", ("patient_id", "vid", "res_type"), rows.compartment)
-    _insert(tx, "idx_reference", ("vid", "res_type", "param", "target_type", "target_id", "url"), rows.references)
+    insert_rows(tx, "resource_versions", VERSION_COLUMNS, rows.versions)
+    insert_rows(tx, "resources", RESOURCE_COLUMNS, rows.resources)
+    insert_rows(tx, "patient_compartment", ("patient_id", "vid", "res_type"), rows.compartment)
+    insert_rows(tx, "idx_reference", ("vid", "res_type", "param", "target_type", "target_id", "url"), rows.references)
     token_columns = ("vid", "res_type", "param", "system", "code", "hash_value", "hash_sys_value", "hash_sys", "text")
-    _insert(tx, "idx_token", token_columns, rows.tokens)
-    _insert(tx, "reference_alias", ("res_type", "member_id", "canonical_id"), rows.aliases)
+    insert_rows(tx, "idx_token", token_columns, rows.tokens)
+    insert_rows(tx, "reference_alias", ("res_type", "member_id", "canonical_id"), rows.aliases)
 
 
 #: distinct persons generated in full; the rest are copies of them under their own ids (fast to write)

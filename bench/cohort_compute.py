@@ -47,6 +47,7 @@ from typing import Any
 
 import anyio
 import orjson
+from bulk_synthetic import insert_rows
 
 from bcconnect.cli.demo_cmd import demo_adapters
 from bcconnect.cohorts import Cohorts, Evaluator, load_definitions, load_places
@@ -226,12 +227,7 @@ _REGION_INSERTS = {
 
 def _insert(tx: Tx, table: str, rows: list[tuple[object, ...]]) -> None:
     name, columns = _REGION_INSERTS[table]
-    copy = getattr(tx, "copy_rows", None)
-    if copy is not None:
-        copy(name, columns, rows)  # PostgreSQL COPY
-    else:
-        marks = ",".join("?" * len(columns))
-        tx.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
+    insert_rows(tx, name, columns, rows)
 
 
 async def _build_region(store: Store, persons: int, seed: int) -> dict[str, int]:

@@ -158,38 +158,20 @@ def _server_processes(backend: int) -> list[int]:
         postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
         return []  # the server is on another machine: its CPU is not seen from here
-    out = [postmaster]
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                out.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return process_tree(postmaster)
 
 
 async def cold_pages(store: Store, url: str, view: View, source: str, pages: int) -> str:
     """``pages`` cold first pages of ``$everything`` in a row: wall and CPU median / p90 / worst (ms)."""
     pids = await _server_pids(store, url)
     wall, cpu = [], []
-    server_start = _cpu_seconds(pids)
+    server_start = cpu_seconds(pids)
     for _ in range(pages):
         start, start_cpu = time.perf_counter(), time.process_time()
         await view.everything(OPEN_ACCESS, source, [("_count", "50")])
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
-    server = (_cpu_seconds(pids) - server_start) * 1000 / pages
+    server = (cpu_seconds(pids) - server_start) * 1000 / pages
     wall.sort()
     cpu.sort()
     p90 = min(len(wall) - 1, int(len(wall) * 0.9))

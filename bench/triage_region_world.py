@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
+from bulk_synthetic import RESOURCE_COLUMNS, VERSION_COLUMNS, insert_rows
 
 from bcconnect.identity import GOLDEN_TAG
 from bcconnect.security import DEFAULT_POLICY, add_objection
@@ -141,15 +142,6 @@ def _population_rows(
     return versions, resources, compartment, aliases
 
 
-def _insert(tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    copy = getattr(tx, "copy_rows", None)  # PostgreSQL's COPY, where the store offers it
-    if copy is not None:
-        copy(table, columns, rows)
-    else:
-        marks = ",".join("?" * len(columns))
-        tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # noqa: S608
-
-
 async def write_population(store: Store, *, persons: int, open_referrals: int, seed: int = 16) -> int:
     """Write every person of the region without referral data as direct rows (see the module docstring)."""
     with_data, step = _data_serials(persons, open_referrals)
@@ -163,21 +155,13 @@ async def write_population(store: Store, *, persons: int, open_referrals: int, s
         vid += len(versions)
 
         def write(tx: Tx, v: Any = versions, r: Any = resources, c: Any = compartment, a: Any = aliases) -> None:
-            _insert(tx, "resource_versions", VERSION_COLUMNS, v)
-            _insert(tx, "resources", RESOURCE_COLUMNS, r)
-            _insert(tx, "patient_compartment", ("patient_id", "vid", "res_type"), c)
-            _insert(tx, "reference_alias", ("res_type", "member_id", "canonical_id"), a)
+            insert_rows(tx, "resource_versions", VERSION_COLUMNS, v)
+            insert_rows(tx, "resources", RESOURCE_COLUMNS, r)
+            insert_rows(tx, "patient_compartment", ("patient_id", "vid", "res_type"), c)
+            insert_rows(tx, "reference_alias", ("res_type", "member_id", "canonical_id"), a)
 
         await store.write(write)
     return len(serials)
-
-
-VERSION_COLUMNS = (
-    "vid", "res_type", "res_id", "version", "t", "last_updated", "content_hash", "deleted", "body", "compartment",
-)  # fmt: skip
-RESOURCE_COLUMNS = (
-    "res_type", "res_id", "vid", "version", "t", "last_updated", "content_hash", "compartment", "source", "deleted",
-)  # fmt: skip
 
 
 def generate(
